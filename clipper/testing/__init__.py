@@ -1,0 +1,6 @@
+"""Test helpers shipped with the package: real processes on free 127.0.0.1 ports.
+
+``clipper.testing.plugin`` is a pytest plugin (enabled in pyproject.toml) that
+provides the shared fixtures; ``processes`` starts and reaps ``clipper`` processes;
+``models`` trains small real models on data that ships with scikit-learn.
+"""
