@@ -67,7 +67,9 @@ class ClipperProcess:
     ) -> None:
         self.args = [sys.executable, "-m", "clipper", *args]
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="clipper-proc-"))
-        self.log_path = log_dir / f"{'-'.join(args[:2]).replace('/', '_')}-{os.getpid()}-{id(self)}.log"
+        self.log_path = (
+            log_dir / f"{'-'.join(args[:2]).replace('/', '_')}-{os.getpid()}-{id(self)}.log"
+        )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 -- closed in stop()
         self.proc = subprocess.Popen(
             self.args,
