@@ -64,7 +64,7 @@ class Condition(ApiModel):
     type: str
     status: ConditionStatus
     reason: str
-    message: str = ""
+    message: str
     last_transition_time: datetime
     observed_generation: int | None = None
 

@@ -82,6 +82,9 @@ class _Reconcile:
         self.events: list[Event] = []
         self.deleted: list[str] = []
         self.wake: list[float] = []
+        self.started: str | None = None
+        """The version (re)started by this reconcile: what was observed of it predates
+        the new template, so its readiness counts from the next observation on."""
 
     # --- the loop ------------------------------------------------------------------
 
@@ -99,13 +102,16 @@ class _Reconcile:
         )
 
     def _observe(self) -> None:
-        for entry in self.st.versions:
-            seen = self.observed.get(entry.version)
-            entry.ready_replicas = seen.ready_replicas if seen else 0
+        self._count_ready()
         if self.st.version(self.st.stable_version) is None:
             self.st.stable_version = None
         if self.st.version(self.st.candidate_version) is None:
             self.st.candidate_version = None
+
+    def _count_ready(self) -> None:
+        for entry in self.st.versions:
+            seen = self.observed.get(entry.version)
+            entry.ready_replicas = seen.ready_replicas if seen else 0
 
     # --- helpers -------------------------------------------------------------------
 
@@ -209,6 +215,8 @@ class _Reconcile:
         self._set_traffic({stable: 100})
         self.st.candidate_version = version
         self.st.rollout = RolloutStatus(started_at=self.now, waiting_since=self.now)
+        self.started = version
+        self.wake.append(float(self.spec.rollout.progress_deadline_seconds))
         what = "restarted" if restart else "started"
         over = f" (stable: {stable}, strategy {self.spec.rollout.strategy})" if stable else ""
         self._event("RolloutStarted", f"rollout of {version} {what}{over}")
@@ -232,7 +240,7 @@ class _Reconcile:
 
     def _progress(self) -> None:
         entry = self.st.version(self.st.candidate_version)
-        if entry is None:
+        if entry is None or entry.version == self.started:
             return
         first_deploy = self.st.stable_version is None
         if entry.phase == "Failed":
@@ -366,6 +374,7 @@ class _Reconcile:
     # --- the result ------------------------------------------------------------------
 
     def _finish(self) -> None:
+        self._count_ready()
         self.st.observed_generation = self.gen
         text = " ".join(f"{t.version}={t.weight}" for t in self.st.traffic)
         self.st.traffic_summary = text or None
