@@ -139,6 +139,18 @@ def test_cel_rules_are_bounded_and_all_mirrored(kind: str) -> None:
         assert rule.get("fieldPath", ".x").startswith(".")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_defaults_satisfy_their_nodes_cel_rules_undefaulted(kind: str) -> None:
+    """The API server checks ``default: {}`` against the node's CEL rules as it is."""
+    for path, rule in rules.cel_rules(kind):
+        node = crds.schema(kind)
+        for part in path.split(".") if path else []:
+            node = node["properties"][part]
+        if "default" in node:
+            mirror = rules.MIRRORS[(kind, path, rule["rule"])]
+            assert mirror(node["default"]), (path, rule["rule"])
+
+
 def test_printer_columns_point_at_real_fields() -> None:
     for kind in KINDS:
         version = crds.version_of(kind)

@@ -7,8 +7,11 @@ the CRD itself, so a user sees the same words from ``clipper run`` as from
 ``kubectl apply``. A CRD rule without a mirror is an error in this module (and a
 failing test), so a rule cannot be added to a CRD and forgotten here.
 
-A mirror takes the node the rule sits on (CEL's ``self``), after defaulting, and
-returns whether the rule holds. Rules run only on objects that passed the schema.
+A mirror takes the node the rule sits on (CEL's ``self``) and returns whether the
+rule holds. Rules run only on objects that passed the schema. The API server also
+checks each ``default`` against the rules of its node *without* defaulting inside
+it (``rollout: {}`` has no ``strategy`` there), so rules guard optional fields with
+``has()`` and mirrors with ``.get()``.
 """
 
 from __future__ import annotations
@@ -56,28 +59,31 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     (
         "ModelDeployment",
         "spec",
-        "self.device != 'cuda' || self.framework in ['pytorch', 'onnx']",
-    ): lambda s: s["device"] != "cuda" or s["framework"] in ("pytorch", "onnx"),
+        "!has(self.device) || self.device != 'cuda' || self.framework in ['pytorch', 'onnx']",
+    ): lambda s: s.get("device") != "cuda" or s["framework"] in ("pytorch", "onnx"),
     ("ModelDeployment", "spec", _GPU_RULE): _no_gpu,
     (
         "ModelDeployment",
         "spec.rollout",
-        "self.strategy != 'Canary' || (has(self.steps) && size(self.steps) > 0)",
-    ): lambda r: r["strategy"] != "Canary" or bool(r.get("steps")),
+        "!has(self.strategy) || self.strategy != 'Canary' || "
+        "(has(self.steps) && size(self.steps) > 0)",
+    ): lambda r: r.get("strategy") != "Canary" or bool(r.get("steps")),
     (
         "ModelDeployment",
         "spec.rollout",
-        "self.strategy == 'Canary' || !has(self.steps)",
-    ): lambda r: r["strategy"] == "Canary" or "steps" not in r,
+        "(has(self.strategy) && self.strategy == 'Canary') || !has(self.steps)",
+    ): lambda r: r.get("strategy") == "Canary" or "steps" not in r,
     ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
         lambda steps: _sorted([s["weight"] for s in steps])
     ),
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
         lambda s: ("models" in s) != ("modelSelector" in s)
     ),
-    ("ClipperApp", "spec.frontend.service", "self.httpPort != self.grpcPort"): (
-        lambda svc: svc["httpPort"] != svc["grpcPort"]
-    ),
+    (
+        "ClipperApp",
+        "spec.frontend.service",
+        "!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",
+    ): lambda svc: "httpPort" not in svc or svc.get("httpPort") != svc.get("grpcPort"),
 }
 """The Python mirror of each CEL rule, by (kind, schema path, rule text)."""
 
