@@ -123,9 +123,10 @@ async def served_concurrent(server: ModelServer, x: np.ndarray, seconds: float, 
         return calls * len(x) / (time.perf_counter() - start)
 
 
-def noop_round_trip_us(seconds: float) -> float:
+def noop_round_trip_us(seconds: float, repeats: int) -> float:
+    """The container's own cost per call: a 1-row round trip to the ``noop`` model."""
     with ModelServer.start("noop", name="noop", metrics=False) as server:
-        rate = served_sequential(server, digits_batch(1), seconds)
+        rate = max(served_sequential(server, digits_batch(1), seconds) for _ in range(repeats))
     return 1e6 / rate
 
 
@@ -167,7 +168,8 @@ def main() -> None:
         models = DigitsModels(Path(directory))
         wanted = set(filter(None, options.models.split(",")))
         selected = [c for c in cases(models) if not wanted or c.name in wanted]
-        print(f"noop round trip, 1 row: {noop_round_trip_us(options.seconds):.0f} us")
+        noop_us = noop_round_trip_us(options.seconds, options.repeats)
+        print(f"noop round trip, 1 row: {noop_us:.0f} us")
         n = options.inflight
         header = ("model", "batch", "in-process", "served x1", "ratio", f"served x{n}", "ratio")
         print(f"{header[0]:<17}{header[1]:>6}" + "".join(f"{h:>12}" for h in header[2:]))
