@@ -11,8 +11,12 @@
 # modules at v0.0.0 and points them at ./staging with replace lines, which Go ignores
 # in a dependency. So a throwaway go.mod requires it and replaces every staging module
 # with its published v0.X.Y. etcd's server is built in that same module graph, at the
-# version Kubernetes itself requires, so the packages they share compile once. kwok
-# gets its own throwaway go.mod so it is built exactly as it was released.
+# version Kubernetes itself requires, so the packages they share compile once; so is
+# kubectl, so the tests' kubectl matches the server. kwok gets its own throwaway
+# go.mod so it is built with the dependencies it was released with. Debian bookworm's
+# etcd-server is 3.4.23: kube-apiserver v1.37 starts on it but finds no
+# RequestWatchProgress (which consistent reads from its watch cache rely on), and 3.4
+# is out of etcd's support; so etcd is built too, at the version Kubernetes requires.
 #
 # The binaries, and the Go module and build caches used to make them, live under
 # ${CLIPPER_CACHE_DIR:-~/.cache/clipper}, outside the repository; a stamp file lists
@@ -27,7 +31,7 @@ source "$here/controlplane.env"
 cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
 dest="$cache_root/k8s-$KUBERNETES_VERSION"
 want="kubernetes=$KUBERNETES_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 
 complete() {
     [[ -f "$dest/STAMP" && "$(cat "$dest/STAMP")" == "$want" ]] || return 1
@@ -54,10 +58,13 @@ command -v go >/dev/null || {
     exit 1
 }
 
-export GOTOOLCHAIN=local CGO_ENABLED=0
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
 export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
 export GOFLAGS="-mod=mod -buildvcs=false"
+# -s -w drop the symbol table and DWARF at link time; -dwarf=false spares the compiler
+# from generating DWARF in the first place (smaller build cache, less work).
 ldflags_base="-s -w"
+gcflags="all=-dwarf=false"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/clipper-controlplane.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -94,13 +101,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     k8s_ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     k8s_ldflags+=" -X $pkg.gitTreeState=clean"
 done
-(cd "$k8s_mod" && go build -trimpath -ldflags="$k8s_ldflags" -o "$out/" \
+# One `go build` for all of them, so the packages they share compile once.
+(cd "$k8s_mod" && go build -trimpath -gcflags="$gcflags" -ldflags="$k8s_ldflags" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl \
     go.etcd.io/etcd/server/v3)
 mv "$out/server" "$out/etcd"
-say "built kube-apiserver, kube-controller-manager, kube-scheduler, etcd"
+say "built kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd"
 
 # --- kwok ---------------------------------------------------------------------------
 kwok_mod="$work/kwok"
@@ -108,7 +117,7 @@ mkdir -p "$kwok_mod"
 printf 'module clipper.invalid/kwok-build\n\ngo %s\n' "$(go env GOVERSION | sed 's/^go//')" \
     >"$kwok_mod/go.mod"
 (cd "$kwok_mod" && go get "sigs.k8s.io/kwok@$KWOK_VERSION" &&
-    go build -trimpath -ldflags="$ldflags_base" -o "$out/" sigs.k8s.io/kwok/cmd/kwok)
+    go build -trimpath -gcflags="$gcflags" -ldflags="$ldflags_base" -o "$out/" sigs.k8s.io/kwok/cmd/kwok)
 # kwok moves nodes and pods along only through Stages; v0.8 has none built in. Its
 # release ships the defaults (what kwokctl uses): fast node start, lease heartbeats,
 # pods that become Ready, complete and delete. They become its --config file.

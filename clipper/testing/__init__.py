@@ -2,5 +2,6 @@
 
 ``clipper.testing.plugin`` is a pytest plugin (enabled in pyproject.toml) that
 provides the shared fixtures; ``processes`` starts and reaps ``clipper`` processes;
-``models`` trains small real models on data that ships with scikit-learn.
+``models`` trains small real models on data that ships with scikit-learn;
+``controlplane`` runs a real Kubernetes control plane (``k8s_*`` are its parts).
 """

@@ -15,31 +15,25 @@ process group (SIGTERM, then SIGKILL), and each child also dies with its parent
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipper.testing.k8s_component import Component
+from clipper.testing.k8s_install import Installation
 from clipper.testing.k8s_nodes import DEFAULT_NODES, FakeNode, node_manifest, node_schedulable
 from clipper.testing.k8s_pki import SERVER_DNS_NAMES, ClusterPKI
 from clipper.testing.processes import free_port
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VERSIONS_FILE = REPO_ROOT / "scripts" / "controlplane.env"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the "kubernetes" Service: the first address of SERVICE_CIDR
 POD_CIDR = "10.244.0.0/16"
@@ -57,120 +51,10 @@ class KubectlError(RuntimeError):
         self.result = result
 
 
-def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
-    """``KEY=VALUE`` lines of scripts/controlplane.env (shell syntax, no expansions)."""
-    versions = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            versions[key.strip()] = value.strip().strip("'\"")
-    return versions
-
-
-def cache_dir(versions: dict[str, str]) -> Path:
-    """Where scripts/build-controlplane.sh puts the binaries (keep the two in step)."""
-    root = os.environ.get("CLIPPER_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "clipper"
-    )
-    return Path(root) / f"k8s-{versions['KUBERNETES_VERSION']}"
-
-
-@dataclass(frozen=True)
-class Installation:
-    """A complete build: the binaries plus kwok's stage definitions."""
-
-    bin_dir: Path
-    kwok_stages: Path
-    kubernetes_version: str
-
-
-def find_installation() -> tuple[Installation | None, str]:
-    """The cached build, or ``None`` and why it is not usable."""
-    versions = read_versions()
-    root = cache_dir(versions)
-    stamp = root / "STAMP"
-    want = " ".join(
-        f"{name}={versions[key]}"
-        for name, key in (
-            ("kubernetes", "KUBERNETES_VERSION"),
-            ("etcd", "ETCD_VERSION"),
-            ("kwok", "KWOK_VERSION"),
-        )
-    )
-    if not stamp.is_file() or stamp.read_text().strip() != want:
-        return None, f"no complete build of {want} in {root}"
-    missing = [b for b in BINARIES if not os.access(root / "bin" / b, os.X_OK)]
-    if missing:
-        return None, f"{root / 'bin'} lacks {', '.join(missing)}"
-    return Installation(root / "bin", root / "kwok-stages.yaml", versions["KUBERNETES_VERSION"]), ""
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def require_installation() -> Installation:
-    """The cached build; else skip the test, or fail it under ``CI=true`` (never skip in CI)."""
-    import pytest
-
-    installation, why = find_installation()
-    if installation is None:
-        message = f"the test Kubernetes control plane is not built ({why}): run `make controlplane`"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return installation
-
-
 def _dns_label(text: str) -> str:
     """``text`` as a DNS label: lowercase letters, digits and dashes."""
     label = "".join(c if c.isascii() and c.isalnum() else "-" for c in text.lower())
     return "-".join(part for part in label.split("-") if part) or "test"
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the test process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-class Component:
-    """One control-plane binary in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, argv: Sequence[str], log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # the test process has one thread here
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def terminate(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-
-    def reap(self, timeout: float) -> None:
-        """Wait for the group leader, then SIGKILL whatever is left of the group."""
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s ignored SIGTERM for %.0fs; killing it", self.name, timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=timeout)
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -186,14 +70,14 @@ class ControlPlane:
         installation: Installation,
         nodes: Sequence[FakeNode] = DEFAULT_NODES,
         workdir: Path | None = None,
-        kubectl: str | None = None,
     ) -> None:
         self.installation = installation
         self.nodes = tuple(nodes)
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="clipper-k8s-"))
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.kubectl_path = kubectl or shutil.which("kubectl") or "kubectl"
+        # kubectl built with the server: the system's may be minor versions apart.
+        self.kubectl_path = installation.bin_dir / "kubectl"
         self.components: list[Component] = []
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.api: Any = None  # kubernetes.client.ApiClient once started

@@ -55,7 +55,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def k8s(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """A real Kubernetes control plane with kwok nodes, shared by the whole session."""
-    from clipper.testing.controlplane import ControlPlane, require_installation
+    from clipper.testing.controlplane import ControlPlane
+    from clipper.testing.k8s_install import require_installation
 
     plane = ControlPlane(require_installation())
     request.config.stash[_PLANE] = plane

@@ -6,6 +6,7 @@ the control plane itself; tests/controlplane/test_clipper_crds.py checks crds/.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,27 @@ def test_stale_update_gets_409_conflict(gadgets: client.CustomObjectsApi, namesp
         gadgets.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "g3", stale)
 
     assert excinfo.value.status == 409
+
+
+def test_server_side_apply_tracks_field_owners_and_reports_conflicts(
+    k8s: ControlPlane, gadgets: client.CustomObjectsApi, namespace: str
+) -> None:
+    def apply(manager: str, size: int, *flags: str) -> subprocess.CompletedProcess[str]:
+        return k8s.kubectl(
+            "apply", "--server-side", f"--field-manager={manager}", *flags, "-n", namespace,
+            "-f", "-", input=gadget("shared", size=size), check=False,
+        )  # fmt: skip
+
+    assert apply("alice", 3).returncode == 0
+    conflict = apply("bob", 4)
+    assert conflict.returncode != 0
+    assert "conflict" in conflict.stderr.lower()
+    assert "alice" in conflict.stderr
+
+    assert apply("bob", 4, "--force-conflicts").returncode == 0
+    stored = gadgets.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "shared")
+    assert stored["spec"]["size"] == 4
+    owners = {
+        m["manager"] for m in stored["metadata"]["managedFields"] if m["operation"] == "Apply"
+    }
+    assert "bob" in owners

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clipper.testing.controlplane import require_installation
+from clipper.testing.k8s_install import require_installation
 from clipper.testing.processes import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -87,7 +87,7 @@ def test_components_die_with_the_test_process(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from clipper.testing.controlplane import Component
+        from clipper.testing.k8s_component import Component
         c = Component("sleeper", ["sleep", "600"], Path({str(tmp_path)!r}))
         print(c.proc.pid, flush=True)
         time.sleep(600)
