@@ -21,10 +21,15 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+# Looked up here, in the parent: between fork and exec the child only makes the call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the test process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    """Runs in the child before exec: SIGKILL it when the thread that started it ends
+    (the fixture starts components from pytest's main thread)."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Component:
@@ -40,7 +45,7 @@ class Component:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # the test process has one thread here
+                preexec_fn=_die_with_parent,
             )
 
     def alive(self) -> bool:
