@@ -63,7 +63,12 @@ class ReconcileQueue(Generic[K]):
         self._event().set()
 
     def __len__(self) -> int:
+        """Keys waiting (not counting those being reconciled)."""
         return len(self._due)
+
+    def failures(self, key: K) -> int:
+        """Consecutive failed reconciles of ``key`` (0 after a success)."""
+        return self._failures.get(key, 0)
 
     async def _next(self) -> K:
         loop = asyncio.get_running_loop()

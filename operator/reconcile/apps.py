@@ -63,15 +63,22 @@ def _models(raw_models: list[Obj]) -> list[api.ModelDeployment]:
 
 
 def _with_problems(
-    status: api.ClipperAppStatus, problems: list[validation.Problem], generation: int | None
+    status: api.ClipperAppStatus,
+    before: list[api.Condition],
+    problems: list[validation.Problem],
+    generation: int | None,
 ) -> api.ClipperAppStatus:
+    """``status`` not Ready and Degraded for ``problems``, transition times kept from
+    ``before`` (the stored conditions) where the status did not change."""
     if not problems:
         return status
     reason = problems[0].reason
     message = "; ".join(p.message for p in problems)
-    now = utcnow()
-    api.set_condition(status.conditions, "Ready", "False", reason, message, now, generation)
-    api.set_condition(status.conditions, "Degraded", "True", reason, message, now, generation)
+    for kind, value in (("Ready", "False"), ("Degraded", "True")):
+        api.set_condition(status.conditions, kind, value, reason, message, utcnow(), generation)  # type: ignore[arg-type]
+        old, new = api.find_condition(before, kind), api.find_condition(status.conditions, kind)
+        if old is not None and new is not None and old.status == new.status:
+            new.last_transition_time = old.last_transition_time
     return status
 
 
@@ -114,7 +121,8 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
         return None
     models = _models(await ctx.client.list_custom(MODELS, namespace))
     status = app_status(app, models, frontend_endpoint(app), _frontend_ready(deployment), utcnow())
-    status = _with_problems(status, validation.app_problems(app, models), generation)
+    problems = validation.app_problems(app, models)
+    status = _with_problems(status, app.status.conditions, problems, generation)
     if await write_status(ctx, APPS, raw, app.status, status):
         await post_events(ctx, raw, condition_events(app.status.conditions, status.conditions))
     return None
