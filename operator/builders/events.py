@@ -47,6 +47,8 @@ def build_event(
         "source": {"component": naming.COMPONENT},
         "reportingComponent": f"clipper.dev/{naming.COMPONENT}",
         "reportingInstance": instance,
+        "action": "Reconcile",
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),  # orders events within a second
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,

@@ -33,6 +33,7 @@ def test_event_refers_to_its_object_and_says_who_reports_it() -> None:
     assert event["source"] == {"component": "clipper-operator"}
     assert event["reportingInstance"] == "pod-1"
     assert event["firstTimestamp"] == event["lastTimestamp"] == "2025-01-02T03:04:05Z"
+    assert event["eventTime"] == "2025-01-02T03:04:05.000678Z"
 
 
 def test_long_messages_are_cut_to_what_the_api_server_accepts() -> None:
