@@ -49,11 +49,12 @@ def combine_outputs(
     kind = _resolve(kind, rows)
     if kind == "label":
         output = _vote(rows, weights)
-        agree = [_key(r) == _key(output) for r in rows]
+        agree = sum(_key(r) == _key(output) for r in rows)
     else:
-        output = _mean(rows, weights)
-        agree = [_agrees(r, output, kind, rtol, atol) for r in rows]
-    return Combined(output, answered, sum(agree) / len(selection.models), missing)
+        stacked = np.stack(rows)
+        output = _mean(stacked, weights, rows[0].dtype)
+        agree = int(_agreeing(stacked, output, kind, rtol, atol).sum())
+    return Combined(output, answered, agree / len(selection.models), missing)
 
 
 def _check_shapes(models: tuple[str, ...], rows: list[np.ndarray]) -> None:
@@ -96,14 +97,18 @@ def _vote(rows: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return first[winner]
 
 
-def _mean(rows: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    stacked = np.stack(rows).astype(np.float64)
-    mean = np.tensordot(weights / weights.sum(), stacked, axes=1)
-    dtype = rows[0].dtype if rows[0].dtype.kind in "fc" else np.float64
-    return np.asarray(mean, dtype=dtype)
+def _mean(stacked: np.ndarray, weights: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    flat = stacked.reshape(len(stacked), -1).astype(np.float64, copy=False)
+    mean = ((weights / weights.sum()) @ flat).reshape(stacked.shape[1:])
+    return mean.astype(dtype if dtype.kind in "fc" else np.float64, copy=False)
 
 
-def _agrees(row: np.ndarray, output: np.ndarray, kind: Kind, rtol: float, atol: float) -> bool:
+def _agreeing(
+    stacked: np.ndarray, output: np.ndarray, kind: Kind, rtol: float, atol: float
+) -> np.ndarray:
+    """Per model: does its row agree with the combined output?"""
     if kind == "scores":
-        return bool(np.array_equal(row.argmax(axis=-1), output.argmax(axis=-1)))
-    return bool(np.allclose(row, output, rtol=rtol, atol=atol))
+        same = stacked.argmax(axis=-1) == output.argmax(axis=-1)
+    else:
+        same = np.isclose(stacked, output, rtol=rtol, atol=atol)
+    return same.reshape(len(stacked), -1).all(axis=1)

@@ -54,13 +54,14 @@ class EpsilonGreedy(_ContextualPolicy[LossTotals]):
         return p
 
     def _select(self, state: LossTotals) -> Selection:
-        n = state.counts.size
-        if self._rng.random() < self.params.epsilon:
+        eps, n = self.params.epsilon, state.counts.size
+        best = self._best(state)
+        if self._rng.random() < eps:
             i = int(self._rng.integers(n))
         else:
-            best = self._best(state)
             i = int(best[0] if best.size == 1 else self._rng.choice(best))
-        return self._pick(i, float(self._distribution(state)[i]))
+        greedy = (1.0 - eps) / best.size if i in best else 0.0
+        return self._pick(i, eps / n + greedy)
 
     def _update(self, state: LossTotals, selection: Selection, losses: dict[int, float]) -> None:
         for i, loss in losses.items():

@@ -32,10 +32,10 @@ class Exp4Params(PolicyParams):
     and ``regression``: weighted mean. ``auto``: integer, boolean and text outputs are
     labels, float rows of several values are scores, single floats regression."""
     agreement_rtol: float = Field(default=0.1, ge=0)
-    """Regression confidence: a model agrees with the combined value within this
-    relative tolerance (``numpy.isclose``'s ``rtol``)..."""
+    """Regression confidence: a model agrees when its value is within
+    ``agreement_atol + agreement_rtol * |combined|`` of the combined one."""
     agreement_atol: float = Field(default=0.0, ge=0)
-    """... or within this absolute tolerance."""
+    """Regression confidence: the absolute part of that tolerance."""
 
 
 class Exp4(_ContextualPolicy[np.ndarray]):

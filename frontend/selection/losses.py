@@ -35,6 +35,10 @@ LossFn = Callable[[np.ndarray, Any], float]
 def zero_one(prediction: np.ndarray, label: Any) -> float:
     """Fraction of wrong labels: 0.0 when the prediction is right, 1.0 when wrong."""
     pred = np.asarray(prediction)
+    if type(label) is int or isinstance(label, np.integer):
+        fast = _class_index_loss(pred, int(label))
+        if fast is not None:
+            return fast
     truth = _label_array(label)
     if _is_scores(pred):
         return _scores_loss(pred, truth)
@@ -72,6 +76,19 @@ def get_loss(name: str, scale: float = 1.0) -> LossFn:
     if name == "zero_one":
         return zero_one
     return partial(LOSSES[name], scale=scale)
+
+
+def _class_index_loss(pred: np.ndarray, label: int) -> float | None:
+    """The common cases, without the general path's array conversions (~1 us vs ~10):
+    an integer label against one row of class scores or one integer label."""
+    if pred.ndim == 1 and pred.dtype.kind == "f" and pred.shape[0] > 1:
+        if not 0 <= label < pred.shape[0]:
+            return None  # the general path explains the error
+        best = int(pred.argmax())  # the first NaN, if there is one
+        return 0.0 if best == label and not np.isnan(pred[best]) else 1.0
+    if pred.size == 1 and pred.dtype.kind in "iu":
+        return 0.0 if pred.item() == label else 1.0
+    return None
 
 
 def _label_array(label: Any) -> np.ndarray:

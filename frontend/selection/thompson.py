@@ -15,9 +15,11 @@ own fixed-seed generator: reading it never changes the policy's own random
 sequence. Those draws cost about 0.2 ms, too much for every query, so the
 probability reported in a ``Selection`` (informational only: Thompson's update
 does not use it) comes from an estimate refreshed after 1, 2, 4, ... updates,
-then every ``MC_REFRESH``; ``weights`` is always fresh. New models start from the prior: a model nobody
-has seen is tried as often as the posterior says it might be the best, which is
-rarely when another model is known to be excellent.
+then every ``MC_REFRESH``; ``weights`` is always fresh.
+
+New models start from the prior: a model nobody has seen is tried as often as
+the posterior says it might be the best, which is rarely when another model is
+known to be excellent.
 """
 
 from __future__ import annotations

@@ -189,3 +189,19 @@ async def test_failures_leave_no_unretrieved_exception_warnings() -> None:
     with pytest.raises(ModelError):
         await tasks[1]
     assert len(cache._inflight) == 0
+
+
+async def test_computed_results_are_stored_as_read_only_copies() -> None:
+    cache = LRUCache(1 << 20)
+    batch = np.zeros((8, 3))  # a row of a batch's output, as the batcher returns it
+
+    async def compute() -> np.ndarray:
+        return batch[5]
+
+    value, _ = await cache.get_or_compute(KEY, compute)
+    batch[5] = 9.0  # the batch buffer is reused
+    assert not value.flags.writeable
+    cached = await cache.get(KEY)
+    assert cached is not None
+    assert cached.tolist() == [0.0, 0.0, 0.0]
+    assert cached.base is None
