@@ -15,7 +15,8 @@ LABELS = Signature("ids", "INT64", (-1,))
 
 def test_one_json_row_becomes_a_batch_of_one() -> None:
     rows = rows_from_json([1, 2, 3, 4], batch=False, signature=PIXELS, what="input")
-    assert rows.shape == (1, 4) and rows.dtype == np.float64
+    assert rows.shape == (1, 4)
+    assert rows.dtype == np.float64
 
 
 def test_a_json_batch_keeps_its_rows() -> None:
@@ -25,7 +26,8 @@ def test_a_json_batch_keeps_its_rows() -> None:
 
 def test_variable_dimensions_match_any_size() -> None:
     rows = rows_from_json([[1, 2], [3, 4]], batch=True, signature=LABELS, what="x")
-    assert rows.dtype == np.int64 and rows.shape == (2, 2)
+    assert rows.dtype == np.int64
+    assert rows.shape == (2, 2)
 
 
 @pytest.mark.parametrize(
@@ -78,4 +80,5 @@ def test_decoded_tensors_are_checked_too() -> None:
 
 def test_from_container_metadata_drops_the_batch_dimension() -> None:
     signature = Signature.from_metadata("input", "FP32", [-1, 8, 8])
-    assert signature.row_shape == (8, 8) and signature.describe() == "FP32 rows of shape [8, 8]"
+    assert signature.row_shape == (8, 8)
+    assert signature.describe() == "FP32 rows of shape [8, 8]"

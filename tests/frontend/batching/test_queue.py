@@ -57,7 +57,8 @@ async def test_a_retried_part_delivers_into_its_original_chunk() -> None:
     queue.put(big, 0.0)
     ((c, start, count),) = queue.take(2, 1.0)
     retry = c.retry(start, count)
-    assert retry.retried and not big.retried
+    assert retry.retried
+    assert not big.retried
     queue.push(retry, 1.0)
     rest = queue.take(10, 1.0)
     assert {(p[0] is retry) for p in rest} == {True, False}
@@ -109,7 +110,8 @@ async def test_put_wakes_one_waiter_and_take_passes_leftover_work_on() -> None:
     queue = DeadlineQueue(100)
     first, second = queue.wait(), queue.wait()
     queue.put(chunk(3, 10.0), 0.0)
-    assert first.done() and not second.done()
+    assert first.done()
+    assert not second.done()
     queue.take(1, 1.0)  # rows are left: the next idle batcher is woken
     assert second.done()
 
@@ -118,4 +120,5 @@ async def test_close_wakes_every_waiter() -> None:
     queue = DeadlineQueue(10)
     waiters = [queue.wait() for _ in range(3)]
     queue.close()
-    assert queue.closed and all(w.done() for w in waiters)
+    assert queue.closed
+    assert all(w.done() for w in waiters)

@@ -29,7 +29,8 @@ def test_yaml_with_app_names_taken_from_their_keys(tmp_path: Path) -> None:
     path.write_text(ROUTES)
     table = load_routes(path)
     app = table.apps["digits"]
-    assert app.name == "digits" and app.latency_slo_ms == 50
+    assert app.name == "digits"
+    assert app.latency_slo_ms == 50
     assert [v.weight for v in app.models[0].versions] == [90, 10]
 
 
