@@ -50,7 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a component's own broken import is a bug: surface it
+                raise
+            continue  # a component that is not installed contributes no commands
+        module.register(subparsers)
     return parser
 
 

@@ -7,11 +7,17 @@ Kubernetes control plane) live in their own modules and import lazily.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from clipper.testing.processes import free_port
+
+if TYPE_CHECKING:
+    from clipper.testing.model_servers import ModelServer
+    from clipper.testing.models import DigitsModels
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,3 +37,32 @@ def port() -> int:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def digits_models(tmp_path_factory: pytest.TempPathFactory) -> DigitsModels:
+    """Real digits models (sklearn, torch, ONNX), each trained on first use, once per session.
+
+    ``.logistic_regression`` and ``.random_forest`` are joblib paths, ``.torch_mlp``
+    a ``TorchMLP`` (TorchScript and state_dict paths, and the factory), ``.onnx``
+    an .onnx path. See ``clipper.testing.models``.
+    """
+    from clipper.testing.models import DigitsModels
+
+    return DigitsModels(tmp_path_factory.mktemp("digits-models"))
+
+
+@pytest.fixture(scope="session")
+def digits_logistic_server(digits_models: DigitsModels) -> Iterator[ModelServer]:
+    """A model container serving the digits ``LogisticRegression``'s ``predict_proba``.
+
+    Model name ``digits-logistic``, version ``1``; input ``input`` FP64 ``[-1, 64]``,
+    output ``output`` FP64 ``[-1, 10]``; metrics on ``.metrics_port``. Shared by
+    the whole session: do not stop it or change its state.
+    """
+    from clipper.testing.model_servers import ModelServer
+
+    args = ["--method", "predict_proba", "--threads", "1"]
+    uri = digits_models.logistic_regression
+    with ModelServer.start("sklearn", uri, name="digits-logistic", args=args) as server:
+        yield server

@@ -110,8 +110,15 @@ def _decode_bytes_elements(buffer: bytes, count: int, tensor: str) -> np.ndarray
 
 def _encode_bytes_elements(array: np.ndarray) -> bytes:
     parts = []
-    for item in array.reshape(-1):
-        data = item.encode() if isinstance(item, str) else bytes(item)
+    for i, item in enumerate(array.reshape(-1)):
+        if isinstance(item, str):
+            data = item.encode()
+        elif isinstance(item, bytes | bytearray | memoryview):
+            data = bytes(item)
+        else:  # bytes(5) would silently send five zero bytes
+            raise InvalidInput(
+                f"BYTES element {i} is a {type(item).__name__}; only str and bytes can be sent"
+            )
         parts.append(struct.pack("<I", len(data)))
         parts.append(data)
     return b"".join(parts)

@@ -1,0 +1,51 @@
+"""Python-callable test models: ``--framework python --uri clipper.testing.functions:NAME``.
+
+Each follows the python adapter's contract (``clipper.model_wrappers.adapters.
+python_function``): one input arrives as an array, several as a dict; the
+answer is an array, a list or a dict, with one row per input row.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+def identity(batch: np.ndarray) -> np.ndarray:
+    """Answers every row with itself."""
+    return batch
+
+
+async def async_identity(batch: np.ndarray) -> np.ndarray:
+    """``identity`` as a coroutine function (awaited on the server's event loop)."""
+    return batch
+
+
+def add(inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Two inputs, ``a`` and ``b``, in; their sum out."""
+    return inputs["a"] + inputs["b"]
+
+
+def row_labels(batch: np.ndarray) -> list[str]:
+    """A string per row (a BYTES output): ``"sum=<row sum>"``."""
+    return [f"sum={row.sum():g}" for row in batch.reshape(len(batch), -1)]
+
+
+def fail_on_negative(batch: np.ndarray) -> np.ndarray:
+    """Identity, but raises ``ValueError`` on any negative value: a model that fails."""
+    if (batch < 0).any():
+        raise ValueError("negative pixel values are not images")
+    return batch
+
+
+def drop_last_row(batch: np.ndarray) -> np.ndarray:
+    """A broken model: answers one row too few."""
+    return batch[:-1]
+
+
+def slow_identity(batch: np.ndarray) -> np.ndarray:
+    """Identity after ``CLIPPER_TESTING_DELAY_S`` seconds (default 0.5): requests in flight."""
+    time.sleep(float(os.environ.get("CLIPPER_TESTING_DELAY_S", "0.5")))
+    return batch

@@ -1,0 +1,1 @@
+"""One adapter per framework; ``registry`` imports only the one being served."""

@@ -1,0 +1,153 @@
+"""``clipper model serve``: run a model container.
+
+Flags are generated from ``ModelSettings`` and ``ServerSettings``, so each
+field is a flag (``input_shape`` -> ``--input-shape``) and an environment
+variable (``CLIPPER_MODEL_INPUT_SHAPE``) with the same help text, and a flag
+given on the command line wins over the environment. Registering imports no
+framework and no gRPC: ``clipper --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from clipper.model_wrappers.settings import ModelSettings, ServerSettings
+
+log = logging.getLogger(__name__)
+
+SETTINGS: tuple[type[BaseModel], ...] = (ModelSettings, ServerSettings)
+EPILOG = "Every flag can also be set as an environment variable: --input-shape is \
+CLIPPER_MODEL_INPUT_SHAPE. Exit codes: 0 after a drain on SIGTERM, 1 when the model \
+cannot be loaded or served, 2 for invalid flags."
+
+
+def register(subparsers: Any) -> None:
+    model = subparsers.add_parser("model", help="model containers (Open Inference Protocol)")
+    commands = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve one model version over OIP V2 gRPC",
+        description="Serve one model version over the Open Inference Protocol V2 gRPC API.",
+        epilog=EPILOG,
+    )
+    # Let a shape such as "-1,64" be a flag's value rather than look like a flag
+    # (argparse only recognises plain negative numbers; this parser has no
+    # options that look like numbers, so nothing else changes).
+    serve._negative_number_matcher = re.compile(r"^-\d+(,\s*-?\d+)*$|^-\d*\.\d+$")
+    for settings in SETTINGS:
+        group = serve.add_argument_group((settings.__doc__ or "").rstrip("."))
+        for name, field in settings.model_fields.items():
+            _add_flag(group, name, field)
+    serve.set_defaults(func=run_serve)
+    health = commands.add_parser(
+        "health",
+        help="check a model container's grpc.health.v1 status (exit 0 when SERVING)",
+        description="Ask a model container whether it is SERVING, for Docker HEALTHCHECK "
+        "or exec probes. Exit 0 when SERVING, 1 otherwise.",
+    )
+    health.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    health.add_argument(
+        "--port", type=int, default=None, help="default CLIPPER_MODEL_PORT, else 8001"
+    )
+    health.add_argument("--timeout-s", type=float, default=3.0, help="default 3")
+    health.set_defaults(func=run_health)
+
+
+def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> None:
+    env = f"CLIPPER_MODEL_{name.upper()}"
+    text = " ".join((field.description or "").split())
+    choices = _choices(field.annotation)
+    kind = {int: int, float: float}.get(_scalar(field.annotation), str)
+    default = "" if field.is_required() else f"; default {_show(field.default)}"
+    group.add_argument(
+        f"--{name.replace('_', '-')}",
+        dest=name,
+        default=argparse.SUPPRESS,  # unset flags leave the environment in charge
+        choices=choices,
+        type=kind,
+        help=f"{text} (env {env}{default})",
+    )
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):  # Literal, or Literal | None
+        if typing.get_origin(candidate) is typing.Literal:
+            return list(typing.get_args(candidate))
+    return None
+
+
+def _scalar(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) is not typing.Literal and args else annotation
+
+
+def _show(value: object) -> str:
+    return "unset" if value is None else repr(value)
+
+
+def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, ServerSettings]:
+    """Both settings objects: command-line flags over environment over defaults."""
+    given = vars(args)
+    model = ModelSettings(**{k: v for k, v in given.items() if k in ModelSettings.model_fields})
+    server = ServerSettings(**{k: v for k, v in given.items() if k in ServerSettings.model_fields})
+    return model, server
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from clipper.model_wrappers.server import serve
+
+    try:
+        model_settings, server_settings = settings_from(args)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "-".join(str(part) for part in error["loc"]).replace("_", "-")
+            log.error("invalid --%s: %s", field, error["msg"])
+        return 2
+    code = asyncio.run(serve(model_settings, server_settings))
+    _exit_without_waiting_for_model_threads(code)
+    return code
+
+
+def _exit_without_waiting_for_model_threads(code: int) -> None:
+    """Exit now if a model call outlived the server (a load interrupted by SIGTERM,
+    a predict past the grace period): the interpreter would otherwise wait for
+    that worker thread at exit, however long it runs. Idle workers end at once."""
+    from clipper.model_wrappers.base import WORKER_THREAD_PREFIX
+
+    workers = [t for t in threading.enumerate() if t.name.startswith(WORKER_THREAD_PREFIX)]
+    deadline = time.monotonic() + 1.0
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if busy := [t.name for t in workers if t.is_alive()]:
+        log.warning("exiting while %s still runs a model call", ", ".join(busy))
+        logging.shutdown()
+        os._exit(code)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port = args.port or ServerSettings().port
+    with grpc.insecure_channel(f"{args.host}:{port}") as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=args.timeout_s
+            )
+        except grpc.RpcError as exc:
+            print(f"{args.host}:{port}: {exc.code().name}: {exc.details()}")
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    print(f"{args.host}:{port}: {status}")
+    return 0 if answer.status == health_pb2.HealthCheckResponse.SERVING else 1
