@@ -10,6 +10,7 @@ defaults, and a new transport is a codec, not a second implementation.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
+
+log = logging.getLogger(__name__)
 
 
 class DataPlane:
@@ -68,6 +71,11 @@ class DataPlane:
                 answers.append(answer)
         finally:
             evaluation.abandon()
+        if log.isEnabledFor(logging.DEBUG):
+            defaults = [a.reason for a in answers if a.default]
+            log.debug(
+                "%s: %d rows, context %r, defaults %s", app.name, len(answers), context, defaults
+            )
         return answers
 
     async def feedback_by_id(

@@ -95,14 +95,14 @@ class Metrics:
         labels = ["model", "version", "replica"]
         self.batch_size = Histogram(
             f"{PREFIX}_batch_size",
-            "Rows per batch sent to a replica.",
+            "Rows per batch sent to a replica (answered or not).",
             labels,
             buckets=SIZE_BUCKETS,
             registry=reg,
         )
         self.batch_latency = Histogram(
             f"{PREFIX}_batch_duration_seconds",
-            "Time a replica took to answer a batch (the call, as the frontend sees it).",
+            "Time a replica took to answer a batch successfully, as the frontend sees it.",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=reg,
@@ -191,11 +191,13 @@ class ReplicaMetrics:
         self._retried = metrics.retries.labels(*labels)
         self._exhausted = metrics.retries_exhausted.labels(*labels)
 
-    def batch(self, rows: int, latency_s: float, waits: list[float]) -> None:
+    def sent(self, rows: int, waits: list[float]) -> None:
         self._size.observe(rows)
-        self._latency.observe(latency_s)
         for wait in waits:
             self._wait.observe(wait)
+
+    def answered(self, latency_s: float) -> None:
+        self._latency.observe(latency_s)
 
     def retried(self, rows: int, exhausted: bool) -> None:
         (self._exhausted if exhausted else self._retried).inc(rows)

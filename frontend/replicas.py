@@ -63,6 +63,8 @@ class Replica:
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self.metadata: pb.ModelMetadataResponse | None = None
         self.up = False
+        self.checked = False
+        """Whether a health check has completed: until then the replica is starting."""
         self._up_waiters: list[asyncio.Future[None]] = []
         self._input_name = "input"
         self._input_dtype: np.dtype | None = None
@@ -139,6 +141,7 @@ class Replica:
     async def _watch_health(self) -> None:
         while True:
             serving = await self.check()
+            self.checked = True
             if serving and not self.up:
                 log.info("replica %s of %s@%s is up", self.address, self.model, self.version)
                 self._set_up(True)

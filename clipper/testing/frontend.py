@@ -182,3 +182,28 @@ def same_predictions(actual: object, expected: np.ndarray) -> None:
     actual = np.asarray(actual)
     np.testing.assert_array_equal(actual.argmax(axis=-1), expected.argmax(axis=-1))
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-15)
+
+
+async def hammer(
+    url: str,
+    app: str,
+    rows: Sequence[Sequence[float]],
+    concurrency: int,
+    path: str = "predict",
+) -> list[tuple[int, dict[str, Any]]]:
+    """POST each row as ``{"input": row}`` to ``/{app}/{path}`` from ``concurrency``
+    clients at once; every ``(status, answer)``, in the order of ``rows``."""
+    import aiohttp
+
+    results: list[tuple[int, dict[str, Any]]] = [(0, {})] * len(rows)
+    next_row = iter(range(len(rows)))
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for i in next_row:
+            async with session.post(f"{url}/{app}/{path}", json={"input": list(rows[i])}) as r:
+                results[i] = (r.status, await r.json())
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return results

@@ -48,9 +48,14 @@ class RetriesExhausted(Unavailable):
 class BatchObserver(Protocol):
     """Where a batcher reports what it did (the metrics)."""
 
-    def batch(self, rows: int, latency_s: float, waits: list[float]) -> None: ...
+    def sent(self, rows: int, waits: list[float]) -> None:
+        """A batch of ``rows`` left; ``waits``: how long each chunk in it was queued."""
 
-    def retried(self, rows: int, exhausted: bool) -> None: ...
+    def answered(self, latency_s: float) -> None:
+        """The replica answered the batch after ``latency_s``."""
+
+    def retried(self, rows: int, exhausted: bool) -> None:
+        """Rows of a failed batch were queued again, or failed for good."""
 
 
 class Batcher:
@@ -140,7 +145,7 @@ class Batcher:
         rows = _stack(parts)
         count = len(rows)
         deadline = max(chunk.deadline for chunk, _, _ in parts)
-        waits = [now - chunk.enqueued for chunk, _, _ in parts]
+        self._observer.sent(count, [now - chunk.enqueued for chunk, _, _ in parts])
         start = loop.time()
         try:
             outputs = await self.replica.infer(rows, deadline - start)
@@ -162,7 +167,7 @@ class Batcher:
         latency = loop.time() - start
         self.limit.record(count, latency)
         self.queue.note_drained(count, latency)
-        self._observer.batch(count, latency, waits)
+        self._observer.answered(latency)
         position = 0
         for chunk, first, size in parts:
             chunk.deliver(first, outputs[position : position + size])

@@ -58,6 +58,11 @@ class VersionRuntime:
     def up(self) -> bool:
         return any(batcher.replica.up for batcher, _ in self._batchers.values())
 
+    @property
+    def starting(self) -> bool:
+        """A replica has not been health-checked yet (just added): it may come up."""
+        return any(not batcher.replica.checked for batcher, _ in self._batchers.values())
+
     def metadata(self) -> pb.ModelMetadataResponse | None:
         """The container metadata of the first replica that has answered."""
         for batcher, _ in self._batchers.values():
@@ -81,8 +86,11 @@ class VersionRuntime:
             self._remove(address)
 
     def submit(self, rows: np.ndarray, deadline: float, now: float) -> asyncio.Future[np.ndarray]:
-        """Queue ``rows``; the future resolves to their outputs (one row each)."""
-        if not self.up:
+        """Queue ``rows``; the future resolves to their outputs (one row each).
+
+        Fails fast when no replica is up and none is starting: the rows could only
+        wait for their deadline. A replica just added is given that chance."""
+        if not self.up and not self.starting:
             raise Unavailable(f"no ready replica of model {self.name}")
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self.queue.put(Chunk(rows, deadline, future), now)
