@@ -11,11 +11,13 @@ response's ``parameters`` (which every OIP client can read and may ignore):
 * ``models`` -- the models whose outputs made the answer (comma-separated).
 
 A default row holds the app's ``default_output`` cast to the output tensor's
-datatype and row shape, so set a default that fits the output (e.g. ``-1`` for
-a class label). When it cannot fit (``null``, a string for a numeric output)
-or no row got a prediction to take the shape from, the request fails with the
-status of the reason instead: 504 / DEADLINE_EXCEEDED for the SLO, 503 /
-UNAVAILABLE for missing replicas, 500 / INTERNAL for model errors.
+datatype and row shape -- taken from a row that got a prediction, else from the
+model's declared output, else from the default itself -- so set a default that
+fits the output (e.g. ``-1`` for a class label; it is broadcast over a row of
+scores). When it cannot fit (``null``, a string for a numeric output) the
+request fails with the status of the reason instead: 504 / DEADLINE_EXCEEDED
+for the SLO, 503 / UNAVAILABLE for missing replicas, 500 / INTERNAL for model
+errors.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from clipper.common.errors import ClipperError, DeadlineExceeded, ModelError, Unavailable
+from clipper.common.protocol import pb
+from clipper.common.protocol.tensors import DTYPES
 from clipper.frontend.queries import Answer
 
 _REASON_ERRORS: dict[str, type[ClipperError]] = {
@@ -34,9 +38,12 @@ _REASON_ERRORS: dict[str, type[ClipperError]] = {
 }
 
 
-def stack_outputs(answers: list[Answer]) -> np.ndarray:
-    """One output tensor, batch first, from the rows' answers (defaults cast to fit)."""
-    template = next((np.asarray(a.output) for a in answers if not a.default), None)
+def stack_outputs(answers: list[Answer], declared: np.ndarray | None = None) -> np.ndarray:
+    """One output tensor, batch first, from the rows' answers (defaults cast to fit).
+
+    ``declared`` is an empty row of the model's declared output (datatype and row
+    shape), when the model declares one."""
+    template = next((np.asarray(a.output) for a in answers if not a.default), declared)
     if template is None:
         template = _default_row(answers[0], None)
     if all(not a.default for a in answers):
@@ -74,3 +81,14 @@ def response_parameters(answers: list[Answer]) -> dict[str, Any]:
     if models:
         params["models"] = ",".join(models)
     return params
+
+
+def declared_row(outputs: list[pb.ModelMetadataResponse.TensorMetadata]) -> np.ndarray | None:
+    """An empty row shaped as the first declared output, if its row shape is fixed."""
+    if not outputs:
+        return None
+    spec = outputs[0]
+    row_shape = tuple(int(d) for d in spec.shape[1:])
+    if any(d < 0 for d in row_shape) or spec.datatype not in DTYPES:
+        return None
+    return np.zeros(row_shape, dtype=DTYPES[spec.datatype])

@@ -146,11 +146,12 @@ def start_model_servers(
     specs: Sequence[Mapping[str, Any]], timeout: float = 120.0
 ) -> list[ModelServer]:
     """Start several model containers at once; each spec holds ``ModelServer.start``'s
-    arguments (``framework``, ``uri``, ``name``, ``args``, ``env``)."""
+    arguments (``framework``, ``uri``, ``name``, ``args``, ``env``), and may fix the
+    ``port`` (to bring a killed replica back where the frontend expects it)."""
     servers = []
     try:
         for spec in specs:
-            port, metrics_port = free_port(), free_port()
+            port, metrics_port = spec.get("port") or free_port(), free_port()
             command = ["model", "serve", "--framework", spec["framework"], "--name", spec["name"]]
             command += ["--port", str(port), "--metrics-port", str(metrics_port)]
             command += ["--uri", str(spec["uri"])] if spec.get("uri") else []

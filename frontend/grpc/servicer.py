@@ -28,7 +28,7 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_outputs, decode_request
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
-from clipper.frontend.oip import response_parameters, stack_outputs
+from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
 from clipper.frontend.signature import Signature, check_tensor
 
 SERVER_NAME = "clipper-frontend"
@@ -95,7 +95,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         deadline = None if remaining is None else loop.time() + remaining
         answers = await self.plane.predict(name, rows, _context(request, metadata), deadline)
         response = pb.ModelInferResponse(model_name=name, id=request.id)
-        add_raw_outputs(response, {output_name: stack_outputs(answers)})
+        output = stack_outputs(answers, declared_row(app.output_metadata()))
+        add_raw_outputs(response, {output_name: output})
         for key, value in response_parameters(answers).items():
             _set_parameter(response.parameters[key], value)
         return response, app

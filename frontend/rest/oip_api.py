@@ -28,7 +28,7 @@ from clipper.common.errors import InvalidInput
 from clipper.common.protocol.tensors import datatype_of, from_raw, to_raw
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
-from clipper.frontend.oip import response_parameters, stack_outputs
+from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
 from clipper.frontend.rest.http import (
     CONTEXT,
     Handler,
@@ -96,7 +96,7 @@ class OipApi:
         output_name = app.output_name()
         binary_output = _wants_binary(doc, output_name)
         answers = await self.plane.predict(name, rows, request.headers.get(CONTEXT, ""))
-        output = stack_outputs(answers)
+        output = stack_outputs(answers, declared_row(app.output_metadata()))
         result: dict[str, Any] = {
             "model_name": name,
             "id": str(doc.get("id", "")),

@@ -19,11 +19,12 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from clipper.common.errors import NotFound
+from clipper.common.errors import ConfigError, NotFound
 from clipper.common.routing import AppConfig, BatchingConfig, RoutingTable
 from clipper.frontend.metrics import AppState, Metrics, ReplicaState, Snapshot, VersionState
 from clipper.frontend.routing.apps import AppRuntime, ModelRuntime
 from clipper.frontend.routing.versions import VersionRuntime
+from clipper.frontend.selection import make_policy
 from clipper.frontend.settings import FrontendSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class Router:
             raise NotFound(f"unknown app '{name}' (apps served: {known})") from None
 
     def apply(self, table: RoutingTable) -> None:
-        """Make the running state match ``table``."""
+        """Make the running state match ``table``; ``ConfigError`` leaves it untouched."""
+        _check(table)
         plans = self._plan(table)
         for key, plan in plans.items():
             version = self.versions.get(key)
@@ -135,3 +137,13 @@ class Router:
         task = asyncio.get_running_loop().create_task(version.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _check(table: RoutingTable) -> None:
+    """Everything that can reject a table, tried before anything changes."""
+    for name, config in table.apps.items():
+        models = [model.name for model in config.models]
+        try:
+            make_policy(config.selection, models)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, f"apps.{name}.selection") from None

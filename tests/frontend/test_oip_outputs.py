@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from clipper.common.errors import DeadlineExceeded, Unavailable
-from clipper.frontend.oip import response_parameters, stack_outputs
+from clipper.common.protocol import pb
+from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
 from clipper.frontend.queries import Answer
 
 
@@ -31,6 +32,15 @@ def test_a_default_is_cast_to_the_output_dtype_and_row_shape() -> None:
 
 def test_all_defaults_take_their_shape_from_the_default() -> None:
     np.testing.assert_array_equal(stack_outputs([default(0), default(0)]), [0, 0])
+
+
+def test_all_defaults_take_the_declared_output_when_there_is_one() -> None:
+    spec = pb.ModelMetadataResponse.TensorMetadata(name="p", datatype="FP32", shape=[-1, 3])
+    out = stack_outputs([default(-1), default(-1)], declared_row([spec]))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [[-1, -1, -1], [-1, -1, -1]])
+    variable = pb.ModelMetadataResponse.TensorMetadata(name="p", datatype="FP32", shape=[-1, -1])
+    assert declared_row([variable]) is None
 
 
 @pytest.mark.parametrize(

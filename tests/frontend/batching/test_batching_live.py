@@ -79,9 +79,19 @@ async def test_a_slow_model_answers_the_default_at_the_slo_and_expired_rows_neve
     batching = {"adaptive": False, "max_batch_size": 1}
     write_routes(routes, echo_app(echo_server, batching, latency_slo_ms=100, default_output=-1))
     latency.set(0.4)
-    async with serving(routes) as fe:
+    tensor = {"name": "input", "datatype": "FP64", "shape": [2, 4], "data": rows(2, start=50)}
+    async with serving(routes) as fe, aiohttp.ClientSession() as http:
         answers = await hammer(fe.url, "echo", rows(6), concurrency=6)
         text = fe.metrics()
+        async with http.post(f"{fe.url}/v2/models/echo/infer", json={"inputs": [tensor]}) as r:
+            assert r.status == 200
+            oip = await r.json()
+    # Over OIP the default rows hold the default output, and the parameters say so.
+    # (The echo model declares no output, so the default gives the row its shape.)
+    assert oip["outputs"][0]["data"] == [-1, -1]
+    assert oip["parameters"]["default"] is True
+    assert oip["parameters"]["default_rows"] == "0,1"
+    assert oip["parameters"]["default_explanation"].startswith("slo")
     for status, answer in answers:
         assert status == 200
         assert answer["default"] is True

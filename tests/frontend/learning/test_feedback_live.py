@@ -78,6 +78,24 @@ async def test_feedback_by_input_and_per_context_state(
     assert untouched["weights"]["good"] < 0.5
 
 
+async def test_oip_answers_carry_query_ids_for_feedback(
+    routes: Path, graded_servers: dict[str, ModelServer]
+) -> None:
+    write_routes(routes, graded_app(graded_servers, "exp4"))
+    pixels, labels = digits()
+    tensor = {"name": "input", "datatype": "FP64", "shape": [3, 64], "data": pixels[:3].tolist()}
+    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+        answer = await post(http, f"{fe.url}/v2/models/digits/infer", {"inputs": [tensor]})
+        first = answer["parameters"]["query_id"]
+        ids = [first, first + 1, first + 2]  # the rows of one request: consecutive ids
+        body = {"query_ids": ids, "label_batch": labels[:3].tolist()}
+        learned = await post(http, f"{fe.url}/digits/feedback", body)
+        async with http.post(f"{fe.url}/digits/feedback", json=body) as r:
+            assert r.status == 404  # each id is used up by its feedback
+    assert len(learned["batch_losses"]) == 3
+    assert learned["batch_losses"][0]["good"] == 0.0
+
+
 async def test_low_agreement_answers_the_default_with_its_reason(
     routes: Path, graded_servers: dict[str, ModelServer]
 ) -> None:

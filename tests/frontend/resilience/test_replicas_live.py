@@ -162,3 +162,30 @@ async def test_an_ensemble_answers_at_the_deadline_with_the_models_that_made_it(
     assert answer["models"] == ["m"]
     assert answer["output"] == rows(1)[0]
     assert answer["confidence"] == 0.5  # one of the two selected models agrees
+
+
+async def test_a_replica_that_comes_back_is_found_by_its_health_checks(
+    routes: Path, tmp_path: Path
+) -> None:
+    control = LatencyControl(tmp_path / "latency")
+    (server,) = start_model_servers([echo_spec(control)])
+    port = server.port
+    write_routes(routes, app([{"version": "1", "replicas": [server.address]}]))
+    try:
+        async with serving(routes) as fe:
+            server.process.signal(signal.SIGKILL)
+            server.stop()
+            for _ in range(400):
+                if metric(fe.metrics(), "clipper_frontend_replica_up", replica=server.address) == 0:
+                    break
+                await asyncio.sleep(0.025)
+            ((_, down),) = await hammer(fe.url, "app", rows(1), concurrency=1)
+            assert down["default_explanation"].startswith("unavailable"), down
+
+            (server,) = start_model_servers([{**echo_spec(control), "port": port}])
+            await fe.wait_ready()
+            ((_, back),) = await hammer(fe.url, "app", rows(1), concurrency=1)
+    finally:
+        server.stop()
+    assert back["default"] is False
+    assert back["output"] == rows(1)[0]
