@@ -89,7 +89,7 @@ def tool(name: str) -> str | None:
 
 def wrk(url: str, bodies: list[str], concurrency: int, seconds: float) -> Result:
     script = Path(tempfile.mkdtemp()) / "bodies.lua"
-    quoted = ",\n".join(f"[[{body}]]" for body in bodies)
+    quoted = ",\n".join(f"[==[{body}]==]" for body in bodies)  # JSON may hold "]]"
     script.write_text(
         "local bodies = {" + quoted + "}\nlocal i = 0\n"
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -149,10 +149,10 @@ def ghz(address: str, request: Path, concurrency: int, seconds: float) -> Result
     return Result(ok / seconds, latencies.get(50, 0.0), latencies.get(99, 0.0), errors)
 
 
-def request_file(directory: Path, model: str, pixels: np.ndarray) -> Path:
+def request_file(directory: Path, model: str, pixels: np.ndarray, rows: int = 1) -> Path:
     request = pb.ModelInferRequest(model_name=model)
-    add_raw_inputs(request, {"input": pixels[:1]})
-    path = directory / f"{model}.bin"
+    add_raw_inputs(request, {"input": pixels[:rows]})
+    path = directory / f"{model}-{rows}.bin"
     path.write_bytes(request.SerializeToString())
     return path
 
@@ -239,6 +239,7 @@ def main() -> int:
                 for c in levels:
                     direct[(name, c)] = ghz(server.address, requests[name], c, seconds)
         rows = []
+        multi = []
         for mode in modes:
             apps = [
                 route(
@@ -265,9 +266,57 @@ def main() -> int:
                                 requests[name], c, seconds,
                             )  # fmt: skip
                         rows.append((name, mode, c, rest, grpc_))
+                    if mode == "adaptive":
+                        multi.append((name, *multi_row(frontend, name, pixels, seconds)))
     print_tables(rows, direct, levels)
+    print_multi(multi)
     print(f"\n(took {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f})")
     return 0
+
+
+MULTI_ROWS = 32
+MULTI_CONCURRENCY = 16
+
+
+def multi_row(
+    frontend: FrontendProcess, name: str, pixels: np.ndarray, seconds: float
+) -> tuple[Result, Result]:
+    """Requests of 32 rows each: what raw tensors are for."""
+    rest = grpc_ = Result()
+    if tool("wrk"):
+        bodies = [json.dumps({"input_batch": np.roll(pixels, i, 0)[:MULTI_ROWS].tolist()})
+                  for i in range(8)]  # fmt: skip
+        url = f"{frontend.url}/{name}/predict"
+        rest = measure(frontend, name, wrk, url, bodies, MULTI_CONCURRENCY, seconds)
+    if tool("ghz"):
+        request = request_file(Path(tempfile.mkdtemp()), name, pixels, MULTI_ROWS)
+        grpc_ = measure(
+            frontend, name, ghz, frontend.grpc_address, request, MULTI_CONCURRENCY, seconds
+        )
+    return rest, grpc_
+
+
+def print_multi(multi: list[tuple[str, Result, Result]]) -> None:
+    if not multi:
+        return
+    print()
+    print(f"Requests of {MULTI_ROWS} rows (adaptive batching, concurrency {MULTI_CONCURRENCY}):")
+    head = ["model", "REST rows/s", "p99 ms", "errors", "gRPC raw rows/s", "p99 ms", "errors",
+            "gRPC/REST"]  # fmt: skip
+    table = []
+    for name, rest, grpc_ in multi:
+        ratio = f"{grpc_.rps / rest.rps:.2f}" if rest.rps and grpc_.rps else "-"
+        table.append([
+            name,
+            f"{rest.rps * MULTI_ROWS:,.0f}" if rest.rps else "-",
+            f"{rest.p99_ms:.1f}" if rest.rps else "-",
+            str(rest.errors + rest.defaults),
+            f"{grpc_.rps * MULTI_ROWS:,.0f}" if grpc_.rps else "-",
+            f"{grpc_.p99_ms:.1f}" if grpc_.rps else "-",
+            str(grpc_.errors + grpc_.defaults),
+            ratio,
+        ])  # fmt: skip
+    _print(head, table)
 
 
 def print_tables(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,10 @@ class FeedbackStore:
         self.capacity = capacity
         start = random.Random(seed).getrandbits(20) << 32
         self._ids = itertools.count(start + 1)
-        self._entries: dict[int, Remembered] = {}
+        # An OrderedDict, not a dict: evicting the oldest of a plain dict means
+        # ``next(iter(d))``, which skips every slot deleted before it -- quadratic
+        # once the store is full. ``popitem(last=False)`` is O(1).
+        self._entries: OrderedDict[int, Remembered] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -50,7 +54,7 @@ class FeedbackStore:
         entries = self._entries
         entries[query_id] = entry
         if len(entries) > self.capacity:
-            del entries[next(iter(entries))]
+            entries.popitem(last=False)
 
     def get(self, app: str, query_id: int) -> Remembered:
         """The query's record; ``NotFound`` if unknown, used up or another app's."""
