@@ -52,7 +52,9 @@ class Model(abc.ABC):
         self.signature = Signature(inputs=self._declared_inputs())
         self.properties: dict[str, str] = {"framework": settings.framework}
         self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix=WORKER_THREAD_PREFIX
+            max_workers=settings.max_concurrency,
+            thread_name_prefix=WORKER_THREAD_PREFIX,
+            initializer=self.init_worker_thread,
         )
 
     @abc.abstractmethod
@@ -62,6 +64,15 @@ class Model(abc.ABC):
     @abc.abstractmethod
     async def predict(self, inputs: Batch) -> Batch:
         """Predict a whole batch; every output has as many rows as the inputs."""
+
+    def init_worker_thread(self) -> None:
+        """Runs first in each worker thread: per-thread framework state goes here.
+
+        OpenMP's thread count is per thread, so a limit set on the event loop's
+        thread does not reach the workers: left alone, a worker's first parallel
+        region would start a team as large as the machine, whose threads then spin.
+        """
+        return None  # most frameworks keep no per-thread state
 
     async def close(self) -> None:
         """Release the worker threads (queued batches are cancelled)."""

@@ -27,7 +27,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from clipper.common.errors import ClipperError
+from clipper.common.errors import ClipperError, ConfigError
 from clipper.common.protocol import pb_grpc
 from clipper.model_wrappers.dataplane import DataPlane
 from clipper.model_wrappers.metrics import ModelMetrics
@@ -63,6 +63,7 @@ class ModelServer:
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.stop_requested = asyncio.Event()
+        self.port = settings.port
 
     @property
     def describe(self) -> str:
@@ -72,13 +73,18 @@ class ModelServer:
     async def start(self) -> None:
         """Listen on the gRPC (and metrics) port, reporting NOT_SERVING."""
         self._handle_signals()  # before the port opens: a probe-driven SIGTERM can come at once
-        address = f"{self.settings.host}:{self.settings.port}"
-        self.server.add_insecure_port(address)
+        host = self.settings.host
+        self.port = self.server.add_insecure_port(f"{host}:{self.settings.port}")
         await self._set_health(NOT_SERVING)
         await self.server.start()
         if self.settings.metrics_port:
-            self.metrics.serve(self.settings.host, self.settings.metrics_port)
-        log.info("listening on %s (metrics port %s)", address, self.settings.metrics_port or "off")
+            self.metrics.serve(host, self.settings.metrics_port)
+        log.info(
+            "listening on %s:%d (metrics port %s)",
+            host,
+            self.port,
+            self.settings.metrics_port or "off",
+        )
 
     async def load(self) -> None:
         await self.plane.load()
@@ -87,7 +93,7 @@ class ModelServer:
         log.info(
             "serving %s on %s; inputs: %s; outputs: %s; properties: %s",
             self.describe,
-            self.settings.port,
+            self.port,
             ", ".join(spec.describe() for spec in signature.inputs) or "any",
             ", ".join(spec.describe() for spec in signature.outputs) or "unknown",
             self.plane.model.properties,
@@ -158,7 +164,10 @@ async def serve(model_settings: ModelSettings, settings: ServerSettings) -> int:
     """Run a model container until SIGTERM; the process's exit code."""
     try:
         server = ModelServer(model_settings, settings)
-    except ClipperError as exc:
+    except ConfigError as exc:  # flags that contradict each other
+        log.error("invalid flags: %s", exc.message)
+        return 2
+    except ClipperError as exc:  # e.g. the framework's package is not installed
         log.error("cannot serve model '%s': %s", model_settings.name, exc.message)
         return 1
     try:

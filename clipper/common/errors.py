@@ -111,6 +111,20 @@ class ConfigError(ClipperError):
         self.location = location
 
 
+class InvalidManifests(ConfigError):
+    """Several problems in a set of manifests, all reported at once.
+
+    ``errors`` holds one ``ConfigError`` per problem, each naming its file, object
+    and field; the message lists them all, one a line.
+    """
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}"
+        lines = "\n".join(f"  {error.message}" for error in errors)
+        super().__init__(f"{count} in the manifests:\n{lines}")
+        self.errors = list(errors)
+
+
 _BY_GRPC_CODE: dict[grpc.StatusCode, type[ClipperError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.NOT_FOUND: NotFound,

@@ -2,5 +2,9 @@
 
 ``clipper.testing.plugin`` is a pytest plugin (enabled in pyproject.toml) that
 provides the shared fixtures; ``processes`` starts and reaps ``clipper`` processes;
-``models`` trains small real models on data that ships with scikit-learn.
+``models`` trains small real models on data that ships with scikit-learn
+(``torch_models`` holds the torch module, importable as a factory);
+``model_servers`` starts model containers and talks to them; ``functions`` and
+``slow_loading`` are python-callable test models;
+``controlplane`` runs a real Kubernetes control plane (``k8s_*`` are its parts).
 """

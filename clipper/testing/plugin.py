@@ -3,11 +3,17 @@
 Enabled for the project's suite through ``-p clipper.testing.plugin`` in
 pyproject.toml. Keep imports here light: heavy fixtures (trained models, the
 Kubernetes control plane) live in their own modules and import lazily.
+
+The Kubernetes control plane (``k8s``) starts once per session. When the binaries are
+missing it skips its tests with the command that builds them, except under ``CI=true``,
+where a control plane that cannot start fails the run: CI never goes green by skipping.
+Its folder (logs, kubeconfig, certificates) is deleted after a session with no failures
+and kept, with its path in the summary, after any failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +22,12 @@ import pytest
 from clipper.testing.processes import free_port
 
 if TYPE_CHECKING:
+    from clipper.testing.controlplane import ControlPlane
     from clipper.testing.model_servers import ModelServer
     from clipper.testing.models import DigitsModels
+
+_PLANE = pytest.StashKey["ControlPlane"]()
+_KEPT = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,6 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--e2e", action="store_true", help="run the kind end-to-end suite (e2e/)")
     group.addoption(
         "--keep-cluster", action="store_true", help="keep the e2e kind cluster after the run"
+    )
+    group.addoption(
+        "--keep-controlplane",
+        action="store_true",
+        help="keep the test control plane's folder (logs, kubeconfig) even when all pass",
     )
 
 
@@ -66,3 +81,60 @@ def digits_logistic_server(digits_models: DigitsModels) -> Iterator[ModelServer]
     uri = digits_models.logistic_regression
     with ModelServer.start("sklearn", uri, name="digits-logistic", args=args) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def k8s(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """A real Kubernetes control plane with kwok nodes, shared by the whole session."""
+    from clipper.testing.controlplane import ControlPlane
+    from clipper.testing.k8s_install import require_installation
+
+    plane = ControlPlane(require_installation())
+    request.config.stash[_PLANE] = plane
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+        keep = bool(request.session.testsfailed) or request.config.getoption("keep_controlplane")
+        request.config.stash[_KEPT] = keep or plane.start_seconds is None
+        if not request.config.stash[_KEPT]:
+            plane.remove_workdir()
+
+
+@pytest.fixture
+def namespace(k8s: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted after it."""
+    name = k8s.create_namespace(request.node.name)
+    yield name
+    k8s.delete_namespace(name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "k8s" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.controlplane)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    plane = item.config.stash.get(_PLANE, None)
+    if report.failed and plane is not None and "k8s" in getattr(item, "fixturenames", ()):
+        report.sections.append(("control plane", f"component logs are kept in {plane.log_dir}"))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    plane = terminalreporter.config.stash.get(_PLANE, None)
+    if plane is None:
+        return
+    version = plane.installation.kubernetes_version
+    if plane.start_seconds is not None:
+        terminalreporter.write_line(
+            f"control plane: Kubernetes {version} started in {plane.start_seconds:.1f}s"
+        )
+    if terminalreporter.config.stash.get(_KEPT, False):
+        terminalreporter.write_line(f"control plane: logs and kubeconfig kept in {plane.workdir}")

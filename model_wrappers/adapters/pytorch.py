@@ -38,6 +38,11 @@ class TorchModel(Model):
     platform = "pytorch_torchscript"
     default_datatype = "FP32"
 
+    def init_worker_thread(self) -> None:
+        import torch
+
+        torch.set_num_threads(cpu_threads(self.settings.threads))
+
     async def load(self) -> None:
         import torch
 
@@ -52,7 +57,8 @@ class TorchModel(Model):
         if self.settings.factory:
             self.properties["factory"] = self.settings.factory
         self.properties["device"] = str(self._device)
-        log.info("pytorch model runs on %s, %d CPU threads", device, torch.get_num_threads())
+        threads = await self.run_blocking(torch.get_num_threads)
+        log.info("pytorch model runs on %s, %d CPU threads", device, threads)
 
     def _load_module(self) -> Any:
         import torch

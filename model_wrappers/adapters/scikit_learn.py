@@ -27,11 +27,14 @@ class SklearnModel(Model):
     platform = "sklearn_joblib"
     default_datatype = "FP64"
 
-    async def load(self) -> None:
-        import joblib
+    def init_worker_thread(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(cpu_threads(self.settings.threads))  # BLAS, OpenMP: process-wide
+        # BLAS pools are process-wide, OpenMP's limit is per thread: set both here.
+        threadpool_limits(cpu_threads(self.settings.threads))
+
+    async def load(self) -> None:
+        import joblib
 
         if not self.settings.uri:
             raise ModelLoadError("sklearn models need --uri, the path of a joblib file")

@@ -190,3 +190,24 @@ async def test_load_failures_are_one_readable_error(framework: str, uri: str, me
 async def test_python_models_need_a_datatype_with_a_shape() -> None:
     with pytest.raises(ConfigError, match="need --input-datatype with --input-shape"):
         await load_model(settings("python", f"{FUNCTIONS}:identity", input_shape="-1,4"))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+async def test_worker_threads_keep_the_cpu_thread_limit(digits_models: DigitsModels) -> None:
+    """OpenMP limits are per thread: the predict threads get their own, or they spin."""
+    from threadpoolctl import threadpool_info
+
+    def openmp_threads() -> list[int]:  # torch's own OpenMP runtime, as this thread sees it
+        pools = threadpool_info()
+        return [
+            p["num_threads"]
+            for p in pools
+            if p["user_api"] == "openmp" and "torch" in p["filepath"]
+        ]
+
+    uri = digits_models.torch_mlp.torchscript
+    model = await load_model(settings("pytorch", uri, input_shape="-1,64"))  # threads=1
+    in_worker = await model.run_blocking(openmp_threads)
+    assert in_worker, "torch brings an OpenMP runtime"
+    assert set(in_worker) == {1}
+    await model.close()

@@ -165,16 +165,26 @@ def test_a_model_that_fails_to_load_exits_non_zero_with_one_clear_line(
     assert reason in errors[0]
 
 
-def test_invalid_flags_exit_2_naming_the_flag() -> None:
-    args = ["model", "serve", "--framework", "noop", "--name", "m", "--input-shape", "64"]
-    process = ClipperProcess(args)
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--framework", "noop", "--input-shape", "64"],
+            "invalid --input-shape: Value error, the shape starts with the batch dimension",
+        ),
+        (
+            ["--framework", "python", "--uri", "m:f", "--input-shape", "-1,64"],
+            "python models need --input-datatype with --input-shape",
+        ),
+    ],
+)
+def test_invalid_flags_exit_2_naming_the_flag(flags: list[str], message: str) -> None:
+    process = ClipperProcess(["model", "serve", "--name", "m", *flags])
     try:
         assert process.wait(timeout=60) == 2
     finally:
         process.stop()
-    assert "invalid --input-shape: Value error, the shape starts with the batch dimension" in (
-        process.log_path.read_text()
-    )
+    assert message in process.log_path.read_text()
 
 
 def test_a_port_in_use_exits_non_zero_saying_so(digits_logistic_server: ModelServer) -> None:

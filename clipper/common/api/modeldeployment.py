@@ -1,0 +1,182 @@
+"""ModelDeployment: one model served in one or more versions, and its rollout state.
+
+The spec is split the way a rollout needs it. ``VersionTemplate`` is everything a
+version runs with (framework, model URI, image, resources...): the status records
+it per version, so a retained version can be scaled back up, and an old one
+drained, after the spec has moved on to another version. The rest of the spec
+(version, replicas, batching, rollout) steers the rollout and the frontend.
+
+The status holds the whole rollout state (see ``clipper.common.rollout``), so a
+restarted operator, or a restarted ``clipper run``, resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from clipper.common.api.base import (
+    ApiModel,
+    Condition,
+    ObjectMeta,
+    ResourceRequirements,
+    TensorSignature,
+)
+
+Framework = Literal["python", "sklearn", "pytorch", "onnx", "noop"]
+GPU_FRAMEWORKS: frozenset[str] = frozenset({"pytorch", "onnx"})
+"""Frameworks whose model server can use a GPU; the others run on CPU only."""
+GPU_RESOURCE = "nvidia.com/gpu"
+
+Phase = Literal["Pending", "Progressing", "Serving", "Draining", "Retained", "Failed"]
+
+
+class EnvVar(ApiModel):
+    """One environment variable of the model server."""
+
+    name: str
+    value: str = ""
+
+
+class Toleration(ApiModel):
+    """A Pod toleration."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class VersionTemplate(ApiModel):
+    """What one version runs: everything that goes into its model-server processes."""
+
+    framework: Framework
+    model_uri: str | None = None
+    image: str | None = None
+    method: Literal["predict", "predict_proba"] | None = None
+    factory: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
+    max_concurrency: int | None = None
+    input: TensorSignature | None = None
+    env: list[EnvVar] | None = None
+    args: list[str] | None = None
+    resources: ResourceRequirements | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+
+    def gpus(self) -> bool:
+        """Whether the template asks for a GPU (``nvidia.com/gpu`` in limits or requests)."""
+        res = self.resources or ResourceRequirements()
+        return any(GPU_RESOURCE in (group or {}) for group in (res.limits, res.requests))
+
+
+class BatchingSpec(ApiModel):
+    """How the frontend batches queries to the model."""
+
+    max_batch_size: int = 256
+    batch_wait_millis: float = 0
+    adaptive: bool = True
+
+
+class CanaryStep(ApiModel):
+    """One canary step: the new version's share of traffic, held for a pause."""
+
+    weight: int
+    pause_seconds: int = 60
+
+
+class RolloutSpec(ApiModel):
+    """How a change of ``spec.version`` reaches traffic, and how failures roll back."""
+
+    strategy: Literal["Rolling", "Canary"] = "Rolling"
+    steps: list[CanaryStep] | None = None
+    progress_deadline_seconds: int = 600
+    auto_rollback: bool = True
+    drain_seconds: int = 10
+    retain_versions: int = 2
+
+
+class ModelDeploymentSpec(VersionTemplate):
+    """The model, how it is served, and how a new version rolls out."""
+
+    version: str
+    model_name: str | None = None
+    replicas: int = 1
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+
+    def template(self) -> VersionTemplate:
+        """The template of ``spec.version``, as the status records it."""
+        return VersionTemplate.model_validate(
+            self.model_dump(include=set(VersionTemplate.model_fields), by_alias=False)
+        )
+
+
+class TrafficWeight(ApiModel):
+    """One version's share of traffic, in percent."""
+
+    version: str
+    weight: int
+
+
+class RolloutStatus(ApiModel):
+    """Where the rollout of the candidate stands."""
+
+    started_at: datetime | None = None
+    step: int | None = None
+    step_started_at: datetime | None = None
+    waiting_since: datetime | None = None
+
+
+class VersionStatus(ApiModel):
+    """One version that runs or is retained."""
+
+    version: str
+    phase: Phase
+    template: VersionTemplate
+    since: datetime | None = None
+    created_at: datetime | None = None
+    promoted_at: datetime | None = None
+    failed_generation: int | None = None
+    replicas: int = 0
+    ready_replicas: int = 0
+    reason: str | None = None
+    message: str | None = None
+
+
+class ModelDeploymentStatus(ApiModel):
+    """The rollout state: every version, the traffic, the conditions."""
+
+    observed_generation: int | None = None
+    stable_version: str | None = None
+    candidate_version: str | None = None
+    traffic: list[TrafficWeight] = Field(default_factory=list)
+    traffic_summary: str | None = None
+    rollout: RolloutStatus = Field(default_factory=RolloutStatus)
+    versions: list[VersionStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def version(self, version: str | None) -> VersionStatus | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    def weight(self, version: str) -> int:
+        return next((t.weight for t in self.traffic if t.version == version), 0)
+
+
+class ModelDeployment(ApiModel):
+    """A ModelDeployment object."""
+
+    api_version: Literal["clipper.dev/v1alpha1"] = "clipper.dev/v1alpha1"
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)
+
+    @property
+    def model_name(self) -> str:
+        """The name apps and clients use: ``spec.modelName``, else ``metadata.name``."""
+        return self.spec.model_name or self.metadata.name

@@ -1,0 +1,125 @@
+"""The CRDs' CEL validation rules, mirrored in Python for local mode.
+
+The API server evaluates each ``x-kubernetes-validations`` rule; without a cluster
+we evaluate a Python mirror of it instead. Each mirror is registered under the
+exact CEL text it mirrors, and the message and ``fieldPath`` of an error come from
+the CRD itself, so a user sees the same words from ``clipper run`` as from
+``kubectl apply``. A CRD rule without a mirror is an error in this module (and a
+failing test), so a rule cannot be added to a CRD and forgotten here.
+
+A mirror takes the node the rule sits on (CEL's ``self``) and returns whether the
+rule holds. Rules run only on objects that passed the schema. The API server also
+checks each ``default`` against the rules of its node *without* defaulting inside
+it (``rollout: {}`` has no ``strategy`` there), so rules guard optional fields with
+``has()`` and mirrors with ``.get()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from clipper.common.api import crds
+from clipper.common.manifests.schema import format_path
+
+_GPU_RULE = (
+    "self.framework in ['pytorch', 'onnx'] || !has(self.resources) || "
+    "((!has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits)) && "
+    "(!has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.requests)))"
+)
+
+
+def _no_gpu(spec: dict[str, Any]) -> bool:
+    if spec["framework"] in ("pytorch", "onnx"):
+        return True
+    resources = spec.get("resources", {})
+    return all("nvidia.com/gpu" not in resources.get(group, {}) for group in ("limits", "requests"))
+
+
+def _sorted(values: list[int]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(values))
+
+
+Mirror = Callable[[Any], bool]
+
+MIRRORS: dict[tuple[str, str, str], Mirror] = {
+    ("ModelDeployment", "", "size(self.metadata.name) + size(self.spec.version) <= 62"): (
+        lambda o: len(o["metadata"]["name"]) + len(o["spec"]["version"]) <= 62
+    ),
+    ("ModelDeployment", "spec", "self.framework == 'noop' || has(self.modelUri)"): (
+        lambda s: s["framework"] == "noop" or "modelUri" in s
+    ),
+    ("ModelDeployment", "spec", "!has(self.method) || self.framework == 'sklearn'"): (
+        lambda s: "method" not in s or s["framework"] == "sklearn"
+    ),
+    ("ModelDeployment", "spec", "!has(self.factory) || self.framework == 'pytorch'"): (
+        lambda s: "factory" not in s or s["framework"] == "pytorch"
+    ),
+    (
+        "ModelDeployment",
+        "spec",
+        "!has(self.device) || self.device != 'cuda' || self.framework in ['pytorch', 'onnx']",
+    ): lambda s: s.get("device") != "cuda" or s["framework"] in ("pytorch", "onnx"),
+    ("ModelDeployment", "spec", _GPU_RULE): _no_gpu,
+    (
+        "ModelDeployment",
+        "spec.rollout",
+        "!has(self.strategy) || self.strategy != 'Canary' || "
+        "(has(self.steps) && size(self.steps) > 0)",
+    ): lambda r: r.get("strategy") != "Canary" or bool(r.get("steps")),
+    (
+        "ModelDeployment",
+        "spec.rollout",
+        "(has(self.strategy) && self.strategy == 'Canary') || !has(self.steps)",
+    ): lambda r: r.get("strategy") == "Canary" or "steps" not in r,
+    ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
+        lambda steps: _sorted([s["weight"] for s in steps])
+    ),
+    ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
+        lambda s: ("models" in s) != ("modelSelector" in s)
+    ),
+    (
+        "ClipperApp",
+        "spec.frontend.service",
+        "!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",
+    ): lambda svc: "httpPort" not in svc or svc.get("httpPort") != svc.get("grpcPort"),
+}
+"""The Python mirror of each CEL rule, by (kind, schema path, rule text)."""
+
+
+def cel_rules(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every CEL rule of ``kind``'s schema with the property path it sits on."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        found.extend((path, rule) for rule in node.get("x-kubernetes-validations", []))
+        for name, sub in node.get("properties", {}).items():
+            walk(sub, f"{path}.{name}" if path else name)
+
+    walk(crds.schema(kind), "")
+    return found
+
+
+def _node(obj: Any, path: str) -> Iterator[Any]:
+    for part in path.split(".") if path else []:
+        if not isinstance(obj, dict) or part not in obj:
+            return
+        obj = obj[part]
+    yield obj
+
+
+def check(kind: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field path, message)`` for every CEL rule of ``kind`` that ``obj`` breaks."""
+    problems = []
+    for path, rule in cel_rules(kind):
+        mirror = MIRRORS.get((kind, path, rule["rule"]))
+        if mirror is None:
+            raise NotImplementedError(f"{kind} {path or '(root)'}: no mirror for {rule['rule']!r}")
+        for node in _node(obj, path):
+            if not mirror(node):
+                where = path + rule.get("fieldPath", "")
+                problems.append(
+                    (format_path(where.split(".")) if where else "(object)", rule["message"])
+                )
+    return problems

@@ -1,0 +1,28 @@
+"""The rollout state machine that local mode and the operator both drive.
+
+``reconcile(spec, status, observed, now, generation) -> Plan``: pure, no I/O. See
+``machine`` for the states and transitions, ``plan`` for what the actions mean to
+each controller.
+"""
+
+from clipper.common.rollout.machine import reconcile
+from clipper.common.rollout.plan import (
+    Action,
+    DeleteVersion,
+    EnsureVersion,
+    Event,
+    Plan,
+    ScaleVersion,
+    VersionObservation,
+)
+
+__all__ = [
+    "Action",
+    "DeleteVersion",
+    "EnsureVersion",
+    "Event",
+    "Plan",
+    "ScaleVersion",
+    "VersionObservation",
+    "reconcile",
+]

@@ -1,0 +1,393 @@
+"""The rollout state machine: one pure function from (spec, status, observations, now) to a plan.
+
+Both controllers drive it the same way, in a loop: the operator from kopf handlers
+and timers, local mode from its supervisor. All state lives in the status it
+returns -- nothing in memory -- so a controller restarted mid-rollout resumes
+correctly, and calling it again once its plan is applied changes nothing more
+(no new events, the same status) until time passes or something is observed.
+
+A version's life: Pending (starting) -> Progressing (a ready canary with part of
+the traffic) -> Serving (stable) -> Draining (out of traffic, still up for
+``drainSeconds``) -> Retained (scaled to zero, for an instant rollback; the newest
+``retainVersions`` are kept, older ones deleted). A candidate that crashes, or is
+not ready within ``progressDeadlineSeconds``, is Failed: with ``autoRollback`` the
+traffic returns to the stable version and the candidate scales to zero, otherwise
+the rollout pauses as it is. Either way the failure is remembered (its
+``failedGeneration``) and not retried until the spec changes again.
+
+Deliberate choices: the candidate runs ``spec.replicas`` from the start, so a
+promotion never waits for capacity; going back to a version that has been stable
+before (``promotedAt``) skips the canary steps, as a rollback should be quick; a
+first deploy has nothing to roll back to, so it keeps trying (Degraded) and
+becomes stable whenever it gets ready; a change of template under the same
+``spec.version`` updates that version in place (with a Warning event: bump the
+version for a safe rollout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from clipper.common.api import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RolloutStatus,
+    TrafficWeight,
+    VersionStatus,
+)
+from clipper.common.rollout import conditions
+from clipper.common.rollout.plan import (
+    Action,
+    DeleteVersion,
+    EnsureVersion,
+    Event,
+    Plan,
+    ScaleVersion,
+    VersionObservation,
+)
+
+
+def reconcile(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Mapping[str, VersionObservation],
+    now: datetime,
+    generation: int | None = None,
+) -> Plan:
+    """The next plan for a ModelDeployment.
+
+    ``observed`` has one entry per version that exists; ``generation`` is
+    ``metadata.generation`` (local mode counts spec changes the same way), which
+    tells a changed spec from an unchanged one after a failure. ``now`` must be
+    timezone-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    return _Reconcile(spec, status, observed, now, generation).run()
+
+
+class _Reconcile:
+    def __init__(
+        self,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        observed: Mapping[str, VersionObservation],
+        now: datetime,
+        generation: int | None,
+    ) -> None:
+        self.spec, self.observed, self.now, self.gen = spec, observed, now, generation
+        self.st = status.model_copy(deep=True)
+        self.template = spec.template()
+        self.events: list[Event] = []
+        self.deleted: list[str] = []
+        self.wake: list[float] = []
+        self.started: str | None = None
+        """The version (re)started by this reconcile: what was observed of it predates
+        the new template, so its readiness counts from the next observation on."""
+
+    # --- the loop ------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        self._observe()
+        self._follow_spec()
+        self._progress()
+        self._retire()
+        self._finish()
+        return Plan(
+            status=self.st,
+            actions=self._actions(),
+            events=tuple(self.events),
+            requeue_after=max(0.0, min(self.wake)) if self.wake else None,
+        )
+
+    def _observe(self) -> None:
+        self._count_ready()
+        if self.st.version(self.st.stable_version) is None:
+            self.st.stable_version = None
+        if self.st.version(self.st.candidate_version) is None:
+            self.st.candidate_version = None
+
+    def _count_ready(self) -> None:
+        for entry in self.st.versions:
+            seen = self.observed.get(entry.version)
+            entry.ready_replicas = seen.ready_replicas if seen else 0
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def _entry(self, version: str | None) -> VersionStatus:
+        entry = self.st.version(version)
+        assert entry is not None, version
+        return entry
+
+    def _ready(self, entry: VersionStatus) -> bool:
+        seen = self.observed.get(entry.version)
+        if entry.replicas == 0:
+            return True
+        return seen is not None and not seen.failing and seen.ready_replicas >= entry.replicas
+
+    def _set_traffic(self, weights: dict[str | None, int]) -> None:
+        self.st.traffic = [
+            TrafficWeight(version=v, weight=w) for v, w in weights.items() if v and w > 0
+        ]
+
+    def _phase(self, entry: VersionStatus, phase: str, reason: str | None = None) -> None:
+        if entry.phase != phase:
+            entry.phase = phase  # type: ignore[assignment]
+            entry.since = self.now
+        entry.reason = reason
+        if reason is None:
+            entry.message = None
+
+    def _changed_since_failure(self, entry: VersionStatus) -> bool:
+        if self.gen is not None and entry.failed_generation is not None:
+            return self.gen > entry.failed_generation
+        return entry.template != self.template
+
+    def _after(self, start: datetime | None, seconds: float) -> float:
+        """Seconds from now until ``seconds`` after ``start`` (<= 0: due)."""
+        start = start or self.now
+        return (start + timedelta(seconds=seconds) - self.now).total_seconds()
+
+    # --- following spec.version ------------------------------------------------------
+
+    def _follow_spec(self) -> None:
+        target = self.spec.version
+        if target == self.st.candidate_version:
+            self._update_candidate(self._entry(target))
+        elif target == self.st.stable_version:
+            if self.st.candidate_version:
+                self._abandon(f"spec.version is back to {target}")
+            self._update_stable(self._entry(target))
+        else:
+            entry = self.st.version(target)
+            if self.st.candidate_version:
+                self._abandon(f"spec.version is now {target}")
+            remembered = entry is not None and entry.phase == "Failed"
+            if not remembered or self._changed_since_failure(entry):  # type: ignore[arg-type]
+                self._start(target)
+
+    def _update_stable(self, entry: VersionStatus) -> None:
+        if entry.template != self.template:
+            entry.template = self.template
+            self._event(
+                "InPlaceUpdate",
+                f"the template of {entry.version} changed without a new version: it is"
+                " updated in place; change spec.version for a rollout that can roll back",
+                warning=True,
+            )
+        if entry.replicas != self.spec.replicas:
+            self._event(
+                "Scaled", f"{entry.version}: {entry.replicas} -> {self.spec.replicas} replicas"
+            )
+            entry.replicas = self.spec.replicas
+
+    def _update_candidate(self, entry: VersionStatus) -> None:
+        if entry.phase == "Failed":
+            if self._changed_since_failure(entry):
+                self._start(entry.version, restart=True)
+        elif entry.template != self.template:
+            self._start(entry.version, restart=True)
+        elif entry.replicas != self.spec.replicas:
+            self._event(
+                "Scaled", f"{entry.version}: {entry.replicas} -> {self.spec.replicas} replicas"
+            )
+            entry.replicas = self.spec.replicas
+
+    def _start(self, version: str, restart: bool = False) -> None:
+        entry = self.st.version(version)
+        if entry is None:
+            entry = VersionStatus(
+                version=version, phase="Pending", template=self.template, created_at=self.now
+            )
+            self.st.versions.append(entry)
+        self._phase(entry, "Pending")
+        entry.since = self.now
+        entry.template, entry.replicas, entry.failed_generation = (
+            self.template,
+            self.spec.replicas,
+            None,
+        )
+        stable = self.st.stable_version
+        self._set_traffic({stable: 100})
+        self.st.candidate_version = version
+        self.st.rollout = RolloutStatus(started_at=self.now, waiting_since=self.now)
+        self.started = version
+        self.wake.append(float(self.spec.rollout.progress_deadline_seconds))
+        what = "restarted" if restart else "started"
+        over = f" (stable: {stable}, strategy {self.spec.rollout.strategy})" if stable else ""
+        self._event("RolloutStarted", f"rollout of {version} {what}{over}")
+
+    def _abandon(self, why: str) -> None:
+        version = self.st.candidate_version
+        entry = self._entry(version)
+        weight = self.st.weight(entry.version)
+        self._set_traffic({self.st.stable_version: 100})
+        self.st.candidate_version = None
+        self.st.rollout = RolloutStatus()
+        if weight > 0:
+            self._phase(entry, "Draining")
+        elif entry.phase == "Failed":
+            self._delete(entry)
+        else:
+            self._retain(entry)
+        self._event("RolloutAbandoned", f"stopped rolling out {version}: {why}")
+
+    # --- progressing the candidate ---------------------------------------------------
+
+    def _progress(self) -> None:
+        entry = self.st.version(self.st.candidate_version)
+        if entry is None or entry.version == self.started:
+            return
+        first_deploy = self.st.stable_version is None
+        if entry.phase == "Failed":
+            if first_deploy and self._ready(entry):
+                self._promote(entry)
+            return
+        seen = self.observed.get(entry.version)
+        if seen is not None and seen.failing:
+            self._fail(entry, "VersionFailing", f"{entry.version} is failing: {seen.message}")
+        elif not self._ready(entry):
+            self._wait(entry)
+        else:
+            was_waiting = self.st.rollout.waiting_since is not None
+            self.st.rollout.waiting_since = None
+            rolling = self.spec.rollout.strategy == "Rolling"
+            if first_deploy or rolling or entry.promoted_at is not None:
+                self._promote(entry)
+            else:
+                self._canary(entry, restart_pause=was_waiting)
+
+    def _wait(self, entry: VersionStatus) -> None:
+        rollout = self.st.rollout
+        if rollout.waiting_since is None:
+            rollout.waiting_since = self.now
+        deadline = self.spec.rollout.progress_deadline_seconds
+        left = self._after(rollout.waiting_since, deadline)
+        if left <= 0:
+            self._fail(
+                entry,
+                "ProgressDeadlineExceeded",
+                f"{entry.version} was not ready within {deadline}s"
+                f" ({entry.ready_replicas}/{entry.replicas} replicas ready)",
+            )
+        else:
+            self.wake.append(left)
+
+    def _canary(self, entry: VersionStatus, restart_pause: bool) -> None:
+        steps = self.spec.rollout.steps or []
+        rollout = self.st.rollout
+        if rollout.step is None or rollout.step >= len(steps):
+            if rollout.step is not None:  # the steps were shortened under us
+                self._promote(entry)
+                return
+            self._enter_step(entry, 0)
+            return
+        if restart_pause:
+            rollout.step_started_at = self.now
+        left = self._after(rollout.step_started_at, steps[rollout.step].pause_seconds)
+        if left > 0:
+            self.wake.append(left)
+        elif rollout.step + 1 < len(steps):
+            self._enter_step(entry, rollout.step + 1)
+        else:
+            self._promote(entry)
+
+    def _enter_step(self, entry: VersionStatus, index: int) -> None:
+        steps = self.spec.rollout.steps or []
+        weight = steps[index].weight
+        self.st.rollout.step, self.st.rollout.step_started_at = index, self.now
+        self._set_traffic({self.st.stable_version: 100 - weight, entry.version: weight})
+        self._phase(entry, "Progressing")
+        self.wake.append(float(steps[index].pause_seconds))
+        self._event(
+            "CanaryStep",
+            f"{entry.version} gets {weight}% of traffic (step {index + 1} of {len(steps)},"
+            f" {steps[index].pause_seconds}s)",
+        )
+
+    def _promote(self, entry: VersionStatus) -> None:
+        old = self.st.version(self.st.stable_version)
+        self._phase(entry, "Serving")
+        entry.promoted_at, entry.failed_generation = self.now, None
+        self.st.stable_version, self.st.candidate_version = entry.version, None
+        self.st.rollout = RolloutStatus()
+        self._set_traffic({entry.version: 100})
+        drains = ""
+        if old is not None:
+            self._phase(old, "Draining")
+            drains = f"; {old.version} drains for {self.spec.rollout.drain_seconds}s"
+        self._event("Promoted", f"{entry.version} is stable and gets all traffic{drains}")
+
+    def _fail(self, entry: VersionStatus, reason: str, message: str) -> None:
+        stable = self.st.stable_version
+        self._phase(entry, "Failed", reason)
+        entry.message, entry.failed_generation = message, self.gen
+        if stable is None:
+            self._event(reason, f"{message}; nothing to roll back to, still trying", warning=True)
+        elif self.spec.rollout.auto_rollback:
+            entry.replicas = 0
+            self._set_traffic({stable: 100})
+            self.st.candidate_version = None
+            self.st.rollout = RolloutStatus()
+            self._event("RolledBack", f"{message}; all traffic is back on {stable}", warning=True)
+        else:
+            self._event(
+                "RolloutPaused",
+                f"{message}; autoRollback is off, so traffic stays as it is until the spec changes",
+                warning=True,
+            )
+
+    # --- retiring old versions -------------------------------------------------------
+
+    def _retain(self, entry: VersionStatus) -> None:
+        self._phase(entry, "Retained")
+        entry.replicas = 0
+
+    def _delete(self, entry: VersionStatus) -> None:
+        self.st.versions.remove(entry)
+        self.deleted.append(entry.version)
+        self._event("VersionDeleted", f"{entry.version} deleted")
+
+    def _retire(self) -> None:
+        drain = self.spec.rollout.drain_seconds
+        active = {self.spec.version, self.st.stable_version, self.st.candidate_version}
+        for entry in list(self.st.versions):
+            if entry.phase == "Draining":
+                left = self._after(entry.since, drain)
+                if left > 0:
+                    self.wake.append(left)
+                else:
+                    self._retain(entry)
+                    self._event("Retained", f"{entry.version} drained; scaled to zero and retained")
+            elif entry.phase == "Failed" and entry.version not in active:
+                self._delete(entry)
+        retained = [e for e in self.st.versions if e.phase == "Retained"]
+        retained.sort(key=lambda e: e.since or datetime.min.replace(tzinfo=self.now.tzinfo))
+        extra = len(retained) - self.spec.rollout.retain_versions
+        for entry in retained[: max(0, extra)]:
+            self._delete(entry)
+
+    # --- the result ------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        self._count_ready()
+        self.st.observed_generation = self.gen
+        text = " ".join(f"{t.version}={t.weight}" for t in self.st.traffic)
+        self.st.traffic_summary = text or None
+        conditions.update(self.st, self.spec.version, self.now, self.gen)
+
+    def _actions(self) -> tuple[Action, ...]:
+        actions: list[Action] = []
+        for entry in self.st.versions:
+            if entry.phase == "Retained" or (entry.phase == "Failed" and entry.replicas == 0):
+                actions.append(ScaleVersion(entry.version, 0))
+            else:
+                actions.append(EnsureVersion(entry.version, entry.template, entry.replicas))
+        known = {e.version for e in self.st.versions}
+        gone = [v for v in self.observed if v not in known and v not in self.deleted]
+        actions.extend(DeleteVersion(v) for v in sorted({*self.deleted, *gone}))
+        return tuple(actions)
