@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import ContextualPolicy, Selection
 
 
 class EpsilonGreedyParams(PolicyParams):
@@ -31,7 +31,7 @@ class LossTotals:
     sums: np.ndarray
 
 
-class EpsilonGreedy(_ContextualPolicy[LossTotals]):
+class EpsilonGreedy(ContextualPolicy[LossTotals]):
     name = "epsilon_greedy"
     Params = EpsilonGreedyParams
     params: EpsilonGreedyParams

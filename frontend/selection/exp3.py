@@ -24,7 +24,7 @@ from pydantic import Field
 
 from clipper.frontend.selection import logweights
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import ContextualPolicy, Selection
 
 
 class Exp3Params(PolicyParams):
@@ -34,7 +34,7 @@ class Exp3Params(PolicyParams):
     """Learning rate; default ``gamma / K`` for K models (Auer et al.'s choice)."""
 
 
-class Exp3(_ContextualPolicy[np.ndarray]):
+class Exp3(ContextualPolicy[np.ndarray]):
     """State per context: normalised log-weights, one per model."""
 
     name = "exp3"

@@ -21,7 +21,7 @@ from pydantic import Field
 from clipper.frontend.selection import logweights
 from clipper.frontend.selection.combine import combine_outputs
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Combined, Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import Combined, ContextualPolicy, Selection
 
 
 class Exp4Params(PolicyParams):
@@ -38,7 +38,7 @@ class Exp4Params(PolicyParams):
     """Regression confidence: the absolute part of that tolerance."""
 
 
-class Exp4(_ContextualPolicy[np.ndarray]):
+class Exp4(ContextualPolicy[np.ndarray]):
     """State per context: normalised log-weights, one per model."""
 
     name = "exp4"
