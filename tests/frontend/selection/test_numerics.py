@@ -32,7 +32,7 @@ def hammer(policy: Policy, rounds: int = UPDATES) -> None:
 def test_multiplicative_weights_stay_finite_and_can_recover(name: str, params: dict) -> None:
     policy = POLICIES[name](["a", "b", "c"], params, seed=0)
     hammer(policy, 2_000)
-    state = policy._states.get("")
+    state = policy._states.get("").logp
     assert np.isfinite(state).all()
     assert state.min() >= state.max() - LOG_FLOOR - 1e-9
     # Now a is always wrong and b always right: b takes over in bounded time.
