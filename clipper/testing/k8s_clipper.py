@@ -63,8 +63,9 @@ def service_account_kubeconfig(
         lambda: core.read_namespaced_service_account(account, namespace),
         timeout=30, what=f"ServiceAccount {namespace}/{account}",
     )  # fmt: skip
-    request = {"spec": {"expirationSeconds": seconds}}
-    token = core.create_namespaced_service_account_token(account, namespace, request).status.token
+    request: Any = {"spec": {"expirationSeconds": seconds}}
+    answer: Any = core.create_namespaced_service_account_token(account, namespace, request)
+    token = answer.status.token
     admin = yaml.safe_load(plane.kubeconfig.read_text())
     user = f"system:serviceaccount:{namespace}:{account}"
     config = {
@@ -203,11 +204,11 @@ def events(plane: ControlPlane, namespace: str, name: str) -> list[tuple[str, st
     """(type, reason, message) of the Events about object ``name``, oldest first."""
     from kubernetes import client
 
-    found = client.CoreV1Api(plane.api).list_namespaced_event(
+    found: Any = client.CoreV1Api(plane.api).list_namespaced_event(
         namespace, field_selector=f"involvedObject.name={name}"
     )
     items = sorted(found.items, key=lambda e: e.event_time or e.metadata.creation_timestamp)
-    return [(e.type, e.reason, e.message) for e in items]
+    return [(str(e.type), str(e.reason), str(e.message)) for e in items]
 
 
 @dataclass
