@@ -37,7 +37,8 @@ from clipper.operator.kube import Kube, client_configuration
 log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.2
-"""How long a Deployment or pod event waits for others before its reconcile runs."""
+"""How long a reconcile caused by another object's event (a Deployment, a pod, a
+model of the app) waits for more of them, so that a burst costs one reconcile."""
 
 MANAGED = {naming.MANAGED_BY: naming.COMPONENT}
 
@@ -92,7 +93,7 @@ def build_registry(ctx: Context) -> kopf.OperatorRegistry:
         _track(ctx, (MODELS, namespace, name), type)
         apps: kopf.Index[str, str] = kwargs["apps_by_namespace"]
         for app in apps.get(namespace, []):
-            ctx.queue.add((APPS, namespace, app))
+            ctx.queue.add((APPS, namespace, app), COALESCE_SECONDS)
 
     @kopf.on.event(
         "apps", "v1", "deployments", id="deployment_event", labels=MANAGED, registry=registry
