@@ -73,8 +73,17 @@ def pod_failure(pod: Obj) -> str | None:
 
 
 def deployment_failure(deployment: Obj) -> str | None:
-    """Why a Deployment cannot make progress, if it reports so."""
-    for condition in deployment.get("status", {}).get("conditions") or []:
+    """Why a Deployment cannot make progress, if it reports so about its current spec.
+
+    Conditions about an older generation do not count: right after a failed version
+    is given a new template, its Deployment still says ProgressDeadlineExceeded
+    until the Deployment controller has seen the change.
+    """
+    status = deployment.get("status", {})
+    seen = status.get("observedGeneration")
+    if seen is None or seen < deployment.get("metadata", {}).get("generation", 0):
+        return None
+    for condition in status.get("conditions") or []:
         kind, status, reason = (
             condition.get("type"),
             condition.get("status"),

@@ -211,6 +211,37 @@ def events(plane: ControlPlane, namespace: str, name: str) -> list[tuple[str, st
     return [(str(e.type), str(e.reason), str(e.message)) for e in items]
 
 
+Events = list[tuple[str, str, str]]
+
+
+def wait_for_events(
+    plane: ControlPlane,
+    namespace: str,
+    name: str,
+    predicate: Callable[[Events], bool],
+    what: str,
+    timeout: float = 15.0,
+) -> Events:
+    """The Events about ``name`` once ``predicate`` holds for them (an Event is posted
+    just after the status write it announces, so it may trail the status a little)."""
+    last: Events = []
+
+    def check() -> Events | None:
+        nonlocal last
+        last = events(plane, namespace, name)
+        return last if predicate(last) else None
+
+    try:
+        return wait_for(check, timeout=timeout, interval=0.1, what=what)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\nevents: {last}") from None
+
+
+def reasons(found: Events, kind: str | None = None) -> list[str]:
+    """The reasons of ``found`` (only of Events of type ``kind``, if given)."""
+    return [reason for type_, reason, _ in found if kind is None or type_ == kind]
+
+
 @dataclass
 class TrafficRecorder:
     """Every distinct ``status.trafficSummary`` of one ModelDeployment, in order, from

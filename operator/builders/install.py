@@ -161,10 +161,17 @@ def build_operator_deployment(namespace: str, settings: OperatorSettings) -> dic
     }
 
 
+class _Plain(yaml.SafeDumper):
+    """Writes shared parts (the CRDs reuse field schemas) in full, not as aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def install_manifests(namespace: str, settings: OperatorSettings) -> str:
     """Everything, as one multi-document YAML stream, in the order to apply it."""
     objects: list[dict[str, Any]] = [crds.crd(kind) for kind in crds.FILES]
     objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     objects += build_operator_rbac(namespace)
     objects.append(build_operator_deployment(namespace, settings))
-    return yaml.safe_dump_all(objects, sort_keys=False)
+    return yaml.dump_all(objects, Dumper=_Plain, sort_keys=False)

@@ -21,7 +21,9 @@ def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
 
 
 def test_manifests_install_crds_rbac_and_one_replica_that_is_replaced_not_overlapped() -> None:
-    docs = list(yaml.safe_load_all(install_manifests("clipper-system", OperatorSettings())))
+    text = install_manifests("clipper-system", OperatorSettings())
+    assert "&id" not in text  # no YAML aliases: every object reads on its own
+    docs = list(yaml.safe_load_all(text))
     kinds = [d["kind"] for d in docs]
     assert kinds[:2] == ["CustomResourceDefinition", "CustomResourceDefinition"]
     assert kinds[2:] == [

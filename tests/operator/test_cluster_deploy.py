@@ -24,10 +24,11 @@ from clipper.testing.k8s_clipper import (
     clipper_app,
     condition,
     create,
-    events,
     model_deployment,
     operator,
     read,
+    reasons,
+    wait_for_events,
     wait_for_object,
 )
 from clipper.testing.k8s_nodes import GPU_RESOURCE
@@ -147,9 +148,14 @@ def test_statuses_report_readiness_traffic_and_the_endpoint(
 
 
 def test_events_announce_the_transitions(k8s: ControlPlane, deployed: Scenario) -> None:
-    reasons = [reason for _, reason, _ in events(k8s, deployed.namespace, "digits-sklearn")]
-    assert reasons[:2] == ["RolloutStarted", "Promoted"]
-    assert ("Normal", "Ready") in [(t, r) for t, r, _ in events(k8s, deployed.namespace, "digits")]
+    wait_for_events(
+        k8s, deployed.namespace, "digits-sklearn",
+        lambda found: reasons(found)[:2] == ["RolloutStarted", "Promoted"], "rollout Events",
+    )  # fmt: skip
+    wait_for_events(
+        k8s, deployed.namespace, "digits",
+        lambda found: "Ready" in reasons(found, "Normal"), "the app's Ready Event",
+    )  # fmt: skip
 
 
 def test_the_frontend_may_read_only_what_its_discovery_watches(

@@ -16,11 +16,12 @@ from clipper.testing.k8s_clipper import (
     clipper_app,
     condition,
     create,
-    events,
     model_deployment,
     operator,
     patch_spec,
     read,
+    reasons,
+    wait_for_events,
     wait_for_object,
 )
 
@@ -78,13 +79,19 @@ def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled
             assert condition(read(k8s, namespace, MODELS, name), "Ready")["status"] == "True"
         for name, reason in (("clash", "ModelNameClash"), ("ghost", "ModelNotFound"),
                              ("a-b", "NameConflict")):  # fmt: skip
-            warnings = [r for t, r, _ in events(k8s, namespace, name) if t == "Warning"]
-            assert warnings == [reason], (name, warnings)
+            wait_for_events(
+                k8s, namespace, name, lambda found, r=reason: reasons(found, "Warning") == [r],
+                f"one {reason} Warning on {name}",
+            )  # fmt: skip
 
         # Fixing the spec is enough: no restart, no retry loop to wait for.
         patch_spec(k8s, namespace, MODELS, "y-sklearn", {"modelName": "digits-too"})
         wait_for_object(k8s, namespace, APPS, "clash",
                         lambda o: condition(o, "Ready").get("status") == "True",
                         "clash Ready", operator=proc)  # fmt: skip
-        reasons = [(t, r) for t, r, _ in events(k8s, namespace, "clash")]
-        assert reasons[-2:] == [("Normal", "Ready"), ("Normal", "Recovered")]
+        wait_for_events(
+            k8s, namespace, "clash",
+            lambda found: [(t, r) for t, r, _ in found][-2:]
+            == [("Normal", "Ready"), ("Normal", "Recovered")],
+            "Ready and Recovered",
+        )  # fmt: skip

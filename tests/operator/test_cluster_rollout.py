@@ -24,10 +24,11 @@ from clipper.testing.k8s_clipper import (
     TrafficRecorder,
     condition,
     create,
-    events,
     model_deployment,
     operator,
     patch_spec,
+    reasons,
+    wait_for_events,
     wait_for_object,
 )
 from clipper.testing.processes import wait_for
@@ -39,6 +40,7 @@ CANARY = {
     "retainVersions": 1,
 }
 SWAP = ["v1=100", "v1=90 v2=10", "v1=50 v2=50", "v2=100"]
+SWAP_EVENTS = ["RolloutStarted", "CanaryStep", "CanaryStep", "Promoted", "Retained"]
 
 
 def version(obj: dict[str, Any], name: str) -> dict[str, Any]:
@@ -103,14 +105,10 @@ def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_versio
             f" 100% in {promoted:.1f} s, edit -> v1 decommissioned (0 replicas) in"
             f" {decommissioned - edited:.1f} s"
         )
-        reasons = [r for _, r, _ in events(k8s, namespace, "digits")]
-        assert reasons[-5:] == [
-            "RolloutStarted",
-            "CanaryStep",
-            "CanaryStep",
-            "Promoted",
-            "Retained",
-        ]
+        wait_for_events(
+            k8s, namespace, "digits", lambda found: reasons(found)[-5:] == SWAP_EVENTS,
+            "the swap's Events",
+        )  # fmt: skip
 
         # Going back to a retained version is instant: no canary, it has served before.
         with TrafficRecorder(k8s, namespace, "digits") as traffic:
@@ -157,9 +155,11 @@ def test_a_version_that_never_becomes_ready_is_rolled_back_and_never_gets_traffi
         assert condition(failed, "Available")["status"] == "True"  # v1 still serves
         wait_for(lambda: replicas(k8s, namespace, "digits-v2") == (0, 0), timeout=30,
                  what="digits-v2 scaled to zero")  # fmt: skip
-        warnings = [(r, m) for t, r, m in events(k8s, namespace, "digits") if t == "Warning"]
-        assert [r for r, _ in warnings] == ["RolledBack"]
-        assert "all traffic is back on v1" in warnings[0][1]
+        found = wait_for_events(
+            k8s, namespace, "digits", lambda found: reasons(found, "Warning") == ["RolledBack"],
+            "one RolledBack Warning",
+        )  # fmt: skip
+        assert "all traffic is back on v1" in next(m for _, r, m in found if r == "RolledBack")
 
 
 def crash(k8s: ControlPlane, namespace: str, pod: Any) -> None:
@@ -237,12 +237,13 @@ def test_an_operator_killed_mid_rollout_is_replaced_and_the_new_one_finishes_it(
     # Each step held for its whole pause, though the operator changed in between.
     assert traffic.when("v1=50 v2=50") - traffic.when("v1=90 v2=10") >= pause - 0.5
     assert traffic.when("v2=100") - traffic.when("v1=50 v2=50") >= pause - 0.5
-    reasons = [r for _, r, _ in events(k8s, namespace, "digits")]
-    started = len(reasons) - reasons[::-1].index("RolloutStarted") - 1  # the v2 rollout
-    assert reasons[started:] == [
-        "RolloutStarted",
-        "CanaryStep",
-        "CanaryStep",
-        "Promoted",
-        "Retained",
-    ]
+
+    def v2_rollout(found: list[tuple[str, str, str]]) -> list[str]:
+        said = reasons(found)
+        return said[len(said) - said[::-1].index("RolloutStarted") - 1 :]
+
+    # Every transition announced once, though two operators made them.
+    wait_for_events(
+        k8s, namespace, "digits", lambda found: v2_rollout(found) == SWAP_EVENTS,
+        "the v2 rollout's Events, each once",
+    )  # fmt: skip

@@ -9,11 +9,14 @@ from clipper.operator import naming
 from clipper.operator.observe import observe_versions
 
 
-def deployment(version: str, template_hash: str = "h1", **status: Any) -> dict[str, Any]:
+def deployment(
+    version: str, template_hash: str = "h1", generation: int = 1, **status: Any
+) -> dict[str, Any]:
     labels = {naming.LABEL_MODEL: "digits", naming.LABEL_VERSION: version}
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash}
+    status.setdefault("observedGeneration", 1)
     return {
-        "metadata": {"name": f"digits-{version}", "labels": labels},
+        "metadata": {"name": f"digits-{version}", "labels": labels, "generation": generation},
         "spec": {"template": {"metadata": {"labels": pod_labels}}},
         "status": status,
     }
@@ -118,6 +121,12 @@ def test_deployment_conditions_that_will_not_heal_are_failing() -> None:
     assert "ProgressDeadlineExceeded" in observed["v2"].message
     assert observed["v3"].failing
     assert "exceeded quota" in observed["v3"].message
+
+
+def test_a_deadline_reported_about_an_older_spec_is_not_failing() -> None:
+    stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    updated = deployment("v2", generation=3, observedGeneration=2, conditions=[stuck])
+    assert not observe_versions([updated], [], {})["v2"].failing
 
 
 def test_a_progressing_deployment_is_not_failing() -> None:

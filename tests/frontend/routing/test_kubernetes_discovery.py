@@ -110,10 +110,10 @@ async def test_discovery_follows_a_rollout_and_replica_changes_as_the_frontends_
         )
         discovery = KubernetesDiscovery("digits", namespace, await configuration(kubeconfig))
         stream = Stream(discovery)
-        first = await stream.until(lambda t: True)
+        # The app is Ready once each model has a ready replica; both come soon after.
+        first = await stream.until(lambda t: len(versions(t).get("v1", (0, ()))[1]) == 2)
         (v1_weight, v1_replicas) = versions(first)["v1"]
         assert v1_weight == 100
-        assert len(v1_replicas) == 2
         assert all(r.startswith("10.244.") and r.endswith(f":{GRPC_PORT}") for r in v1_replicas)
         app = first.apps["digits"]
         assert [m.name for m in app.models] == ["digits"]
