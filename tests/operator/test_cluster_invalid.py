@@ -74,9 +74,11 @@ def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled
         message = condition(taken, "Degraded")["message"]
         assert "Deployment a-b-c already exists and belongs to ModelDeployment a" in message
         assert read(k8s, namespace, MODELS, "a")["status"]["trafficSummary"] == "b-c=100"
-        # Everything else was reconciled all along.
+        # Everything else is reconciled as usual.
         for name in ("x-sklearn", "y-sklearn", "a"):
-            assert condition(read(k8s, namespace, MODELS, name), "Ready")["status"] == "True"
+            wait_for_object(k8s, namespace, MODELS, name,
+                            lambda o: condition(o, "Ready").get("status") == "True",
+                            f"{name} Ready", operator=proc)  # fmt: skip
         for name, reason in (("clash", "ModelNameClash"), ("ghost", "ModelNotFound"),
                              ("a-b", "NameConflict")):  # fmt: skip
             wait_for_events(

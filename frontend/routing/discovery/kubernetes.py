@@ -9,26 +9,22 @@ ServiceAccount (the operator grants exactly these):
 - the EndpointSlices labelled ``clipper.dev/model``: the ready replicas of every
   version's headless Service.
 
-Each watch is a *reflector*: list (the complete state and a resourceVersion),
-then watch from that version with bookmarks, resuming from the last version seen
-when the server ends the stream; when the server answers 410 Gone (the version
-has been compacted away) it lists again, and on any other error it waits --
-exponentially longer, up to 30 s -- and lists again. Changes that arrive together
-(a status write and the slices that follow it) are folded into one table, and a
-table equal to the last one is not yielded again.
+Each watch is a ``reflector.Reflector`` (list, then watch; 410 Gone lists again;
+other errors back off). Changes that arrive together (a status write and the
+slices that follow it) are folded into one table, and a table equal to the last
+one is not yielded again.
 
 This is the only frontend module that imports a Kubernetes client (an
-import-linter contract); the table itself is built, without one, by
-``cluster_view``.
+import-linter contract): it makes the client and its list calls. The watching
+(``reflector``) and the table (``cluster_view``) need none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +36,12 @@ from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
 from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.cluster_view import APP, MODELS, SLICES, ClusterView
+from clipper.frontend.routing.discovery.reflector import Reflector
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-Sink = Callable[[str, str | None, Any], None]
-"""(kind, event type or None for a complete list, object or list of objects)."""
-
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-class Expired(Exception):
-    """410 Gone: the resourceVersion to watch from is no longer available."""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
 
 
 async def client_configuration() -> client.Configuration:
@@ -76,96 +60,6 @@ def own_namespace() -> str | None:
         return NAMESPACE_FILE.read_text().strip() or None
     except OSError:
         return None
-
-
-def _check(status: int, body: bytes) -> Any:
-    data = json.loads(body) if body else {}
-    if status == 410:
-        raise Expired(data.get("message", "gone"))
-    if not 200 <= status < 300:
-        raise ApiError(status, data.get("message", body.decode(errors="replace")))
-    return data
-
-
-class Reflector:
-    """List, then watch, one kind of object forever, into ``sink``."""
-
-    def __init__(
-        self,
-        kind: str,
-        call: Callable[..., Any],
-        sink: Sink,
-        watch_seconds: int = 300,
-        max_backoff: float = 30.0,
-    ) -> None:
-        self.kind, self.call, self.sink = kind, call, sink
-        self.watch_seconds, self.max_backoff = watch_seconds, max_backoff
-        self.version: str | None = None
-        """Where the next watch starts; None: list first."""
-        self.listed = asyncio.Event()
-        self.lists = 0
-
-    async def run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                if self.version is None:
-                    await self._list()
-                    backoff = 0.5
-                await self._watch()
-            except Expired as exc:
-                log.info("%s: resourceVersion %s expired (%s): listing again",
-                         self.kind, self.version, exc)  # fmt: skip
-                self.version = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("%s: %s; listing again in %.1fs", self.kind, exc, backoff)
-                self.version = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-
-    async def _list(self) -> None:
-        response = await self.call(_preload_content=False, _request_timeout=(10, 60))
-        try:
-            data = _check(response.status, await response.read())
-        finally:
-            response.release()
-        self.sink(self.kind, None, data.get("items") or [])
-        self.version = data["metadata"]["resourceVersion"]
-        self.lists += 1
-        self.listed.set()
-
-    async def _watch(self) -> None:
-        """Stream events from ``self.version`` until the server ends the stream."""
-        response = await self.call(
-            watch=True,
-            resource_version=self.version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.watch_seconds,
-            _preload_content=False,
-            _request_timeout=(10, self.watch_seconds + 30),
-        )
-        try:
-            if response.status != 200:
-                _check(response.status, await response.read())
-            pending = b""  # one event per line; a line may span chunks
-            async for chunk in response.content.iter_any():
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self._event(json.loads(line))
-        finally:
-            response.release()
-
-    def _event(self, event: Obj) -> None:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            _check(int(obj.get("code") or 500), json.dumps(obj).encode())
-            return
-        self.version = obj["metadata"]["resourceVersion"]
-        if kind != "BOOKMARK":
-            self.sink(self.kind, kind, obj)
 
 
 class KubernetesDiscovery(Discovery):

@@ -20,12 +20,8 @@ from kubernetes_asyncio import client, config
 from clipper.common.cluster import GRPC_PORT, GRPC_PORT_NAME, LABEL_MODEL, LABEL_VERSION
 from clipper.common.routing import RoutingTable
 from clipper.frontend.routing.discovery.cluster_view import MODELS
-from clipper.frontend.routing.discovery.kubernetes import (
-    ApiError,
-    Expired,
-    KubernetesDiscovery,
-    Reflector,
-)
+from clipper.frontend.routing.discovery.kubernetes import KubernetesDiscovery
+from clipper.frontend.routing.discovery.reflector import ApiError, Expired, Reflector
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     APPS,
@@ -203,7 +199,7 @@ async def test_discovery_follows_status_traffic_and_endpoint_slices_without_an_o
 async def test_a_watch_from_an_expired_version_lists_again(
     k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="clipper.frontend.routing.discovery.kubernetes")
+    caplog.set_level(logging.INFO, logger="clipper.frontend.routing.discovery.reflector")
     received: list[tuple[str | None, Any]] = []
     async with client.ApiClient(await configuration(k8s.kubeconfig)) as api_client:
         custom = client.CustomObjectsApi(api_client)
