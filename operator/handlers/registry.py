@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from typing import Any
 
 import kopf
@@ -52,6 +53,14 @@ def _track(ctx: Context, key: Key, event_type: str) -> None:
     ctx.queue.add(key)
 
 
+def _stop_if_broken(task: asyncio.Task[None]) -> None:
+    """The queue never ends by itself: if it does, nothing would be reconciled any
+    more, so stop the whole operator (gracefully) and let it be restarted."""
+    if not task.cancelled():
+        log.critical("the reconcile queue stopped (%r): stopping the operator", task.exception())
+        signal.raise_signal(signal.SIGTERM)
+
+
 def build_registry(ctx: Context) -> kopf.OperatorRegistry:
     """Every handler of the operator, bound to ``ctx``."""
     registry = kopf.OperatorRegistry()
@@ -63,6 +72,7 @@ def build_registry(ctx: Context) -> kopf.OperatorRegistry:
         ctx.kube = Kube(await client_configuration())
         work = ctx.queue.run(lambda key: dispatch(ctx, key), ctx.settings.workers)
         task.append(asyncio.create_task(work, name="clipper-reconcile-queue"))
+        task[0].add_done_callback(_stop_if_broken)
 
     @kopf.on.login(id="login", registry=registry)
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -1,4 +1,4 @@
-"""The writes every reconcile makes: status, Events, owned objects.
+"""What every reconcile writes (status, Events) and checks (who owns a name).
 
 Order matters for a restart at any point. Status is written first, guarded by
 the resourceVersion that was read, and only then are Events posted and objects
