@@ -1,0 +1,210 @@
+"""Helpers for frontend tests and benchmarks: routes files, frontends, metrics.
+
+* ``route`` / ``write_routes`` -- a static routing table as the frontend reads it;
+* ``serving`` -- a real ``Frontend`` in this process on ephemeral ports (for
+  white-box checks on the test's own event loop), ready when its apps are;
+* ``FrontendProcess`` -- ``clipper frontend`` as a child process (signals, exit
+  codes, the benchmark);
+* ``start_model_servers`` -- several model containers started side by side;
+* ``metric`` -- one value out of a Prometheus exposition;
+* ``same_predictions`` -- served predictions against in-process ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from clipper.testing.model_servers import ModelServer
+from clipper.testing.processes import ClipperProcess, free_port, wait_for
+
+
+def route(
+    name: str,
+    models: Mapping[str, Sequence[str] | Sequence[Mapping[str, Any]]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """One app of a routing table. ``models`` maps a model name to its replica
+    addresses (version "1"), or to a list of versions (``{"version", "weight",
+    "replicas"}``). ``batching={model: {...}}`` sets per-model batching; other
+    ``fields`` are ``AppConfig`` fields (``latency_slo_ms``, ``selection``, ...)."""
+    batching = fields.pop("batching", {})
+    entries = []
+    for model, spec in models.items():
+        if spec and isinstance(spec[0], Mapping):
+            versions = [dict(v) for v in spec]  # type: ignore[arg-type]
+        else:
+            versions = [{"version": "1", "replicas": list(spec)}]
+        entry: dict[str, Any] = {"name": model, "versions": versions}
+        if model in batching:
+            entry["batching"] = batching[model]
+        entries.append(entry)
+    return {"name": name, "models": entries, **fields}
+
+
+def write_routes(path: Path, *apps: Mapping[str, Any]) -> Path:
+    """Write (atomically, as an editor would) a routes file with ``apps``."""
+    path = Path(path)
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(yaml.safe_dump({"apps": {app["name"]: dict(app) for app in apps}}))
+    staged.replace(path)
+    return path
+
+
+@dataclass
+class Serving:
+    """A frontend running in this process."""
+
+    frontend: Any  # clipper.frontend.runtime.Frontend
+    url: str
+    grpc_address: str
+
+    async def wait_ready(self, within_s: float = 60.0) -> None:
+        """Until every app has a replica up (health checked, metadata read)."""
+        deadline = time.monotonic() + within_s
+        while not self.frontend.plane.ready:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"frontend not ready within {within_s}s")
+            await asyncio.sleep(0.05)
+
+    def metrics(self) -> str:
+        return str(self.frontend.metrics.exposition().decode())
+
+
+@contextlib.asynccontextmanager
+async def serving(routes: Path, ready: bool = True, **settings: Any) -> AsyncIterator[Serving]:
+    """A ``Frontend`` on ephemeral ports of 127.0.0.1, stopped on exit."""
+    from clipper.frontend.runtime import Frontend
+    from clipper.frontend.settings import FrontendSettings
+
+    values = {"http_port": 0, "grpc_port": 0, "health_interval_s": 0.2, **settings}
+    frontend = Frontend(FrontendSettings(routes=routes, **values))
+    await frontend.start()
+    try:
+        handle = Serving(
+            frontend,
+            f"http://127.0.0.1:{frontend.rest.port}",
+            f"127.0.0.1:{frontend.grpc.port}",
+        )
+        if ready:
+            await handle.wait_ready()
+        yield handle
+    finally:
+        await frontend.stop()
+
+
+class FrontendProcess:
+    """``clipper frontend`` as a child process on free ports."""
+
+    def __init__(self, routes: Path, args: Sequence[str] = (), env: dict[str, str] | None = None):
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.grpc_address = f"127.0.0.1:{self.grpc_port}"
+        command = ["frontend", "--routes", str(routes)]
+        command += ["--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)]
+        self.process = ClipperProcess([*command, *args], env=env)
+
+    def wait_ready(self, timeout: float = 90.0) -> FrontendProcess:
+        def ready() -> bool:
+            if not self.process.alive():
+                raise RuntimeError(f"frontend exited:\n{self.process.logs()}")
+            with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as answer:
+                return bool(json.loads(answer.read())["ready"])
+
+        try:
+            wait_for(ready, timeout=timeout, interval=0.1, what="frontend ready")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- logs ---\n{self.process.logs()}") from None
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
+
+    def stop(self, timeout: float = 30.0) -> int:
+        return self.process.stop(timeout)
+
+    def __enter__(self) -> FrontendProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_model_servers(
+    specs: Sequence[Mapping[str, Any]], timeout: float = 120.0
+) -> list[ModelServer]:
+    """Start several model containers at once; each spec holds ``ModelServer.start``'s
+    arguments (``framework``, ``uri``, ``name``, ``args``, ``env``), and may fix the
+    ``port`` (to bring a killed replica back where the frontend expects it)."""
+    servers = []
+    try:
+        for spec in specs:
+            port, metrics_port = spec.get("port") or free_port(), free_port()
+            command = ["model", "serve", "--framework", spec["framework"], "--name", spec["name"]]
+            command += ["--port", str(port), "--metrics-port", str(metrics_port)]
+            command += ["--uri", str(spec["uri"])] if spec.get("uri") else []
+            command += list(spec.get("args", ()))
+            process = ClipperProcess(command, env=spec.get("env"))
+            servers.append(ModelServer(process, spec["name"], port, metrics_port))
+        for server in servers:
+            server.wait_ready(timeout)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def same_predictions(actual: object, expected: np.ndarray) -> None:
+    """Same classes, same probabilities up to float rounding: BLAS may sum a row in a
+    batch of 25 in another order than the same row in a batch the frontend formed."""
+    actual = np.asarray(actual)
+    np.testing.assert_array_equal(actual.argmax(axis=-1), expected.argmax(axis=-1))
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-15)
+
+
+async def hammer(
+    url: str,
+    app: str,
+    rows: Sequence[Sequence[float]],
+    concurrency: int,
+    path: str = "predict",
+) -> list[tuple[int, dict[str, Any]]]:
+    """POST each row as ``{"input": row}`` to ``/{app}/{path}`` from ``concurrency``
+    clients at once; every ``(status, answer)``, in the order of ``rows``."""
+    import aiohttp
+
+    results: list[tuple[int, dict[str, Any]]] = [(0, {})] * len(rows)
+    next_row = iter(range(len(rows)))
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for i in next_row:
+            async with session.post(f"{url}/{app}/{path}", json={"input": list(rows[i])}) as r:
+                results[i] = (r.status, await r.json())
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return results

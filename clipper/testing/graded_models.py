@@ -1,0 +1,61 @@
+"""Three digits classifiers of clearly different quality, for model selection.
+
+All take the 64 raw pixels (FP64) and answer a class label (``predict``), so
+feedback is a zero-one loss and an ensemble is a weighted vote:
+
+* ``good``: logistic regression on every pixel (~97% on the digits);
+* ``fair``: logistic regression that looks at three pixels only (~40%);
+* ``poor``: logistic regression trained on shuffled labels (~10%).
+
+Each is saved with joblib for ``--framework sklearn``; ``GRADES`` orders them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from clipper.testing.models import digits
+
+GRADES = ("good", "fair", "poor")
+FAIR_PIXELS = [20, 36, 44]
+
+
+def train_graded(directory: Path) -> dict[str, Path]:
+    """Train and save the three models; their joblib paths by grade."""
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from threadpoolctl import threadpool_limits
+
+    pixels, labels = digits()
+    shuffled = np.random.default_rng(0).permutation(labels)
+    pick = ColumnTransformer([("pixels", "passthrough", FAIR_PIXELS)])
+    models = {
+        "good": LogisticRegression(max_iter=300),
+        "fair": make_pipeline(pick, LogisticRegression(max_iter=300)),
+        "poor": LogisticRegression(max_iter=50),
+    }
+    paths = {}
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "poor" is meant to be poor: no convergence needed
+        for grade, model in models.items():
+            # Fit on scaled pixels (fast, well conditioned), then fold the scale into
+            # the weights so the model takes the raw 0..16 pixels the apps send.
+            model.fit(pixels / 16.0, shuffled if grade == "poor" else labels)
+            final = model[-1] if hasattr(model, "steps") else model
+            final.coef_ = final.coef_ / 16.0
+            paths[grade] = Path(directory) / f"digits-{grade}.joblib"
+            joblib.dump(model, paths[grade])
+    return paths
+
+
+def accuracy(path: Path) -> float:
+    """A saved model's accuracy on every digit."""
+    import joblib
+
+    pixels, labels = digits()
+    return float(np.mean(joblib.load(path).predict(pixels) == labels))

@@ -1,0 +1,204 @@
+"""One replica's batcher: pull a batch from the version's queue, send it, deliver.
+
+Each replica has one batcher and at most one batch in flight, as in Clipper:
+the container predicts one batch at a time anyway, and a replica that is busy
+does not pull, so work flows to whichever replica is free. The batch size is
+``min(limit, queued rows)`` with the limit from the replica's ``AIMD``
+controller; the batcher waits for a fuller batch only when the model asks for
+delayed batching (``batch_wait_ms``), and then never past the oldest query's
+wait budget.
+
+Failures, by kind:
+
+* the replica is gone (connection refused, UNAVAILABLE): it is marked down and
+  every row of the batch goes back into the queue once, marked as retried, for
+  another replica (the deadline order puts it first). A second failure, or no
+  other replica up, fails those rows with ``RetriesExhausted`` / ``Unavailable``.
+* the deadline passed (DEADLINE_EXCEEDED): AIMD counts it as an overrun, the
+  callers get their default.
+* the model raised or rejected the input: every caller in the batch gets it.
+
+Stopping (a replica removed from the routing table, or shutdown) lets the batch
+in flight finish and deliver before the task ends: removal drains, it does not
+drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from clipper.common.errors import ClipperError, DeadlineExceeded, ModelError, Unavailable
+from clipper.frontend.batching.aimd import AIMD
+from clipper.frontend.batching.queue import DeadlineQueue, Part
+from clipper.frontend.replicas import Replica
+
+log = logging.getLogger(__name__)
+
+
+class RetriesExhausted(Unavailable):
+    """A batch failed on one replica and again on the one it was retried on."""
+
+
+class BatchObserver(Protocol):
+    """Where a batcher reports what it did (the metrics)."""
+
+    def sent(self, rows: int, waits: list[float]) -> None:
+        """A batch of ``rows`` left; ``waits``: how long each chunk in it was queued."""
+
+    def answered(self, latency_s: float) -> None:
+        """The replica answered the batch after ``latency_s``."""
+
+    def retried(self, rows: int, exhausted: bool) -> None:
+        """Rows of a failed batch were queued again, or failed for good."""
+
+
+class Batcher:
+    """Feeds one replica from its version's queue."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        queue: DeadlineQueue,
+        limit: AIMD,
+        others_up: Callable[[Replica], bool],
+        observer: BatchObserver,
+        batch_wait_s: float = 0.0,
+    ) -> None:
+        self.replica = replica
+        self.queue = queue
+        self.limit = limit
+        self.batch_wait_s = batch_wait_s
+        self._others_up = others_up
+        self._observer = observer
+        self._stopping = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finish the batch in flight (if any), then end."""
+        self._stopping = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._task is not None:
+            await self._task
+
+    async def finished(self) -> None:
+        """Wait until the batcher ends by itself (its queue closed and empty)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue, replica = self.queue, self.replica
+        try:
+            while not self._stopping:
+                if not replica.up:
+                    if queue.rows:
+                        queue.wake_one()  # the work this batcher was woken for goes elsewhere
+                    await self._wait(replica.wait_up())
+                elif not queue.rows:
+                    if queue.closed:
+                        return
+                    await self._wait(queue.wait())
+                else:
+                    limit = self.limit.limit
+                    if self.batch_wait_s and queue.rows < limit:
+                        await self._fill(limit, loop)
+                    now = loop.time()
+                    parts = queue.take(limit, now)
+                    if parts:
+                        await self._send(parts, now, loop)
+        finally:
+            if queue.rows:
+                queue.wake_one()
+
+    async def _wait(self, waiter: asyncio.Future[None]) -> None:
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    async def _fill(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        """Delayed batching: wait for ``limit`` rows until the oldest has waited long enough."""
+        oldest = self.queue.oldest_enqueued()
+        until = (oldest if oldest is not None else loop.time()) + self.batch_wait_s
+        while self.queue.rows < limit and not self._stopping:
+            remaining = until - loop.time()
+            if remaining <= 0:
+                return
+            waiter = self.queue.wait()
+            timer = loop.call_later(remaining, _resolve, waiter)
+            await self._wait(waiter)
+            timer.cancel()
+
+    async def _send(self, parts: list[Part], now: float, loop: asyncio.AbstractEventLoop) -> None:
+        rows = _stack(parts)
+        count = len(rows)
+        deadline = max(chunk.deadline for chunk, _, _ in parts)
+        self._observer.sent(count, [now - chunk.enqueued for chunk, _, _ in parts])
+        start = loop.time()
+        try:
+            outputs = await self.replica.infer(rows, deadline - start)
+        except Unavailable as exc:
+            self.replica.mark_down(exc.message)
+            self._retry(parts, exc, loop.time())
+            return
+        except DeadlineExceeded as exc:
+            self.limit.record(count, math.inf)
+            _fail(parts, exc)
+            return
+        except ClipperError as exc:
+            _fail(parts, exc)
+            return
+        except Exception as exc:  # a bug: the callers must still hear back
+            log.exception("batch to %s failed", self.replica.address)
+            _fail(parts, ModelError(f"the frontend failed to call the model: {exc!r}"))
+            return
+        latency = loop.time() - start
+        self.limit.record(count, latency)
+        self.queue.note_drained(count, latency)
+        self._observer.answered(latency)
+        position = 0
+        for chunk, first, size in parts:
+            chunk.deliver(first, outputs[position : position + size])
+            position += size
+
+    def _retry(self, parts: list[Part], error: ClipperError, now: float) -> None:
+        address = self.replica.address
+        others = self._others_up(self.replica)
+        for chunk, first, size in parts:
+            if chunk.retried:
+                self._observer.retried(size, exhausted=True)
+                chunk.fail(RetriesExhausted(f"failed on two replicas, last {address}: {error}"))
+            elif not others:
+                chunk.fail(Unavailable(f"replica {address} failed ({error}) and no other is up"))
+            else:
+                self._observer.retried(size, exhausted=False)
+                self.queue.push(chunk.retry(first, size), now)
+
+
+def _stack(parts: list[Part]) -> np.ndarray:
+    if len(parts) == 1:
+        chunk, first, size = parts[0]
+        return chunk.rows if size == len(chunk) else chunk.rows[first : first + size]
+    return np.concatenate([chunk.rows[first : first + size] for chunk, first, size in parts])
+
+
+def _fail(parts: list[Part], error: BaseException) -> None:
+    for chunk, _, _ in parts:
+        chunk.fail(error)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

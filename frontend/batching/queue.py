@@ -1,0 +1,228 @@
+"""A model version's queue: bounded, ordered by deadline, shared by its replicas.
+
+Queries wait here as ``Chunk``s: the rows of one request bound for one model
+version (a single-row request is a chunk of one row). Every replica's batcher
+pulls from the same queue, so a faster replica simply comes back for more work
+sooner; no static split of traffic can do that as well.
+
+* Deadline order: the query closest to its deadline leaves first. Chunks whose
+  deadline has passed, or whose caller has given up, leave the queue when they
+  reach its head and are never sent to a model.
+* Bounded in rows, so memory cannot grow without bound under overload: a put
+  into a full queue raises ``Overloaded`` (429 / RESOURCE_EXHAUSTED) with a
+  Retry-After estimated from how fast the queue drains.
+* A chunk larger than what a batch may hold is split across batches; its
+  outputs are written back at their offsets, and its future resolves once every
+  row has an output (``Chunk.deliver``).
+
+Batchers wait for work on a future that the next ``put`` resolves: one waiter
+is woken per put (the one that has waited longest), so idle replicas take
+turns instead of all racing for one row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+
+import numpy as np
+
+from clipper.common.errors import DeadlineExceeded, Overloaded, PayloadTooLarge
+
+
+class Chunk:
+    """Some rows of one request for one model version, and where their outputs go."""
+
+    __slots__ = (
+        "_filled",
+        "_out",
+        "deadline",
+        "enqueued",
+        "future",
+        "offset",
+        "parent",
+        "rows",
+        "taken",
+    )
+
+    def __init__(
+        self,
+        rows: np.ndarray,
+        deadline: float,
+        future: asyncio.Future[np.ndarray],
+        parent: Chunk | None = None,
+        offset: int = 0,
+    ) -> None:
+        self.rows = rows
+        self.deadline = deadline
+        self.future = future
+        """Resolves to the outputs of all rows, in order (shared with a retry's parent)."""
+        self.parent = parent
+        self.offset = offset
+        self.enqueued = 0.0
+        self.taken = 0
+        """Rows already handed to batches."""
+        self._out: np.ndarray | None = None
+        self._filled = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def retried(self) -> bool:
+        return self.parent is not None
+
+    def retry(self, start: int, count: int) -> Chunk:
+        """A chunk for rows ``start:start+count`` that delivers into this one."""
+        return Chunk(self.rows[start : start + count], self.deadline, self.future, self, start)
+
+    def deliver(self, start: int, outputs: np.ndarray) -> None:
+        """Outputs for rows ``start:start+len(outputs)``; resolves when all rows have one."""
+        if self.parent is not None:
+            self.parent.deliver(self.offset + start, outputs)
+            return
+        if self.future.done():
+            return
+        size = len(self.rows)
+        if start == 0 and len(outputs) == size:
+            self.future.set_result(outputs)
+            return
+        if self._out is None:
+            self._out = np.empty((size, *outputs.shape[1:]), dtype=outputs.dtype)
+        self._out[start : start + len(outputs)] = outputs
+        self._filled += len(outputs)
+        if self._filled >= size:
+            self.future.set_result(self._out)
+
+    def fail(self, error: BaseException) -> None:
+        """Every caller waiting on these rows gets ``error``."""
+        if not self.future.done():
+            self.future.set_exception(error)
+            self.future.exception()  # retrieved: a caller that left at its deadline is fine
+
+
+Part = tuple[Chunk, int, int]
+"""``count`` rows of a chunk, starting at row ``start``: what one batch holds of it."""
+
+
+class DeadlineQueue:
+    """Chunks by deadline, bounded in rows."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rows = 0
+        self.closed = False
+        self._heap: list[tuple[float, int, Chunk]] = []
+        self._seq = itertools.count()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._drain_rate = 0.0  # rows per second leaving the queue, smoothed
+
+    def put(self, chunk: Chunk, now: float) -> None:
+        """Enqueue, or raise ``Overloaded`` (full) / ``PayloadTooLarge`` (can never fit)."""
+        size = len(chunk)
+        if size > self.capacity:
+            raise PayloadTooLarge(
+                f"the request has {size} rows; a model's queue holds at most {self.capacity}"
+            )
+        if self.rows + size > self.capacity:
+            self.drop_expired(now)
+            if self.rows + size > self.capacity:
+                raise Overloaded(
+                    f"the queue is full ({self.rows} of {self.capacity} rows)",
+                    retry_after=self._retry_after(),
+                )
+        self.push(chunk, now)
+
+    def push(self, chunk: Chunk, now: float) -> None:
+        """Enqueue without the capacity check (a retry, whose rows were admitted)."""
+        chunk.enqueued = now
+        heapq.heappush(self._heap, (chunk.deadline, next(self._seq), chunk))
+        self.rows += len(chunk)
+        self.wake_one()
+
+    def take(self, limit: int, now: float) -> list[Part]:
+        """Up to ``limit`` rows by deadline, after dropping expired or abandoned chunks."""
+        parts: list[Part] = []
+        room = limit
+        heap = self._heap
+        while heap and room > 0:
+            chunk = heap[0][2]
+            if chunk.future.done() or chunk.deadline <= now:
+                heapq.heappop(heap)
+                self._drop(chunk)
+                continue
+            start = chunk.taken
+            count = min(room, len(chunk) - start)
+            parts.append((chunk, start, count))
+            chunk.taken = start + count
+            room -= count
+            self.rows -= count
+            if chunk.taken == len(chunk):
+                heapq.heappop(heap)
+        if heap:
+            self.wake_one()  # work left for another idle replica
+        return parts
+
+    def oldest_enqueued(self) -> float | None:
+        """When the head chunk was enqueued (delayed batching waits from there)."""
+        return self._heap[0][2].enqueued if self._heap else None
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future that the next ``put`` (or ``wake_all``) resolves."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def wake_all(self) -> None:
+        while self._waiters:
+            self._resolve(self._waiters.popleft())
+
+    def drop_expired(self, now: float) -> int:
+        """Remove every expired or abandoned chunk (a full queue makes room this way)."""
+        kept = []
+        for entry in self._heap:
+            chunk = entry[2]
+            if chunk.future.done() or chunk.deadline <= now:
+                self._drop(chunk)
+            else:
+                kept.append(entry)
+        dropped = len(self._heap) - len(kept)
+        if dropped:
+            heapq.heapify(kept)
+            self._heap = kept
+        return dropped
+
+    def note_drained(self, rows: int, seconds: float) -> None:
+        """A batch of ``rows`` took ``seconds``: feeds the Retry-After estimate."""
+        if seconds > 0:
+            rate = rows / seconds
+            self._drain_rate = rate if not self._drain_rate else 0.8 * self._drain_rate + 0.2 * rate
+
+    def close(self) -> None:
+        """No more puts; batchers finish what is queued, then stop."""
+        self.closed = True
+        self.wake_all()
+
+    def _retry_after(self) -> float:
+        if self._drain_rate <= 0:
+            return 1.0
+        return max(1.0, self.rows / self._drain_rate)
+
+    def _drop(self, chunk: Chunk) -> None:
+        self.rows -= len(chunk) - chunk.taken
+        chunk.fail(DeadlineExceeded("the deadline passed while the query was queued"))
+
+    def wake_one(self) -> None:
+        """Wake the batcher that has waited longest."""
+        while self._waiters:
+            if self._resolve(self._waiters.popleft()):
+                return
+
+    @staticmethod
+    def _resolve(waiter: asyncio.Future[None]) -> bool:
+        if waiter.done():
+            return False
+        waiter.set_result(None)
+        return True

@@ -1,0 +1,150 @@
+"""The frontend's operations, independent of any transport.
+
+REST (Clipper's API and OIP's), and gRPC (OIP's) are thin layers over this
+class: they decode a request into numpy rows, call ``predict``, ``feedback`` or
+a metadata method, and encode the answer. So every API has the same semantics,
+the same errors (``ClipperError``s, mapped once per transport) and the same
+defaults, and a new transport is a codec, not a second implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from clipper.common.errors import InvalidInput
+from clipper.frontend import queries
+from clipper.frontend.feedback import FeedbackStore, Remembered
+from clipper.frontend.queries import Answer
+from clipper.frontend.routing.apps import AppRuntime
+from clipper.frontend.routing.router import Router
+from clipper.frontend.selection import Selection
+
+log = logging.getLogger(__name__)
+
+
+class DataPlane:
+    """Predict, learn from feedback, describe apps."""
+
+    def __init__(self, router: Router, feedback_capacity: int, seed: int | None = None) -> None:
+        self.router = router
+        self.store = FeedbackStore(feedback_capacity, seed)
+
+    @property
+    def live(self) -> bool:
+        return True
+
+    @property
+    def ready(self) -> bool:
+        """The routing table is loaded and every app can answer with a model."""
+        return self.router.loaded and all(app.ready for app in self.router.apps.values())
+
+    def app(self, name: str) -> AppRuntime:
+        """The app called ``name``; ``NotFound`` names the apps that exist."""
+        return self.router.app(name)
+
+    async def predict(
+        self, app_name: str, rows: np.ndarray, context: str = "", deadline: float | None = None
+    ) -> list[Answer]:
+        """One answer per row, each by the app's deadline (or the caller's, if sooner)."""
+        app = self.router.app(app_name)
+        until = asyncio.get_running_loop().time() + app.slo_s
+        if deadline is not None:
+            until = min(until, deadline)
+        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        try:
+            await queries.wait_until(evaluation.futures.values(), until)
+            answers = []
+            for i in range(len(rows)):
+                outputs, errors = queries.outputs_of(evaluation, i)
+                answer = queries.answer(evaluation, i, outputs, errors)
+                answer.query_id = self.store.new_id()
+                if outputs:
+                    selection = evaluation.selections[i]
+                    self.store.remember(
+                        answer.query_id, Remembered(app.name, context, selection, outputs)
+                    )
+                answers.append(answer)
+        finally:
+            evaluation.abandon()
+        if log.isEnabledFor(logging.DEBUG):
+            defaults = [a.reason for a in answers if a.default]
+            log.debug(
+                "%s: %d rows, context %r, defaults %s", app.name, len(answers), context, defaults
+            )
+        return answers
+
+    async def feedback_by_id(
+        self, app_name: str, query_ids: Sequence[int], labels: Sequence[Any]
+    ) -> list[dict[str, float]]:
+        """Learn from labels for answered queries; returns each model's loss per query."""
+        app = self.router.app(app_name)
+        _same_length(query_ids, labels, "query ids")
+        entries = [self.store.get(app_name, query_id) for query_id in query_ids]
+        scored = [  # every label is checked before any query id is used up
+            (e.context, e.selection, _losses(app, e.outputs, label))
+            for e, label in zip(entries, labels, strict=True)
+        ]
+        for query_id in query_ids:
+            self.store.forget(query_id)
+        return self._learn(app, scored)
+
+    async def feedback_by_input(
+        self, app_name: str, rows: np.ndarray, labels: Sequence[Any], context: str = ""
+    ) -> list[dict[str, float]]:
+        """Learn from labelled inputs: the selected models evaluate them (cache first)."""
+        app = self.router.app(app_name)
+        _same_length(rows, labels, "inputs")
+        until = asyncio.get_running_loop().time() + app.slo_s
+        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        try:
+            await queries.wait_until(evaluation.futures.values(), until)
+            scored = []
+            for i, label in enumerate(labels):
+                outputs, _ = queries.outputs_of(evaluation, i)
+                scored.append((context, evaluation.selections[i], _losses(app, outputs, label)))
+        finally:
+            evaluation.abandon()
+        return self._learn(app, scored)
+
+    def _learn(
+        self, app: AppRuntime, scored: list[tuple[str, Selection, dict[str, float]]]
+    ) -> list[dict[str, float]]:
+        for context, selection, losses in scored:
+            if losses:
+                app.policy.update(context, selection, losses)
+        app.metrics.feedback.inc(len(scored))
+        return [losses for _, _, losses in scored]
+
+    def metadata(self, app_name: str) -> dict[str, Any]:
+        """OIP model metadata of an app (its input signature and output)."""
+        app = self.router.app(app_name)
+        signature = app.signature()
+        inputs = []
+        if signature is not None:
+            shape = [-1, *signature.row_shape]
+            inputs.append({"name": signature.name, "datatype": signature.datatype, "shape": shape})
+        return {
+            "name": app.name,
+            "versions": [],
+            "platform": "clipper",
+            "inputs": inputs,
+            "outputs": [_tensor(spec) for spec in app.output_metadata()],
+        }
+
+
+def _losses(app: AppRuntime, outputs: dict[str, np.ndarray], label: Any) -> dict[str, float]:
+    return {model: app.policy.loss(output, label) for model, output in outputs.items()}
+
+
+def _same_length(keys: Sequence[Any] | np.ndarray, labels: Sequence[Any], what: str) -> None:
+    if len(keys) != len(labels):
+        raise InvalidInput(f"feedback has {len(keys)} {what} but {len(labels)} labels")
+
+
+def _tensor(spec: Any) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}

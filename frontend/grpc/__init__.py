@@ -1,0 +1,1 @@
+"""The Open Inference Protocol over gRPC (grpc.aio), apps as its models."""

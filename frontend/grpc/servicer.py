@@ -1,0 +1,137 @@
+"""``inference.GRPCInferenceService`` over the data plane.
+
+Tensors come raw (``raw_input_contents``, decoded zero-copy) or typed; the
+answer is always raw. The first dimension of the input is the batch: each row
+is one query. Errors map once: a ``ClipperError``'s ``grpc_code`` and message
+become the call's status (``retry-after`` trailing metadata for
+RESOURCE_EXHAUSTED from a full queue), counted by code.
+
+Per call, optionally: ``x-clipper-context`` metadata (or a ``context`` request
+parameter) keys the selection state; ``x-request-id`` metadata (else the
+request's ``id``) is the request id in logs; the call's gRPC deadline, if
+sooner than the app's latency objective, is the queries' deadline. Defaults are
+signalled in the response parameters, as over REST (``clipper.frontend.oip``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, NoReturn
+
+import grpc
+import numpy as np
+
+from clipper import __version__
+from clipper.common import logs
+from clipper.common.errors import ClipperError, InvalidInput, Overloaded
+from clipper.common.protocol import pb, pb_grpc
+from clipper.common.protocol.tensors import add_raw_outputs, decode_request
+from clipper.frontend.dataplane import DataPlane
+from clipper.frontend.metrics import Metrics
+from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
+from clipper.frontend.signature import Signature, check_tensor
+
+SERVER_NAME = "clipper-frontend"
+API = "oip_grpc"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, plane: DataPlane, metrics: Metrics) -> None:
+        self.plane = plane
+        self.metrics = metrics
+
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=self.plane.live)
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.plane.ready)
+
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> Any:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=[])
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> Any:
+        try:
+            return pb.ModelReadyResponse(ready=self.plane.app(request.name).ready)
+        except ClipperError as exc:
+            await self._abort(context, exc)
+
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> Any:
+        try:
+            return pb.ModelMetadataResponse(**self.plane.metadata(request.name))
+        except ClipperError as exc:
+            await self._abort(context, exc)
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        metadata = dict(context.invocation_metadata() or ())
+        logs.request_id.set(str(metadata.get("x-request-id") or request.id or "-"))
+        try:
+            response, app = await self._infer(request, context, metadata, loop)
+        except ClipperError as exc:
+            await self._abort(context, exc)
+        app.metrics.latency(API).observe(loop.time() - start)
+        return response
+
+    async def _infer(
+        self,
+        request: pb.ModelInferRequest,
+        context: grpc.aio.ServicerContext,
+        metadata: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> tuple[pb.ModelInferResponse, Any]:
+        name = request.model_name
+        app = self.plane.app(name)
+        rows = _rows(request, app.signature())
+        output_name = app.output_name()
+        for requested in request.outputs:
+            if requested.name != output_name:
+                raise InvalidInput(
+                    f"unknown output '{requested.name}'; the app's output is '{output_name}'"
+                )
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else loop.time() + remaining
+        answers = await self.plane.predict(name, rows, _context(request, metadata), deadline)
+        response = pb.ModelInferResponse(model_name=name, id=request.id)
+        output = stack_outputs(answers, declared_row(app.output_metadata()))
+        add_raw_outputs(response, {output_name: output})
+        for key, value in response_parameters(answers).items():
+            _set_parameter(response.parameters[key], value)
+        return response, app
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: ClipperError) -> NoReturn:
+        self.metrics.error(API, exc.grpc_code.name)
+        trailing: tuple[tuple[str, str], ...] = ()
+        if isinstance(exc, Overloaded):
+            trailing = (("retry-after", str(max(1, round(exc.retry_after)))),)
+        await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
+        raise AssertionError("context.abort returns by raising")
+
+
+def _rows(request: pb.ModelInferRequest, signature: Signature | None) -> np.ndarray:
+    inputs = decode_request(request)
+    expected = f"'{signature.name}'" if signature else "one"
+    if len(inputs) != 1:
+        raise InvalidInput(f"the app takes one input ({expected}), the request has {len(inputs)}")
+    name, array = next(iter(inputs.items()))
+    if signature is not None and name != signature.name:
+        raise InvalidInput(f"unknown input '{name}'; the app's input is {expected}")
+    return check_tensor(array, signature, name)
+
+
+def _context(request: pb.ModelInferRequest, metadata: dict[str, Any]) -> str:
+    value = metadata.get("x-clipper-context")
+    if value is None and "context" in request.parameters:
+        value = request.parameters["context"].string_param
+    return str(value or "")
+
+
+def _set_parameter(parameter: pb.InferParameter, value: object) -> None:
+    if isinstance(value, bool):
+        parameter.bool_param = value
+    elif isinstance(value, int):
+        parameter.int64_param = value
+    else:
+        parameter.string_param = str(value)

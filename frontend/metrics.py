@@ -1,0 +1,286 @@
+"""Prometheus metrics of the frontend, cheap on the hot path.
+
+Two kinds, chosen by cost:
+
+* Events (a request's latency, a batch's size, a default answered) are
+  histograms and counters whose label children are resolved once -- when an
+  app, a replica or an error code is first seen -- so recording one is a
+  single ``observe``/``inc`` on an object already in hand.
+* State (queue depth, each replica's AIMD batch limit and health, cache
+  counters, selection weights) is read from the live objects when Prometheus
+  scrapes, by a custom collector. Nothing on the request path updates a gauge.
+
+Every frontend has its own ``CollectorRegistry``, so several can run in one
+test process. Children of replicas and apps that leave the routing table are
+removed, so label sets do not pile up as deployments come and go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+PREFIX = "clipper_frontend"
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    model: str
+    version: str
+    replica: str
+    up: bool
+    batch_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    model: str
+    version: str
+    queue_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    app: str
+    cache: Any  # clipper.frontend.cache.CacheStats
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the collector reads at scrape time."""
+
+    apps: list[AppState]
+    versions: list[VersionState]
+    replicas: list[ReplicaState]
+
+
+class Metrics:
+    """All metric families of one frontend, and their pre-resolved children."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.request_latency = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Time from receiving a request to answering it, per app and API.",
+            ["app", "api"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.defaults = Counter(
+            f"{PREFIX}_default_outputs",
+            "Queries answered with the app's default output, by reason.",
+            ["app", "reason"],
+            registry=reg,
+        )
+        self.errors = Counter(
+            f"{PREFIX}_errors",
+            "Requests answered with an error, by API and status code.",
+            ["api", "code"],
+            registry=reg,
+        )
+        self.feedback = Counter(
+            f"{PREFIX}_feedback", "Labels received, per app.", ["app"], registry=reg
+        )
+        labels = ["model", "version", "replica"]
+        self.batch_size = Histogram(
+            f"{PREFIX}_batch_size",
+            "Rows per batch sent to a replica (answered or not).",
+            labels,
+            buckets=SIZE_BUCKETS,
+            registry=reg,
+        )
+        self.batch_latency = Histogram(
+            f"{PREFIX}_batch_duration_seconds",
+            "Time a replica took to answer a batch successfully, as the frontend sees it.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.queue_wait = Histogram(
+            f"{PREFIX}_queue_wait_seconds",
+            "Time a query waited in its model version's queue before its batch left.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.retries = Counter(
+            f"{PREFIX}_retried_rows",
+            "Rows of failed batches put back in the queue for another replica.",
+            labels,
+            registry=reg,
+        )
+        self.retries_exhausted = Counter(
+            f"{PREFIX}_retries_exhausted_rows",
+            "Rows that failed on a replica after a retry (lost to retry exhaustion).",
+            labels,
+            registry=reg,
+        )
+        self._error_children: dict[tuple[str, str], Any] = {}
+        self._state = _StateCollector()
+        reg.register(self._state)
+
+    def watch(self, snapshot: Callable[[], Snapshot]) -> None:
+        """Where the collector reads the live state from (the router)."""
+        self._state.snapshot = snapshot
+
+    def error(self, api: str, code: str) -> None:
+        child = self._error_children.get((api, code))
+        if child is None:
+            child = self._error_children[(api, code)] = self.errors.labels(api, code)
+        child.inc()
+
+    def app(self, name: str) -> AppMetrics:
+        return AppMetrics(self, name)
+
+    def replica(self, model: str, version: str, address: str) -> ReplicaMetrics:
+        return ReplicaMetrics(self, (model, version, address))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class AppMetrics:
+    """One app's children: request latency per API, defaults per reason."""
+
+    def __init__(self, metrics: Metrics, app: str) -> None:
+        self._metrics = metrics
+        self.app = app
+        self._latency: dict[str, Any] = {}
+        self._defaults: dict[str, Any] = {}
+        self.feedback = metrics.feedback.labels(app)
+
+    def latency(self, api: str) -> Any:
+        child = self._latency.get(api)
+        if child is None:
+            child = self._latency[api] = self._metrics.request_latency.labels(self.app, api)
+        return child
+
+    def default(self, reason: str) -> None:
+        child = self._defaults.get(reason)
+        if child is None:
+            child = self._defaults[reason] = self._metrics.defaults.labels(self.app, reason)
+        child.inc()
+
+
+class ReplicaMetrics:
+    """One replica's children; also the batcher's ``BatchObserver``."""
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, str, str]) -> None:
+        self._labels = labels
+        self._families: tuple[Histogram | Counter, ...] = (
+            metrics.batch_size,
+            metrics.batch_latency,
+            metrics.queue_wait,
+            metrics.retries,
+            metrics.retries_exhausted,
+        )
+        self._size = metrics.batch_size.labels(*labels)
+        self._latency = metrics.batch_latency.labels(*labels)
+        self._wait = metrics.queue_wait.labels(*labels)
+        self._retried = metrics.retries.labels(*labels)
+        self._exhausted = metrics.retries_exhausted.labels(*labels)
+
+    def sent(self, rows: int, waits: list[float]) -> None:
+        self._size.observe(rows)
+        for wait in waits:
+            self._wait.observe(wait)
+
+    def answered(self, latency_s: float) -> None:
+        self._latency.observe(latency_s)
+
+    def retried(self, rows: int, exhausted: bool) -> None:
+        (self._exhausted if exhausted else self._retried).inc(rows)
+
+    def close(self) -> None:
+        for family in self._families:
+            with contextlib.suppress(KeyError):
+                family.remove(*self._labels)
+
+
+class _StateCollector(Collector):
+    """Gauges and counters read from the live objects at scrape time."""
+
+    def __init__(self) -> None:
+        self.snapshot: Callable[[], Snapshot] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.snapshot is None:
+            return
+        state = self.snapshot()
+        yield from _version_metrics(state.versions)
+        yield from _replica_metrics(state.replicas)
+        yield from _cache_metrics(state.apps)
+        weights = GaugeMetricFamily(
+            f"{PREFIX}_selection_weight",
+            "Each model's selection probability (exp4: ensemble weight), default context.",
+            labels=["app", "model"],
+        )
+        for app in state.apps:
+            for model, weight in app.weights.items():
+                weights.add_metric([app.app, model], weight)
+        yield weights
+
+
+def _version_metrics(versions: list[VersionState]) -> Iterator[Metric]:
+    depth = GaugeMetricFamily(
+        f"{PREFIX}_queue_depth",
+        "Rows waiting in a model version's queue.",
+        labels=["model", "version"],
+    )
+    for v in versions:
+        depth.add_metric([v.model, v.version], v.queue_rows)
+    yield depth
+
+
+def _replica_metrics(replicas: list[ReplicaState]) -> Iterator[Metric]:
+    labels = ["model", "version", "replica"]
+    limit = GaugeMetricFamily(
+        f"{PREFIX}_batch_limit", "A replica's current (AIMD) batch size limit.", labels=labels
+    )
+    up = GaugeMetricFamily(f"{PREFIX}_replica_up", "1 if a replica takes work.", labels=labels)
+    for r in replicas:
+        limit.add_metric([r.model, r.version, r.replica], r.batch_limit)
+        up.add_metric([r.model, r.version, r.replica], 1.0 if r.up else 0.0)
+    yield limit
+    yield up
+
+
+def _cache_metrics(apps: list[AppState]) -> Iterator[Metric]:
+    counters = {
+        name: CounterMetricFamily(f"{PREFIX}_cache_{name}", help_text, labels=["app"])
+        for name, help_text in (
+            ("hits", "Cache lookups answered from the cache."),
+            ("misses", "Cache lookups that started a model evaluation."),
+            ("coalesced", "Lookups that joined an identical evaluation in flight."),
+            ("evictions", "Cache entries evicted to stay within the byte bound."),
+        )
+    }
+    size = GaugeMetricFamily(f"{PREFIX}_cache_bytes", "Bytes held by the cache.", labels=["app"])
+    ratio = GaugeMetricFamily(
+        f"{PREFIX}_cache_hit_ratio",
+        "Share of lookups answered without a new evaluation (hits and coalesced).",
+        labels=["app"],
+    )
+    for app in apps:
+        stats = app.cache
+        for name, family in counters.items():
+            family.add_metric([app.app], getattr(stats, name))
+        size.add_metric([app.app], stats.bytes)
+        ratio.add_metric([app.app], stats.hit_ratio)
+    yield from counters.values()
+    yield size
+    yield ratio

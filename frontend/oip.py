@@ -1,0 +1,94 @@
+"""Answers as Open Inference Protocol tensors, shared by the REST and gRPC layers.
+
+OIP has no notion of a default answer, so the frontend signals one in the
+response's ``parameters`` (which every OIP client can read and may ignore):
+
+* ``query_id`` -- the first row's query id; the rows of one request have
+  consecutive ids, usable with ``POST /{app}/feedback``;
+* ``default`` (bool), ``default_rows`` (comma-separated row indices) and
+  ``default_explanation`` (the first default's reason and detail) -- only when
+  some row was answered with the app's default output;
+* ``models`` -- the models whose outputs made the answer (comma-separated).
+
+A default row holds the app's ``default_output`` cast to the output tensor's
+datatype and row shape -- taken from a row that got a prediction, else from the
+model's declared output, else from the default itself -- so set a default that
+fits the output (e.g. ``-1`` for a class label; it is broadcast over a row of
+scores). When it cannot fit (``null``, a string for a numeric output) the
+request fails with the status of the reason instead: 504 / DEADLINE_EXCEEDED
+for the SLO, 503 / UNAVAILABLE for missing replicas, 500 / INTERNAL for model
+errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clipper.common.errors import ClipperError, DeadlineExceeded, ModelError, Unavailable
+from clipper.common.protocol import pb
+from clipper.common.protocol.tensors import DTYPES
+from clipper.frontend.queries import Answer
+
+_REASON_ERRORS: dict[str, type[ClipperError]] = {
+    "slo": DeadlineExceeded,
+    "unavailable": Unavailable,
+    "retries_exhausted": Unavailable,
+}
+
+
+def stack_outputs(answers: list[Answer], declared: np.ndarray | None = None) -> np.ndarray:
+    """One output tensor, batch first, from the rows' answers (defaults cast to fit).
+
+    ``declared`` is an empty row of the model's declared output (datatype and row
+    shape), when the model declares one."""
+    template = next((np.asarray(a.output) for a in answers if not a.default), declared)
+    if template is None:
+        template = _default_row(answers[0], None)
+    if all(not a.default for a in answers):
+        return np.stack([a.output for a in answers])
+    return np.stack([_default_row(a, template) if a.default else a.output for a in answers])
+
+
+def _default_row(answer: Answer, template: np.ndarray | None) -> np.ndarray:
+    value = answer.output
+    try:
+        if value is None:
+            raise TypeError("null")
+        row = np.asarray(value) if template is None else np.asarray(value, dtype=template.dtype)
+        if template is not None and row.shape != template.shape:
+            row = np.broadcast_to(row, template.shape)
+        return row
+    except (TypeError, ValueError):
+        pass
+    where = f" ({template.dtype}, row shape {list(template.shape)})" if template is not None else ""
+    error = _REASON_ERRORS.get(answer.reason or "", ModelError)
+    raise error(
+        f"{answer.explanation}; the app's default output {value!r} does not fit "
+        f"the output tensor{where}, so it cannot be sent over the Open Inference Protocol"
+    )
+
+
+def response_parameters(answers: list[Answer]) -> dict[str, Any]:
+    params: dict[str, Any] = {"query_id": answers[0].query_id}
+    defaults = [i for i, a in enumerate(answers) if a.default]
+    if defaults:
+        params["default"] = True
+        params["default_rows"] = ",".join(map(str, defaults))
+        params["default_explanation"] = answers[defaults[0]].explanation or ""
+    models = dict.fromkeys(m for a in answers for m in a.models)
+    if models:
+        params["models"] = ",".join(models)
+    return params
+
+
+def declared_row(outputs: list[pb.ModelMetadataResponse.TensorMetadata]) -> np.ndarray | None:
+    """An empty row shaped as the first declared output, if its row shape is fixed."""
+    if not outputs:
+        return None
+    spec = outputs[0]
+    row_shape = tuple(int(d) for d in spec.shape[1:])
+    if any(d < 0 for d in row_shape) or spec.datatype not in DTYPES:
+        return None
+    return np.zeros(row_shape, dtype=DTYPES[spec.datatype])

@@ -1,0 +1,174 @@
+"""One model container as the frontend sees it: a gRPC channel, health, metadata.
+
+A replica is *up* when its ``grpc.health.v1`` check says SERVING and its
+``ModelMetadata`` has been read (the frontend needs the container's input name
+and datatype to call it). A call that fails because the replica is gone
+(connection refused, UNAVAILABLE) marks it down at once, so no further batch is
+sent there; the periodic health check brings it back when it answers SERVING
+again. The channel reconnects with a short backoff (100 ms to 2 s) instead of
+gRPC's default of up to two minutes, so a restarted container is found quickly.
+
+Every call carries the batch's deadline as its gRPC timeout, so a container
+never works on a batch whose callers have all given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clipper.common.errors import ClipperError, ModelError, error_from_grpc
+from clipper.common.protocol import pb, pb_grpc
+from clipper.common.protocol.tensors import add_raw_inputs, decode_response, dtype_of
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+class Replica:
+    """A model container serving ``model`` at ``version`` on ``address``."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        address: str,
+        health_interval_s: float = 1.0,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.model = model
+        self.version = version
+        self.address = address
+        self.health_interval_s = health_interval_s
+        self.channel = grpc.aio.insecure_channel(
+            address, options=channel_options(max_message_bytes)
+        )
+        self._stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+        self.metadata: pb.ModelMetadataResponse | None = None
+        self.up = False
+        self.checked = False
+        """Whether a health check has completed: until then the replica is starting."""
+        self._up_waiters: list[asyncio.Future[None]] = []
+        self._input_name = "input"
+        self._input_dtype: np.dtype | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Replica({self.model}@{self.version} {self.address}, up={self.up})"
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch_health())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_up(False)
+        await self.channel.close()
+
+    async def infer(self, rows: np.ndarray, seconds_left: float) -> np.ndarray:
+        """The model's first output for ``rows``, one output row per input row."""
+        if self._input_dtype is not None and rows.dtype != self._input_dtype:
+            rows = rows.astype(self._input_dtype)
+        request = pb.ModelInferRequest(model_name=self.model, model_version=self.version)
+        add_raw_inputs(request, {self._input_name: rows})
+        try:
+            response = await self._stub.ModelInfer(request, timeout=max(seconds_left, 0.001))
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_grpc(exc.code(), exc.details()) from None
+        outputs = decode_response(response)
+        if not outputs:
+            raise ModelError(f"{self.model}@{self.version} answered without an output")
+        output = next(iter(outputs.values()))
+        if len(output.shape) == 0 or output.shape[0] != len(rows):
+            raise ModelError(
+                f"{self.model}@{self.version} answered {list(output.shape)} "
+                f"for a batch of {len(rows)} rows"
+            )
+        return output
+
+    def mark_down(self, reason: str) -> None:
+        if self.up:
+            log.warning(
+                "replica %s of %s@%s is down: %s", self.address, self.model, self.version, reason
+            )
+        self._set_up(False)
+
+    def wait_up(self) -> asyncio.Future[None]:
+        """A future resolved when the replica is (next) marked up."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.up:
+            waiter.set_result(None)
+        else:
+            self._up_waiters.append(waiter)
+        return waiter
+
+    async def check(self) -> bool:
+        """One health check; reads the metadata the first time the replica serves."""
+        try:
+            reply = await self._health.Check(
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=min(1.0, self.health_interval_s),
+            )
+            if reply.status != SERVING:
+                return False
+            if self.metadata is None:
+                self._learn(await self._read_metadata())
+            return True
+        except (grpc.aio.AioRpcError, ClipperError) as exc:
+            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc.message
+            log.debug("health check of %s failed: %s", self.address, detail)
+            return False
+
+    async def _watch_health(self) -> None:
+        while True:
+            serving = await self.check()
+            self.checked = True
+            if serving and not self.up:
+                log.info("replica %s of %s@%s is up", self.address, self.model, self.version)
+                self._set_up(True)
+            elif not serving and self.up:
+                self.mark_down("health check failed")
+            await asyncio.sleep(self.health_interval_s)
+
+    async def _read_metadata(self) -> pb.ModelMetadataResponse:
+        request = pb.ModelMetadataRequest(name=self.model, version=self.version)
+        try:
+            return await self._stub.ModelMetadata(request, timeout=5.0)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_grpc(exc.code(), exc.details()) from None
+
+    def _learn(self, metadata: pb.ModelMetadataResponse) -> None:
+        self.metadata = metadata
+        if metadata.inputs:
+            spec = metadata.inputs[0]
+            self._input_name = spec.name
+            self._input_dtype = dtype_of(spec.datatype, spec.name)
+            if spec.datatype == "BYTES":
+                self._input_dtype = None  # strings and bytes go as they are
+
+    def _set_up(self, up: bool) -> None:
+        self.up = up
+        if up:
+            waiters, self._up_waiters = self._up_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)

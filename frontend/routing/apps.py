@@ -1,0 +1,142 @@
+"""An app at run time: its config, selection policy, cache, models and versions.
+
+``ModelRuntime`` picks a version for each query by the versions' traffic
+weights, which is how a version swap shifts traffic (the operator moves the
+weights; the frontend follows). Versions with no ready replica are skipped
+while another version of the model can serve, so a half-rolled-out version
+never turns queries into defaults.
+
+``AppRuntime`` keeps its policy's learned state across routing updates: a
+changed model list is handed to ``Policy.set_models`` (new models get a fair
+share, the others keep their weights); only a different policy type or
+parameters start a fresh policy. Likewise the cache survives unless its own
+config changes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+
+from clipper.common.errors import Unavailable
+from clipper.common.protocol import pb
+from clipper.common.routing import AppConfig
+from clipper.frontend.cache import PredictionCache, make_cache
+from clipper.frontend.metrics import AppMetrics
+from clipper.frontend.routing.versions import VersionRuntime
+from clipper.frontend.selection import Policy, Selection, make_policy
+from clipper.frontend.signature import Signature
+
+
+class ModelRuntime:
+    """One model of an app: its versions and their traffic weights."""
+
+    def __init__(self, name: str, versions: list[tuple[VersionRuntime, float]]) -> None:
+        self.name = name
+        self.versions = [(v, w) for v, w in versions if w > 0]
+        self._single = self.versions[0][0] if len(self.versions) == 1 else None
+        self._cumulative = list(itertools.accumulate(w for _, w in self.versions))
+
+    @property
+    def up(self) -> bool:
+        return any(v.up for v, _ in self.versions)
+
+    def pick(self, rng: random.Random) -> VersionRuntime:
+        """A version, at random by traffic weight among those that can serve."""
+        if self._single is not None:
+            return self._single
+        if not self.versions:
+            raise Unavailable(f"model '{self.name}' has no version with traffic weight")
+        version = self._draw(rng, self.versions, self._cumulative)
+        if version.up:
+            return version
+        ready = [(v, w) for v, w in self.versions if v.up]
+        if not ready:
+            return version  # submitting raises Unavailable with the version's name
+        return self._draw(rng, ready, list(itertools.accumulate(w for _, w in ready)))
+
+    @staticmethod
+    def _draw(
+        rng: random.Random, versions: list[tuple[VersionRuntime, float]], cumulative: list[float]
+    ) -> VersionRuntime:
+        point = rng.random() * cumulative[-1]
+        return versions[min(bisect.bisect_right(cumulative, point), len(versions) - 1)][0]
+
+
+class AppRuntime:
+    """One ClipperApp as the frontend serves it."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        models: dict[str, ModelRuntime],
+        metrics: AppMetrics,
+        seed: int | None,
+    ) -> None:
+        self.metrics = metrics
+        self._seed = seed
+        self.config = config
+        self.models = models
+        self.policy: Policy = make_policy(config.selection, list(models), seed)
+        self.cache: PredictionCache = make_cache(config.cache)
+        self._learned: Signature | None = None
+        self._apply(config)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def update(self, config: AppConfig, models: dict[str, ModelRuntime]) -> None:
+        """A new config from the routing table; learned state is kept where it can be."""
+        old, self.config, self.models = self.config, config, models
+        if config.selection != old.selection:
+            self.policy = make_policy(config.selection, list(models), self._seed)
+        else:
+            self.policy.set_models(list(models))
+        if config.cache != old.cache:
+            self.cache = make_cache(config.cache)
+        if config.input != old.input:
+            self._learned = None
+        self._apply(config)
+
+    def _apply(self, config: AppConfig) -> None:
+        self.slo_s = config.latency_slo_ms / 1000
+        names = list(self.models)
+        # With one model every policy selects it with probability 1: skip the draw.
+        self.single = Selection((names[0],), {names[0]: 1.0}) if len(names) == 1 else None
+        self.configured = Signature.from_spec(config.input) if config.input else None
+
+    @property
+    def ready(self) -> bool:
+        return any(model.up for model in self.models.values())
+
+    def signature(self) -> Signature | None:
+        """The configured input signature, else the first model's, once a replica told it."""
+        if self.configured is not None:
+            return self.configured
+        if self._learned is None:
+            self._learned = self._learn()
+        return self._learned
+
+    def output_metadata(self) -> list[pb.ModelMetadataResponse.TensorMetadata]:
+        """The first model's declared output, once a replica told it (else empty)."""
+        for model in self.models.values():
+            for version, _ in model.versions:
+                metadata = version.metadata()
+                if metadata is not None and metadata.outputs:
+                    return [metadata.outputs[0]]
+        return []
+
+    def output_name(self) -> str:
+        outputs = self.output_metadata()
+        return str(outputs[0].name) if outputs else "output"
+
+    def _learn(self) -> Signature | None:
+        for model in self.models.values():
+            for version, _ in model.versions:
+                metadata = version.metadata()
+                if metadata is not None and metadata.inputs:
+                    spec = metadata.inputs[0]
+                    return Signature.from_metadata(spec.name, spec.datatype, list(spec.shape))
+        return None

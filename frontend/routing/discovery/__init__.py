@@ -1,0 +1,43 @@
+"""Where the routing table comes from: the ``Discovery`` interface.
+
+The frontend does not care who knows the deployment. A discovery yields
+complete ``RoutingTable``s: the current one first, then a new one whenever
+anything changes; the router applies each by difference. Two implementations
+are planned:
+
+* ``static.StaticFileDiscovery`` -- a YAML or JSON file, reloaded when it
+  changes (``clipper run``, tests, bare-metal deployments);
+* a Kubernetes discovery (with the operator) that watches ClipperApps,
+  ModelDeployments' ``status.traffic`` and EndpointSlices and yields the table
+  they describe. It is the only frontend module allowed to import a Kubernetes
+  client (an import-linter contract), and it plugs in through ``factory.make_discovery``
+  without touching the router, the batchers or the APIs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from clipper.common.routing import RoutingTable
+
+
+class Discovery(ABC):
+    """A source of routing tables."""
+
+    @abstractmethod
+    def watch(self) -> AsyncIterator[RoutingTable]:
+        """Yield the current table, then each new table, until cancelled.
+
+        The first table must come quickly (it is what the frontend starts with);
+        a source that cannot produce one raises ``ConfigError``. Later problems
+        (a file edited into an invalid state, an API server away) are logged and
+        the last good table stays in force.
+        """
+
+
+class EmptyDiscovery(Discovery):
+    """No source: the frontend serves no apps (``--routes`` not given)."""
+
+    async def watch(self) -> AsyncIterator[RoutingTable]:
+        yield RoutingTable()

@@ -1,0 +1,76 @@
+"""Epsilon-greedy: usually the model with the lowest mean loss so far.
+
+With probability ``epsilon`` a query goes to a model drawn uniformly (explore);
+otherwise to the model with the lowest mean observed loss (exploit), ties
+broken at random. A model without feedback yet counts as best, so every model
+is tried before the policy settles. Simple and predictable -- exactly
+``epsilon`` of traffic explores -- but it assumes models' quality is stationary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from clipper.frontend.selection.params import PolicyParams
+from clipper.frontend.selection.policy import Selection, _ContextualPolicy
+
+
+class EpsilonGreedyParams(PolicyParams):
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    """The share of queries sent to a uniformly drawn model."""
+
+
+@dataclass(slots=True)
+class LossTotals:
+    """Per model: how many losses were observed and their sum."""
+
+    counts: np.ndarray
+    sums: np.ndarray
+
+
+class EpsilonGreedy(_ContextualPolicy[LossTotals]):
+    name = "epsilon_greedy"
+    Params = EpsilonGreedyParams
+    params: EpsilonGreedyParams
+
+    def _new_state(self, n_models: int) -> LossTotals:
+        return LossTotals(np.zeros(n_models), np.zeros(n_models))
+
+    def _best(self, state: LossTotals) -> np.ndarray:
+        """Indices of the models with the lowest mean loss (untried ones first)."""
+        means = np.divide(
+            state.sums, state.counts, out=np.full(state.sums.size, -1.0), where=state.counts > 0
+        )
+        return np.flatnonzero(means == means.min())
+
+    def _distribution(self, state: LossTotals) -> np.ndarray:
+        eps, n = self.params.epsilon, state.counts.size
+        p = np.full(n, eps / n)
+        best = self._best(state)
+        p[best] += (1.0 - eps) / best.size
+        return p
+
+    def _select(self, state: LossTotals) -> Selection:
+        eps, n = self.params.epsilon, state.counts.size
+        best = self._best(state)
+        if self._rng.random() < eps:
+            i = int(self._rng.integers(n))
+        else:
+            i = int(best[0] if best.size == 1 else self._rng.choice(best))
+        greedy = (1.0 - eps) / best.size if i in best else 0.0
+        return self._pick(i, eps / n + greedy)
+
+    def _update(self, state: LossTotals, selection: Selection, losses: dict[int, float]) -> None:
+        for i, loss in losses.items():
+            state.counts[i] += 1.0
+            state.sums[i] += loss
+
+    def _resize(self, state: LossTotals, sources: list[int | None]) -> LossTotals:
+        out = self._new_state(len(sources))
+        for i, s in enumerate(sources):
+            if s is not None:
+                out.counts[i], out.sums[i] = state.counts[s], state.sums[s]
+        return out

@@ -1,0 +1,75 @@
+"""Exp4 as Clipper uses it: an ensemble of all models with learned weights.
+
+Every query asks every model and combines their outputs with the current
+weights (see ``combine``). With the label, every model that answered has its
+own loss -- full information, so no importance weighting is needed -- and each
+weight is multiplied by ``exp(-eta * loss)`` (the Hedge / multiplicative-weights
+update, Freund and Schapire 1997, which Clipper's Exp4 ensemble applies per
+model). Models that missed the deadline have no loss and keep their weight:
+being slow is handled by straggler mitigation, not by forgetting the model.
+Regret against the best single model: O(sqrt(T log K)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from clipper.frontend.selection import logweights
+from clipper.frontend.selection.combine import combine_outputs
+from clipper.frontend.selection.params import PolicyParams
+from clipper.frontend.selection.policy import Combined, Selection, _ContextualPolicy
+
+
+class Exp4Params(PolicyParams):
+    eta: float = Field(default=0.1, gt=0)
+    """Learning rate: each loss of 1 divides a model's weight by ``e**eta``."""
+    output: Literal["auto", "label", "scores", "regression"] = "auto"
+    """How outputs combine. ``label``: weighted vote; ``scores`` (class probabilities)
+    and ``regression``: weighted mean. ``auto``: integer, boolean and text outputs are
+    labels, float rows of several values are scores, single floats regression."""
+    agreement_rtol: float = Field(default=0.1, ge=0)
+    """Regression confidence: a model agrees when its value is within
+    ``agreement_atol + agreement_rtol * |combined|`` of the combined one."""
+    agreement_atol: float = Field(default=0.0, ge=0)
+    """Regression confidence: the absolute part of that tolerance."""
+
+
+class Exp4(_ContextualPolicy[np.ndarray]):
+    """State per context: normalised log-weights, one per model."""
+
+    name = "exp4"
+    Params = Exp4Params
+    params: Exp4Params
+
+    def _new_state(self, n_models: int) -> np.ndarray:
+        return logweights.uniform(n_models)
+
+    def _distribution(self, state: np.ndarray) -> np.ndarray:
+        return logweights.probabilities(state)
+
+    def _select(self, state: np.ndarray) -> Selection:
+        p = self._distribution(state)
+        return Selection(self._models, dict(zip(self._models, p.tolist(), strict=True)))
+
+    def combine(
+        self, context: str, selection: Selection, outputs: Mapping[str, np.ndarray]
+    ) -> Combined:
+        return combine_outputs(
+            selection,
+            outputs,
+            kind=self.params.output,
+            rtol=self.params.agreement_rtol,
+            atol=self.params.agreement_atol,
+        )
+
+    def _update(self, state: np.ndarray, selection: Selection, losses: dict[int, float]) -> None:
+        for i, loss in losses.items():
+            state[i] -= self.params.eta * loss
+        logweights.normalise(state)
+
+    def _resize(self, state: np.ndarray, sources: list[int | None]) -> np.ndarray:
+        return logweights.resize(state, sources)

@@ -1,0 +1,54 @@
+"""Multiplicative weights kept as normalised log-probabilities.
+
+Exp3 and Exp4 multiply weights by ``exp(-eta * loss)`` on every update; after a
+million updates raw weights would underflow to 0 (or, with gains, overflow). So
+the state is ``log p`` with ``logsumexp == 0`` after every update, and no entry
+may fall more than ``LOG_FLOOR`` below the best one. The floor (a ratio of
+e^-30, about 1e-13) has no effect on which model wins, keeps every number finite,
+and bounds how long a model that was bad but has recovered needs to earn its
+weight back -- serving traffic is not stationary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOG_FLOOR = 30.0
+
+
+def uniform(n: int) -> np.ndarray:
+    return np.full(n, -np.log(n) if n else 0.0)
+
+
+def normalise(logp: np.ndarray) -> None:
+    """In place: shift so the weights sum to 1, and floor the losers."""
+    if logp.size == 0:
+        return
+    logp -= logp.max()  # first, so the floor is exact at any magnitude
+    np.maximum(logp, -LOG_FLOOR, out=logp)
+    logp -= np.log(np.exp(logp).sum())
+
+
+def probabilities(logp: np.ndarray) -> np.ndarray:
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    return p
+
+
+def resize(logp: np.ndarray, sources: list[int | None]) -> np.ndarray:
+    """Weights for a new model list: kept models keep their relative weights, each
+    new model gets a fair share 1/K of the new total, removed ones vanish."""
+    out = uniform(len(sources))
+    pairs = [(i, s) for i, s in enumerate(sources) if s is not None]
+    if pairs:
+        new, old = (list(t) for t in zip(*pairs, strict=True))
+        kept = logp[old]  # fancy indexing copies
+        normalise(kept)
+        out[new] = kept + np.log(len(pairs) / len(sources))
+    return out
+
+
+def draw(rng: np.random.Generator, p: np.ndarray) -> int:
+    """An index drawn with probabilities ``p`` (faster than ``rng.choice`` for small K)."""
+    cdf = np.cumsum(p)
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), p.size - 1)

@@ -1,0 +1,72 @@
+"""How a frontend process is configured: one pydantic-settings model.
+
+Every field is an environment variable (``CLIPPER_FRONTEND_<FIELD>``) and a
+``clipper frontend --<field>`` flag, which wins; the docstring under a field is
+its ``--help`` text, so the two never drift apart. What the frontend *serves*
+(apps, models, replicas, SLOs, batching) is not here: it comes from discovery,
+because it changes while the process runs. These are the process's own knobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FrontendSettings(BaseSettings):
+    """The query frontend's process settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLIPPER_FRONTEND_",
+        use_attribute_docstrings=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    routes: Path | None = None
+    """Static routing table (YAML or JSON, reloaded when it changes). Without it the
+    frontend starts with no apps."""
+
+    host: str = "127.0.0.1"
+    """Address both servers bind; containers pass 0.0.0.0."""
+
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of every REST route: OIP V2, Clipper's /{app}/predict and /metrics."""
+
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the OIP V2 gRPC API."""
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest request body (REST) or message (gRPC); larger ones get 413 /
+    RESOURCE_EXHAUSTED."""
+
+    queue_capacity: int = Field(default=1024, ge=1)
+    """Rows a model version's queue holds; when full, requests get 429 /
+    RESOURCE_EXHAUSTED with Retry-After."""
+
+    aimd_initial: int = Field(default=1, ge=1)
+    """Batch limit a replica starts with (adaptive batching)."""
+
+    aimd_increase: int = Field(default=1, ge=1)
+    """Rows added to a replica's batch limit after a full batch that met its budget."""
+
+    aimd_decrease: float = Field(default=0.9, gt=0, lt=1)
+    """Factor applied to a replica's batch limit after a batch overran its budget."""
+
+    aimd_budget_fraction: float = Field(default=0.5, gt=0, le=1)
+    """Share of the app's latency objective one batch may take. A query can wait for
+    the batch in flight and then ride in the next, so two batches must fit."""
+
+    health_interval_s: float = Field(default=1.0, gt=0)
+    """Seconds between grpc.health.v1 checks of each replica."""
+
+    feedback_capacity: int = Field(default=100_000, ge=0)
+    """Recent queries remembered for feedback by query id (oldest forgotten first)."""
+
+    seed: int | None = None
+    """Seed for selection policies and version picks (reproducible experiments)."""
+
+    grace_period_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long in-flight requests may take before they are cancelled."""

@@ -1,0 +1,124 @@
+"""The deadline queue: order, bounds, expiry, splitting and reassembly of chunks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from clipper.common.errors import DeadlineExceeded, Overloaded, PayloadTooLarge
+from clipper.frontend.batching.queue import Chunk, DeadlineQueue
+
+
+def chunk(rows: int, deadline: float, start: float = 0.0) -> Chunk:
+    data = np.arange(start, start + rows, dtype=np.float64).reshape(rows, 1)
+    return Chunk(data, deadline, asyncio.get_running_loop().create_future())
+
+
+async def test_takes_the_closest_deadline_first() -> None:
+    queue = DeadlineQueue(100)
+    late, early, middle = chunk(1, 30.0), chunk(1, 10.0), chunk(1, 20.0)
+    for c in (late, early, middle):
+        queue.put(c, now=0.0)
+    parts = queue.take(10, now=1.0)
+    assert [p[0] for p in parts] == [early, middle, late]
+    assert queue.rows == 0
+
+
+async def test_take_respects_the_limit_and_splits_a_large_chunk() -> None:
+    queue = DeadlineQueue(100)
+    big = chunk(5, 10.0)
+    small = chunk(1, 20.0, start=100)
+    queue.put(big, 0.0)
+    queue.put(small, 0.0)
+    first = queue.take(3, 1.0)
+    assert first == [(big, 0, 3)]
+    assert queue.rows == 3
+    second = queue.take(3, 1.0)
+    assert second == [(big, 3, 2), (small, 0, 1)]
+    assert queue.rows == 0
+
+
+async def test_split_outputs_are_reassembled_in_order() -> None:
+    queue = DeadlineQueue(100)
+    big = chunk(5, 10.0)
+    queue.put(big, 0.0)
+    parts = queue.take(2, 1.0) + queue.take(10, 1.0)
+    for c, start, count in reversed(parts):  # answers may come back in any order
+        c.deliver(start, c.rows[start : start + count] * 10)
+    result = await big.future
+    np.testing.assert_array_equal(result, np.arange(5.0).reshape(5, 1) * 10)
+
+
+async def test_a_retried_part_delivers_into_its_original_chunk() -> None:
+    queue = DeadlineQueue(100)
+    big = chunk(4, 10.0)
+    queue.put(big, 0.0)
+    ((c, start, count),) = queue.take(2, 1.0)
+    retry = c.retry(start, count)
+    assert retry.retried
+    assert not big.retried
+    queue.push(retry, 1.0)
+    rest = queue.take(10, 1.0)
+    assert {(p[0] is retry) for p in rest} == {True, False}
+    for part, first, size in rest:
+        part.deliver(first, part.rows[first : first + size] + 1)
+    np.testing.assert_array_equal(await big.future, np.arange(4.0).reshape(4, 1) + 1)
+
+
+async def test_expired_and_abandoned_chunks_never_reach_a_batch() -> None:
+    queue = DeadlineQueue(100)
+    expired, abandoned, alive = chunk(2, 5.0), chunk(1, 50.0), chunk(1, 60.0)
+    for c in (expired, abandoned, alive):
+        queue.put(c, 0.0)
+    abandoned.future.cancel()
+    parts = queue.take(10, now=6.0)
+    assert [p[0] for p in parts] == [alive]
+    assert queue.rows == 0
+    with pytest.raises(DeadlineExceeded):
+        await expired.future
+
+
+async def test_a_full_queue_refuses_with_retry_after_and_recovers() -> None:
+    queue = DeadlineQueue(3)
+    queue.put(chunk(2, 10.0), 0.0)
+    with pytest.raises(Overloaded) as refused:
+        queue.put(chunk(2, 10.0), 0.0)
+    assert refused.value.http_headers()["Retry-After"] == "1"
+    queue.put(chunk(1, 10.0), 0.0)  # what fits still goes in
+    assert queue.rows == 3
+    queue.take(3, 1.0)
+    queue.put(chunk(2, 10.0), 1.0)
+
+
+async def test_a_full_queue_makes_room_by_dropping_expired_chunks() -> None:
+    queue = DeadlineQueue(2)
+    stale = chunk(2, 5.0)
+    queue.put(stale, 0.0)
+    queue.put(chunk(2, 50.0), now=6.0)
+    assert queue.rows == 2
+    assert isinstance(stale.future.exception(), DeadlineExceeded)
+
+
+async def test_a_chunk_larger_than_the_queue_is_refused_for_good() -> None:
+    with pytest.raises(PayloadTooLarge, match="at most 4"):
+        DeadlineQueue(4).put(chunk(5, 10.0), 0.0)
+
+
+async def test_put_wakes_one_waiter_and_take_passes_leftover_work_on() -> None:
+    queue = DeadlineQueue(100)
+    first, second = queue.wait(), queue.wait()
+    queue.put(chunk(3, 10.0), 0.0)
+    assert first.done()
+    assert not second.done()
+    queue.take(1, 1.0)  # rows are left: the next idle batcher is woken
+    assert second.done()
+
+
+async def test_close_wakes_every_waiter() -> None:
+    queue = DeadlineQueue(10)
+    waiters = [queue.wait() for _ in range(3)]
+    queue.close()
+    assert queue.closed
+    assert all(w.done() for w in waiters)

@@ -1,0 +1,75 @@
+"""Cache keys: equal inputs share a key, anything that changes the meaning does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipper.frontend.cache import CacheKey, cache_key
+
+
+def test_same_row_from_different_arrays_has_the_same_key() -> None:
+    batch = np.arange(64, dtype=np.float64).reshape(4, 16)
+    fresh = np.arange(16, 32, dtype=np.float64)
+    assert cache_key("m", "1", batch[1]) == cache_key("m", "1", fresh)
+
+
+def test_non_contiguous_row_hashes_by_value() -> None:
+    grid = np.arange(64, dtype=np.float32).reshape(8, 8)
+    column = grid[:, 3]
+    assert not column.flags.c_contiguous
+    assert cache_key("m", "1", column) == cache_key("m", "1", column.copy())
+
+
+def test_same_bytes_with_other_dtype_or_shape_differ() -> None:
+    row = np.arange(8, dtype=np.float64)
+    as_int = row.view(np.int64)
+    assert row.tobytes() == as_int.tobytes()
+    keys = {
+        cache_key("m", "1", row),
+        cache_key("m", "1", as_int),
+        cache_key("m", "1", row.reshape(2, 4)),
+        cache_key("m", "1", row.reshape(4, 2)),
+        cache_key("m", "1", row.view(np.float32)),
+    }
+    assert len(keys) == 5
+
+
+def test_one_changed_value_changes_the_key() -> None:
+    row = np.zeros(64)
+    other = row.copy()
+    other[63] = 1e-300
+    assert cache_key("m", "1", row) != cache_key("m", "1", other)
+
+
+def test_model_and_version_are_part_of_the_key() -> None:
+    row = np.ones(3)
+    keys = {cache_key("m", "1", row), cache_key("m", "2", row), cache_key("n", "1", row)}
+    assert len(keys) == 3
+    # A name containing "@" cannot collide with another model's version.
+    assert cache_key("a@b", "c", row) != cache_key("a", "b@c", row)
+
+
+def test_text_rows_hash_by_value_not_by_pointer() -> None:
+    a = np.array([b"hello", b"world"], dtype=object)
+    b = np.array([bytes(bytearray(b"hello")), b"wor" + b"ld"], dtype=object)
+    assert a[0] is not b[0]
+    assert cache_key("m", "1", a) == cache_key("m", "1", b)
+    split = np.array([b"hellow", b"orld"], dtype=object)
+    assert cache_key("m", "1", a) != cache_key("m", "1", split)
+    assert cache_key("m", "1", np.array(["x"], dtype=object)) != cache_key(
+        "m", "1", np.array([b"x"], dtype=object)
+    )
+
+
+def test_unhashable_object_elements_are_refused() -> None:
+    with pytest.raises(TypeError, match="str or bytes"):
+        cache_key("m", "1", np.array([{"a": 1}], dtype=object))
+
+
+def test_key_is_small_and_printable() -> None:
+    key = cache_key("digits", "v3", np.zeros(4))
+    assert isinstance(key, CacheKey)
+    assert len(key.digest) == 16
+    assert str(key).startswith("digits@v3/")
+    assert hash(key) == hash(cache_key("digits", "v3", np.zeros(4)))

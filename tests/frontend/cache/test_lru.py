@@ -1,0 +1,144 @@
+"""LRU order, the byte bound, read-only copies, TTL with an injected clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipper.frontend.cache import CacheKey, LRUCache, cache_key
+from clipper.frontend.cache.lru import ENTRY_OVERHEAD, entry_size
+
+
+def key(i: int, model: str = "m", version: str = "1") -> CacheKey:
+    return cache_key(model, version, np.array([i]))
+
+
+def value(nbytes: int = 800, fill: float = 1.0) -> np.ndarray:
+    return np.full(nbytes // 8, fill)
+
+
+ENTRY = entry_size(value())
+
+
+async def test_a_miss_is_none_and_a_repeat_is_a_hit() -> None:
+    cache = LRUCache(max_bytes=10 * ENTRY)
+    assert await cache.get(key(1)) is None
+    await cache.put(key(1), value(fill=7.0))
+    got = await cache.get(key(1))
+    assert got is not None
+    np.testing.assert_array_equal(got, value(fill=7.0))
+    stats = cache.stats
+    assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
+    assert stats.bytes == ENTRY == 800 + ENTRY_OVERHEAD
+    assert stats.hit_ratio == 0.5
+
+
+async def test_evicts_least_recently_used_not_first_in() -> None:
+    cache = LRUCache(max_bytes=3 * ENTRY)
+    for i in range(3):
+        await cache.put(key(i), value(fill=i))
+    assert await cache.get(key(0)) is not None  # 0 is now the most recently used
+    await cache.put(key(3), value())
+    assert await cache.get(key(1)) is None  # the least recently used went
+    assert await cache.get(key(0)) is not None
+    assert await cache.get(key(2)) is not None
+    assert await cache.get(key(3)) is not None
+    assert cache.stats.evictions == 1
+
+
+async def test_bytes_stay_within_the_bound_for_mixed_sizes() -> None:
+    cache = LRUCache(max_bytes=20_000)
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        await cache.put(key(i), np.zeros(int(rng.integers(1, 400))))
+        assert cache.stats.bytes <= 20_000
+    stats = cache.stats
+    assert stats.evictions > 0
+    assert stats.entries == 300 - stats.evictions
+    # The accounting matches what is really stored.
+    assert stats.bytes == sum(entry_size(e.value) for e in cache._entries.values())
+
+
+async def test_a_value_larger_than_the_cache_is_not_stored() -> None:
+    cache = LRUCache(max_bytes=2 * ENTRY)
+    await cache.put(key(1), value())
+    await cache.put(key(2), value(nbytes=10 * ENTRY))
+    assert await cache.get(key(2)) is None
+    assert await cache.get(key(1)) is not None  # and it evicted nothing
+    assert cache.stats.evictions == 0
+
+
+async def test_put_replaces_and_accounts_the_new_size() -> None:
+    cache = LRUCache(max_bytes=10 * ENTRY)
+    await cache.put(key(1), value(nbytes=80))
+    await cache.put(key(1), value(nbytes=800, fill=2.0))
+    got = await cache.get(key(1))
+    assert got is not None
+    assert got[0] == 2.0
+    assert cache.stats.entries == 1
+    assert cache.stats.bytes == ENTRY
+
+
+async def test_stored_values_are_read_only_copies() -> None:
+    cache = LRUCache(max_bytes=10 * ENTRY)
+    batch = np.zeros((4, 100))
+    await cache.put(key(1), batch[2])
+    batch[2, 0] = 99.0  # the caller keeps using its array
+    got = await cache.get(key(1))
+    assert got is not None
+    assert got[0] == 0.0
+    assert not got.flags.writeable
+    assert got.base is None  # does not keep the whole batch alive
+    with pytest.raises(ValueError, match="read-only"):
+        got[0] = 1.0
+
+
+async def test_text_values_count_their_text() -> None:
+    cache = LRUCache(max_bytes=1 << 20)
+    text = np.array([b"x" * 10_000], dtype=object)
+    await cache.put(key(1), text)
+    assert cache.stats.bytes > 10_000
+
+
+async def test_ttl_expires_entries_by_the_injected_clock() -> None:
+    now = [1000.0]
+    cache = LRUCache(max_bytes=10 * ENTRY, ttl_seconds=5.0, clock=lambda: now[0])
+    await cache.put(key(1), value())
+    now[0] += 4.9
+    assert await cache.get(key(1)) is not None
+    now[0] += 0.1
+    assert await cache.get(key(1)) is None
+    stats = cache.stats
+    assert (stats.expirations, stats.entries, stats.bytes, stats.misses) == (1, 0, 0, 1)
+
+
+async def test_ttl_counts_from_the_last_store_not_the_last_read() -> None:
+    now = [0.0]
+    cache = LRUCache(max_bytes=10 * ENTRY, ttl_seconds=5.0, clock=lambda: now[0])
+    await cache.put(key(1), value())
+    now[0] = 3.0
+    assert await cache.get(key(1)) is not None
+    now[0] = 6.0
+    assert await cache.get(key(1)) is None  # reads do not extend a prediction's life
+
+
+async def test_discard_one_version_or_the_whole_model() -> None:
+    cache = LRUCache(max_bytes=100 * ENTRY)
+    for i in range(3):
+        await cache.put(key(i, "a", "1"), value())
+        await cache.put(key(i, "a", "2"), value())
+        await cache.put(key(i, "b", "1"), value())
+    assert await cache.discard("a", "1") == 3
+    assert await cache.get(key(0, "a", "1")) is None
+    assert await cache.get(key(0, "a", "2")) is not None
+    assert await cache.discard("a") == 3
+    assert cache.stats.entries == 3
+    assert cache.stats.bytes == 3 * ENTRY
+    await cache.clear()
+    assert (cache.stats.entries, cache.stats.bytes) == (0, 0)
+
+
+@pytest.mark.parametrize(("max_bytes", "ttl"), [(0, None), (-1, None), (100, 0.0), (100, -1.0)])
+def test_invalid_bounds_are_refused(max_bytes: int, ttl: float | None) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        LRUCache(max_bytes=max_bytes, ttl_seconds=ttl)

@@ -1,0 +1,58 @@
+"""The prediction cache in the frontend: hits, coalescing, and turning it off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipper.testing.frontend import hammer, metric, route, serving, write_routes
+from clipper.testing.latency import LatencyControl
+from clipper.testing.model_servers import ModelServer
+
+ROW = [1.0, 2.0, 3.0, 4.0]
+LABELS = {"model": "echo", "version": "1"}
+
+
+def app(server: ModelServer, cache: bool) -> dict[str, object]:
+    return route("echo", {"echo": [server.address]}, latency_slo_ms=5000, cache={"enabled": cache})
+
+
+async def test_a_repeated_query_is_a_hit(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, app(echo_server, cache=True))
+    async with serving(routes) as fe:
+        first = await hammer(fe.url, "echo", [ROW], concurrency=1)
+        again = await hammer(fe.url, "echo", [ROW, [5.0, 6.0, 7.0, 8.0]], concurrency=1)
+        text = fe.metrics()
+    assert first[0][1]["output"] == again[0][1]["output"] == ROW
+    assert metric(text, "clipper_frontend_cache_hits_total", app="echo") == 1
+    assert metric(text, "clipper_frontend_cache_misses_total", app="echo") == 2
+    assert metric(text, "clipper_frontend_batch_size_sum", **LABELS) == 2
+    assert metric(text, "clipper_frontend_cache_hit_ratio", app="echo") == 1 / 3
+
+
+async def test_a_burst_of_identical_queries_costs_one_evaluation(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, app(echo_server, cache=True))
+    latency.set(0.3)  # the first evaluation is still running when the others arrive
+    async with serving(routes) as fe:
+        answers = await hammer(fe.url, "echo", [ROW] * 20, concurrency=20)
+        text = fe.metrics()
+    assert all(status == 200 and a["output"] == ROW for status, a in answers)
+    assert metric(text, "clipper_frontend_batch_size_sum", **LABELS) == 1
+    assert metric(text, "clipper_frontend_cache_misses_total", app="echo") == 1
+    shared = metric(text, "clipper_frontend_cache_coalesced_total", app="echo")
+    assert shared + metric(text, "clipper_frontend_cache_hits_total", app="echo") == 19
+    assert shared >= 1
+
+
+async def test_an_app_can_turn_its_cache_off(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, app(echo_server, cache=False))
+    async with serving(routes) as fe:
+        await hammer(fe.url, "echo", [ROW, ROW, ROW], concurrency=1)
+        text = fe.metrics()
+    assert metric(text, "clipper_frontend_batch_size_sum", **LABELS) == 3
+    assert metric(text, "clipper_frontend_cache_hits_total", app="echo") == 0
