@@ -37,8 +37,14 @@ __all__ = [
 ]
 
 
-def collect(*paths: str | Path) -> tuple[Manifests, list[ConfigError]]:
-    """The valid objects in ``paths`` and every problem found (none means all is well)."""
+def collect(*paths: str | Path, standalone: bool = True) -> tuple[Manifests, list[ConfigError]]:
+    """The valid objects in ``paths`` and every problem found (none means all is well).
+
+    ``standalone=False`` checks each object on its own only: the caller merges them
+    into a larger set (``clipper apply`` into a running ``clipper run``) and makes
+    the checks across objects (``semantic.check``) on that set; no objects at all is
+    then not an error either (a file emptied to delete what it held).
+    """
     docs, errors = read_documents(Path(p) for p in paths)
     found = Manifests()
     for source, doc in docs:
@@ -55,6 +61,8 @@ def collect(*paths: str | Path) -> tuple[Manifests, list[ConfigError]]:
             found.apps.append(obj)
         else:
             found.deployments.append(obj)
+    if not standalone:
+        return found, errors
     if not errors and not docs:
         errors.append(ConfigError("no manifests found", ", ".join(str(p) for p in paths)))
     errors.extend(semantic.check(found))
