@@ -19,9 +19,9 @@ gRPC (ghz, no frontend) to give the frontend's added latency at concurrency 1.
 Tools: ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``) and ``ghz`` (``GOBIN=
 ~/.cache/clipper/bin go install github.com/bojand/ghz/cmd/ghz@v0.120.0``).
 A missing tool skips its protocol with a note. Every run is bounded
-(``--seconds`` each, about three minutes in all; ``--quick`` for ~1 minute).
+(``--seconds`` each: about four minutes in all; ``--quick``: under two).
 
-    python benchmarks/frontend.py [--quick] [--seconds 4] [--models noop,digits,linear]
+    python benchmarks/frontend.py [--quick] [--seconds 3] [--models noop,digits,linear]
 """
 
 from __future__ import annotations
@@ -207,13 +207,13 @@ def measure(frontend: FrontendProcess, app: str, run: object, *args: object) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 4")
+    parser.add_argument("--quick", action="store_true", help="1 s per run instead of 3")
     parser.add_argument("--seconds", type=int, default=None, help="seconds per run")
     parser.add_argument("--models", default="noop,digits,linear")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--concurrency", default="1,16,64")
     args = parser.parse_args()
-    seconds = args.seconds or (2.0 if args.quick else 4.0)
+    seconds = args.seconds or (1 if args.quick else 3)
     names = args.models.split(",")
     modes = args.modes.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -266,7 +266,7 @@ def main() -> int:
                                 requests[name], c, seconds,
                             )  # fmt: skip
                         rows.append((name, mode, c, rest, grpc_))
-                    if mode == "adaptive":
+                    if mode == "adaptive" and name != "linear":  # linear: 5,000 rows/s at most
                         multi.append((name, *multi_row(frontend, name, pixels, seconds)))
     print_tables(rows, direct, levels)
     print_multi(multi)
@@ -324,27 +324,39 @@ def print_tables(
     direct: dict[tuple[str, int], Result],
     levels: list[int],
 ) -> None:
-    head = ["model", "batching", "conc", "REST req/s", "p50 ms", "p99 ms", "dflt",
+    head = ["model", "conc", "batching", "REST req/s", "p50 ms", "p99 ms", "dflt",
             "batch", "gRPC req/s", "p50 ms", "p99 ms", "dflt", "gRPC/REST"]  # fmt: skip
+    order = {name: i for i, name in enumerate(dict.fromkeys(r[0] for r in rows))}
+    modes = {mode: i for i, mode in enumerate(MODES)}
     table = []
-    for name, mode, c, rest, grpc_ in rows:
+    for name, mode, c, rest, grpc_ in sorted(
+        rows, key=lambda r: (order[r[0]], r[2], modes.get(r[1], 99))
+    ):
         ratio = f"{grpc_.rps / rest.rps:.2f}" if rest.rps and grpc_.rps else "-"
         batch = f"{rest.batch:.1f}" if rest.batch else "-"
-        table.append([name, mode, str(c), *rest.cells(), batch, *grpc_.cells(), ratio])
+        table.append([name, str(c), mode, *rest.cells(), batch, *grpc_.cells(), ratio])
     print()
-    print("Through the frontend (single-row requests; cache off; SLO 100 ms):")
+    print("Through the frontend (single-row requests; cache off; SLO 100 ms; dflt = answers")
+    print("that were the default output or errors; batch = mean rows per batch, REST):")
     _print(head, table)
-    if direct:
-        print()
-        print("Calling the container directly (gRPC raw, no frontend) and what the frontend adds:")
-        head = ["model", "conc", "req/s", "p50 ms", "p99 ms", "frontend gRPC p50 (none)", "added"]
-        table = []
-        for (name, c), result in direct.items():
-            via = next((g for n, m, cc, _, g in rows if (n, m, cc) == (name, "none", c)), None)
-            added = f"{via.p50_ms - result.p50_ms:+.1f} ms" if via and via.rps else "-"
-            through = f"{via.p50_ms:.1f}" if via and via.rps else "-"
-            table.append([name, str(c), *result.cells()[:3], through, added])
-        _print(head, table)
+    if not direct:
+        return
+    print()
+    print("Calling the container directly (gRPC raw, ghz) against the frontend (adaptive);")
+    print("at concurrency 1 the difference of the p50s is what the frontend adds:")
+    head = ["model", "conc", "direct req/s", "p50 ms", "p99 ms",
+            "REST p50", "added", "gRPC p50", "added"]  # fmt: skip
+    table = []
+    for (name, c), result in direct.items():
+        via = next(((r, g) for n, m, cc, r, g in rows if (n, m, cc) == (name, "adaptive", c)), None)
+        cells = [name, str(c), *result.cells()[:3]]
+        for through in via or (Result(), Result()):
+            if through.rps and result.rps:
+                cells += [f"{through.p50_ms:.1f}", f"{through.p50_ms - result.p50_ms:+.1f} ms"]
+            else:
+                cells += ["-", "-"]
+        table.append(cells)
+    _print(head, table)
 
 
 def _print(head: list[str], table: list[list[str]]) -> None:

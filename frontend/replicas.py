@@ -121,12 +121,13 @@ class Replica:
             self._up_waiters.append(waiter)
         return waiter
 
-    async def check(self) -> bool:
-        """One health check; reads the metadata the first time the replica serves."""
+    async def check(self) -> bool | None:
+        """One health check: True if SERVING (metadata read the first time), False if
+        the replica says it is not serving, None if it did not answer."""
         try:
             reply = await self._health.Check(
                 health_pb2.HealthCheckRequest(service=""),
-                timeout=min(1.0, self.health_interval_s),
+                timeout=max(1.0, self.health_interval_s),
             )
             if reply.status != SERVING:
                 return False
@@ -136,17 +137,22 @@ class Replica:
         except (grpc.aio.AioRpcError, ClipperError) as exc:
             detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc.message
             log.debug("health check of %s failed: %s", self.address, detail)
-            return False
+            return None
 
     async def _watch_health(self) -> None:
+        """Up when SERVING; down at once when it says NOT_SERVING (draining), or after
+        two checks in a row without an answer (one slow answer on a busy machine is
+        not a dead replica; a dead one also fails its calls, which mark it down)."""
+        silent = 0
         while True:
             serving = await self.check()
             self.checked = True
+            silent = silent + 1 if serving is None else 0
             if serving and not self.up:
                 log.info("replica %s of %s@%s is up", self.address, self.model, self.version)
                 self._set_up(True)
-            elif not serving and self.up:
-                self.mark_down("health check failed")
+            elif self.up and (serving is False or silent >= 2):
+                self.mark_down("not serving" if serving is False else "no answer to health checks")
             await asyncio.sleep(self.health_interval_s)
 
     async def _read_metadata(self) -> pb.ModelMetadataResponse:

@@ -6,5 +6,8 @@ provides the shared fixtures; ``processes`` starts and reaps ``clipper`` process
 (``torch_models`` holds the torch module, importable as a factory);
 ``model_servers`` starts model containers and talks to them; ``functions`` and
 ``slow_loading`` are python-callable test models;
-``controlplane`` runs a real Kubernetes control plane (``k8s_*`` are its parts).
+``controlplane`` runs a real Kubernetes control plane (``k8s_*`` are its parts);
+``frontend`` writes routes files and runs query frontends (in process or as a
+child); ``latency`` is a model whose latency a test controls; ``graded_models``
+trains digits classifiers of clearly different quality for model selection.
 """

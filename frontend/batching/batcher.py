@@ -177,6 +177,8 @@ class Batcher:
         address = self.replica.address
         others = self._others_up(self.replica)
         for chunk, first, size in parts:
+            if chunk.future.done():  # its caller has already left
+                continue
             if chunk.retried:
                 self._observer.retried(size, exhausted=True)
                 chunk.fail(RetriesExhausted(f"failed on two replicas, last {address}: {error}"))

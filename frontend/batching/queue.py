@@ -163,6 +163,8 @@ class DeadlineQueue:
                 heapq.heappop(heap)
         if heap:
             self.wake_one()  # work left for another idle replica
+        else:
+            self.rows = 0  # nothing queued: the count cannot drift and spin a batcher
         return parts
 
     def oldest_enqueued(self) -> float | None:

@@ -16,12 +16,13 @@ from clipper.frontend.selection.exp4 import Exp4
 from clipper.frontend.selection.factory import POLICIES, make_policy
 from clipper.frontend.selection.fixed import Fixed
 from clipper.frontend.selection.losses import get_loss
-from clipper.frontend.selection.policy import Combined, Policy, Selection
+from clipper.frontend.selection.policy import Combined, ContextualPolicy, Policy, Selection
 from clipper.frontend.selection.thompson import Thompson
 
 __all__ = [
     "POLICIES",
     "Combined",
+    "ContextualPolicy",
     "EpsilonGreedy",
     "Exp3",
     "Exp4",

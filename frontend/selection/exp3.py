@@ -23,8 +23,9 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection import logweights
+from clipper.frontend.selection.logweights import LogWeights
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import ContextualPolicy, Selection
 
 
 class Exp3Params(PolicyParams):
@@ -34,34 +35,33 @@ class Exp3Params(PolicyParams):
     """Learning rate; default ``gamma / K`` for K models (Auer et al.'s choice)."""
 
 
-class Exp3(_ContextualPolicy[np.ndarray]):
+class Exp3(ContextualPolicy[LogWeights]):
     """State per context: normalised log-weights, one per model."""
 
     name = "exp3"
     Params = Exp3Params
     params: Exp3Params
 
-    def _new_state(self, n_models: int) -> np.ndarray:
-        return logweights.uniform(n_models)
+    def _new_state(self, n_models: int) -> LogWeights:
+        return LogWeights.uniform(n_models)
 
-    def _distribution(self, state: np.ndarray) -> np.ndarray:
-        gamma = self.params.gamma
-        return (1.0 - gamma) * logweights.probabilities(state) + gamma / state.size
+    def _distribution(self, state: LogWeights) -> np.ndarray:
+        return state.distribution(self.params.gamma)[0]
 
-    def _select(self, state: np.ndarray) -> Selection:
-        p = self._distribution(state)
-        i = logweights.draw(self._rng, p)
+    def _select(self, state: LogWeights) -> Selection:
+        p, cdf = state.distribution(self.params.gamma)
+        i = logweights.draw(self._rng, cdf)
         return self._pick(i, float(p[i]))
 
-    def _update(self, state: np.ndarray, selection: Selection, losses: dict[int, float]) -> None:
-        eta = self.params.eta or self.params.gamma / state.size
+    def _update(self, state: LogWeights, selection: Selection, losses: dict[int, float]) -> None:
+        eta = self.params.eta or self.params.gamma / state.logp.size
+        decrements = {}
         for model in selection.models:
             i = self._index.get(model)
-            if i is None or i not in losses:
-                continue
-            p = selection.weights.get(model) or self._distribution(state)[i]
-            state[i] -= eta * losses[i] / p
-        logweights.normalise(state)
+            if i is not None and i in losses:
+                p = selection.weights.get(model) or self._distribution(state)[i]
+                decrements[i] = eta * losses[i] / p
+        state.learn(decrements)
 
-    def _resize(self, state: np.ndarray, sources: list[int | None]) -> np.ndarray:
-        return logweights.resize(state, sources)
+    def _resize(self, state: LogWeights, sources: list[int | None]) -> LogWeights:
+        return state.resize(sources)

@@ -18,10 +18,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from clipper.frontend.selection import logweights
 from clipper.frontend.selection.combine import combine_outputs
+from clipper.frontend.selection.logweights import LogWeights
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Combined, Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import Combined, ContextualPolicy, Selection
 
 
 class Exp4Params(PolicyParams):
@@ -38,20 +38,20 @@ class Exp4Params(PolicyParams):
     """Regression confidence: the absolute part of that tolerance."""
 
 
-class Exp4(_ContextualPolicy[np.ndarray]):
+class Exp4(ContextualPolicy[LogWeights]):
     """State per context: normalised log-weights, one per model."""
 
     name = "exp4"
     Params = Exp4Params
     params: Exp4Params
 
-    def _new_state(self, n_models: int) -> np.ndarray:
-        return logweights.uniform(n_models)
+    def _new_state(self, n_models: int) -> LogWeights:
+        return LogWeights.uniform(n_models)
 
-    def _distribution(self, state: np.ndarray) -> np.ndarray:
-        return logweights.probabilities(state)
+    def _distribution(self, state: LogWeights) -> np.ndarray:
+        return state.distribution()[0]
 
-    def _select(self, state: np.ndarray) -> Selection:
+    def _select(self, state: LogWeights) -> Selection:
         p = self._distribution(state)
         return Selection(self._models, dict(zip(self._models, p.tolist(), strict=True)))
 
@@ -66,10 +66,8 @@ class Exp4(_ContextualPolicy[np.ndarray]):
             atol=self.params.agreement_atol,
         )
 
-    def _update(self, state: np.ndarray, selection: Selection, losses: dict[int, float]) -> None:
-        for i, loss in losses.items():
-            state[i] -= self.params.eta * loss
-        logweights.normalise(state)
+    def _update(self, state: LogWeights, selection: Selection, losses: dict[int, float]) -> None:
+        state.learn({i: self.params.eta * loss for i, loss in losses.items()})
 
-    def _resize(self, state: np.ndarray, sources: list[int | None]) -> np.ndarray:
-        return logweights.resize(state, sources)
+    def _resize(self, state: LogWeights, sources: list[int | None]) -> LogWeights:
+        return state.resize(sources)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from clipper.common.errors import ConfigError
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Policy, Selection, _unique
+from clipper.frontend.selection.policy import Policy, Selection, unique_models
 
 
 class FixedParams(PolicyParams):
@@ -60,5 +60,5 @@ class Fixed(Policy):
         return {m: float(m == current) for m in self._models}
 
     def set_models(self, models: Sequence[str]) -> None:
-        self._models = _unique(models)
+        self._models = unique_models(models)
         self._index = {m: i for i, m in enumerate(self._models)}

@@ -7,13 +7,51 @@ may fall more than ``LOG_FLOOR`` below the best one. The floor (a ratio of
 e^-30, about 1e-13) has no effect on which model wins, keeps every number finite,
 and bounds how long a model that was bad but has recovered needs to earn its
 weight back -- serving traffic is not stationary.
+
+Feedback is usually much rarer than queries (only some clients send labels),
+so a context's distribution and its cumulative sums are cached until the next
+update: a draw is then one random number and a ``searchsorted``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 LOG_FLOOR = 30.0
+
+
+@dataclass(slots=True)
+class LogWeights:
+    """One context's log-weights, with the distribution derived from them cached."""
+
+    logp: np.ndarray
+    cached: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def uniform(cls, n: int) -> LogWeights:
+        return cls(uniform(n))
+
+    def distribution(self, mix: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """``(p, cdf)``: the weights mixed with a ``mix`` share of uniform exploration.
+
+        Cached until ``learn``; a policy always passes the same ``mix``.
+        """
+        if self.cached is None:
+            p = (1.0 - mix) * probabilities(self.logp) + mix / self.logp.size
+            self.cached = (p, np.cumsum(p))
+        return self.cached
+
+    def learn(self, decrements: dict[int, float]) -> None:
+        """Lower each model's log-weight by its decrement, then renormalise."""
+        for i, amount in decrements.items():
+            self.logp[i] -= amount
+        normalise(self.logp)
+        self.cached = None
+
+    def resize(self, sources: list[int | None]) -> LogWeights:
+        return LogWeights(resize(self.logp, sources))
 
 
 def uniform(n: int) -> np.ndarray:
@@ -48,7 +86,6 @@ def resize(logp: np.ndarray, sources: list[int | None]) -> np.ndarray:
     return out
 
 
-def draw(rng: np.random.Generator, p: np.ndarray) -> int:
-    """An index drawn with probabilities ``p`` (faster than ``rng.choice`` for small K)."""
-    cdf = np.cumsum(p)
-    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), p.size - 1)
+def draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """An index drawn by its cumulative probabilities (cheaper than ``rng.choice``)."""
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)

@@ -10,7 +10,7 @@ its state moved on in between (Exp3's importance weighting needs exactly that).
 
 Policies are pure: no I/O, no clock, no locks (one asyncio loop uses them), and
 all randomness comes from one seeded ``numpy.random.Generator``, so a seed
-replays the same decisions. ``_ContextualPolicy`` holds the per-context state
+replays the same decisions. ``ContextualPolicy`` holds the per-context state
 (bounded, see ``contexts``) and keeps it aligned with the model list when models
 come and go; each algorithm only implements what happens to one context's state.
 """
@@ -71,7 +71,7 @@ class Policy(ABC):
         seed: int | None = None,
     ) -> None:
         self.params = parse_params(self.Params, params or {}, self.name)
-        self._models = _unique(models)
+        self._models = unique_models(models)
         self._index = {m: i for i, m in enumerate(self._models)}
         self._rng = np.random.default_rng(seed)
         self._loss = get_loss(self.params.loss, self.params.loss_scale)
@@ -127,7 +127,7 @@ class Policy(ABC):
         return known
 
 
-class _ContextualPolicy(Policy, Generic[S]):
+class ContextualPolicy(Policy, Generic[S]):
     """A policy whose state (of type ``S``) is kept per context."""
 
     def __init__(
@@ -159,7 +159,7 @@ class _ContextualPolicy(Policy, Generic[S]):
         return dict(zip(self._models, self._distribution(state).tolist(), strict=True))
 
     def set_models(self, models: Sequence[str]) -> None:
-        new = _unique(models)
+        new = unique_models(models)
         if new == self._models:
             return
         sources = [self._index.get(m) for m in new]
@@ -191,7 +191,7 @@ class _ContextualPolicy(Policy, Generic[S]):
         """The state for the new model list; ``sources[i]`` is new model i's old index."""
 
 
-def _unique(models: Sequence[str]) -> tuple[str, ...]:
+def unique_models(models: Sequence[str]) -> tuple[str, ...]:
     if isinstance(models, str):
         raise TypeError("models must be a sequence of names, not one string")
     out = tuple(models)

@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Selection, _ContextualPolicy
+from clipper.frontend.selection.policy import ContextualPolicy, Selection
 
 MC_SAMPLES = 1024
 MC_REFRESH = 256
@@ -56,7 +56,7 @@ class BetaPosteriors:
     updates: int = 0
 
 
-class Thompson(_ContextualPolicy[BetaPosteriors]):
+class Thompson(ContextualPolicy[BetaPosteriors]):
     name = "thompson"
     Params = ThompsonParams
     params: ThompsonParams

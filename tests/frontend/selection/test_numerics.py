@@ -1,7 +1,7 @@
 """No overflow, underflow or NaN however long a policy runs.
 
 Multiplicative weights change log-weights additively, by ``eta * loss`` per
-update, so 20,000 updates at ``eta = 1000`` move them as far as 2e10 updates at
+update, so 5,000 updates at ``eta = 1000`` move them as far as 5e9 updates at
 ``eta = 0.001`` -- far beyond a million updates at any sensible rate -- in a
 fraction of a second. The counting policies get the same treatment through
 priors of 1e12 pseudo-observations.
@@ -15,7 +15,7 @@ import pytest
 from clipper.frontend.selection import POLICIES, Policy
 from clipper.frontend.selection.logweights import LOG_FLOOR, normalise
 
-UPDATES = 20_000
+UPDATES = 5_000
 
 
 def hammer(policy: Policy, rounds: int = UPDATES) -> None:
@@ -32,7 +32,7 @@ def hammer(policy: Policy, rounds: int = UPDATES) -> None:
 def test_multiplicative_weights_stay_finite_and_can_recover(name: str, params: dict) -> None:
     policy = POLICIES[name](["a", "b", "c"], params, seed=0)
     hammer(policy, 2_000)
-    state = policy._states.get("")
+    state = policy._states.get("").logp
     assert np.isfinite(state).all()
     assert state.min() >= state.max() - LOG_FLOOR - 1e-9
     # Now a is always wrong and b always right: b takes over in bounded time.

@@ -14,7 +14,7 @@ def test_exp3_divides_the_loss_by_the_probability_the_draw_had() -> None:
     # which must be used even though the current one is 1/3.
     selection = Selection(("b",), {"b": 0.25})
     policy.update("", selection, {"b": 0.5})
-    logw = policy._states.get("")
+    logw = policy._states.get("").logp
     assert logw[0] - logw[1] == pytest.approx(0.2 * 0.5 / 0.25)
     assert logw[0] == logw[2]
     weights = policy.weights()
@@ -25,7 +25,7 @@ def test_exp3_divides_the_loss_by_the_probability_the_draw_had() -> None:
 def test_exp3_default_learning_rate_is_gamma_over_k() -> None:
     policy = POLICIES["exp3"](["a", "b", "c", "d"], {"gamma": 0.2})
     policy.update("", Selection(("a",), {"a": 0.5}), {"a": 1.0})
-    logw = policy._states.get("")
+    logw = policy._states.get("").logp
     assert logw[1] - logw[0] == pytest.approx(0.2 / 4 * 1.0 / 0.5)
 
 

@@ -1,0 +1,1 @@
+"""The live routing table (apps, models, versions, replicas) and where it comes from."""
