@@ -47,6 +47,7 @@ bench: venv
 	$(PY) benchmarks/frontend.py
 
 run-example: venv
+	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
 	$(BIN)/clipper run -f $(EXAMPLE)
 
 proto: venv

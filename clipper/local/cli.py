@@ -9,6 +9,7 @@ answers, 2 for invalid flags, 130 when a second Ctrl-C killed everything.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -173,4 +174,7 @@ def status_command(args: argparse.Namespace) -> int:
     except ClipperError as exc:
         return _fail("status", exc.message)
     except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # piped into head or less, which has quit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

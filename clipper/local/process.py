@@ -172,6 +172,8 @@ class Process:
         else:
             status = f"exited with code {code}"
         last = _last_error(self.tail)
+        if not last and code is not None and code > 0 and self.tail:
+            last = self.tail[-1].strip()  # no error logged: its last words, whatever they are
         return f"{status}: {last}" if last else status
 
 
@@ -202,7 +204,7 @@ def _record(line: str) -> tuple[str, str, str] | None:
 def _last_error(lines: collections.deque[str]) -> str:
     """The line that best says why a process died: its last ERROR from a ``clipper``
     logger (grpc may log noise after it), else any last ERROR, else the last line of a
-    traceback (``SomeError: ...``), else its last line."""
+    traceback (``SomeError: ...``); empty if it logged no error."""
     ranked: list[tuple[int, str]] = []
     for line in lines:
         record = _record(line)
@@ -210,7 +212,7 @@ def _last_error(lines: collections.deque[str]) -> str:
             ranked.append((0 if record[1].startswith("clipper") else 1, record[2]))
         elif _EXCEPTION.match(line.strip()):
             ranked.append((2, line.strip()))
-    if ranked:
-        best = min(rank for rank, _ in ranked)
-        return [text for rank, text in ranked if rank == best][-1]
-    return lines[-1].strip() if lines else ""
+    if not ranked:
+        return ""
+    best = min(rank for rank, _ in ranked)
+    return [text for rank, text in ranked if rank == best][-1]

@@ -35,12 +35,12 @@ class RoutesFile:
         self.table = table
         return True
 
-    def addresses(self) -> set[str]:
-        """Every replica address in the table last written."""
+    def replicas(self) -> set[tuple[str, str, str]]:
+        """``(model, version, address)`` of every replica in the table last written."""
         if self.table is None:
             return set()
         return {
-            address
+            (model.name, version.version, address)
             for app in self.table.apps.values()
             for model in app.models
             for version in model.versions

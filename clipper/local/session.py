@@ -181,12 +181,19 @@ class LocalRun:
             if all(d.status.stable_version for d in self.store.deployments):
                 stable_since = stable_since or loop.time()
                 assert self.frontend is not None
-                if self.frontend.ready:
+                if self.frontend.ready and await self._frontend_caught_up():
                     return
                 if loop.time() - stable_since > READY_WAIT_S:
                     log.warning("every model is up, but the frontend does not say ready yet")
                     return
             await asyncio.sleep(POLL_S)
+
+    async def _frontend_caught_up(self) -> bool:
+        """Whether the frontend has every replica of the routes file up (from its metrics)."""
+        assert self.frontend is not None
+        assert self.runner is not None
+        text = await self._metrics(self.frontend)
+        return text is not None and self.runner.routes.replicas() <= status.replicas_up(text)
 
     def _check_startup(self) -> None:
         assert self.frontend is not None
@@ -332,14 +339,20 @@ class LocalRun:
         }
 
     async def _weights(self, front: FrontendProcess) -> dict[str, dict[str, float]]:
+        text = await self._metrics(front)
+        return status.selection_weights(text) if text is not None else {}
+
+    @staticmethod
+    async def _metrics(front: FrontendProcess) -> str | None:
+        """The frontend's Prometheus exposition, or None if it does not answer."""
         timeout = aiohttp.ClientTimeout(total=2)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.get(f"{front.url}/metrics") as answer,
             ):
-                return status.selection_weights(await answer.text())
-        return {}
+                return await answer.text()
+        return None
 
     # --- shutdown ---------------------------------------------------------------------
 

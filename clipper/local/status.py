@@ -20,6 +20,7 @@ from clipper.local.replica import ModelReplica
 from clipper.local.runner import EventRecord
 
 WEIGHT_METRIC = "clipper_frontend_selection_weight"
+UP_METRIC = "clipper_frontend_replica_up"
 
 
 def selection_weights(metrics_text: str) -> dict[str, dict[str, float]]:
@@ -32,6 +33,17 @@ def selection_weights(metrics_text: str) -> dict[str, dict[str, float]]:
             app, model = sample.labels.get("app", ""), sample.labels.get("model", "")
             weights.setdefault(app, {})[model] = float(sample.value)
     return weights
+
+
+def replicas_up(metrics_text: str) -> set[tuple[str, str, str]]:
+    """``(model, version, address)`` of every replica the frontend has up."""
+    return {
+        (sample.labels["model"], sample.labels["version"], sample.labels["replica"])
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == UP_METRIC
+        for sample in family.samples
+        if sample.value == 1
+    }
 
 
 def replica_state(replica: ModelReplica) -> str:

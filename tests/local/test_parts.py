@@ -117,7 +117,7 @@ def test_a_crash_is_explained_by_its_own_error_not_by_grpc_noise() -> None:
     assert _last_error(traceback) == "ValueError: bad"
     json_line = '{"level": "ERROR", "logger": "clipper.x", "message": "boom"}'
     assert _last_error(collections.deque([json_line, "bye"])) == "boom"
-    assert _last_error(collections.deque(["just this"])) == "just this"
+    assert _last_error(collections.deque(["INFO all is well"])) == ""
 
 
 def test_a_version_runs_as_a_model_server_with_paths_resolved(tmp_path: Path) -> None:

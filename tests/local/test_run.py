@@ -11,6 +11,8 @@ of ``echo``, say) instead of assuming an order, so any one of them runs alone.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +298,36 @@ def test_apply_of_an_invalid_manifest_changes_nothing(run: LocalRun, tmp_path: P
     assert "missing.joblib does not exist" in refused.stderr
     after = deployment(run.status(), "digits-lr")
     assert (after["version"], after["generation"]) == (before["version"], before["generation"])
+
+
+# --- crashes while serving -----------------------------------------------------------
+
+
+def _pid_of(status: dict[str, Any], prefix: str) -> int | None:
+    found = [p for p in status["processes"] if p["name"].startswith(prefix)]
+    return found[0]["pid"] if found and found[0]["state"] == "ready" else None
+
+
+def test_a_crashed_model_server_is_restarted(run: LocalRun) -> None:
+    victim = _pid_of(run.status(), "model digits-forest@")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    run.wait_status(
+        lambda s: _pid_of(s, "model digits-forest@") not in (None, victim),
+        timeout=60,
+        what="digits-forest restarted",
+    )
+    wait_log(run, "was killed by SIGKILL; restarting it in 1s")
+    answer = post(f"{run.url}/digits/predict", {"input": digits_batch(1)[0].tolist()})
+    assert answer["default"] is False
+
+
+def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> None:
+    victim = _pid_of(run.status(), "frontend")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    run.wait_status(
+        lambda s: _pid_of(s, "frontend") not in (None, victim), timeout=60, what="new frontend"
+    )
+    answer = post(f"{run.url}/lr/predict", {"input": digits_batch(1)[0].tolist()})
+    assert answer["default"] is False
