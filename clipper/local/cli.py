@@ -83,7 +83,14 @@ def register(subparsers: Any) -> None:
 
 def _files(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument(
-        "-f", "--filename", dest="paths", action="append", required=True, type=Path, help=text
+        "-f",
+        "--filename",
+        dest="paths",
+        metavar="PATH",
+        action="append",
+        required=True,
+        type=Path,
+        help=text,
     )
 
 

@@ -91,7 +91,11 @@ class Runner:
         """Reconcile until cancelled."""
         while True:
             self.wakeup.clear()
-            wait = self.step()
+            try:
+                wait = self.step()
+            except Exception:  # a bug must not stop every rollout: say so, try again
+                log.exception("reconciling failed; trying again in %.0fs", IDLE_S)
+                wait = IDLE_S
             timeout = IDLE_S if wait is None else min(max(wait, MIN_WAIT_S), IDLE_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout)

@@ -30,16 +30,16 @@ import secrets
 import signal
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from clipper.common import api, manifests
+from clipper.common import api
 from clipper.common.app_status import app_status
-from clipper.common.errors import ConfigError, InvalidManifests
+from clipper.common.errors import ConfigError
 from clipper.common.manifests import Manifests
 from clipper.local import ports, status
+from clipper.local.applier import Applier
 from clipper.local.control import ControlServer
 from clipper.local.frontend_process import FrontendProcess
 from clipper.local.process import LogSink
@@ -47,9 +47,8 @@ from clipper.local.routes_file import RoutesFile
 from clipper.local.runner import Runner
 from clipper.local.settings import RunSettings
 from clipper.local.state import RunDir, RunInfo
-from clipper.local.store import Applied, Store
+from clipper.local.store import Store
 from clipper.local.supervisor import Supervisor
-from clipper.local.watch import manifest_changes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,12 @@ READY_WAIT_S = 15.0
 """After every model is stable, how long to wait for the frontend to say ready."""
 POLL_S = 0.1
 FRONTEND_BACKOFF_MAX_S = 30.0
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background loop of the run died of a bug: log it rather than lose it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_coro(), exc_info=task.exception())
 
 
 class StartupError(Exception):
@@ -76,7 +81,7 @@ class LocalRun:
         self.forced = False
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._apply_lock = asyncio.Lock()
+        self.applier = Applier(self.store, self._forget, self._changed)
         self._stop = asyncio.Event()
         self.run_dir: RunDir | None = None
         self.frontend: FrontendProcess | None = None
@@ -122,6 +127,10 @@ class LocalRun:
         if self.runner is not None:
             self.runner.wake()
 
+    def _forget(self, deployment: str) -> None:
+        if self.runner is not None:
+            self.runner.forget(deployment)
+
     # --- start-up ---------------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -141,11 +150,11 @@ class LocalRun:
         await self.frontend.start()
         self._spawn(self.runner.run())
         await self._wait_listening()
-        self.control = ControlServer(self.token, self.status, self.apply)
+        self.control = ControlServer(self.token, self.status, self.applier.apply_paths)
         await self.control.start()
         self._publish()
         if self.settings.watch:
-            self._spawn(self._watch())
+            self._spawn(self.applier.watch(self.settings.paths))
         await self._wait_serving()
         self._spawn(self._keep_frontend())
 
@@ -162,7 +171,9 @@ class LocalRun:
         )
 
     def _spawn(self, coro: Any) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(coro))
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
 
     async def _wait_listening(self) -> None:
         front = self.frontend
@@ -259,53 +270,6 @@ class LocalRun:
             self.frontend = self._new_frontend(front.http_port, front.grpc_port)
             await self.frontend.start()
 
-    async def apply(self, paths: list[str]) -> list[str]:
-        """``clipper apply -f``: the control API's callback."""
-        found, errors = await asyncio.to_thread(manifests.collect, *paths, standalone=False)
-        if not errors and not found.apps and not found.deployments:
-            errors = [ConfigError("no manifests found", ", ".join(paths))]
-        if errors:
-            raise InvalidManifests(errors)
-        return [str(result) for result in await self._apply(found, prune=set())]
-
-    async def _apply(self, found: Manifests, prune: set[Path]) -> list[Applied]:
-        async with self._apply_lock:
-            if self._stopping:
-                raise InvalidManifests([ConfigError("clipper run is stopping")])
-            changed = Manifests(
-                deployments=self.store.changed_deployments(found), sources=found.sources
-            )
-            errors = await asyncio.to_thread(manifests.check_model_uris, changed)
-            if errors:
-                raise InvalidManifests(errors)
-            results = self.store.apply(found, prune, check_models=False)
-        for result in results:
-            if result.result != "unchanged":
-                log.info("%s", result)
-            if result.result == "deleted" and result.kind == "ModelDeployment":
-                assert self.runner is not None
-                self.runner.forget(result.name)
-        for ignored in ports.ignored_ports(self.store.apps):
-            log.warning("%s asks for other frontend ports: local mode runs one frontend", ignored)
-        self._changed()
-        return results
-
-    async def _watch(self) -> None:
-        async for files in manifest_changes(self.settings.paths):
-            present = sorted(f for f in files if f.exists())
-            names = ", ".join(str(f) for f in sorted(files))
-            try:
-                found, errors = Manifests(), list[ConfigError]()
-                if present:
-                    found, errors = await asyncio.to_thread(
-                        manifests.collect, *present, standalone=False
-                    )
-                if errors:
-                    raise InvalidManifests(errors)
-                await self._apply(found, prune=files)
-            except InvalidManifests as exc:
-                log.error("ignored the change to %s; still serving as before: %s", names, exc)
-
     async def status(self) -> dict[str, Any]:
         """The control API's ``GET /v1/status``."""
         front = self.frontend
@@ -358,8 +322,7 @@ class LocalRun:
 
     async def _shutdown(self) -> None:
         self._stopping = True
-        async with self._apply_lock:  # an apply in flight finishes first
-            pass
+        await self.applier.close()  # an apply in flight finishes first
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -25,6 +25,7 @@ from clipper.testing.local import (
 from clipper.testing.processes import free_port, wait_for
 
 IDENTITY = "clipper.testing.functions:identity"
+SLOW = "clipper.testing.slow_loading:identity"
 
 
 def echo_app(folder: Path, replicas: int = 1) -> Path:
@@ -149,3 +150,23 @@ def test_a_port_in_use_is_named_with_who_asked_for_it(tmp_path: Path, flag: bool
     assert f"port {port} on 127.0.0.1 is already in use (asked for by {origin})" in logs
     assert "[model" not in logs
     assert "[frontend]" not in logs
+
+
+def test_ctrl_c_during_start_up_stops_everything(tmp_path: Path) -> None:
+    service = {"httpPort": free_port(), "grpcPort": free_port()}
+    slow = {"name": "CLIPPER_TESTING_IMPORT_DELAY_S", "value": "60"}  # loads for a minute
+    write_manifests(
+        tmp_path / "app.yaml",
+        clipper_app("app", ["slow"], frontend={"service": service}),
+        model_deployment("slow", "v1", "python", SLOW, env=[slow]),
+    )
+    with LocalRun([tmp_path], tmp_path / "cache") as run:
+        wait_for(
+            lambda: any(p["state"] == "starting" for p in run.status()["processes"][1:]),
+            timeout=60,
+            what="the model server loading",
+        )
+        run.process.signal(signal.SIGINT)
+        assert run.process.wait(timeout=30) == 0
+        assert "clipper run: serving" not in run.logs()
+        assert children(run) == []
