@@ -90,7 +90,8 @@ class Applier:
                 log.info("%s", result)
             if result.result == "deleted" and result.kind == "ModelDeployment":
                 self._forget(result.name)
-        for ignored in ports.ignored_ports(self.store.apps):
+        touched = {r.name for r in results if r.kind == "ClipperApp" and r.result != "unchanged"}
+        for ignored in ports.ignored_ports(self.store.apps, among=touched):
             log.warning("%s asks for other frontend ports: local mode runs one frontend", ignored)
         self._changed()
         return results

@@ -46,17 +46,21 @@ def frontend_ports(
     return http, grpc
 
 
-def ignored_ports(apps: list[api.ClipperApp]) -> list[str]:
-    """Apps after the first whose frontend ports differ from it: local mode ignores them."""
+def ignored_ports(apps: list[api.ClipperApp], among: set[str] | None = None) -> list[str]:
+    """Apps after the first that ask for other frontend ports (not the defaults), which
+    local mode ignores; ``among`` limits the answer to those app names."""
     if not apps:
         return []
     first = apps[0].spec.frontend.service
-    return [
-        f"ClipperApp/{app.metadata.name}"
-        for app in apps[1:]
-        if (app.spec.frontend.service.http_port, app.spec.frontend.service.grpc_port)
-        != (first.http_port, first.grpc_port)
-    ]
+    default = api.ServiceSpec()
+    chosen = (first.http_port, first.grpc_port)
+    ignored = []
+    for app in apps[1:]:
+        service = app.spec.frontend.service
+        asked = (service.http_port, service.grpc_port)
+        if asked not in (chosen, (default.http_port, default.grpc_port)):
+            ignored.append(app.metadata.name)
+    return [f"ClipperApp/{n}" for n in ignored if among is None or n in among]
 
 
 def check_free(host: str, choice: PortChoice) -> None:

@@ -34,12 +34,13 @@ def app(name: str, http: int | None = None, grpc: int | None = None) -> api.Clip
 
 
 def test_ports_come_from_the_first_app_unless_a_flag_says() -> None:
-    apps = [app("first", 9000, 9001), app("second", 7000)]
+    apps = [app("first", 9000, 9001), app("second", 7000), app("third")]
     http, grpc = ports.frontend_ports(apps, None, 9101)
     assert http == ports.PortChoice(9000, "ClipperApp/first spec.frontend.service.httpPort")
     assert grpc == ports.PortChoice(9101, "--grpc-port")
     assert ports.frontend_ports([], None, None)[0].port == 8080
-    assert ports.ignored_ports(apps) == ["ClipperApp/second"]
+    assert ports.ignored_ports(apps) == ["ClipperApp/second"]  # "third" takes the defaults
+    assert ports.ignored_ports(apps, among={"third"}) == []
     with pytest.raises(ConfigError, match="both ask for 9000"):
         ports.frontend_ports(apps, None, 9000)
 
