@@ -10,7 +10,7 @@ EXAMPLE ?= examples/digits
 .PHONY: help venv test lint fmt bench run-example proto crds controlplane e2e clean
 
 help:
-	@echo "make run-example  set up, then serve examples/digits locally (no cluster)"
+	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
 	@echo "make test         set up, lint, build the test control plane (cached), run the tests"
 	@echo "make lint         ruff, ruff format --check, mypy, import contracts"
 	@echo "make bench        run the benchmarks in benchmarks/"
@@ -47,6 +47,7 @@ bench: venv
 	$(PY) benchmarks/frontend.py
 
 run-example: venv
+	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
 	$(BIN)/clipper run -f $(EXAMPLE)
 
 proto: venv

@@ -154,6 +154,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert str(caught.value).startswith("3 problems in the manifests:\n  ")
 
 
+def test_an_invalid_model_is_not_also_reported_missing_from_its_app(tmp_path: Path) -> None:
+    (error,) = errors_of(tmp_path, app().replace("framework: sklearn", "framework: tensorflow"))
+    assert error.location.endswith("ModelDeployment/m: spec.framework")
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [("kind: [unclosed", "cannot read it"), ("- just\n- a list\n", "expected a mapping")],

@@ -22,7 +22,7 @@ from clipper.common.manifests.model_uris import (
     python_path,
     resolve_model_uri,
 )
-from clipper.common.manifests.validation import validate_object
+from clipper.common.manifests.validation import describe, validate_object
 
 __all__ = [
     "Manifests",
@@ -37,14 +37,24 @@ __all__ = [
 ]
 
 
-def collect(*paths: str | Path) -> tuple[Manifests, list[ConfigError]]:
-    """The valid objects in ``paths`` and every problem found (none means all is well)."""
+def collect(*paths: str | Path, standalone: bool = True) -> tuple[Manifests, list[ConfigError]]:
+    """The valid objects in ``paths`` and every problem found (none means all is well).
+
+    ``standalone=False`` checks each object on its own only: the caller merges them
+    into a larger set (``clipper apply`` into a running ``clipper run``) and makes
+    the checks across objects (``semantic.check``) on that set; no objects at all is
+    then not an error either (a file emptied to delete what it held).
+    """
     docs, errors = read_documents(Path(p) for p in paths)
     found = Manifests()
+    invalid: set[str] = set()
     for source, doc in docs:
         obj, problems = validate_object(doc, str(source.path))
         errors.extend(problems)
         if obj is None:
+            kind, _, name = describe(doc, "").partition("/")
+            if kind == "ModelDeployment" and name:
+                invalid.add(name)
             continue
         duplicate = semantic.duplicate_error(found, obj, str(source.path))
         if duplicate is not None:
@@ -55,9 +65,11 @@ def collect(*paths: str | Path) -> tuple[Manifests, list[ConfigError]]:
             found.apps.append(obj)
         else:
             found.deployments.append(obj)
+    if not standalone:
+        return found, errors
     if not errors and not docs:
         errors.append(ConfigError("no manifests found", ", ".join(str(p) for p in paths)))
-    errors.extend(semantic.check(found))
+    errors.extend(semantic.check(found, invalid))
     return found, errors
 
 
@@ -67,7 +79,7 @@ def load(*paths: str | Path, check_models: bool = False) -> Manifests:
     ``check_models`` also checks that every model URI exists (local mode).
     """
     found, errors = collect(*paths)
-    if check_models and not errors:
+    if check_models:  # the valid objects, even when others are not: every problem at once
         errors.extend(check_model_uris(found))
     if errors:
         raise InvalidManifests(errors)

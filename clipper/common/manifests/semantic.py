@@ -8,7 +8,7 @@ conditions; local mode refuses to start.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from clipper.common import api
 from clipper.common.errors import ConfigError
@@ -23,17 +23,19 @@ def model_name_clashes(models: list[api.ModelDeployment]) -> dict[str, list[str]
     return {name: owners for name, owners in claims.items() if len(owners) > 1}
 
 
-def _app_errors(found: Manifests, app: api.ClipperApp) -> Iterator[ConfigError]:
+def _app_errors(
+    found: Manifests, app: api.ClipperApp, invalid: Collection[str]
+) -> Iterator[ConfigError]:
     if app.spec.models is not None:
         present = {d.metadata.name for d in found.models_of(app)}
         for index, name in enumerate(app.spec.models):
-            if name not in present:
+            if name not in present and name not in invalid:
                 yield ConfigError(
                     f"ModelDeployment {name!r} is not defined in the manifests"
                     f" (namespace {app.metadata.namespace})",
                     found.location(app, f"spec.models[{index}]"),
                 )
-    elif not found.models_of(app):
+    elif not found.models_of(app) and not invalid:
         yield ConfigError(
             "selects no ModelDeployment in the manifests", found.location(app, "spec.modelSelector")
         )
@@ -45,11 +47,15 @@ def _app_errors(found: Manifests, app: api.ClipperApp) -> Iterator[ConfigError]:
         )
 
 
-def check(found: Manifests) -> list[ConfigError]:
-    """Every problem between the objects of ``found``."""
+def check(found: Manifests, invalid: Collection[str] = ()) -> list[ConfigError]:
+    """Every problem between the objects of ``found``.
+
+    ``invalid`` names ModelDeployments that are in the manifests but failed their own
+    validation: an app that names one is not also told that it is missing.
+    """
     errors: list[ConfigError] = []
     for app in found.apps:
-        errors.extend(_app_errors(found, app))
+        errors.extend(_app_errors(found, app, invalid))
     return errors
 
 

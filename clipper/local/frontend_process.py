@@ -1,0 +1,93 @@
+"""The frontend of a ``clipper run``: ``clipper frontend --routes FILE`` as a child.
+
+One frontend serves every app of the run (in a cluster each ClipperApp gets its
+own; locally one process on one pair of ports is what a laptop wants). It reads
+the routes file the runner writes and reloads it on every change, so the runner
+never talks to it directly. Its ports come from the run's settings; with port 0
+they are read back from its ``frontend serving REST on ... and gRPC on ...`` log
+line. Readiness (``/v2/health/ready``: every app has a model up) is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from clipper.local.health import http_ready
+from clipper.local.process import LogSink, Process
+
+_SERVING = re.compile(r"frontend serving REST on (\S+):(\d+) and gRPC on (\S+):(\d+)")
+POLL_S = 0.25
+
+
+class FrontendProcess:
+    """The frontend child: its ports, whether it is live and ready."""
+
+    def __init__(
+        self,
+        sink: LogSink,
+        routes: Path,
+        host: str,
+        http_port: int,
+        grpc_port: int,
+        global_args: tuple[str, ...],
+        changed: Callable[[], None],
+    ) -> None:
+        self.host = host
+        self.http_port, self.grpc_port = http_port, grpc_port
+        args = [*global_args, "frontend", "--routes", str(routes), "--host", host]
+        args += ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+        self.process = Process("frontend", [sys.executable, "-m", "clipper", *args], sink)
+        self.process.watchers.append(self._find_ports)
+        self.listening = asyncio.Event()
+        self.live = False
+        self.ready = False
+        self._changed = changed
+        self._poll: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.http_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{host}:{self.grpc_port}"
+
+    async def start(self) -> None:
+        await self.process.start()
+        self._poll = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self, grace_s: float) -> None:
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
+        await self.process.stop(grace_s)
+
+    def _find_ports(self, line: str) -> None:
+        match = _SERVING.search(line)
+        if match and not self.listening.is_set():
+            self.http_port, self.grpc_port = int(match.group(2)), int(match.group(4))
+            self.listening.set()
+            self._changed()
+
+    async def _watch(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            while not self.process.exited.is_set():
+                if self.listening.is_set():
+                    state = await http_ready(session, self.url)
+                    if state != (self.live, self.ready):
+                        self.live, self.ready = state
+                        self._changed()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.process.exited.wait(), POLL_S)
+        self.live = self.ready = False
+        self._changed()

@@ -1,0 +1,116 @@
+"""One model-server process of one version, as the runner tracks it.
+
+A replica is started with ``--port 0`` and learns its port from the server's own
+``listening on HOST:PORT`` log line, so two replicas can never race for a port
+that looked free. From then on its ``grpc.health.v1`` status is watched: a
+replica is *ready* while it says SERVING. Stopping one that may be in the
+routing table takes two steps: it is marked ``retiring`` (so the next routes
+file leaves it out) and keeps running for ``route_grace_s`` while the frontend
+catches up, then gets SIGTERM and drains as any model server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clipper.local.health import watch_serving
+from clipper.local.process import LogSink, Process
+
+_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything one version's replicas run with; a different Launch means a restart."""
+
+    deployment: str
+    version: str
+    args: tuple[str, ...]
+    """The arguments after ``clipper``: global flags, then ``model serve ...``."""
+    env: tuple[tuple[str, str], ...] = ()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "clipper", *self.args]
+
+    def label(self, index: int) -> str:
+        return f"model {self.deployment}@{self.version}#{index}"
+
+
+class ModelReplica:
+    """A model server process with its port and readiness."""
+
+    def __init__(
+        self, launch: Launch, index: int, sink: LogSink, changed: Callable[[], None]
+    ) -> None:
+        self.launch = launch
+        self.index = index
+        self.process = Process(launch.label(index), launch.command(), sink, dict(launch.env))
+        self.process.watchers.append(self._find_port)
+        self.port: int | None = None
+        self.ready = False
+        self.ever_ready = False
+        self.retiring = False
+        self._changed = changed
+        self._exit_task: asyncio.Task[None] | None = None
+        self._health_task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str | None:
+        return f"127.0.0.1:{self.port}" if self.port is not None else None
+
+    @property
+    def exited(self) -> bool:
+        return self.process.exited.is_set()
+
+    @property
+    def serving(self) -> bool:
+        """Ready and not on its way out: what the routes file may list."""
+        return self.ready and not self.retiring and not self.exited
+
+    async def start(self) -> None:
+        await self.process.start()
+        self._exit_task = asyncio.get_running_loop().create_task(self._wait_exit())
+
+    async def stop(self, route_grace_s: float, grace_s: float) -> None:
+        """Leave the routes, wait for the frontend to notice, then SIGTERM (SIGKILL later)."""
+        if not self.retiring:
+            self.retiring = True
+            self._changed()
+        if self.ever_ready and route_grace_s > 0 and not self.exited:
+            await asyncio.sleep(route_grace_s)
+        await self._stop_watching()  # its channel closes before the server goes away
+        await self.process.stop(grace_s)
+
+    def _find_port(self, line: str) -> None:
+        if self.port is not None or self.retiring:
+            return
+        match = _LISTENING.search(line)
+        if match:
+            self.port = int(match.group(2))
+            watch = watch_serving(self.address or "", self._report)
+            self._health_task = asyncio.get_running_loop().create_task(watch)
+
+    def _report(self, serving: bool) -> None:
+        if serving == self.ready:
+            return
+        self.ready = serving
+        self.ever_ready = self.ever_ready or serving
+        self._changed()
+
+    async def _stop_watching(self) -> None:
+        task, self._health_task = self._health_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _wait_exit(self) -> None:
+        await self.process.exited.wait()
+        await self._stop_watching()
+        self.ready = False
+        self._changed()

@@ -1,0 +1,336 @@
+"""One ``clipper run``, from start-up to the last child reaped.
+
+Start-up, in an order that makes every failure clear and cheap: the manifests
+were validated (models included) before this runs; the frontend's ports are
+checked free; the frontend starts on an initial routes file (apps, no replicas
+yet); the reconcile loop starts the model servers; the control API opens and
+the run is published for ``clipper apply``/``status``; the manifests are
+watched. The run is *up* when every ModelDeployment has a stable version and
+the frontend is ready; then the endpoints are printed. A model that cannot
+start (its server exits before it is ready, or misses its progress deadline),
+or a frontend that exits, ends the start-up with exit code 1 and the reason --
+nothing hangs, nothing is left running.
+
+After start-up a frontend that exits is restarted (with back-off), and model
+servers are kept by the supervisor and the rollout.
+
+Shutdown, on SIGINT, SIGTERM or SIGHUP: stop taking applies, stop the frontend
+first (it finishes the requests in flight), then every model server (SIGTERM,
+SIGKILL after the grace period), then remove the run's folder. A second signal
+kills every child at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from clipper.common import api
+from clipper.common.app_status import app_status
+from clipper.common.errors import ConfigError
+from clipper.common.manifests import Manifests
+from clipper.local import ports, status
+from clipper.local.applier import Applier
+from clipper.local.control import ControlServer
+from clipper.local.frontend_process import FrontendProcess
+from clipper.local.process import LogSink
+from clipper.local.routes_file import RoutesFile
+from clipper.local.runner import Runner
+from clipper.local.settings import RunSettings
+from clipper.local.state import RunDir, RunInfo
+from clipper.local.store import Store
+from clipper.local.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+READY_WAIT_S = 15.0
+"""After every model is stable, how long to wait for the frontend to say ready."""
+POLL_S = 0.1
+FRONTEND_BACKOFF_MAX_S = 30.0
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background loop of the run died of a bug: log it rather than lose it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_coro(), exc_info=task.exception())
+
+
+class StartupError(Exception):
+    """The run cannot come up; the message says which part and why."""
+
+
+class LocalRun:
+    """The processes, files and loops of one ``clipper run``."""
+
+    def __init__(self, settings: RunSettings, found: Manifests) -> None:
+        self.settings = settings
+        self.sink = LogSink()
+        self.store = Store()
+        self.store.apply(found, check_models=False)  # the caller checked everything
+        self.started_at = datetime.now(UTC)
+        self.token = secrets.token_urlsafe(24)
+        self.forced = False
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.applier = Applier(self.store, self._forget, self._changed)
+        self._stop = asyncio.Event()
+        self.run_dir: RunDir | None = None
+        self.frontend: FrontendProcess | None = None
+        self.control: ControlServer | None = None
+        self.supervisor = Supervisor(
+            self.sink, self._changed, settings.route_grace_s, settings.stop_grace_s
+        )
+        self.runner: Runner | None = None
+
+    # --- the whole run ------------------------------------------------------------------
+
+    async def main(self) -> int:
+        """Run until a signal; the exit code."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        code = 0
+        try:
+            await self._start()
+            if not self._stop.is_set():
+                self._announce()
+                await self._stop.wait()
+        except (StartupError, ConfigError) as exc:
+            log.error("clipper run cannot start: %s", exc)
+            code = 1
+        finally:
+            await self._shutdown()
+        return 130 if self.forced else code
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not self._stop.is_set():
+            log.info("received %s: stopping (send it again to kill everything at once)", name)
+            self._stop.set()
+            return
+        log.warning("received %s again: killing every child process", name)
+        self.forced = True
+        if self.frontend is not None:
+            self.frontend.process.kill()
+        self.supervisor.kill_all()
+
+    def _changed(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
+    def _forget(self, deployment: str) -> None:
+        if self.runner is not None:
+            self.runner.forget(deployment)
+
+    # --- start-up ---------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        http, grpc = ports.frontend_ports(
+            self.store.apps, self.settings.http_port, self.settings.grpc_port
+        )
+        for choice in (http, grpc):
+            ports.check_free(self.settings.host, choice)
+        for ignored in ports.ignored_ports(self.store.apps):
+            log.warning("%s asks for other frontend ports: local mode runs one frontend", ignored)
+        self.run_dir = RunDir()
+        self.runner = Runner(
+            self.store, self.supervisor, RoutesFile(self.run_dir.routes), self.settings.global_args
+        )
+        self.runner.write_routes()
+        self.frontend = self._new_frontend(http.port, grpc.port)
+        await self.frontend.start()
+        self._spawn(self.runner.run())
+        await self._wait_listening()
+        self.control = ControlServer(self.token, self.status, self.applier.apply_paths)
+        await self.control.start()
+        self._publish()
+        if self.settings.watch:
+            self._spawn(self.applier.watch(self.settings.paths))
+        await self._wait_serving()
+        self._spawn(self._keep_frontend())
+
+    def _new_frontend(self, http_port: int, grpc_port: int) -> FrontendProcess:
+        assert self.run_dir is not None
+        return FrontendProcess(
+            self.sink,
+            self.run_dir.routes,
+            self.settings.host,
+            http_port,
+            grpc_port,
+            self.settings.global_args,
+            self._changed,
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def _wait_listening(self) -> None:
+        front = self.frontend
+        assert front is not None
+        while not front.listening.is_set() and not self._stop.is_set():
+            if front.process.exited.is_set():
+                raise StartupError(f"the frontend {front.process.reason()}")
+            await asyncio.sleep(POLL_S)
+
+    async def _wait_serving(self) -> None:
+        """Until every model has a stable version and the frontend is ready, or a failure."""
+        loop = asyncio.get_running_loop()
+        stable_since: float | None = None
+        while not self._stop.is_set():
+            self._check_startup()
+            if all(d.status.stable_version for d in self.store.deployments):
+                stable_since = stable_since or loop.time()
+                assert self.frontend is not None
+                if self.frontend.ready and await self._frontend_caught_up():
+                    return
+                if loop.time() - stable_since > READY_WAIT_S:
+                    log.warning("every model is up, but the frontend does not say ready yet")
+                    return
+            await asyncio.sleep(POLL_S)
+
+    async def _frontend_caught_up(self) -> bool:
+        """Whether the frontend has every replica of the routes file up (from its metrics)."""
+        assert self.frontend is not None
+        assert self.runner is not None
+        text = await self._metrics(self.frontend)
+        return text is not None and self.runner.routes.replicas() <= status.replicas_up(text)
+
+    def _check_startup(self) -> None:
+        assert self.frontend is not None
+        if self.frontend.process.exited.is_set():
+            raise StartupError(f"the frontend {self.frontend.process.reason()}")
+        for deployment in self.store.deployments:
+            target = deployment.status.version(deployment.spec.version)
+            if target is not None and target.phase == "Failed":
+                where = self.store.current.location(deployment)
+                raise StartupError(
+                    f"{where}: version {target.version} cannot start: {target.message}"
+                )
+
+    def _publish(self) -> None:
+        assert self.run_dir is not None
+        assert self.frontend is not None
+        assert self.control is not None
+        self.run_dir.publish(
+            RunInfo(
+                pid=os.getpid(),
+                control_url=self.control.url,
+                token=self.token,
+                manifests=[str(p.resolve()) for p in self.settings.paths],
+                http_url=self.frontend.url,
+                grpc_address=self.frontend.grpc_address,
+                started_at=self.started_at,
+            )
+        )
+
+    def _announce(self) -> None:
+        front = self.frontend
+        assert front is not None
+        apps = [app.metadata.name for app in self.store.apps]
+        first = apps[0] if apps else "APP"
+        lines = [
+            "",
+            f"clipper run: serving {len(apps)} app(s) ({', '.join(apps)}) with"
+            f" {len(self.store.deployments)} model(s)",
+            f"  REST     {front.url}/{first}/predict   (Clipper API; feedback: /{first}/feedback)",
+            f"           {front.url}/v2/models/{first}/infer   (Open Inference Protocol)",
+            f"  gRPC     {front.grpc_address}   (Open Inference Protocol, model name = app name)",
+            f"  metrics  {front.url}/metrics",
+            "  status   clipper status        change   clipper apply -f FILE  (or edit the files)",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+    # --- while serving ----------------------------------------------------------------
+
+    async def _keep_frontend(self) -> None:
+        backoff = 1.0
+        while True:
+            front = self.frontend
+            assert front is not None
+            await front.process.exited.wait()
+            if self._stopping:
+                return
+            log.error("the frontend %s; restarting it in %.0fs", front.process.reason(), backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(FRONTEND_BACKOFF_MAX_S, backoff * 2)
+            self.frontend = self._new_frontend(front.http_port, front.grpc_port)
+            await self.frontend.start()
+
+    async def status(self) -> dict[str, Any]:
+        """The control API's ``GET /v1/status``."""
+        front = self.frontend
+        assert front is not None
+        weights = await self._weights(front)
+        endpoint = api.Endpoint(http=front.url, grpc=front.grpc_address)
+        now = datetime.now(UTC)
+        for app in self.store.apps:
+            app.status = app_status(app, self.store.deployments, endpoint, front.ready, now)
+        frontend_state = "ready" if front.ready else ("live" if front.live else "starting")
+        return {
+            "pid": os.getpid(),
+            "manifests": [str(p) for p in self.settings.paths],
+            "startedAt": self.started_at.isoformat(),
+            "frontend": {
+                "http": front.url,
+                "grpc": front.grpc_address,
+                "live": front.live,
+                "ready": front.ready,
+            },
+            "apps": [status.app_entry(app, weights) for app in self.store.apps],
+            "deployments": [
+                status.deployment_entry(d, str(self.store.current.source(d).path))
+                for d in self.store.deployments
+            ],
+            "processes": [
+                {"name": "frontend", "pid": front.process.pid, "state": frontend_state},
+                *(status.replica_entry(r) for r in self.supervisor.replicas()),
+            ],
+            "events": [status.event_entry(e) for e in self.runner.events] if self.runner else [],
+        }
+
+    async def _weights(self, front: FrontendProcess) -> dict[str, dict[str, float]]:
+        text = await self._metrics(front)
+        return status.selection_weights(text) if text is not None else {}
+
+    @staticmethod
+    async def _metrics(front: FrontendProcess) -> str | None:
+        """The frontend's Prometheus exposition, or None if it does not answer."""
+        timeout = aiohttp.ClientTimeout(total=2)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(f"{front.url}/metrics") as answer,
+            ):
+                return await answer.text()
+        return None
+
+    # --- shutdown ---------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        await self.applier.close()  # an apply in flight finishes first
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.control is not None:
+            await self.control.stop()
+        if self.frontend is not None:
+            await self.frontend.stop(self.settings.stop_grace_s)
+        await self.supervisor.shutdown()
+        if self.run_dir is not None:
+            self.run_dir.remove()
+        log.info("clipper run stopped")
