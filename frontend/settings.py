@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,8 +26,16 @@ class FrontendSettings(BaseSettings):
     )
 
     routes: Path | None = None
-    """Static routing table (YAML or JSON, reloaded when it changes). Without it the
-    frontend starts with no apps."""
+    """Static routing table (YAML or JSON, reloaded when it changes). Without it (and
+    without --kubernetes-app) the frontend starts with no apps."""
+
+    kubernetes_app: str | None = None
+    """Serve this ClipperApp, discovered from the Kubernetes API (its ModelDeployments'
+    traffic and their EndpointSlices, followed live). Credentials: the pod's
+    ServiceAccount, else $KUBECONFIG. Not with --routes."""
+
+    kubernetes_namespace: str | None = None
+    """The namespace of --kubernetes-app (default: the pod's own namespace)."""
 
     host: str = "127.0.0.1"
     """Address both servers bind; containers pass 0.0.0.0."""
@@ -70,3 +78,9 @@ class FrontendSettings(BaseSettings):
 
     grace_period_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long in-flight requests may take before they are cancelled."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FrontendSettings:
+        if self.routes is not None and self.kubernetes_app is not None:
+            raise ValueError("give --routes or --kubernetes-app, not both")
+        return self

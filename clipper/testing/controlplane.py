@@ -336,5 +336,10 @@ class ControlPlane:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}",
             "--node-ip=127.0.0.1",
+            # Renew each node's Lease like a kubelet does. Without leases the node
+            # controller sees no heartbeat for node-monitor-grace-period (50 s), marks
+            # every node NotReady and its pods not ready, and kwok's pod-ready stage
+            # (which fires only for Pending pods) never makes them ready again.
+            "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{self._ports['kwok']}",
         ]

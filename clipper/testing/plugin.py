@@ -102,6 +102,23 @@ def k8s(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
             plane.remove_workdir()
 
 
+@pytest.fixture(scope="session")
+def operator_kubeconfig(k8s: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator installed as ``clipper operator manifests`` prints it (CRDs, RBAC),
+    and a kubeconfig of its ServiceAccount for ``clipper operator`` processes to use.
+    See ``clipper.testing.k8s_clipper``."""
+    from clipper.testing.k8s_clipper import (
+        OPERATOR_ACCOUNT,
+        OPERATOR_NAMESPACE,
+        install_operator,
+        service_account_kubeconfig,
+    )
+
+    install_operator(k8s)
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    return service_account_kubeconfig(k8s, OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, path)
+
+
 @pytest.fixture
 def namespace(k8s: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted after it."""

@@ -2,12 +2,11 @@
 
 The frontend does not care who knows the deployment. A discovery yields
 complete ``RoutingTable``s: the current one first, then a new one whenever
-anything changes; the router applies each by difference. Two implementations
-are planned:
+anything changes; the router applies each by difference. Two implementations:
 
 * ``static.StaticFileDiscovery`` -- a YAML or JSON file, reloaded when it
   changes (``clipper run``, tests, bare-metal deployments);
-* a Kubernetes discovery (with the operator) that watches ClipperApps,
+* ``kubernetes.KubernetesDiscovery`` -- (with the operator) watches a ClipperApp,
   ModelDeployments' ``status.traffic`` and EndpointSlices and yields the table
   they describe. It is the only frontend module allowed to import a Kubernetes
   client (an import-linter contract), and it plugs in through ``factory.make_discovery``

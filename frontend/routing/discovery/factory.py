@@ -1,7 +1,7 @@
 """Pick the discovery a frontend runs with, from its settings.
 
-The one place that knows every implementation; the Kubernetes discovery is
-added here (and nowhere else) when the operator brings it.
+The one place that knows every implementation: a static routes file
+(``--routes``) or the Kubernetes API (``--kubernetes-app``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from clipper.frontend.settings import FrontendSettings
 
 
 def make_discovery(settings: FrontendSettings) -> Discovery:
+    if settings.kubernetes_app is not None:
+        # Imported here: only a frontend that talks to Kubernetes loads its client.
+        from clipper.frontend.routing.discovery.kubernetes import KubernetesDiscovery
+
+        return KubernetesDiscovery(settings.kubernetes_app, settings.kubernetes_namespace)
     if settings.routes is not None:
         return StaticFileDiscovery(settings.routes)
     return EmptyDiscovery()

@@ -1,0 +1,119 @@
+"""The handlers: lifecycle (startup, cleanup), one index, and watch events.
+
+What each watch event enqueues:
+
+=====================================  =============================================
+event on                               reconciles
+=====================================  =============================================
+ClipperApp                             that app
+ModelDeployment                        that model, and every app in its namespace
+                                       (an app's status summarises its models)
+Deployment, Pod (ours, by label)       the model (``clipper.dev/model``) or app
+                                       (``clipper.dev/app``) it belongs to
+=====================================  =============================================
+
+Deployments and pods are watched with a server-side label selector (see
+``kopf_settings``), so the operator never receives events for workloads that are
+not its own. Pod events matter for crash loops, which change no Deployment
+field; they are coalesced for a moment, as a rollout makes them in bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import kopf
+
+from clipper.common import api
+from clipper.operator import naming
+from clipper.operator.context import APPS, MODELS, Context, Key
+from clipper.operator.handlers.dispatch import dispatch
+from clipper.operator.kopf_settings import configure
+from clipper.operator.kube import Kube, client_configuration
+
+log = logging.getLogger(__name__)
+
+COALESCE_SECONDS = 0.2
+"""How long a reconcile caused by another object's event (a Deployment, a pod, a
+model of the app) waits for more of them, so that a burst costs one reconcile."""
+
+MANAGED = {naming.MANAGED_BY: naming.COMPONENT}
+
+
+def _track(ctx: Context, key: Key, event_type: str) -> None:
+    """Remember which objects exist (the resync only revisits those), then enqueue."""
+    if event_type == "DELETED":
+        ctx.live.discard(key)
+    else:
+        ctx.live.add(key)
+    ctx.queue.add(key)
+
+
+def _stop_if_broken(task: asyncio.Task[None]) -> None:
+    """The queue never ends by itself: if it does, nothing would be reconciled any
+    more, so stop the whole operator (gracefully) and let it be restarted."""
+    if not task.cancelled():
+        log.critical("the reconcile queue stopped (%r): stopping the operator", task.exception())
+        signal.raise_signal(signal.SIGTERM)
+
+
+def build_registry(ctx: Context) -> kopf.OperatorRegistry:
+    """Every handler of the operator, bound to ``ctx``."""
+    registry = kopf.OperatorRegistry()
+    task: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(id="startup", registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, ctx.settings, ctx.instance)
+        ctx.kube = Kube(await client_configuration())
+        work = ctx.queue.run(lambda key: dispatch(ctx, key), ctx.settings.workers)
+        task.append(asyncio.create_task(work, name="clipper-reconcile-queue"))
+        task[0].add_done_callback(_stop_if_broken)
+
+    @kopf.on.login(id="login", registry=registry)
+    async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same client library and credentials as the reconciles' API client:
+        # in a pod its ServiceAccount, else $KUBECONFIG or ~/.kube/config.
+        return await kopf.login_via_async_client(**kwargs)
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for running in task:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        if ctx.kube is not None:
+            await ctx.kube.close()
+
+    @kopf.index(api.GROUP, api.VERSION, APPS, id="apps_by_namespace", registry=registry)
+    async def apps_by_namespace(namespace: str | None, name: str, **_: Any) -> dict[str, str]:
+        return {namespace or "": name}
+
+    @kopf.on.event(api.GROUP, api.VERSION, APPS, id="app_event", registry=registry)
+    async def app_event(namespace: str | None, name: str, type: str, **_: Any) -> None:
+        _track(ctx, (APPS, namespace or "", name), type)
+
+    @kopf.on.event(api.GROUP, api.VERSION, MODELS, id="model_event", registry=registry)
+    async def model_event(namespace: str | None, name: str, type: str, **kwargs: Any) -> None:
+        namespace = namespace or ""
+        _track(ctx, (MODELS, namespace, name), type)
+        apps: kopf.Index[str, str] = kwargs["apps_by_namespace"]
+        for app in apps.get(namespace, []):
+            ctx.queue.add((APPS, namespace, app), COALESCE_SECONDS)
+
+    @kopf.on.event(
+        "apps", "v1", "deployments", id="deployment_event", labels=MANAGED, registry=registry
+    )
+    @kopf.on.event("v1", "pods", id="pod_event", labels=MANAGED, registry=registry)
+    async def workload_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        namespace = namespace or ""
+        if naming.LABEL_MODEL in labels:
+            ctx.queue.add((MODELS, namespace, labels[naming.LABEL_MODEL]), COALESCE_SECONDS)
+        elif naming.LABEL_APP in labels:
+            ctx.queue.add((APPS, namespace, labels[naming.LABEL_APP]), COALESCE_SECONDS)
+
+    return registry

@@ -1,0 +1,128 @@
+"""Reconcile one ClipperApp: its frontend, the Service clients call, RBAC, status.
+
+The frontend is deployed even while the app has a problem (a missing model, two
+models with one name): it serves what it can, and fixing the app's spec takes
+effect without a restart. The problem is the app's status: Ready False and
+Degraded True with the reason, and a Warning Event when it appears.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipper.common import api
+from clipper.common.app_status import app_status
+from clipper.common.rollout import Event
+from clipper.operator import validation
+from clipper.operator.builders import (
+    build_frontend_deployment,
+    build_frontend_rbac,
+    build_frontend_service,
+    frontend_endpoint,
+)
+from clipper.operator.context import APPS, MODELS, Context
+from clipper.operator.reconcile.writes import (
+    name_problem,
+    post_events,
+    report_problem,
+    utcnow,
+    write_status,
+)
+
+Obj = dict[str, Any]
+
+
+def condition_events(old: list[api.Condition], new: list[api.Condition]) -> list[Event]:
+    """An Event for every change of the app's Ready and Degraded conditions.
+
+    A condition seen for the first time is news only when it is a problem: a new
+    app that is not ready *yet* is not worth a Warning.
+    """
+    before = {c.type: c for c in old}
+    events = []
+    for now in new:
+        prior = before.get(now.type)
+        if prior is not None and (prior.status, prior.reason) == (now.status, now.reason):
+            continue
+        good = (now.status == "True") == (now.type == "Ready")
+        if good and prior is not None:
+            reason = "Ready" if now.type == "Ready" else "Recovered"
+            events.append(Event("Normal", reason, now.message))
+        elif not good and (prior is not None or now.type == "Degraded"):
+            events.append(Event("Warning", now.reason, now.message))
+    return events
+
+
+def _models(raw_models: list[Obj]) -> list[api.ModelDeployment]:
+    models = []
+    for raw in raw_models:
+        md, _ = validation.typed(raw)
+        if isinstance(md, api.ModelDeployment):
+            models.append(md)
+    return models
+
+
+def _with_problems(
+    status: api.ClipperAppStatus,
+    before: list[api.Condition],
+    problems: list[validation.Problem],
+    generation: int | None,
+) -> api.ClipperAppStatus:
+    """``status`` not Ready and Degraded for ``problems``, transition times kept from
+    ``before`` (the stored conditions) where the status did not change."""
+    if not problems:
+        return status
+    reason = problems[0].reason
+    message = "; ".join(p.message for p in problems)
+    for kind, value in (("Ready", "False"), ("Degraded", "True")):
+        api.set_condition(status.conditions, kind, value, reason, message, utcnow(), generation)  # type: ignore[arg-type]
+        old, new = api.find_condition(before, kind), api.find_condition(status.conditions, kind)
+        if old is not None and new is not None and old.status == new.status:
+            new.last_transition_time = old.last_transition_time
+    return status
+
+
+async def _apply_objects(
+    ctx: Context, app: api.ClipperApp
+) -> tuple[Obj | None, validation.Problem | None]:
+    """Apply the app's objects; the frontend Deployment as stored, or why not."""
+    objects = [
+        *build_frontend_rbac(app),
+        build_frontend_deployment(app, ctx.settings),
+        build_frontend_service(app),
+    ]
+    for obj in objects:
+        problem = await name_problem(ctx, app, obj["kind"], obj["metadata"]["name"])
+        if problem is not None:
+            return None, problem
+    applied = [await ctx.client.apply(obj) for obj in objects]
+    return next(obj for obj in applied if obj["kind"] == "Deployment"), None
+
+
+def _frontend_ready(deployment: Obj) -> bool:
+    status = deployment.get("status") or {}
+    return int(status.get("availableReplicas") or 0) > 0
+
+
+async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None:
+    """One pass over ClipperApp ``namespace/name``."""
+    raw = await ctx.client.get_custom(APPS, namespace, name)
+    if raw is None or raw["metadata"].get("deletionTimestamp"):
+        return None
+    generation = raw["metadata"].get("generation")
+    app, problem = validation.typed(raw)
+    deployment = None
+    if isinstance(app, api.ClipperApp) and problem is None:
+        deployment, problem = await _apply_objects(ctx, app)
+    if problem is not None or not isinstance(app, api.ClipperApp) or deployment is None:
+        status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
+        problem = problem or validation.Problem("InvalidSpec", "not a ClipperApp")
+        await report_problem(ctx, APPS, raw, status, problem, generation)
+        return None
+    models = _models(await ctx.client.list_custom(MODELS, namespace))
+    status = app_status(app, models, frontend_endpoint(app), _frontend_ready(deployment), utcnow())
+    problems = validation.app_problems(app, models)
+    status = _with_problems(status, app.status.conditions, problems, generation)
+    if await write_status(ctx, APPS, raw, app.status, status):
+        await post_events(ctx, raw, condition_events(app.status.conditions, status.conditions))
+    return None

@@ -1,0 +1,120 @@
+"""Reconcile one ModelDeployment: observe its versions, run the rollout, apply the plan.
+
+1. Read the ModelDeployment, its version Deployments, Services and pods, and
+   check that the names its versions need are free (``NameConflict`` otherwise).
+2. Observe each version (``observe``), run ``clipper.common.rollout.reconcile``.
+3. Write the plan's status (traffic included: the frontends follow it), post its
+   Events, then apply its actions: ``EnsureVersion`` applies the version's
+   Deployment and headless Service, ``ScaleVersion`` scales an existing one to
+   zero (with its recorded template, so it comes back as it was),
+   ``DeleteVersion`` deletes both.
+4. Return ``requeue_after``, so that a canary pause, a drain or a deadline comes
+   due without any change to watch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipper.common import api, rollout
+from clipper.operator import naming, validation
+from clipper.operator.builders import build_model_deployment, build_model_service, template_hash
+from clipper.operator.context import MODELS, Context
+from clipper.operator.observe import observe_versions
+from clipper.operator.reconcile.writes import (
+    name_problem,
+    owned,
+    post_events,
+    report_problem,
+    utcnow,
+    write_status,
+)
+
+Obj = dict[str, Any]
+
+
+class _Owned:
+    """What exists of one ModelDeployment's versions, by version."""
+
+    def __init__(self, deployments: list[Obj], services: list[Obj], pods: list[Obj]) -> None:
+        self.deployments = {_version(d): d for d in deployments}
+        self.services = {_version(s): s for s in services}
+        self.pods = pods
+
+
+def _version(obj: Obj) -> str:
+    return str(obj["metadata"].get("labels", {}).get(naming.LABEL_VERSION, ""))
+
+
+async def _read_owned(ctx: Context, md: api.ModelDeployment) -> _Owned:
+    namespace, uid = md.metadata.namespace or "", md.metadata.uid
+    selector = f"{naming.LABEL_MODEL}={md.metadata.name}"
+    deployments = owned(await ctx.client.select("Deployment", namespace, selector), uid)
+    services = owned(await ctx.client.select("Service", namespace, selector), uid)
+    pods = await ctx.client.select("Pod", namespace, selector) if deployments else []
+    return _Owned(deployments, services, pods)
+
+
+async def _names_taken(
+    ctx: Context, md: api.ModelDeployment, have: _Owned
+) -> validation.Problem | None:
+    """A version name (spec.version's or a known version's) that someone else owns."""
+    versions = {md.spec.version, *(v.version for v in md.status.versions)}
+    for version in sorted(versions):
+        name = naming.version_name(md.metadata.name, version)
+        for kind, mine in (("Deployment", have.deployments), ("Service", have.services)):
+            if version not in mine and (problem := await name_problem(ctx, md, kind, name)):
+                return problem
+    return None
+
+
+async def _ensure(
+    ctx: Context,
+    md: api.ModelDeployment,
+    version: str,
+    template: api.VersionTemplate,
+    replicas: int,
+) -> None:
+    await ctx.client.apply(build_model_deployment(md, version, template, replicas, ctx.settings))
+    await ctx.client.apply(build_model_service(md, version))
+
+
+async def _apply(ctx: Context, md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> None:
+    namespace = md.metadata.namespace or ""
+    for action in plan.actions:
+        if isinstance(action, rollout.EnsureVersion):
+            await _ensure(ctx, md, action.version, action.template, action.replicas)
+        elif isinstance(action, rollout.ScaleVersion):
+            entry = plan.status.version(action.version)
+            if action.version in have.deployments and entry is not None:
+                await _ensure(ctx, md, action.version, entry.template, action.replicas)
+        else:
+            name = naming.version_name(md.metadata.name, action.version)
+            if action.version in have.deployments:
+                await ctx.client.delete("Deployment", namespace, name)
+            if action.version in have.services:
+                await ctx.client.delete("Service", namespace, name)
+
+
+async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | None:
+    """One pass over ModelDeployment ``namespace/name``; seconds until the next, or None."""
+    raw = await ctx.client.get_custom(MODELS, namespace, name)
+    if raw is None or raw["metadata"].get("deletionTimestamp"):
+        return None  # gone: the garbage collector removes what it owned
+    generation = raw["metadata"].get("generation")
+    md, problem = validation.typed(raw)
+    if isinstance(md, api.ModelDeployment) and problem is None:
+        have = await _read_owned(ctx, md)
+        problem = await _names_taken(ctx, md, have)
+    if problem is not None or not isinstance(md, api.ModelDeployment):
+        status = api.ModelDeploymentStatus.model_validate(raw.get("status") or {})
+        problem = problem or validation.Problem("InvalidSpec", "not a ModelDeployment")
+        await report_problem(ctx, MODELS, raw, status, problem, generation)
+        return None
+    hashes = {v.version: template_hash(v.template) for v in md.status.versions}
+    observed = observe_versions(have.deployments.values(), have.pods, hashes)
+    plan = rollout.reconcile(md.spec, md.status, observed, utcnow(), generation)
+    if await write_status(ctx, MODELS, raw, md.status, plan.status):
+        await post_events(ctx, raw, plan.events)
+    await _apply(ctx, md, plan, have)
+    return plan.requeue_after

@@ -1,0 +1,86 @@
+"""What the operator is told: where to watch, which images to run, how fast to react.
+
+One flat pydantic-settings model, env prefix ``CLIPPER_OPERATOR_``, so the same
+knobs come from the operator's Deployment (environment) or from
+``clipper operator --<field>`` flags (which win). The docstring under each field
+is its ``--help`` text. What the operator *manages* is not here: it comes from
+the ClipperApps and ModelDeployments it watches.
+
+The defaults are for a production cluster; the tests shorten only the timings
+(resync, back-off), never the behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from clipper import __version__
+
+
+class OperatorSettings(BaseSettings):
+    """The operator's process settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLIPPER_OPERATOR_",
+        use_attribute_docstrings=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    namespaces: Annotated[tuple[str, ...], NoDecode] = ()
+    """Namespaces to watch, comma-separated (globs such as team-* work). Empty: every
+    namespace (the operator then needs a ClusterRole)."""
+
+    peering: str | None = None
+    """Join this kopf peering (kopf's peering CRDs must be installed): of the replicas
+    in one peering, those with a lower priority pause while a higher one runs. Unset:
+    standalone, no peering (the install manifests run one replica, Recreate)."""
+
+    priority: int = 0
+    """This replica's priority within its peering."""
+
+    model_image: str = f"clipper-model:{__version__}"
+    """Default model-server image (CPU), for ModelDeployments that set no image."""
+
+    model_image_cuda: str = f"clipper-model:{__version__}-cuda"
+    """Default model-server image for ModelDeployments that request nvidia.com/gpu."""
+
+    frontend_image: str = f"clipper:{__version__}"
+    """Default frontend image, for ClipperApps that set no spec.frontend.image."""
+
+    image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy of the containers the operator creates."""
+
+    workers: int = Field(default=4, ge=1, le=64)
+    """Objects reconciled at once (one object is never reconciled twice at once)."""
+
+    resync_seconds: float = Field(default=300.0, gt=0)
+    """Reconcile every object at least this often, even when nothing was observed to
+    change: a safety net for a missed watch event."""
+
+    error_backoff_seconds: float = Field(default=1.0, gt=0)
+    """First delay before reconciling an object again after an error; it doubles on
+    each consecutive error of that object, up to --error-backoff-max-seconds."""
+
+    error_backoff_max_seconds: float = Field(default=120.0, gt=0)
+    """Longest delay between retries of an object whose reconcile keeps failing."""
+
+    model_startup_seconds: int = Field(default=600, ge=10)
+    """How long a model server may take to load its model before Kubernetes restarts
+    it (the startup probe's budget)."""
+
+    termination_grace_seconds: int = Field(default=45, ge=1)
+    """Grace period of model-server pods: long enough for their drain (30 s)."""
+
+    liveness_endpoint: str | None = None
+    """Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."""
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -1,0 +1,98 @@
+"""The app builders: the frontend Deployment, its Service, its read-only RBAC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipper.common import api
+from clipper.operator import naming
+from clipper.operator.builders import (
+    build_frontend_deployment,
+    build_frontend_rbac,
+    build_frontend_service,
+    frontend_endpoint,
+)
+from clipper.operator.settings import OperatorSettings
+
+SETTINGS = OperatorSettings(frontend_image="clipper:test")
+
+
+def app(**spec: Any) -> api.ClipperApp:
+    return api.ClipperApp.model_validate(
+        {
+            "metadata": {"name": "digits", "namespace": "ml", "uid": "uid-app"},
+            "spec": {"models": ["digits-sklearn"], **spec},
+        }
+    )
+
+
+def test_frontend_runs_the_kubernetes_discovery_for_its_app() -> None:
+    obj = build_frontend_deployment(app(), SETTINGS)
+    assert obj["metadata"]["name"] == "digits-frontend"
+    assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-app"
+    pod = obj["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "digits-frontend"
+    main = pod["containers"][0]
+    args = main["args"]
+    assert args[0] == "frontend"
+    assert args[args.index("--kubernetes-app") + 1] == "digits"
+    assert args[args.index("--kubernetes-namespace") + 1] == "ml"
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    assert main["image"] == "clipper:test"
+    assert main["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+
+
+def test_frontend_spec_sets_replicas_image_and_resources() -> None:
+    frontend = {"replicas": 3, "image": "mine:2", "resources": {"limits": {"cpu": 2}}}
+    obj = build_frontend_deployment(app(frontend=frontend), SETTINGS)
+    main = obj["spec"]["template"]["spec"]["containers"][0]
+    assert obj["spec"]["replicas"] == 3
+    assert main["image"] == "mine:2"
+    assert main["resources"] == {"limits": {"cpu": "2"}}
+
+
+def test_service_exposes_http_and_grpc_on_the_ports_the_spec_asks_for() -> None:
+    service = {"type": "LoadBalancer", "httpPort": 80, "grpcPort": 9000}
+    svc = build_frontend_service(app(frontend={"service": service}))
+    assert (svc["metadata"]["name"], svc["spec"]["type"]) == ("digits", "LoadBalancer")
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
+    assert ports == {"http": (80, "http"), "grpc": (9000, "grpc")}
+    deployment = build_frontend_deployment(app(), SETTINGS)
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_endpoint_names_the_service_in_the_apps_namespace() -> None:
+    assert frontend_endpoint(app()) == api.Endpoint(
+        http="http://digits.ml.svc:8080", grpc="digits.ml.svc:8081"
+    )
+
+
+def test_frontend_may_only_read_what_its_discovery_watches() -> None:
+    account, role, binding = build_frontend_rbac(app())
+    assert [o["kind"] for o in (account, role, binding)] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    ]
+    assert {o["metadata"]["name"] for o in (account, role, binding)} == {"digits-frontend"}
+    for rule in role["rules"]:
+        assert rule["verbs"] == ["get", "list", "watch"]
+    granted = {
+        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert granted == {
+        ("clipper.dev", "clipperapps"),
+        ("clipper.dev", "modeldeployments"),
+        ("discovery.k8s.io", "endpointslices"),
+    }
+    apps_rule = next(r for r in role["rules"] if r["resources"] == ["clipperapps"])
+    assert apps_rule["resourceNames"] == ["digits"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "digits-frontend", "namespace": "ml"}
+    ]
+    for obj in (account, role, binding):
+        assert obj["metadata"]["labels"][naming.LABEL_APP] == "digits"
+        assert obj["metadata"]["ownerReferences"][0]["kind"] == "ClipperApp"

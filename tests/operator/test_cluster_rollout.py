@@ -1,0 +1,249 @@
+"""Version swaps on the real control plane: canary steps, decommissioning, rollbacks.
+
+kwok makes every scheduled pod Ready at once, so a new version becomes ready within
+about a second of its Deployment; a version that must never become ready gets a
+nodeSelector no node matches (the real scheduler leaves its pods Pending). Pauses
+and drains are a few seconds, so a whole swap takes about ten.
+
+Traffic is recorded from a watch on the ModelDeployment: each status write is one
+event, so the recorded sequence is every traffic split the frontends were told.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from clipper.testing.controlplane import ControlPlane
+from clipper.testing.k8s_clipper import (
+    MODELS,
+    OperatorProcess,
+    TrafficRecorder,
+    condition,
+    create,
+    model_deployment,
+    operator,
+    patch_spec,
+    reasons,
+    wait_for_events,
+    wait_for_object,
+)
+from clipper.testing.processes import wait_for
+
+CANARY = {
+    "strategy": "Canary",
+    "steps": [{"weight": 10, "pauseSeconds": 2}, {"weight": 50, "pauseSeconds": 2}],
+    "drainSeconds": 1,
+    "retainVersions": 1,
+}
+SWAP = ["v1=100", "v1=90 v2=10", "v1=50 v2=50", "v2=100"]
+SWAP_EVENTS = ["RolloutStarted", "CanaryStep", "CanaryStep", "Promoted", "Retained"]
+
+
+def version(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((v for v in obj["status"].get("versions", []) if v["version"] == name), {})
+
+
+def replicas(k8s: ControlPlane, namespace: str, name: str) -> tuple[int, int] | None:
+    """(spec.replicas, status.replicas) of Deployment ``name``, None if absent."""
+    try:
+        found = client.AppsV1Api(k8s.api).read_namespaced_deployment(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found.spec.replicas, found.status.replicas or 0
+
+
+def serving(obj: dict[str, Any], wanted: str) -> bool:
+    status = obj.get("status") or {}
+    return (
+        status.get("stableVersion") == wanted
+        and status.get("trafficSummary") == f"{wanted}=100"
+        and condition(obj, "Ready").get("status") == "True"
+    )
+
+
+def start_model(
+    k8s: ControlPlane, namespace: str, proc: OperatorProcess, **spec: Any
+) -> dict[str, Any]:
+    create(k8s, namespace, model_deployment("digits", replicas=2, **spec))
+    return wait_for_object(
+        k8s, namespace, MODELS, "digits", lambda o: serving(o, "v1"), "v1 serving",
+        timeout=60, operator=proc,
+    )  # fmt: skip
+
+
+def swap(k8s: ControlPlane, namespace: str, to: str, **spec: Any) -> None:
+    patch_spec(k8s, namespace, MODELS, "digits",
+               {"version": to, "modelUri": f"/models/digits-{to}.joblib", **spec})  # fmt: skip
+
+
+def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_version(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    with operator(operator_kubeconfig, namespace, tmp_path) as proc:
+        start_model(k8s, namespace, proc, rollout=CANARY)
+        with TrafficRecorder(k8s, namespace, "digits") as traffic:
+            edited = time.monotonic()
+            swap(k8s, namespace, "v2")
+            wait_for_object(
+                k8s, namespace, MODELS, "digits",
+                lambda o: version(o, "v1").get("phase") == "Retained", "v1 retained",
+                timeout=60, operator=proc,
+            )  # fmt: skip
+            wait_for(lambda: replicas(k8s, namespace, "digits-v1") == (0, 0), timeout=30,
+                     what="digits-v1 scaled to zero")  # fmt: skip
+            decommissioned = time.monotonic()
+        assert traffic.summaries() == SWAP
+        promoted = traffic.when("v2=100") - edited
+        print(
+            f"\nswap v1 -> v2 (canary 10% for 2 s, 50% for 2 s; drain 1 s): edit -> v2 gets"
+            f" 100% in {promoted:.1f} s, edit -> v1 decommissioned (0 replicas) in"
+            f" {decommissioned - edited:.1f} s"
+        )
+        wait_for_events(
+            k8s, namespace, "digits", lambda found: reasons(found)[-5:] == SWAP_EVENTS,
+            "the swap's Events",
+        )  # fmt: skip
+
+        # Going back to a retained version is instant: no canary, it has served before.
+        with TrafficRecorder(k8s, namespace, "digits") as traffic:
+            swap(k8s, namespace, "v1")
+            wait_for_object(k8s, namespace, MODELS, "digits", lambda o: serving(o, "v1"),
+                            "back on v1", timeout=30, operator=proc)  # fmt: skip
+        assert traffic.summaries() == ["v2=100", "v1=100"]
+        assert replicas(k8s, namespace, "digits-v1") == (2, 2)
+
+        # A third version: once v1 drains, two versions are retained, one too many:
+        # the older (v2) is deleted.
+        swap(k8s, namespace, "v3", rollout={"strategy": "Rolling", "steps": None})
+        wait_for(lambda: replicas(k8s, namespace, "digits-v2") is None, timeout=60,
+                 what="digits-v2 deleted")  # fmt: skip
+        final = wait_for_object(
+            k8s, namespace, MODELS, "digits",
+            lambda o: version(o, "v1").get("phase") == "Retained", "v1 retained", operator=proc,
+        )  # fmt: skip
+        assert [v["version"] for v in final["status"]["versions"]] == ["v1", "v3"]
+        assert replicas(k8s, namespace, "digits-v1") == (0, 0)
+        services = client.CoreV1Api(k8s.api).list_namespaced_service(namespace).items
+        assert {s.metadata.name for s in services} == {"digits-v1", "digits-v3"}
+
+
+def test_a_version_that_never_becomes_ready_is_rolled_back_and_never_gets_traffic(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    with operator(operator_kubeconfig, namespace, tmp_path) as proc:
+        start_model(k8s, namespace, proc, rollout={**CANARY, "progressDeadlineSeconds": 4})
+        with TrafficRecorder(k8s, namespace, "digits") as traffic:
+            swap(k8s, namespace, "v2", nodeSelector={"clipper.dev/test": "no-such-node"})
+            failed = wait_for_object(
+                k8s, namespace, MODELS, "digits",
+                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
+                timeout=60, operator=proc,
+            )  # fmt: skip
+        assert set(traffic.summaries()) == {"v1=100"}
+        degraded = condition(failed, "Degraded")
+        assert degraded["reason"] == "ProgressDeadlineExceeded"
+        assert "v2 was not ready within 4s (0/2 replicas ready)" in degraded["message"]
+        assert failed["status"]["stableVersion"] == "v1"
+        assert "candidateVersion" not in failed["status"]
+        assert (version(failed, "v2")["phase"], version(failed, "v2")["replicas"]) == ("Failed", 0)
+        assert condition(failed, "Available")["status"] == "True"  # v1 still serves
+        wait_for(lambda: replicas(k8s, namespace, "digits-v2") == (0, 0), timeout=30,
+                 what="digits-v2 scaled to zero")  # fmt: skip
+        found = wait_for_events(
+            k8s, namespace, "digits", lambda found: reasons(found, "Warning") == ["RolledBack"],
+            "one RolledBack Warning",
+        )  # fmt: skip
+        assert "all traffic is back on v1" in next(m for _, r, m in found if r == "RolledBack")
+
+
+def crash(k8s: ControlPlane, namespace: str, pod: Any) -> None:
+    """Report a container in CrashLoopBackOff, as a kubelet would (kwok runs nothing)."""
+    status = {
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {
+                "name": "model",
+                "image": pod.spec.containers[0].image,
+                "imageID": "",
+                "ready": False,
+                "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                      "message": "back-off 40s restarting failed container"}},
+            }
+        ],
+    }  # fmt: skip
+    client.CoreV1Api(k8s.api).patch_namespaced_pod_status(
+        pod.metadata.name, namespace, {"status": status}
+    )
+
+
+def test_a_crash_looping_canary_sends_its_traffic_back_to_the_stable_version_at_once(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    slow = {**CANARY, "steps": [{"weight": 10, "pauseSeconds": 600}]}
+    with operator(operator_kubeconfig, namespace, tmp_path) as proc:
+        start_model(k8s, namespace, proc, rollout=slow)
+        with TrafficRecorder(k8s, namespace, "digits") as traffic:
+            swap(k8s, namespace, "v2")
+            wait_for_object(k8s, namespace, MODELS, "digits",
+                            lambda o: o["status"].get("trafficSummary") == "v1=90 v2=10",
+                            "canary at 10%", operator=proc)  # fmt: skip
+            pods = client.CoreV1Api(k8s.api).list_namespaced_pod(
+                namespace, label_selector="clipper.dev/version=v2"
+            )
+            crash(k8s, namespace, pods.items[0])
+            failed = wait_for_object(
+                k8s, namespace, MODELS, "digits",
+                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
+                timeout=30, operator=proc,
+            )  # fmt: skip
+        assert traffic.summaries() == ["v1=100", "v1=90 v2=10", "v1=100"]
+        degraded = condition(failed, "Degraded")
+        assert degraded["reason"] == "VersionFailing"
+        assert "CrashLoopBackOff" in degraded["message"]
+
+
+def test_an_operator_killed_mid_rollout_is_replaced_and_the_new_one_finishes_it(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    pause = 4
+    steps = [{"weight": 10, "pauseSeconds": pause}, {"weight": 50, "pauseSeconds": pause}]
+    rollout = {**CANARY, "steps": steps}
+    first = OperatorProcess(operator_kubeconfig, namespace, tmp_path)
+    try:
+        start_model(k8s, namespace, first, rollout=rollout)
+        with TrafficRecorder(k8s, namespace, "digits") as traffic:
+            swap(k8s, namespace, "v2")
+            wait_for_object(k8s, namespace, MODELS, "digits",
+                            lambda o: o["status"].get("trafficSummary") == "v1=90 v2=10",
+                            "canary at 10%", operator=first)  # fmt: skip
+            first.kill()
+            time.sleep(1.0)  # the pause goes on without any operator
+            with operator(operator_kubeconfig, namespace, tmp_path) as second:
+                wait_for_object(
+                    k8s, namespace, MODELS, "digits",
+                    lambda o: version(o, "v1").get("phase") == "Retained", "v1 retained",
+                    timeout=60, operator=second,
+                )  # fmt: skip
+    finally:
+        first.stop()
+    assert traffic.summaries() == SWAP
+    # Each step held for its whole pause, though the operator changed in between.
+    assert traffic.when("v1=50 v2=50") - traffic.when("v1=90 v2=10") >= pause - 0.5
+    assert traffic.when("v2=100") - traffic.when("v1=50 v2=50") >= pause - 0.5
+
+    def v2_rollout(found: list[tuple[str, str, str]]) -> list[str]:
+        said = reasons(found)
+        return said[len(said) - said[::-1].index("RolloutStarted") - 1 :]
+
+    # Every transition announced once, though two operators made them.
+    wait_for_events(
+        k8s, namespace, "digits", lambda found: v2_rollout(found) == SWAP_EVENTS,
+        "the v2 rollout's Events, each once",
+    )  # fmt: skip
