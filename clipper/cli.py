@@ -50,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a component's own broken import is a bug: surface it
-                raise
-            continue  # a component that is not installed contributes no commands
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
