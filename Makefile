@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test lint fmt bench run-example proto crds controlplane e2e clean
+.PHONY: help venv test lint fmt bench run-example proto controlplane clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -15,9 +15,7 @@ help:
 	@echo "make lint         ruff, ruff format --check, mypy, import contracts"
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
-	@echo "make crds         copy crds/ into the Helm chart"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
-	@echo "make e2e          the kind end-to-end suite (needs Docker)"
 
 venv: $(STAMP)
 
@@ -25,8 +23,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	# helm-sdkpy declares Python>=3.12 but works on 3.11 (it bundles Helm's Go library).
-	$(PY) -m pip install -q --ignore-requires-python 'helm-sdkpy>=0.1.30'
 	touch $(STAMP)
 
 test: venv lint controlplane
@@ -45,6 +41,8 @@ fmt: venv
 bench: venv
 	$(PY) benchmarks/model_container.py
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/cache_and_selection_ops.py
+	$(PY) benchmarks/selection_regret.py
 
 run-example: venv
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
@@ -53,14 +51,8 @@ run-example: venv
 proto: venv
 	$(PY) scripts/gen_proto.py
 
-crds: venv
-	$(PY) scripts/sync_crds.py
-
 controlplane:
 	scripts/build-controlplane.sh
-
-e2e: venv
-	$(BIN)/pytest e2e --e2e
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
