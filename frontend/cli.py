@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import types
-import typing
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from clipper.common.settings_cli import add_settings_flags, log_invalid, settings_from
 from clipper.frontend.settings import FrontendSettings
 
 log = logging.getLogger(__name__)
@@ -37,42 +35,15 @@ def register(subparsers: Any) -> None:
         "model containers.",
         epilog=EPILOG,
     )
-    for name, field in FrontendSettings.model_fields.items():
-        kind = _scalar(field.annotation)
-        text = " ".join((field.description or "").split())
-        default = "unset" if field.default is None else repr(field.default)
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=argparse.SUPPRESS,  # unset flags leave the environment in charge
-            type=kind if kind in (int, float) else str,
-            help=f"{text} (env CLIPPER_FRONTEND_{name.upper()}; default {default})",
-        )
+    add_settings_flags(parser, FrontendSettings)
     parser.set_defaults(func=run)
-
-
-def _scalar(annotation: Any) -> Any:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if args else str
-    return annotation
-
-
-def settings_from(args: argparse.Namespace) -> FrontendSettings:
-    given = {k: v for k, v in vars(args).items() if k in FrontendSettings.model_fields}
-    if "routes" in given:
-        given["routes"] = Path(given["routes"])
-    return FrontendSettings(**given)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = settings_from(args)
+        settings = settings_from(args, FrontendSettings)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = "-".join(str(part) for part in error["loc"]).replace("_", "-")
-            log.error("invalid --%s: %s", field, error["msg"])
-        return 2
+        return log_invalid(log, exc)
     from clipper.frontend.server import run as serve
 
     return serve(settings)

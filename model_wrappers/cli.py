@@ -16,12 +16,12 @@ import os
 import re
 import threading
 import time
-import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 
+from clipper.common.settings_cli import add_settings_flags, log_invalid
+from clipper.common.settings_cli import settings_from as settings_from_args
 from clipper.model_wrappers.settings import ModelSettings, ServerSettings
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,7 @@ def register(subparsers: Any) -> None:
     # options that look like numbers, so nothing else changes).
     serve._negative_number_matcher = re.compile(r"^-\d+(,\s*-?\d+)*$|^-\d*\.\d+$")
     for settings in SETTINGS:
-        group = serve.add_argument_group((settings.__doc__ or "").rstrip("."))
-        for name, field in settings.model_fields.items():
-            _add_flag(group, name, field)
+        add_settings_flags(serve.add_argument_group((settings.__doc__ or "").rstrip(".")), settings)
     serve.set_defaults(func=run_serve)
     health = commands.add_parser(
         "health",
@@ -64,44 +62,9 @@ def register(subparsers: Any) -> None:
     health.set_defaults(func=run_health)
 
 
-def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> None:
-    env = f"CLIPPER_MODEL_{name.upper()}"
-    text = " ".join((field.description or "").split())
-    choices = _choices(field.annotation)
-    kind = {int: int, float: float}.get(_scalar(field.annotation), str)
-    default = "" if field.is_required() else f"; default {_show(field.default)}"
-    group.add_argument(
-        f"--{name.replace('_', '-')}",
-        dest=name,
-        default=argparse.SUPPRESS,  # unset flags leave the environment in charge
-        choices=choices,
-        type=kind,
-        help=f"{text} (env {env}{default})",
-    )
-
-
-def _choices(annotation: Any) -> list[str] | None:
-    for candidate in (annotation, *typing.get_args(annotation)):  # Literal, or Literal | None
-        if typing.get_origin(candidate) is typing.Literal:
-            return list(typing.get_args(candidate))
-    return None
-
-
-def _scalar(annotation: Any) -> Any:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if typing.get_origin(annotation) is not typing.Literal and args else annotation
-
-
-def _show(value: object) -> str:
-    return "unset" if value is None else repr(value)
-
-
 def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, ServerSettings]:
     """Both settings objects: command-line flags over environment over defaults."""
-    given = vars(args)
-    model = ModelSettings(**{k: v for k, v in given.items() if k in ModelSettings.model_fields})
-    server = ServerSettings(**{k: v for k, v in given.items() if k in ServerSettings.model_fields})
-    return model, server
+    return settings_from_args(args, ModelSettings), settings_from_args(args, ServerSettings)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -110,10 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         model_settings, server_settings = settings_from(args)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = "-".join(str(part) for part in error["loc"]).replace("_", "-")
-            log.error("invalid --%s: %s", field, error["msg"])
-        return 2
+        return log_invalid(log, exc)
     code = asyncio.run(serve(model_settings, server_settings))
     _exit_without_waiting_for_model_threads(code)
     return code

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clipper.common.settings_cli import add_settings_flags, field_help, log_invalid, settings_from
 from clipper.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def register(subparsers: Any) -> None:
         help="watch every namespace (the default)",
     )
     peers = parser.add_mutually_exclusive_group()
-    peers.add_argument("--peering", default=argparse.SUPPRESS, help=_help("peering"))
+    peers.add_argument(
+        "--peering", default=argparse.SUPPRESS, help=field_help(OperatorSettings, "peering")
+    )
     peers.add_argument(
         "--standalone",
         dest="peering",
@@ -80,42 +83,15 @@ def register(subparsers: Any) -> None:
         default="clipper-system",
         help="manifests: the namespace the operator is installed into (default clipper-system)",
     )
-    for name, field in OperatorSettings.model_fields.items():
-        if name in SPECIAL:
-            continue
-        kind = {int: int, float: float}.get(_scalar(field.annotation), str)
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=kind, default=argparse.SUPPRESS,
-            help=_help(name),
-        )  # fmt: skip
+    add_settings_flags(parser, OperatorSettings, skip=SPECIAL)
     parser.set_defaults(func=run)
-
-
-def _help(name: str) -> str:
-    field = OperatorSettings.model_fields[name]
-    text = " ".join((field.description or "").split())
-    default = "unset" if field.default is None else repr(field.default)
-    return f"{text} (env CLIPPER_OPERATOR_{name.upper()}; default {default})"
-
-
-def _scalar(annotation: Any) -> Any:
-    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
-    return args[0] if args else annotation
-
-
-def settings_from(args: argparse.Namespace) -> OperatorSettings:
-    given = {k: v for k, v in vars(args).items() if k in OperatorSettings.model_fields}
-    return OperatorSettings(**given)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = settings_from(args)
+        settings = settings_from(args, OperatorSettings)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = "-".join(str(part) for part in error["loc"]).replace("_", "-")
-            log.error("invalid --%s: %s", field, error["msg"])
-        return 2
+        return log_invalid(log, exc)
     if args.action == "manifests":
         from clipper.operator.builders.install import install_manifests
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -9,10 +10,11 @@ import pytest
 import yaml
 
 from clipper.cli import build_parser
-from clipper.operator.cli import settings_from
+from clipper.common.settings_cli import settings_from
+from clipper.operator.settings import OperatorSettings
 
 
-def parse(*argv: str) -> object:
+def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["operator", *argv])
 
 
@@ -21,7 +23,9 @@ def test_flags_become_settings_and_win_over_the_environment(
 ) -> None:
     monkeypatch.setenv("CLIPPER_OPERATOR_MODEL_IMAGE", "env:1")
     monkeypatch.setenv("CLIPPER_OPERATOR_WORKERS", "9")
-    settings = settings_from(parse("--namespace", "a", "--namespace", "b", "--workers", "3"))  # type: ignore[arg-type]
+    settings = settings_from(
+        parse("--namespace", "a", "--namespace", "b", "--workers", "3"), OperatorSettings
+    )
     assert settings.namespaces == ("a", "b")
     assert settings.workers == 3
     assert settings.model_image == "env:1"
@@ -33,9 +37,9 @@ def test_namespaces_from_the_environment_are_comma_separated(
 ) -> None:
     monkeypatch.setenv("CLIPPER_OPERATOR_NAMESPACES", "team-a, team-b")
     monkeypatch.setenv("CLIPPER_OPERATOR_PEERING", "clipper")
-    assert settings_from(parse()).namespaces == ("team-a", "team-b")  # type: ignore[arg-type]
-    assert settings_from(parse()).peering == "clipper"  # type: ignore[arg-type]
-    standalone = settings_from(parse("--all-namespaces", "--standalone"))  # type: ignore[arg-type]
+    assert settings_from(parse(), OperatorSettings).namespaces == ("team-a", "team-b")
+    assert settings_from(parse(), OperatorSettings).peering == "clipper"
+    standalone = settings_from(parse("--all-namespaces", "--standalone"), OperatorSettings)
     assert (standalone.namespaces, standalone.peering) == ((), None)
 
 
