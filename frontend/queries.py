@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -113,20 +113,30 @@ def start(
     return evaluation
 
 
-def _through_cache(evaluation: Evaluation, rows: np.ndarray, rng: random.Random) -> None:
-    app = evaluation.app
+def _picks(evaluation: Evaluation, rng: random.Random) -> Iterator[tuple[int, str, VersionRuntime]]:
+    """Each (row, model) the selections ask for, with the version traffic picks for it.
+
+    A model with no version to serve is recorded as that row's source right away
+    (the error becomes its answer) and not yielded.
+    """
     for i, selection in enumerate(evaluation.selections):
         for model in selection.models:
             try:
-                version = app.models[model].pick(rng)
+                version = evaluation.app.models[model].pick(rng)
             except Unavailable as exc:
                 evaluation.sources[i][model] = exc
                 continue
-            compute = partial(_evaluate_row, version, rows[i : i + 1], evaluation.deadline)
-            key = cache_key(model, version.version, rows[i])
-            task = asyncio.ensure_future(app.cache.get_or_compute(key, compute))
-            evaluation.futures[id(task)] = task
-            evaluation.sources[i][model] = (task, -1)
+            yield i, model, version
+
+
+def _through_cache(evaluation: Evaluation, rows: np.ndarray, rng: random.Random) -> None:
+    cache = evaluation.app.cache
+    for i, model, version in _picks(evaluation, rng):
+        compute = partial(_evaluate_row, version, rows[i : i + 1], evaluation.deadline)
+        key = cache_key(model, version.version, rows[i])
+        task = asyncio.ensure_future(cache.get_or_compute(key, compute))
+        evaluation.futures[id(task)] = task
+        evaluation.sources[i][model] = (task, -1)
 
 
 async def _evaluate_row(version: VersionRuntime, row: np.ndarray, deadline: float) -> np.ndarray:
@@ -135,16 +145,9 @@ async def _evaluate_row(version: VersionRuntime, row: np.ndarray, deadline: floa
 
 
 def _in_chunks(evaluation: Evaluation, rows: np.ndarray, rng: random.Random) -> None:
-    app = evaluation.app
     groups: dict[int, tuple[VersionRuntime, list[tuple[int, str]]]] = {}
-    for i, selection in enumerate(evaluation.selections):
-        for model in selection.models:
-            try:
-                version = app.models[model].pick(rng)
-            except Unavailable as exc:
-                evaluation.sources[i][model] = exc
-                continue
-            groups.setdefault(id(version), (version, []))[1].append((i, model))
+    for i, model, version in _picks(evaluation, rng):
+        groups.setdefault(id(version), (version, []))[1].append((i, model))
     now = asyncio.get_running_loop().time()
     for version, members in groups.values():
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
