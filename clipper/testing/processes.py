@@ -85,7 +85,8 @@ class ClipperProcess:
         return self.proc.pid
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # after stop() the file is closed and complete
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
