@@ -39,8 +39,17 @@ class DataPlane:
         return True
 
     @property
+    def accepting(self) -> bool:
+        """The routing table is loaded: every query gets an answer, a model's or the
+        app's default. What a load balancer's readiness check wants (``/readyz``):
+        a frontend whose models are all down still answers defaults by the SLO,
+        which beats being taken out of its Service."""
+        return self.router.loaded
+
+    @property
     def ready(self) -> bool:
-        """The routing table is loaded and every app can answer with a model."""
+        """The routing table is loaded and every app can answer with a model (OIP's
+        server readiness, ``/v2/health/ready``)."""
         return self.router.loaded and all(app.ready for app in self.router.apps.values())
 
     def app(self, name: str) -> AppRuntime:

@@ -3,9 +3,10 @@
 Routing is a dictionary lookup on the path's segments rather than aiohttp's
 URL dispatcher: with a handful of fixed shapes (``/v2/...``,
 ``/v2/models/{app}/...``, ``/{app}/predict``, ``/{app}/feedback``,
-``/metrics``) that is exact and costs a ``split`` instead of a regular
-expression per route, which mattered in profiles. ``/v2/...`` and ``/metrics``
-are matched first, so they always mean what they say. Unknown paths get 404 and
+``/metrics``, ``/readyz``) that is exact and costs a ``split`` instead of a regular
+expression per route, which mattered in profiles. ``/v2/...``, ``/metrics`` and
+``/readyz`` (the frontend can take queries: its routing table is loaded) are
+matched first, so they always mean what they say. Unknown paths get 404 and
 wrong methods 405, both with a JSON ``{"error": ...}`` body.
 
 The access log is off (a line per request would cost more than serving a
@@ -31,7 +32,12 @@ class Routes:
     def __init__(self, plane: DataPlane, metrics: Metrics, max_body_bytes: int) -> None:
         self.metrics = metrics
         server, model = OipApi(plane, metrics, max_body_bytes).routes()
-        self.get = {**server, "/metrics": endpoint("metrics", metrics, self.scrape)}
+        self.plane = plane
+        self.get = {
+            **server,
+            "/metrics": endpoint("metrics", metrics, self.scrape),
+            "/readyz": endpoint("readyz", metrics, self.readyz),
+        }
         self.model = model
         self.app_post = ClipperApi(plane, metrics, max_body_bytes).routes()
 
@@ -39,6 +45,10 @@ class Routes:
         response = web.Response(body=self.metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
+
+    async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
+        accepting = self.plane.accepting
+        return json_response({"ready": accepting}, 200 if accepting else 503)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
         handler = self.get.get(path)

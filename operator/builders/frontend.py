@@ -74,7 +74,7 @@ def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any
             {"name": "grpc", "containerPort": naming.FRONTEND_GRPC_PORT},
         ],
         "resources": {k: {n: str(q) for n, q in v.items()} for k, v in resources.items()},
-        "readinessProbe": _http_probe("/v2/health/ready", period=2, failures=2),
+        "readinessProbe": _http_probe("/readyz", period=2, failures=2),
         "livenessProbe": _http_probe("/v2/health/live", period=10, failures=3),
         "securityContext": CONTAINER_SECURITY,
     }

@@ -89,6 +89,9 @@ async def test_not_ready_until_a_replica_answers(routes: Path) -> None:
             assert r.status == 503
         async with http.get(f"{fe.url}/v2/models/ghost/ready") as r:
             assert r.status == 503
+        # Still ready to take queries (and answer defaults): a load balancer keeps it.
+        async with http.get(f"{fe.url}/readyz") as r:
+            assert (r.status, await r.json()) == (200, {"ready": True})
         async with http.post(f"{fe.url}/ghost/predict", json={"input": [1]}) as r:
             answer = await r.json()
     assert answer["default"] is True
