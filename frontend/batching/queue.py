@@ -14,6 +14,14 @@ sooner; no static split of traffic can do that as well.
 * A chunk larger than what a batch may hold is split across batches; its
   outputs are written back at their offsets, and its future resolves once every
   row has an output (``Chunk.deliver``).
+* A batch never mixes row shapes or dtypes: an app with no fixed input shape
+  may queue rows of several lengths for one version, and stacking them would
+  fail (or, worse, silently upcast). ``take`` fills a batch only with chunks of
+  the head chunk's kind (``Chunk.kind``: dtype and row shape); the others keep
+  their place and go in a later batch. The head is always the chunk closest to
+  its deadline, so deadline order holds across kinds and none starves. Padding
+  rows to one length is left out on purpose: it changes what the model sees,
+  and no model declares that it is safe.
 
 Batchers wait for work on a future that the next ``put`` resolves: one waiter
 is woken per put (the one that has waited longest), so idle replicas take
@@ -41,6 +49,7 @@ class Chunk:
         "deadline",
         "enqueued",
         "future",
+        "kind",
         "offset",
         "parent",
         "rows",
@@ -61,6 +70,8 @@ class Chunk:
         """Resolves to the outputs of all rows, in order (shared with a retry's parent)."""
         self.parent = parent
         self.offset = offset
+        self.kind: Kind = (rows.dtype, rows.shape[1:])
+        """What must match for chunks to share a batch: dtype and row shape."""
         self.enqueued = 0.0
         self.taken = 0
         """Rows already handed to batches."""
@@ -103,6 +114,9 @@ class Chunk:
             self.future.exception()  # retrieved: a caller that left at its deadline is fine
 
 
+Kind = tuple[np.dtype, tuple[int, ...]]
+"""A chunk's dtype and row shape (its rows' shape without the batch dimension)."""
+
 Part = tuple[Chunk, int, int]
 """``count`` rows of a chunk, starting at row ``start``: what one batch holds of it."""
 
@@ -143,15 +157,23 @@ class DeadlineQueue:
         self.wake_one()
 
     def take(self, limit: int, now: float) -> list[Part]:
-        """Up to ``limit`` rows by deadline, after dropping expired or abandoned chunks."""
+        """Up to ``limit`` rows of the head chunk's kind, by deadline, after dropping
+        expired or abandoned chunks. Chunks of another kind stay queued."""
         parts: list[Part] = []
         room = limit
         heap = self._heap
+        kind: Kind | None = None
+        other_kinds: list[tuple[float, int, Chunk]] = []
         while heap and room > 0:
             chunk = heap[0][2]
             if chunk.future.done() or chunk.deadline <= now:
                 heapq.heappop(heap)
                 self._drop(chunk)
+                continue
+            if kind is None:
+                kind = chunk.kind
+            elif chunk.kind != kind:
+                other_kinds.append(heapq.heappop(heap))
                 continue
             start = chunk.taken
             count = min(room, len(chunk) - start)
@@ -161,6 +183,8 @@ class DeadlineQueue:
             self.rows -= count
             if chunk.taken == len(chunk):
                 heapq.heappop(heap)
+        for entry in other_kinds:  # same deadline and sequence: their order is kept
+            heapq.heappush(heap, entry)
         if heap:
             self.wake_one()  # work left for another idle replica
         else:

@@ -122,3 +122,37 @@ async def test_close_wakes_every_waiter() -> None:
     queue.close()
     assert queue.closed
     assert all(w.done() for w in waiters)
+
+
+def rows_chunk(data: np.ndarray, deadline: float) -> Chunk:
+    return Chunk(data, deadline, asyncio.get_running_loop().create_future())
+
+
+async def test_a_batch_never_mixes_row_shapes_and_deadline_order_holds_across_them() -> None:
+    queue = DeadlineQueue(100)
+    short_early = rows_chunk(np.zeros((1, 2)), 10.0)
+    long_ = rows_chunk(np.zeros((2, 3)), 20.0)
+    short_late = rows_chunk(np.zeros((1, 2)), 30.0)
+    long_late = rows_chunk(np.zeros((1, 3)), 40.0)
+    for c in (long_late, short_late, long_, short_early):
+        queue.put(c, 0.0)
+    first = queue.take(10, 1.0)  # the head's shape: every short row, none of the long
+    assert [p[0] for p in first] == [short_early, short_late]
+    assert queue.rows == 3
+    second = queue.take(10, 1.0)
+    assert [p[0] for p in second] == [long_, long_late]
+    assert queue.rows == 0
+
+
+async def test_a_batch_never_mixes_dtypes_and_skipped_chunks_keep_their_place() -> None:
+    queue = DeadlineQueue(100)
+    floats = rows_chunk(np.zeros((2, 4)), 10.0)
+    ints = rows_chunk(np.zeros((1, 4), dtype=np.int64), 15.0)
+    more_floats = rows_chunk(np.ones((2, 4)), 20.0)
+    for c in (floats, ints, more_floats):
+        queue.put(c, 0.0)
+    assert queue.take(3, 1.0) == [(floats, 0, 2), (more_floats, 0, 1)]
+    # The int chunk, skipped, is now the closest deadline: it leaves before the rest.
+    assert queue.take(3, 1.0) == [(ints, 0, 1)]
+    assert queue.take(3, 1.0) == [(more_floats, 1, 1)]
+    assert queue.rows == 0
