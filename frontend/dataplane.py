@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from clipper.common.errors import InvalidInput
+from clipper.common.tasks import TaskRegistry
 from clipper.frontend import queries
 from clipper.frontend.feedback import FeedbackStore, Remembered
 from clipper.frontend.queries import Answer
@@ -30,9 +31,16 @@ log = logging.getLogger(__name__)
 class DataPlane:
     """Predict, learn from feedback, describe apps."""
 
-    def __init__(self, router: Router, feedback_capacity: int, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        feedback_capacity: int,
+        seed: int | None = None,
+        tasks: TaskRegistry | None = None,
+    ) -> None:
         self.router = router
         self.store = FeedbackStore(feedback_capacity, seed)
+        self.tasks = tasks or TaskRegistry()
 
     @property
     def live(self) -> bool:
@@ -43,8 +51,14 @@ class DataPlane:
         """The routing table is loaded: every query gets an answer, a model's or the
         app's default. What a load balancer's readiness check wants (``/readyz``):
         a frontend whose models are all down still answers defaults by the SLO,
-        which beats being taken out of its Service."""
-        return self.router.loaded
+        which beats being taken out of its Service. A long-lived task that died for
+        good (``failed_tasks``) makes it False: that frontend cannot keep its promise."""
+        return self.router.loaded and self.tasks.healthy
+
+    @property
+    def failed_tasks(self) -> dict[str, str]:
+        """Long-lived tasks that died and will not be restarted: name -> error."""
+        return self.tasks.failures
 
     @property
     def ready(self) -> bool:

@@ -26,6 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clipper.common.tasks import TaskRegistry
+
 PREFIX = "clipper_frontend"
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -134,6 +136,10 @@ class Metrics:
         """Where the collector reads the live state from (the router)."""
         self._state.snapshot = snapshot
 
+    def watch_tasks(self, tasks: TaskRegistry) -> None:
+        """Where the collector reads the crash counts of long-lived tasks from."""
+        self._state.tasks = tasks
+
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))
         if child is None:
@@ -213,11 +219,14 @@ class _StateCollector(Collector):
 
     def __init__(self) -> None:
         self.snapshot: Callable[[], Snapshot] | None = None
+        self.tasks: TaskRegistry | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if self.tasks is not None:
+            yield _task_metrics(self.tasks.crashes)
         if self.snapshot is None:
             return
         state = self.snapshot()
@@ -233,6 +242,17 @@ class _StateCollector(Collector):
             for model, weight in app.weights.items():
                 weights.add_metric([app.app, model], weight)
         yield weights
+
+
+def _task_metrics(crashes: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        f"{PREFIX}_task_crashes",
+        "Crashes of long-lived tasks (logged with a traceback; restarted, or /readyz red).",
+        labels=["task"],
+    )
+    for task, count in crashes.items():
+        family.add_metric([task], count)
+    return family
 
 
 def _version_metrics(versions: list[VersionState]) -> Iterator[Metric]:

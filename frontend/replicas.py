@@ -10,12 +10,16 @@ gRPC's default of up to two minutes, so a restarted container is found quickly.
 
 Every call carries the batch's deadline as its gRPC timeout, so a container
 never works on a batch whose callers have all given up.
+
+The health watcher is a supervised task (``clipper.common.tasks``): if it ever
+dies, the traceback is logged, the crash counted, and it restarts; a replica
+whose watcher silently stopped would otherwise never come back up once marked
+down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import grpc
@@ -25,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from clipper.common.errors import ClipperError, ModelError, error_from_grpc
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response, dtype_of
+from clipper.common.tasks import Supervised, TaskRegistry, supervise
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ class Replica:
         address: str,
         health_interval_s: float = 1.0,
         max_message_bytes: int = 64 * 1024 * 1024,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.model = model
         self.version = version
@@ -68,19 +74,18 @@ class Replica:
         self._up_waiters: list[asyncio.Future[None]] = []
         self._input_name = "input"
         self._input_dtype: np.dtype | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = tasks
+        self._task: Supervised | None = None
 
     def __repr__(self) -> str:
         return f"Replica({self.model}@{self.version} {self.address}, up={self.up})"
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._watch_health())
+        self._task = supervise("replica_health", self._watch_health, registry=self._tasks)
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
         self._set_up(False)
         await self.channel.close()
 

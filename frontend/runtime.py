@@ -10,18 +10,31 @@ still being served), then drain the batchers and close the channels.
 A later routing table that cannot be applied (say, an unknown policy
 parameter) is rejected whole before anything changes, logged, and the previous
 table stays in force.
+
+The frontend owns one ``TaskRegistry``: every long-lived task (the routing
+follower, batchers, health watchers, discovery watches, drains) is started
+through ``clipper.common.tasks`` and reports to it. Crashes are counted in
+``/metrics`` (``clipper_frontend_task_crashes_total{task}``); a task that died
+for good turns ``/readyz`` red, naming it.
+
+The routing follower is restarted when it dies (with a back-off from 0.5 s to
+30 s), not left dead: the last table stays in force meanwhile, and a fresh
+``Discovery.watch()`` yields the current table first, so a restart misses no
+change. Turning readiness red instead would take every frontend out of its
+Service at once when discovery breaks for all of them (an API server outage, a
+routes directory replaced), turning a stale table into an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
 
 from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
+from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.grpc.server import GrpcServer
 from clipper.frontend.metrics import Metrics
@@ -37,10 +50,12 @@ log = logging.getLogger(__name__)
 class Frontend:
     def __init__(self, settings: FrontendSettings, discovery: Discovery | None = None) -> None:
         self.settings = settings
+        self.tasks = TaskRegistry()
         self.metrics = Metrics()
-        self.router = Router(settings, self.metrics)
-        self.plane = DataPlane(self.router, settings.feedback_capacity, settings.seed)
-        self.discovery = discovery or make_discovery(settings)
+        self.metrics.watch_tasks(self.tasks)
+        self.router = Router(settings, self.metrics, self.tasks)
+        self.plane = DataPlane(self.router, settings.feedback_capacity, settings.seed, self.tasks)
+        self.discovery = discovery or make_discovery(settings, self.tasks)
         self.rest = RestServer(
             self.plane,
             self.metrics,
@@ -52,14 +67,20 @@ class Frontend:
         self.grpc = GrpcServer(
             self.plane, self.metrics, settings.host, settings.grpc_port, settings.max_body_bytes
         )
-        self._follow_task: asyncio.Task[None] | None = None
+        self._tables: AsyncIterator[RoutingTable] | None = None
+        self._follower: Supervised | None = None
         self._listening = False
 
     async def start(self) -> None:
         """Apply the first routing table, then listen on both ports."""
-        tables = aiter(self.discovery.watch())
-        self.router.apply(await anext(tables))
-        self._follow_task = asyncio.get_running_loop().create_task(self._follow(tables))
+        self._tables = aiter(self.discovery.watch())
+        self.router.apply(await anext(self._tables))
+        self._follower = supervise(
+            "routing_follower",
+            self._follow,
+            registry=self.tasks,
+            backoff=Backoff(first_s=0.5, max_s=30.0, healthy_after_s=60.0),
+        )
         self._listening = True
         await self.rest.start()
         await self.grpc.start()
@@ -73,22 +94,32 @@ class Frontend:
 
     async def stop(self) -> None:
         """Stop accepting, finish what is in flight, close every replica channel."""
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_task
+        if self._follower is not None:
+            await self._follower.stop()
+        close = getattr(self._tables, "aclose", None)  # stopped before the follower ran
+        if close is not None:
+            await close()
         if self._listening:
             grace = self.settings.grace_period_s
             await asyncio.gather(self.rest.stop(), self.grpc.stop(grace))
         await self.router.close()
         log.info("frontend stopped")
 
-    async def _follow(self, tables: AsyncIterator[RoutingTable]) -> None:
-        async for table in tables:
-            try:
-                self.router.apply(table)
-            except ConfigError as exc:
-                log.error("routing table rejected, the previous one stays: %s", exc)
+    async def _follow(self) -> None:
+        """Apply each new table; after a restart, from a fresh watch (current table first)."""
+        tables, self._tables = self._tables, None
+        if tables is None:
+            tables = aiter(self.discovery.watch())
+        try:
+            async for table in tables:
+                try:
+                    self.router.apply(table)
+                except ConfigError as exc:
+                    log.error("routing table rejected, the previous one stays: %s", exc)
+        finally:
+            close = getattr(tables, "aclose", None)
+            if close is not None:
+                await close()
 
     async def __aenter__(self) -> Frontend:
         await self.start()

@@ -49,3 +49,12 @@ def slow_identity(batch: np.ndarray) -> np.ndarray:
     """Identity after ``CLIPPER_TESTING_DELAY_S`` seconds (default 0.5): requests in flight."""
     time.sleep(float(os.environ.get("CLIPPER_TESTING_DELAY_S", "0.5")))
     return batch
+
+
+def batch_similarity(batch: np.ndarray) -> np.ndarray:
+    """A model whose output depends on its batch: each row's dot product with every
+    row of the batch, so a batch of n rows answers n columns. Rows of one request
+    split across two batches come back with different widths and cannot be put
+    together again (a real way for delivery to fail in the frontend)."""
+    flat = batch.reshape(len(batch), -1).astype(np.float64)
+    return flat @ flat.T

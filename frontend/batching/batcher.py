@@ -17,6 +17,14 @@ Failures, by kind:
 * the deadline passed (DEADLINE_EXCEEDED): AIMD counts it as an overrun, the
   callers get their default.
 * the model raised or rejected the input: every caller in the batch gets it.
+* anything else (a bug, outputs that cannot be delivered -- a model whose
+  output row shape changes from batch to batch, so a request split across two
+  batches cannot be reassembled): the batcher task crashes. It runs under
+  ``clipper.common.tasks.supervise``, which logs the traceback, counts the
+  crash (``clipper_frontend_task_crashes_total{task="batcher"}``) and restarts
+  it after a short back-off; the batch it held fails with a ``ModelError``
+  naming the replica and the cause, so every caller hears back at once instead
+  of waiting for its deadline, and the replica keeps being served.
 
 Stopping (a replica removed from the routing table, or shutdown) lets the batch
 in flight finish and deliver before the task ends: removal drains, it does not
@@ -34,6 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from clipper.common.errors import ClipperError, DeadlineExceeded, ModelError, Unavailable
+from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
 from clipper.frontend.batching.aimd import AIMD
 from clipper.frontend.batching.queue import DeadlineQueue, Part
 from clipper.frontend.replicas import Replica
@@ -69,6 +78,7 @@ class Batcher:
         others_up: Callable[[Replica], bool],
         observer: BatchObserver,
         batch_wait_s: float = 0.0,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.replica = replica
         self.queue = queue
@@ -76,25 +86,45 @@ class Batcher:
         self.batch_wait_s = batch_wait_s
         self._others_up = others_up
         self._observer = observer
+        self._tasks = tasks
         self._stopping = False
         self._waiter: asyncio.Future[None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._held: list[Part] | None = None
+        """The batch being sent: what a crash must fail."""
+        self._task: Supervised | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = supervise(
+            "batcher",
+            self._run,
+            registry=self._tasks,
+            on_crash=self._crashed,
+            backoff=Backoff(first_s=0.05, max_s=2.0, healthy_after_s=10.0),
+        )
 
     async def stop(self) -> None:
         """Finish the batch in flight (if any), then end."""
         self._stopping = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        if self._held is None:  # idle, or waiting to restart after a crash
+            await self._task.stop()
+            return
+        await self._task.wait()
 
     async def finished(self) -> None:
         """Wait until the batcher ends by itself (its queue closed and empty)."""
         if self._task is not None:
-            await asyncio.shield(self._task)
+            await self._task.wait()
+
+    def _crashed(self, error: BaseException) -> None:
+        """The task died: every caller of the batch it held hears why, at once."""
+        parts, self._held = self._held, None
+        if parts:
+            replica = self.replica
+            where = f"replica {replica.address} of {replica.model}@{replica.version}"
+            cause = f"{type(error).__name__}: {error}"
+            _fail(parts, ModelError(f"the batch for {where} failed in the frontend ({cause})"))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,7 +146,9 @@ class Batcher:
                     now = loop.time()
                     parts = queue.take(limit, now)
                     if parts:
+                        self._held = parts
                         await self._send(parts, now, loop)
+                        self._held = None
         finally:
             if queue.rows:
                 queue.wake_one()
@@ -142,13 +174,12 @@ class Batcher:
             timer.cancel()
 
     async def _send(self, parts: list[Part], now: float, loop: asyncio.AbstractEventLoop) -> None:
-        rows = _stack(parts)
-        count = len(rows)
+        count = sum(size for _, _, size in parts)
         deadline = max(chunk.deadline for chunk, _, _ in parts)
         self._observer.sent(count, [now - chunk.enqueued for chunk, _, _ in parts])
         start = loop.time()
         try:
-            outputs = await self.replica.infer(rows, deadline - start)
+            outputs = await self.replica.infer(_stack(parts), deadline - start)
         except Unavailable as exc:
             self.replica.mark_down(exc.message)
             self._retry(parts, exc, loop.time())

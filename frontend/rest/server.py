@@ -5,7 +5,8 @@ URL dispatcher: with a handful of fixed shapes (``/v2/...``,
 ``/v2/models/{app}/...``, ``/{app}/predict``, ``/{app}/feedback``,
 ``/metrics``, ``/readyz``) that is exact and costs a ``split`` instead of a regular
 expression per route, which mattered in profiles. ``/v2/...``, ``/metrics`` and
-``/readyz`` (the frontend can take queries: its routing table is loaded) are
+``/readyz`` (the frontend can take queries: its routing table is loaded and no
+long-lived task died for good; a 503 body names the dead ones) are
 matched first, so they always mean what they say. Unknown paths get 404 and
 wrong methods 405, both with a JSON ``{"error": ...}`` body.
 
@@ -48,7 +49,10 @@ class Routes:
 
     async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
         accepting = self.plane.accepting
-        return json_response({"ready": accepting}, 200 if accepting else 503)
+        body: dict[str, object] = {"ready": accepting}
+        if failed := self.plane.failed_tasks:
+            body["failed_tasks"] = failed
+        return json_response(body, 200 if accepting else 503)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
         handler = self.get.get(path)

@@ -10,6 +10,10 @@ and in-flight requests never notice.
 A model version used by several apps is one ``VersionRuntime``: the replica
 lists are merged, its AIMD budget follows the tightest latency objective among
 those apps, and the first app's batching settings win (a conflict is logged).
+
+Every task the routing state starts (batchers, health watchers, drains) reports
+to the frontend's one ``TaskRegistry``, whose crashes feed ``/metrics`` and
+whose dead tasks turn ``/readyz`` red.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 
 from clipper.common.errors import ConfigError, NotFound
 from clipper.common.routing import AppConfig, BatchingConfig, RoutingTable
+from clipper.common.tasks import TaskRegistry, spawn
 from clipper.frontend.metrics import AppState, Metrics, ReplicaState, Snapshot, VersionState
 from clipper.frontend.routing.apps import AppRuntime, ModelRuntime
 from clipper.frontend.routing.versions import VersionRuntime
@@ -42,9 +47,12 @@ class _VersionPlan:
 class Router:
     """Owns every app and version runtime of one frontend."""
 
-    def __init__(self, settings: FrontendSettings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: FrontendSettings, metrics: Metrics, tasks: TaskRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.tasks = tasks or TaskRegistry()
         self.apps: dict[str, AppRuntime] = {}
         self.versions: dict[VersionKey, VersionRuntime] = {}
         self.rng = random.Random(settings.seed)
@@ -66,7 +74,9 @@ class Router:
         for key, plan in plans.items():
             version = self.versions.get(key)
             if version is None:
-                version = self.versions[key] = VersionRuntime(*key, self.settings, self.metrics)
+                version = self.versions[key] = VersionRuntime(
+                    *key, self.settings, self.metrics, self.tasks
+                )
             version.configure(plan.batching, plan.slo_s, plan.replicas)
         for key in [k for k in self.versions if k not in plans]:
             self._close(self.versions.pop(key))
@@ -134,7 +144,7 @@ class Router:
         }
 
     def _close(self, version: VersionRuntime) -> None:
-        task = asyncio.get_running_loop().create_task(version.close())
+        task = spawn(version.close(), "version_drain", self.tasks)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 

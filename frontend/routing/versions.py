@@ -5,7 +5,9 @@ two apps that share a model share its queue, its replicas and its batches (as
 they share its containers). Replicas come and go with the routing table:
 ``configure`` starts a batcher for each new address and drains each removed
 one in the background -- its batch in flight finishes and delivers, then its
-channel closes -- so removing a replica never drops a request.
+channel closes -- so removing a replica never drops a request. Each drain runs
+through ``clipper.common.tasks.spawn``: referenced until it ends, and logged
+(with its traceback) if it fails, never dropped unread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from clipper.common.errors import Unavailable
 from clipper.common.protocol import pb
 from clipper.common.routing import BatchingConfig
+from clipper.common.tasks import TaskRegistry, spawn
 from clipper.frontend.batching.aimd import AIMD, AIMDParams
 from clipper.frontend.batching.batcher import Batcher
 from clipper.frontend.batching.queue import Chunk, DeadlineQueue
@@ -34,7 +37,12 @@ class VersionRuntime:
     """Serves one model version from the replicas the routing table lists."""
 
     def __init__(
-        self, model: str, version: str, settings: FrontendSettings, metrics: Metrics
+        self,
+        model: str,
+        version: str,
+        settings: FrontendSettings,
+        metrics: Metrics,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.model = model
         self.version = version
@@ -43,6 +51,7 @@ class VersionRuntime:
         self.batching = BatchingConfig()
         self.slo_s = 0.1
         self._metrics = metrics
+        self._tasks = tasks
         self._batchers: dict[str, tuple[Batcher, ReplicaMetrics]] = {}
         self._draining: set[asyncio.Task[None]] = set()
 
@@ -123,7 +132,12 @@ class VersionRuntime:
     def _add(self, address: str, params: AIMDParams) -> None:
         s = self.settings
         replica = Replica(
-            self.model, self.version, address, s.health_interval_s, s.max_body_bytes + 65536
+            self.model,
+            self.version,
+            address,
+            s.health_interval_s,
+            s.max_body_bytes + 65536,
+            tasks=self._tasks,
         )
         observer = self._metrics.replica(self.model, self.version, address)
         batcher = Batcher(
@@ -133,6 +147,7 @@ class VersionRuntime:
             self._others_up,
             observer,
             batch_wait_s=self.batching.batch_wait_ms / 1000,
+            tasks=self._tasks,
         )
         replica.start()
         batcher.start()
@@ -141,7 +156,7 @@ class VersionRuntime:
 
     def _remove(self, address: str, grace_s: float = 0.0) -> None:
         batcher, observer = self._batchers.pop(address)
-        task = asyncio.get_running_loop().create_task(self._drain(batcher, observer, grace_s))
+        task = spawn(self._drain(batcher, observer, grace_s), "replica_drain", self._tasks)
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
 

@@ -10,9 +10,11 @@ ServiceAccount (the operator grants exactly these):
   version's headless Service.
 
 Each watch is a ``reflector.Reflector`` (list, then watch; 410 Gone lists again;
-other errors back off). Changes that arrive together (a status write and the
-slices that follow it) are folded into one table, and a table equal to the last
-one is not yielded again.
+other errors back off), run as a supervised task (``clipper.common.tasks``): a
+reflector that dies anyway (a bug) is logged with its traceback, counted, and
+restarted, so the table never silently stops following. Changes that arrive
+together (a status write and the slices that follow it) are folded into one
+table, and a table equal to the last one is not yielded again.
 
 This is the only frontend module that imports a Kubernetes client (an
 import-linter contract): it makes the client and its list calls. The watching
@@ -22,7 +24,6 @@ import-linter contract): it makes the client and its list calls. The watching
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from clipper.common import api
 from clipper.common.cluster import LABEL_MODEL
 from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
+from clipper.common.tasks import TaskRegistry, supervise
 from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.cluster_view import APP, MODELS, SLICES, ClusterView
 from clipper.frontend.routing.discovery.reflector import Reflector
@@ -72,6 +74,7 @@ class KubernetesDiscovery(Discovery):
         configuration: client.Configuration | None = None,
         settle_s: float = 0.05,
         start_timeout_s: float = 30.0,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         namespace = namespace or own_namespace()
         if not namespace:
@@ -81,6 +84,7 @@ class KubernetesDiscovery(Discovery):
         self.settle_s, self.start_timeout_s = settle_s, start_timeout_s
         self.view = ClusterView(app)
         self.reflectors: list[Reflector] = []
+        self.tasks = tasks
         self._changed = asyncio.Event()
 
     def _sink(self, kind: str, event_type: str | None, payload: Any) -> None:
@@ -139,7 +143,9 @@ class KubernetesDiscovery(Discovery):
         configuration = self.configuration or await client_configuration()
         async with client.ApiClient(configuration) as api_client:
             self.reflectors = self._reflectors(api_client)
-            tasks = [asyncio.create_task(r.run(), name=f"watch-{r.kind}") for r in self.reflectors]
+            tasks = [
+                supervise("discovery_watch", r.run, registry=self.tasks) for r in self.reflectors
+            ]
             try:
                 await self._started()
                 last = self._table() or RoutingTable()
@@ -154,7 +160,4 @@ class KubernetesDiscovery(Discovery):
                         yield table
             finally:
                 for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await task.stop()

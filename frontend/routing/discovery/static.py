@@ -11,12 +11,20 @@ miss both. Changes to the file's name or to ``..``-entries re-read the file
 (other files in the directory, such as logs, are ignored); a table equal to the
 current one is not yielded again. A file that fails to parse or validate
 keeps the previous table in force, with an error in the log naming the field.
+
+A directory that is deleted (and perhaps made again) cannot be followed: the
+watch on it stays silent for good. So when the directory is gone or is no longer
+the one watched, ``watch`` raises ``ConfigError``; the frontend's routing
+follower is supervised, so it logs that, keeps the last table in force and
+restarts the watch with a back-off, which reads the file again (and fails again
+until the file is back).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,17 +81,25 @@ class StaticFileDiscovery(Discovery):
     def __init__(self, path: Path, debounce_ms: int = 50) -> None:
         self.path = path
         self.debounce_ms = debounce_ms
+        self._dir = path.parent.absolute()
 
     async def watch(self) -> AsyncIterator[RoutingTable]:
+        watched = _identity(self._dir)
         table = load_routes(self.path)
         yield table
         logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every event
         async for _ in watchfiles.awatch(
-            self.path.parent,
+            self._dir,
             watch_filter=self._relevant,
             debounce=self.debounce_ms,
             recursive=False,
         ):
+            if _identity(self._dir) != watched:
+                raise ConfigError(
+                    "the routes file's directory was removed or replaced; the last table"
+                    " stays in force until the file can be read again",
+                    str(self.path),
+                )
             try:
                 new = load_routes(self.path)
             except ConfigError as exc:
@@ -95,6 +111,16 @@ class StaticFileDiscovery(Discovery):
                 yield table
 
     def _relevant(self, change: watchfiles.Change, path: str) -> bool:
-        """The file itself, or a ConfigMap's ``..data`` swap; not its neighbours."""
+        """The file itself, a ConfigMap's ``..data`` swap, or the directory itself
+        (removed); not its neighbours."""
         name = Path(path).name
-        return name == self.path.name or name.startswith("..")
+        return name == self.path.name or name.startswith("..") or Path(path) == self._dir
+
+
+def _identity(directory: Path) -> tuple[int, int] | None:
+    """Which directory ``directory`` is (device, inode); None when it is gone."""
+    try:
+        stat = os.stat(directory)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
