@@ -3,8 +3,10 @@
 An app's signature is, in order of preference: the app's configured ``input``
 (``routing.AppConfig.input``); else what its first model's containers declare in
 ``ModelMetadata`` (its first input, without the batch dimension), learned when
-a replica first answers its health check; else nothing, and rows are taken as
-they come (JSON numbers as float64 or int64).
+a replica first answers its health check, and forgotten whenever the routing
+table updates the app (its model or version may have been swapped for one with
+another input); else nothing, and rows are taken as they come (JSON numbers as
+float64 or int64).
 
 Client data must fit the signature, and when it does not the error says what
 was expected, because that is the message a client author acts on:

@@ -10,7 +10,11 @@ never turns queries into defaults.
 changed model list is handed to ``Policy.set_models`` (new models get a fair
 share, the others keep their weights); only a different policy type or
 parameters start a fresh policy. Likewise the cache survives unless its own
-config changes.
+config changes. The input signature learned from the containers does not: any
+update may have swapped the model or version it came from (a new version with
+another input shape or datatype), and a stale one would turn every request
+valid for the new model into a 400. It is learned again from the new models'
+metadata on the next request.
 """
 
 from __future__ import annotations
@@ -96,8 +100,7 @@ class AppRuntime:
             self.policy.set_models(list(models))
         if config.cache != old.cache:
             self.cache = make_cache(config.cache)
-        if config.input != old.input:
-            self._learned = None
+        self._learned = None  # the models or versions it was learned from may be gone
         self._apply(config)
 
     def _apply(self, config: AppConfig) -> None:
