@@ -119,10 +119,14 @@ class KubernetesDiscovery(Discovery):
             Reflector(SLICES, endpoint_slices, self._sink),
         ]
 
+    async def _all_listed(self) -> None:
+        for reflector in self.reflectors:
+            await reflector.listed.wait()
+
     async def _started(self) -> None:
-        waits = [r.listed.wait() for r in self.reflectors]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.start_timeout_s)
+            # Not a gather of the waits: cancelled, it logs an exception nobody retrieved.
+            await asyncio.wait_for(self._all_listed(), self.start_timeout_s)
         except TimeoutError:
             raise ConfigError(
                 f"could not list ClipperApp {self.app}, its ModelDeployments and EndpointSlices"
@@ -158,6 +162,7 @@ class KubernetesDiscovery(Discovery):
                     if table is not None and table != last:
                         last = table
                         yield table
-            finally:
+            finally:  # often while this task is being cancelled: cancel all, then wait
                 for task in tasks:
-                    await task.stop()
+                    task.cancel()
+                await asyncio.gather(*(task.task for task in tasks), return_exceptions=True)
