@@ -49,3 +49,13 @@ def slow_identity(batch: np.ndarray) -> np.ndarray:
     """Identity after ``CLIPPER_TESTING_DELAY_S`` seconds (default 0.5): requests in flight."""
     time.sleep(float(os.environ.get("CLIPPER_TESTING_DELAY_S", "0.5")))
     return batch
+
+
+def gated_identity(batch: np.ndarray) -> np.ndarray:
+    """Identity once the file ``CLIPPER_TESTING_GATE`` exists: batches held in the
+    model for as long as a test needs, with no timing involved."""
+    gate = os.environ["CLIPPER_TESTING_GATE"]
+    deadline = time.monotonic() + 120  # never hold a worker forever
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return batch
