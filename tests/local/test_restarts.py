@@ -95,3 +95,8 @@ def test_the_frontends_back_off_resets_after_a_healthy_run(run: LocalRun) -> Non
 def test_a_model_servers_back_off_resets_after_a_healthy_run_only(run: LocalRun) -> None:
     delays = _crash_three_times(run, MODEL, re.escape(MODEL) + " was killed by SIGKILL")
     assert delays == [FIRST_S, 2 * FIRST_S, FIRST_S]
+
+
+def test_no_task_of_the_run_died_unseen(run: LocalRun) -> None:
+    assert "Task exception was never retrieved" not in run.logs()
+    assert run.status()["tasks"]["failures"] == {}

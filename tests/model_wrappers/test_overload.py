@@ -95,6 +95,7 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
     assert metric(text, "clipper_model_max_queued_batches") == QUEUED
     assert metric(text, "clipper_model_max_concurrent_rpcs") == RPCS
     assert metric(text, "clipper_model_queued_batches") == 0
+    assert "Task exception was never retrieved" not in server.logs()
 
 
 async def test_rpcs_past_the_grpc_bound_are_refused_and_the_server_recovers(
