@@ -7,7 +7,9 @@ the project's errors:
 * a request the signature rejects is ``InvalidInput`` (INVALID_ARGUMENT);
 * anything the model raises is ``ModelError`` (INTERNAL) carrying the
   exception's own message, logged once with its traceback;
-* a model that answers the wrong number of rows is a ``ModelError`` too.
+* a model that answers the wrong number of rows is a ``ModelError`` too;
+* a call past ``--max-queued-batches`` is ``Overloaded`` (RESOURCE_EXHAUSTED), see
+  ``admission``.
 
 None of these leaves any state behind, so the next request is served as if the
 failed one never came.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 
 from clipper.common.errors import ClipperError, InvalidInput, ModelError, NotFound, Unavailable
 from clipper.model_wrappers import registry
+from clipper.model_wrappers.admission import Admission
 from clipper.model_wrappers.base import Batch, Model
 from clipper.model_wrappers.metrics import ModelMetrics
 
@@ -37,12 +40,14 @@ class State(enum.Enum):
 class DataPlane:
     """Serves one model version: readiness, name checks and inference."""
 
-    def __init__(self, model: Model, metrics: ModelMetrics) -> None:
+    def __init__(self, model: Model, metrics: ModelMetrics, max_queued_batches: int = 16) -> None:
         self.model = model
         self.metrics = metrics
         self.state = State.LOADING
         self.name = model.settings.name
         self.version = model.settings.version
+        workers = model.settings.max_concurrency
+        self.admission = Admission(self.name, workers, max_queued_batches, metrics)
 
     @property
     def ready(self) -> bool:

@@ -11,6 +11,10 @@ path is a few lock-protected additions per request.
     clipper_model_requests_total        counter    ModelInfer calls, by gRPC code
     clipper_model_errors_total          counter    failed ModelInfer calls, by gRPC code
     clipper_model_inflight_requests     gauge      ModelInfer calls being served
+    clipper_model_queued_batches        gauge      admitted batches waiting for a worker
+    clipper_model_max_queued_batches    gauge      the bound on those (--max-queued-batches)
+    clipper_model_rejected_total        counter    calls refused because that bound was hit
+    clipper_model_max_concurrent_rpcs   gauge      gRPC's bound on RPCs of any kind
     clipper_model_info                  info       name, version, framework, device
 """
 
@@ -73,6 +77,26 @@ class ModelMetrics:
         self.inflight = Gauge(
             "clipper_model_inflight_requests",
             "ModelInfer calls being served now.",
+            registry=self.registry,
+        )
+        self.queued_batches = Gauge(
+            "clipper_model_queued_batches",
+            "Admitted ModelInfer batches waiting for a worker thread.",
+            registry=self.registry,
+        )
+        self.max_queued_batches = Gauge(
+            "clipper_model_max_queued_batches",
+            "Batches that may wait for a worker before calls are refused (--max-queued-batches).",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "clipper_model_rejected",
+            "ModelInfer calls refused with RESOURCE_EXHAUSTED: --max-queued-batches were waiting.",
+            registry=self.registry,
+        )
+        self.max_concurrent_rpcs = Gauge(
+            "clipper_model_max_concurrent_rpcs",
+            "RPCs of any kind the server holds at once; gRPC refuses more (--max-concurrent-rpcs).",
             registry=self.registry,
         )
         self.info = Info("clipper_model", "The served model.", registry=self.registry)

@@ -50,16 +50,40 @@ def grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
     ]
 
 
+HEALTH_HEADROOM = 4
+"""RPCs kept free above the batches a server admits: the kubelet's probes, the
+frontend's health watch and metadata calls must not be refused by gRPC's bound
+before the admission bound refuses inference calls."""
+
+
+def check_bounds(model_settings: ModelSettings, settings: ServerSettings) -> None:
+    """gRPC's RPC bound must sit above the batches admitted, or probes are refused first."""
+    admitted = model_settings.max_concurrency + settings.max_queued_batches
+    if settings.max_concurrent_rpcs < admitted + HEALTH_HEADROOM:
+        raise ConfigError(
+            f"--max-concurrent-rpcs {settings.max_concurrent_rpcs} leaves no room for health"
+            f" checks above --max-concurrency {model_settings.max_concurrency} plus"
+            f" --max-queued-batches {settings.max_queued_batches}: make it at least"
+            f" {admitted + HEALTH_HEADROOM}",
+            location="max_concurrent_rpcs",
+        )
+
+
 class ModelServer:
     """The gRPC server, health service and metrics of one model version."""
 
     def __init__(self, model_settings: ModelSettings, settings: ServerSettings) -> None:
         self.settings = settings
+        check_bounds(model_settings, settings)
         self.metrics = ModelMetrics()
-        self.plane = DataPlane(create_model(model_settings), self.metrics)
+        model = create_model(model_settings)
+        self.plane = DataPlane(model, self.metrics, settings.max_queued_batches)
         self.servicer = InferenceServicer(self.plane)
         self.health = health_aio.HealthServicer()
-        self.server = grpc.aio.server(options=grpc_options(settings))
+        self.server = grpc.aio.server(
+            options=grpc_options(settings), maximum_concurrent_rpcs=settings.max_concurrent_rpcs
+        )
+        self.metrics.max_concurrent_rpcs.set(settings.max_concurrent_rpcs)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.stop_requested = asyncio.Event()

@@ -4,7 +4,8 @@ Thin by design: decode the request with ``clipper.common.protocol.tensors``
 (raw contents zero-copy, typed contents too), hand the arrays to the data
 plane, and answer with raw output contents. Errors are mapped in exactly one
 place -- ``ClipperError.grpc_code`` and its message become the call's status --
-and counted by code.
+and counted by code. A call is admitted (``admission``) before its tensors are
+decoded, so an overloaded server refuses work before doing any.
 
 ``calls`` counts ModelInfer calls from the moment one starts until gRPC has
 finished sending its answer (``add_done_callback``), so the drain on SIGTERM
@@ -136,8 +137,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         self.plane.check_model(request.model_name, request.model_version)
-        inputs = decode_request(request)
-        outputs = await self.plane.infer(inputs, [out.name for out in request.outputs])
+        with self.plane.admission.admit():  # before decoding: shed load before work
+            inputs = decode_request(request)
+            outputs = await self.plane.infer(inputs, [out.name for out in request.outputs])
         response = pb.ModelInferResponse(
             model_name=self.plane.name, model_version=self.plane.version, id=request.id
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Framework = Literal["python", "sklearn", "pytorch", "onnx", "noop"]
@@ -134,6 +134,19 @@ class ServerSettings(BaseSettings):
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest request or response message, in bytes; larger ones fail with
     RESOURCE_EXHAUSTED."""
+
+    max_queued_batches: int = Field(default=16, ge=0)
+    """ModelInfer calls that may wait for a worker thread (beyond the
+    --max-concurrency running); past that, a call is answered RESOURCE_EXHAUSTED at
+    once instead of queueing without bound. The frontend sends one batch at a time
+    per replica, so this only fills with many frontends or direct clients."""
+
+    max_concurrent_rpcs: int = Field(default=256, ge=1)
+    """RPCs of any kind (health checks and watches included) the server holds at
+    once; past that, gRPC itself answers RESOURCE_EXHAUSTED ("Concurrent RPC limit
+    exceeded!") before reading the request. Bounds memory at about this many times
+    --max-message-bytes; must leave room above --max-concurrency plus
+    --max-queued-batches for health probes."""
 
     grace_period_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish before they are

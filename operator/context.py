@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from clipper.common.tasks import TaskRegistry
 from clipper.operator.queue import ReconcileQueue
 from clipper.operator.settings import OperatorSettings
 
@@ -34,6 +35,9 @@ class Context:
     """This replica, as its Events name it (the pod name in a cluster)."""
     live: set[Key] = field(default_factory=set)
     """The objects seen to exist (the resync revisits only these)."""
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    """The operator's own long-lived tasks (the reconcile queue); its liveness probe
+    fails while one is dead."""
 
     @property
     def client(self) -> Kube:

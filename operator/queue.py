@@ -12,7 +12,11 @@ here, and a few workers drain the queue, as controller-runtime's work queue does
 - a key is never reconciled by two workers at once; a key added while it is
   being reconciled runs again right after, so no change is lost;
 - a reconcile that raises is retried with a per-key exponential back-off, reset
-  by the next success.
+  by the next success;
+- a reconcile cut short by cancellation (the operator stopping, or the queue's
+  task restarted by its supervisor after a crash, see
+  ``clipper.operator.handlers.supervision``) puts its key back, so a restarted
+  queue redoes it instead of forgetting it until the object's next event.
 """
 
 from __future__ import annotations
@@ -91,6 +95,9 @@ class ReconcileQueue(Generic[K]):
             try:
                 delay = await reconcile(key)
             except asyncio.CancelledError:
+                self._busy.discard(key)
+                self._again.pop(key, None)
+                self.add(key)
                 raise
             except Exception as exc:
                 failures = self._failures.get(key, 0) + 1

@@ -9,6 +9,11 @@ that is not a ``ClipperError`` is a bug and surfaces as 500 / INTERNAL.
 ``error_from_grpc`` goes the other way: when the frontend calls a model container
 and gets a status back, the same class (and so the same HTTP status) reaches the
 client, so a bad input rejected by the container is still a 400 at the frontend.
+RESOURCE_EXHAUSTED is two things in gRPC: a full queue (a model server's
+``--max-queued-batches`` or gRPC's concurrent-RPC bound: ``Overloaded``, 429, retry
+later -- the replica is busy, not down, so the frontend does not mark it down) and
+a message over a size limit (gRPC's ``... larger than max ...``: ``PayloadTooLarge``,
+413, which no retry fixes).
 """
 
 from __future__ import annotations
@@ -135,7 +140,13 @@ _BY_GRPC_CODE: dict[grpc.StatusCode, type[ClipperError]] = {
 }
 
 
+_TOO_LARGE = "larger than max"
+"""gRPC's wording for a message over its size limit, sent or received."""
+
+
 def error_from_grpc(code: grpc.StatusCode, details: str | None) -> ClipperError:
     """The ``ClipperError`` for a status that a downstream gRPC call returned."""
-    cls = _BY_GRPC_CODE.get(code, ClipperError)
-    return cls(details or code.name)
+    message = details or code.name
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
+        return PayloadTooLarge(message)
+    return _BY_GRPC_CODE.get(code, ClipperError)(message)

@@ -54,6 +54,25 @@ def register(subparsers: Any) -> None:
         default=30.0,
         help="how long a child may take to stop after SIGTERM before it is killed (default 30)",
     )
+    run.add_argument(
+        "--restart-backoff-s",
+        type=float,
+        default=1.0,
+        help="first wait before a crashed child is restarted; doubles per crash (default 1)",
+    )
+    run.add_argument(
+        "--restart-backoff-max-s",
+        type=float,
+        default=30.0,
+        help="longest wait before a crashed child is restarted (default 30)",
+    )
+    run.add_argument(
+        "--restart-healthy-after-s",
+        type=float,
+        default=10.0,
+        help="a child healthy this long before it crashed is restarted after the first"
+        " wait again (default 10)",
+    )
     run.set_defaults(func=run_command)
 
     apply = subparsers.add_parser(
@@ -127,6 +146,9 @@ def run_command(args: argparse.Namespace) -> int:
             grpc_port=args.grpc_port,
             watch=not args.no_watch,
             stop_grace_s=args.stop_grace_s,
+            restart_backoff_s=args.restart_backoff_s,
+            restart_backoff_max_s=args.restart_backoff_max_s,
+            restart_healthy_after_s=args.restart_healthy_after_s,
             global_args=_global_args(args),
         )
     except ValidationError as exc:

@@ -5,7 +5,10 @@ own; locally one process on one pair of ports is what a laptop wants). It reads
 the routes file the runner writes and reloads it on every change, so the runner
 never talks to it directly. Its ports come from the run's settings; with port 0
 they are read back from its ``frontend serving REST on ... and gRPC on ...`` log
-line. Readiness (``/v2/health/ready``: every app has a model up) is polled.
+line. Readiness (``/v2/health/ready``: every app has a model up) is polled, by a
+supervised task (``clipper.common.tasks``): if the poll dies of a bug, its traceback
+is logged, the frontend counts as neither live nor ready until the poll runs again,
+and it is restarted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.local.health import http_ready
 from clipper.local.process import LogSink, Process
 
@@ -38,18 +42,21 @@ class FrontendProcess:
         grpc_port: int,
         global_args: tuple[str, ...],
         changed: Callable[[], None],
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.host = host
         self.http_port, self.grpc_port = http_port, grpc_port
         args = [*global_args, "frontend", "--routes", str(routes), "--host", host]
         args += ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
-        self.process = Process("frontend", [sys.executable, "-m", "clipper", *args], sink)
+        command = [sys.executable, "-m", "clipper", *args]
+        self.process = Process("frontend", command, sink, tasks=tasks)
         self.process.watchers.append(self._find_ports)
         self.listening = asyncio.Event()
         self.live = False
         self.ready = False
         self._changed = changed
-        self._poll: asyncio.Task[None] | None = None
+        self._tasks = tasks
+        self._poll: Supervised | None = None
 
     @property
     def url(self) -> str:
@@ -63,14 +70,18 @@ class FrontendProcess:
 
     async def start(self) -> None:
         await self.process.start()
-        self._poll = asyncio.get_running_loop().create_task(self._watch())
+        self._poll = supervise(
+            "frontend: health poll", self._watch, registry=self._tasks, on_crash=self._lost
+        )
 
     async def stop(self, grace_s: float) -> None:
         if self._poll is not None:
-            self._poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll
+            await self._poll.stop()
         await self.process.stop(grace_s)
+
+    def _lost(self, _: BaseException) -> None:
+        """The poll died: what it last saw is no longer known."""
+        self.live = self.ready = False
 
     def _find_ports(self, line: str) -> None:
         match = _SERVING.search(line)
@@ -84,6 +95,8 @@ class FrontendProcess:
             while not self.process.exited.is_set():
                 if self.listening.is_set():
                     state = await http_ready(session, self.url)
+                    if state[0]:
+                        self.process.mark_healthy()
                     if state != (self.live, self.ready):
                         self.live, self.ready = state
                         self._changed()

@@ -9,6 +9,13 @@ label as a prefix (``[model digits-lr@v1#0] ...``), kept in a short tail for the
 error report if the child dies, and offered to watchers (how the runner learns
 the port a model server bound). Stopping is SIGTERM to the child's process
 group, then SIGKILL after a grace period.
+
+The pump that reads the pipe is supervised (``clipper.common.tasks``): if it dies
+(the terminal it echoes to went away, a bug), its traceback is logged and it
+resumes reading the same pipe. ``exited`` is set only when the child has really
+exited -- never because the pump died, which would make the runner start a second
+copy of a child that is still running, and leave the first one blocked on a full
+pipe.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +33,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
+from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
+
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 30
@@ -32,6 +42,7 @@ LINE_LIMIT = 1 << 20
 """Longest log line read whole; longer ones are cut (a model may log a huge array)."""
 
 LineWatcher = Callable[[str], None]
+PUMP_BACKOFF = Backoff(first_s=0.05, max_s=1.0, healthy_after_s=5.0)
 
 
 class LogSink:
@@ -67,6 +78,7 @@ class Process:
         argv: Sequence[str],
         sink: LogSink,
         env: Mapping[str, str] | None = None,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.label = label
         self.argv = list(argv)
@@ -79,8 +91,13 @@ class Process:
         """Set once ``stop`` was asked: the exit that follows is expected."""
         self.error: str | None = None
         """Why the process could not be spawned at all."""
+        self.healthy_since: float | None = None
+        """Loop time it was first seen healthy (see ``clipper.local.restarts``)."""
+        self.exited_at: float | None = None
+        """Loop time its exit was seen."""
+        self.tasks = tasks
         self._proc: asyncio.subprocess.Process | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._pump: Supervised | None = None
         self._spawned = asyncio.Event()
 
     @property
@@ -115,16 +132,29 @@ class Process:
             raise
         finally:
             self._spawned.set()
-        self._pump = asyncio.get_running_loop().create_task(self._read(self._proc))
+        proc = self._proc
+        self._pump = supervise(
+            f"{self.label}: log pump",
+            lambda: self._read(proc),
+            registry=self.tasks,
+            backoff=dataclasses.replace(PUMP_BACKOFF),
+        )
+
+    def mark_healthy(self) -> None:
+        """It answers its health checks; the first time counts."""
+        if self.healthy_since is None:
+            self.healthy_since = asyncio.get_running_loop().time()
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        """Echo the child's lines until its pipe closes, then see it exit.
+
+        Resumable: after a crash the supervisor calls it again on the same pipe."""
         assert proc.stdout is not None
-        try:
-            while line := await _readline(proc.stdout):
-                self._line(line.decode(errors="replace").rstrip("\r\n"))
-            await proc.wait()
-        finally:
-            self.exited.set()
+        while line := await _readline(proc.stdout):
+            self._line(line.decode(errors="replace").rstrip("\r\n"))
+        await proc.wait()
+        self.exited_at = asyncio.get_running_loop().time()
+        self.exited.set()
 
     def _line(self, text: str) -> None:
         self.tail.append(text)

@@ -7,17 +7,21 @@ replica is *ready* while it says SERVING. Stopping one that may be in the
 routing table takes two steps: it is marked ``retiring`` (so the next routes
 file leaves it out) and keeps running for ``route_grace_s`` while the frontend
 catches up, then gets SIGTERM and drains as any model server does.
+
+The health watch is supervised (``clipper.common.tasks``): should it die of a bug,
+its traceback is logged, the replica counts as not ready (so it leaves the routes)
+and the watch is restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clipper.common.tasks import Supervised, TaskRegistry, spawn, supervise
 from clipper.local.health import watch_serving
 from clipper.local.process import LogSink, Process
 
@@ -45,19 +49,26 @@ class ModelReplica:
     """A model server process with its port and readiness."""
 
     def __init__(
-        self, launch: Launch, index: int, sink: LogSink, changed: Callable[[], None]
+        self,
+        launch: Launch,
+        index: int,
+        sink: LogSink,
+        changed: Callable[[], None],
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.launch = launch
         self.index = index
-        self.process = Process(launch.label(index), launch.command(), sink, dict(launch.env))
+        label = launch.label(index)
+        self.process = Process(label, launch.command(), sink, dict(launch.env), tasks)
         self.process.watchers.append(self._find_port)
         self.port: int | None = None
         self.ready = False
         self.ever_ready = False
         self.retiring = False
         self._changed = changed
+        self._tasks = tasks
         self._exit_task: asyncio.Task[None] | None = None
-        self._health_task: asyncio.Task[None] | None = None
+        self._health_task: Supervised | None = None
 
     @property
     def address(self) -> str | None:
@@ -74,7 +85,7 @@ class ModelReplica:
 
     async def start(self) -> None:
         await self.process.start()
-        self._exit_task = asyncio.get_running_loop().create_task(self._wait_exit())
+        self._exit_task = spawn(self._wait_exit(), f"{self.process.label}: exit", self._tasks)
 
     async def stop(self, route_grace_s: float, grace_s: float) -> None:
         """Leave the routes, wait for the frontend to notice, then SIGTERM (SIGKILL later)."""
@@ -92,22 +103,33 @@ class ModelReplica:
         match = _LISTENING.search(line)
         if match:
             self.port = int(match.group(2))
-            watch = watch_serving(self.address or "", self._report)
-            self._health_task = asyncio.get_running_loop().create_task(watch)
+            address = self.address or ""
+            self._health_task = supervise(
+                f"{self.process.label}: health watch",
+                lambda: watch_serving(address, self._report),
+                registry=self._tasks,
+                on_crash=self._lost,
+            )
 
     def _report(self, serving: bool) -> None:
+        if serving:
+            self.process.mark_healthy()
         if serving == self.ready:
             return
         self.ready = serving
         self.ever_ready = self.ever_ready or serving
         self._changed()
 
+    def _lost(self, _: BaseException) -> None:
+        """The watch died: until it runs again, nothing says the replica serves."""
+        if self.ready:
+            self.ready = False
+            self._changed()
+
     async def _stop_watching(self) -> None:
         task, self._health_task = self._health_task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task.stop()
 
     async def _wait_exit(self) -> None:
         await self.process.exited.wait()

@@ -11,8 +11,15 @@ start (its server exits before it is ready, or misses its progress deadline),
 or a frontend that exits, ends the start-up with exit code 1 and the reason --
 nothing hangs, nothing is left running.
 
-After start-up a frontend that exits is restarted (with back-off), and model
-servers are kept by the supervisor and the rollout.
+After start-up a frontend that exits is restarted (with the back-off every child
+gets, ``clipper.local.restarts``), and model servers are kept by the supervisor and
+the rollout.
+
+Every long-lived task of the run (the reconcile loop, the manifest watch, the
+frontend's keeper, each child's log pump and health watch) is supervised
+(``clipper.common.tasks``) and reports to the run's ``TaskRegistry``: a task that
+dies is logged with its traceback and restarted, and ``clipper status`` (the
+control API's ``tasks``) shows how often each one crashed.
 
 Shutdown, on SIGINT, SIGTERM or SIGHUP: stop taking applies, stop the frontend
 first (it finishes the requests in flight), then every model server (SIGTERM,
@@ -29,6 +36,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +46,13 @@ from clipper.common import api
 from clipper.common.app_status import app_status
 from clipper.common.errors import ConfigError
 from clipper.common.manifests import Manifests
+from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.local import ports, status
 from clipper.local.applier import Applier
 from clipper.local.control import ControlServer
 from clipper.local.frontend_process import FrontendProcess
 from clipper.local.process import LogSink
+from clipper.local.restarts import RestartPolicy, restart_delay
 from clipper.local.routes_file import RoutesFile
 from clipper.local.runner import Runner
 from clipper.local.settings import RunSettings
@@ -55,13 +65,6 @@ log = logging.getLogger(__name__)
 READY_WAIT_S = 15.0
 """After every model is stable, how long to wait for the frontend to say ready."""
 POLL_S = 0.1
-FRONTEND_BACKOFF_MAX_S = 30.0
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    """A background loop of the run died of a bug: log it rather than lose it."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s stopped", task.get_coro(), exc_info=task.exception())
 
 
 class StartupError(Exception):
@@ -80,16 +83,28 @@ class LocalRun:
         self.token = secrets.token_urlsafe(24)
         self.forced = False
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks = TaskRegistry()
+        self._loops: list[Supervised] = []
+        self.restarts = RestartPolicy(
+            settings.restart_backoff_s,
+            settings.restart_backoff_max_s,
+            settings.restart_healthy_after_s,
+        )
         self.applier = Applier(self.store, self._forget, self._changed)
         self._stop = asyncio.Event()
         self.run_dir: RunDir | None = None
         self.frontend: FrontendProcess | None = None
         self.control: ControlServer | None = None
         self.supervisor = Supervisor(
-            self.sink, self._changed, settings.route_grace_s, settings.stop_grace_s
+            self.sink,
+            self._changed,
+            settings.route_grace_s,
+            settings.stop_grace_s,
+            self.restarts,
+            self.tasks,
         )
         self.runner: Runner | None = None
+        self._frontend_backoff = self.restarts.backoff()
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -148,15 +163,16 @@ class LocalRun:
         self.runner.write_routes()
         self.frontend = self._new_frontend(http.port, grpc.port)
         await self.frontend.start()
-        self._spawn(self.runner.run())
+        self._supervise("reconcile loop", self.runner.run)
         await self._wait_listening()
         self.control = ControlServer(self.token, self.status, self.applier.apply_paths)
         await self.control.start()
         self._publish()
         if self.settings.watch:
-            self._spawn(self.applier.watch(self.settings.paths))
+            paths = self.settings.paths
+            self._supervise("manifest watch", lambda: self.applier.watch(paths))
         await self._wait_serving()
-        self._spawn(self._keep_frontend())
+        self._supervise("frontend keeper", self._keep_frontend)
 
     def _new_frontend(self, http_port: int, grpc_port: int) -> FrontendProcess:
         assert self.run_dir is not None
@@ -168,12 +184,11 @@ class LocalRun:
             grpc_port,
             self.settings.global_args,
             self._changed,
+            self.tasks,
         )
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        task.add_done_callback(_report_crash)
-        self._tasks.append(task)
+    def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._loops.append(supervise(name, factory, registry=self.tasks))
 
     async def _wait_listening(self) -> None:
         front = self.frontend
@@ -257,16 +272,19 @@ class LocalRun:
     # --- while serving ----------------------------------------------------------------
 
     async def _keep_frontend(self) -> None:
-        backoff = 1.0
+        """Restart the frontend whenever it exits (restarted itself after a crash, it
+        picks up the frontend of the moment and the back-off where they were)."""
         while True:
             front = self.frontend
             assert front is not None
             await front.process.exited.wait()
             if self._stopping:
                 return
-            log.error("the frontend %s; restarting it in %.0fs", front.process.reason(), backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(FRONTEND_BACKOFF_MAX_S, backoff * 2)
+            process = front.process
+            exited_at = process.exited_at or asyncio.get_running_loop().time()
+            delay = restart_delay(self._frontend_backoff, process.healthy_since, exited_at)
+            log.error("the frontend %s; restarting it in %gs", process.reason(), delay)
+            await asyncio.sleep(delay)
             self.frontend = self._new_frontend(front.http_port, front.grpc_port)
             await self.frontend.start()
 
@@ -300,6 +318,7 @@ class LocalRun:
                 *(status.replica_entry(r) for r in self.supervisor.replicas()),
             ],
             "events": [status.event_entry(e) for e in self.runner.events] if self.runner else [],
+            "tasks": status.tasks_entry(self.tasks),
         }
 
     async def _weights(self, front: FrontendProcess) -> dict[str, dict[str, float]]:
@@ -323,9 +342,8 @@ class LocalRun:
     async def _shutdown(self) -> None:
         self._stopping = True
         await self.applier.close()  # an apply in flight finishes first
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for loop in self._loops:
+            await loop.stop()
         if self.control is not None:
             await self.control.stop()
         if self.frontend is not None:

@@ -41,5 +41,16 @@ class RunSettings(BaseModel):
     """How long a replica that left the routes keeps running before SIGTERM, so that
     the frontend has stopped sending it work."""
 
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+    """The first wait before a crashed child (the frontend, a model server) is
+    started again; it doubles with each further crash."""
+
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
+    """The longest wait before a crashed child is started again."""
+
+    restart_healthy_after_s: float = Field(default=10.0, ge=0)
+    """A child that was healthy this long before it crashed is restarted after the
+    first wait again, not a doubled one (as a kubelet resets CrashLoopBackOff)."""
+
     global_args: tuple[str, ...] = ()
     """``clipper`` flags every child gets (the log level and format)."""

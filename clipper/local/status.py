@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from clipper.common import api
+from clipper.common.tasks import TaskRegistry
 from clipper.local.replica import ModelReplica
 from clipper.local.runner import EventRecord
 
@@ -98,6 +99,12 @@ def deployment_entry(deployment: api.ModelDeployment, source: str) -> dict[str, 
     }
 
 
+def tasks_entry(tasks: TaskRegistry) -> dict[str, Any]:
+    """The run's background tasks that ever died: crashes per task, and those dead
+    for good (none of local mode's are left dead: each is restarted)."""
+    return {"crashes": dict(tasks.crashes), "failures": tasks.failures}
+
+
 # --- the terminal view ------------------------------------------------------------------
 
 
@@ -175,4 +182,17 @@ def render(status: dict[str, Any]) -> str:
     events = _events(status)
     if events:
         lines += ["", "recent events:", *events]
+    crashed = _crashed_tasks(status)
+    if crashed:
+        lines += ["", "background tasks that crashed (see the run's log for tracebacks):", *crashed]
     return "\n".join(lines)
+
+
+def _crashed_tasks(status: dict[str, Any]) -> list[str]:
+    tasks = status.get("tasks", {})
+    failures = tasks.get("failures", {})
+    return [
+        f"  {name}: {count} crash{'es' if count != 1 else ''}"
+        + (f", dead: {failures[name]}" if name in failures else ", restarted")
+        for name, count in sorted(tasks.get("crashes", {}).items())
+    ]

@@ -13,12 +13,17 @@ Per version (``VersionGroup``):
   old replicas keep serving until as many new ones are ready -- a surge, as a
   Deployment's rolling update does;
 - a replica that exits unasked is restarted with a doubling back-off (1 s to 30 s,
-  reset once it has been ready), like a pod in CrashLoopBackOff;
+  reset once it had served for a while), like a pod in CrashLoopBackOff -- the
+  frontend's rule too (``clipper.local.restarts``);
 - a replica that exits before it was ever ready, or three exits in one attempt,
   mark the version *failing*, with the reason (exit code, last error line), which
   fails a rollout at once instead of after its progress deadline. The mark is
   cleared by a new attempt (a new Launch, a scale-up from zero) or once all
   replicas are ready.
+
+Starting and stopping processes are background tasks (``clipper.common.tasks.spawn``):
+a failure is logged with its traceback and counted in the run's task registry,
+which ``clipper status`` shows.
 """
 
 from __future__ import annotations
@@ -28,33 +33,33 @@ import logging
 from collections.abc import Callable
 
 from clipper.common.rollout import VersionObservation
+from clipper.common.tasks import Backoff, TaskRegistry, spawn
 from clipper.local.process import LogSink
 from clipper.local.replica import Launch, ModelReplica
+from clipper.local.restarts import RestartPolicy, restart_delay
 
 log = logging.getLogger(__name__)
 
 CRASH_LOOP = 3
 """Unasked exits within one attempt after which a version is failing."""
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 30.0
 
 
 class Stopper:
     """Stop tasks in flight, so shutdown can wait for every one of them."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], tasks: TaskRegistry | None = None) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
         self._changed = changed
+        self._registry = tasks
 
     def stop(self, replica: ModelReplica, route_grace_s: float, grace_s: float) -> None:
-        task = asyncio.get_running_loop().create_task(replica.stop(route_grace_s, grace_s))
+        stopping = replica.stop(route_grace_s, grace_s)
+        task = spawn(stopping, f"stopping {replica.process.label}", self._registry)
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("stopping a replica failed", exc_info=task.exception())
+        self.tasks.discard(task)  # ``spawn`` has logged a failure with its traceback
         self._changed()
 
 
@@ -71,7 +76,7 @@ class VersionGroup:
         self.outdated: list[ModelReplica] = []
         self.failure: str | None = None
         self.crashes = 0
-        self.backoff: dict[int, float] = {}
+        self.backoff: dict[int, Backoff] = {}
         self.restart_at: dict[int, float] = {}
 
     @property
@@ -155,23 +160,17 @@ class VersionGroup:
             self.failure = f"replica #{index} {reason} (before it was ready)"
         elif self.crashes >= CRASH_LOOP:
             self.failure = f"replica #{index} {reason} ({self.crashes} exits)"
-        if replica.ever_ready:
-            self.backoff[index] = BACKOFF_FIRST_S
-        else:
-            self.backoff[index] = min(BACKOFF_MAX_S, 2 * self.backoff.get(index, 0.5))
-        self.restart_at[index] = now + self.backoff[index]
+        backoff = self.backoff.setdefault(index, self.sup.restarts.backoff())
+        process = replica.process
+        delay = restart_delay(backoff, process.healthy_since, process.exited_at or now)
+        self.restart_at[index] = now + delay
         if index < self.wanted:
-            log.warning(
-                "model %s#%d %s; restarting it in %.0fs",
-                self.name,
-                index,
-                reason,
-                self.backoff[index],
-            )
+            log.warning("model %s#%d %s; restarting it in %gs", self.name, index, reason, delay)
 
     def _start(self, index: int) -> None:
         assert self.launch is not None
-        replica = ModelReplica(self.launch, index, self.sup.sink, self.sup.changed)
+        sup = self.sup
+        replica = ModelReplica(self.launch, index, sup.sink, sup.changed, sup.tasks)
         self.current[index] = replica
         self.sup.spawn(replica)
 
@@ -185,13 +184,17 @@ class Supervisor:
         changed: Callable[[], None],
         route_grace_s: float = 1.0,
         stop_grace_s: float = 30.0,
+        restarts: RestartPolicy | None = None,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.sink = sink
         self.changed = changed
         self.route_grace_s = route_grace_s
         self.stop_grace_s = stop_grace_s
+        self.restarts = restarts or RestartPolicy()
+        self.tasks = tasks
         self.groups: dict[tuple[str, str], VersionGroup] = {}
-        self.stopper = Stopper(changed)
+        self.stopper = Stopper(changed, tasks)
         self._starting: set[asyncio.Task[None]] = set()
         self._spawned: set[ModelReplica] = set()
 
@@ -232,7 +235,7 @@ class Supervisor:
 
     def spawn(self, replica: ModelReplica) -> None:
         self._spawned.add(replica)
-        task = asyncio.get_running_loop().create_task(self._spawn(replica))
+        task = spawn(self._spawn(replica), f"starting {replica.process.label}", self.tasks)
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
@@ -241,7 +244,8 @@ class Supervisor:
             await replica.start()
         except OSError as exc:  # the interpreter cannot be started at all
             log.error("cannot start %s: %s", replica.process.label, exc)
-        self.changed()
+        finally:
+            self.changed()
 
     def retire(self, replica: ModelReplica) -> None:
         self.stopper.stop(replica, self.route_grace_s, self.stop_grace_s)

@@ -20,18 +20,17 @@ field; they are coalesced for a moment, as a rollout makes them in bursts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from typing import Any
 
 import kopf
 
 from clipper.common import api
+from clipper.common.tasks import Supervised
 from clipper.operator import naming
 from clipper.operator.context import APPS, MODELS, Context, Key
 from clipper.operator.handlers.dispatch import dispatch
+from clipper.operator.handlers.supervision import check_tasks, start_queue
 from clipper.operator.kopf_settings import configure
 from clipper.operator.kube import Kube, client_configuration
 
@@ -53,26 +52,21 @@ def _track(ctx: Context, key: Key, event_type: str) -> None:
     ctx.queue.add(key)
 
 
-def _stop_if_broken(task: asyncio.Task[None]) -> None:
-    """The queue never ends by itself: if it does, nothing would be reconciled any
-    more, so stop the whole operator (gracefully) and let it be restarted."""
-    if not task.cancelled():
-        log.critical("the reconcile queue stopped (%r): stopping the operator", task.exception())
-        signal.raise_signal(signal.SIGTERM)
-
-
 def build_registry(ctx: Context) -> kopf.OperatorRegistry:
     """Every handler of the operator, bound to ``ctx``."""
     registry = kopf.OperatorRegistry()
-    task: list[asyncio.Task[None]] = []
+    queues: list[Supervised] = []
 
     @kopf.on.startup(id="startup", registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, ctx.settings, ctx.instance)
         ctx.kube = Kube(await client_configuration())
-        work = ctx.queue.run(lambda key: dispatch(ctx, key), ctx.settings.workers)
-        task.append(asyncio.create_task(work, name="clipper-reconcile-queue"))
-        task[0].add_done_callback(_stop_if_broken)
+        queues.append(start_queue(ctx, lambda key: dispatch(ctx, key)))
+
+    @kopf.on.probe(id="tasks", registry=registry)
+    async def tasks(**_: Any) -> dict[str, int]:
+        # Behind kopf's liveness endpoint: fails (HTTP 500) once the queue is dead.
+        return check_tasks(ctx)
 
     @kopf.on.login(id="login", registry=registry)
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -82,10 +76,8 @@ def build_registry(ctx: Context) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(**_: Any) -> None:
-        for running in task:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+        for queue in queues:
+            await queue.stop()
         if ctx.kube is not None:
             await ctx.kube.close()
 
