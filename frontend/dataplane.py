@@ -18,7 +18,7 @@ import numpy as np
 
 from clipper.common.errors import InvalidInput
 from clipper.frontend import queries
-from clipper.frontend.feedback import FeedbackStore, Remembered
+from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 class DataPlane:
     """Predict, learn from feedback, describe apps."""
 
-    def __init__(self, router: Router, feedback_capacity: int, seed: int | None = None) -> None:
+    def __init__(self, router: Router, feedback_max_bytes: int, seed: int | None = None) -> None:
         self.router = router
-        self.store = FeedbackStore(feedback_capacity, seed)
+        self.store = FeedbackStore(feedback_max_bytes, seed)
 
     @property
     def live(self) -> bool:
@@ -74,9 +74,7 @@ class DataPlane:
                 answer.query_id = self.store.new_id()
                 if outputs:
                     selection = evaluation.selections[i]
-                    self.store.remember(
-                        answer.query_id, Remembered(app.name, context, selection, outputs)
-                    )
+                    self.store.remember(answer.query_id, app.name, context, selection, outputs)
                 answers.append(answer)
         finally:
             evaluation.abandon()
@@ -99,7 +97,7 @@ class DataPlane:
             for e, label in zip(entries, labels, strict=True)
         ]
         for query_id in query_ids:
-            self.store.forget(query_id)
+            self.store.forget(app_name, query_id)
         return self._learn(app, scored)
 
     async def feedback_by_input(

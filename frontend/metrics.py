@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -53,6 +53,19 @@ class AppState:
     app: str
     cache: Any  # clipper.frontend.cache.CacheStats
     weights: dict[str, float]
+
+
+class FeedbackState(Protocol):
+    """One app's feedback store (``clipper.frontend.feedback.FeedbackStats``)."""
+
+    @property
+    def app(self) -> str: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +142,17 @@ class Metrics:
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()
         reg.register(self._state)
+        self._feedback = _FeedbackCollector()
+        reg.register(self._feedback)
 
     def watch(self, snapshot: Callable[[], Snapshot]) -> None:
         """Where the collector reads the live state from (the router)."""
         self._state.snapshot = snapshot
+
+    def watch_feedback(self, stats: Callable[[], Iterable[FeedbackState]], max_bytes: int) -> None:
+        """Where the feedback store's per-app bytes, entries and evictions are read."""
+        self._feedback.stats = stats
+        self._feedback.max_bytes = max_bytes
 
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))
@@ -284,3 +304,46 @@ def _cache_metrics(apps: list[AppState]) -> Iterator[Metric]:
     yield from counters.values()
     yield size
     yield ratio
+
+
+class _FeedbackCollector(Collector):
+    """The feedback store's bound and use per app, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], Iterable[FeedbackState]] | None = None
+        self.max_bytes = 0
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        size = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_bytes",
+            "Bytes of queries an app's feedback store holds (bound: feedback_max_bytes).",
+            labels=["app"],
+        )
+        entries = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_entries",
+            "Queries an app's feedback store holds for feedback by query id.",
+            labels=["app"],
+        )
+        evictions = CounterMetricFamily(
+            f"{PREFIX}_feedback_store_evictions",
+            "Queries evicted from an app's feedback store to stay within its byte bound.",
+            labels=["app"],
+        )
+        bound = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_max_bytes",
+            "The byte bound of each app's feedback store (feedback_max_bytes).",
+        )
+        bound.add_metric([], self.max_bytes)
+        yield bound
+        for app in self.stats():
+            size.add_metric([app.app], app.bytes)
+            entries.add_metric([app.app], app.entries)
+            evictions.add_metric([app.app], app.evictions)
+        yield size
+        yield entries
+        yield evictions

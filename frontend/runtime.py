@@ -39,7 +39,8 @@ class Frontend:
         self.settings = settings
         self.metrics = Metrics()
         self.router = Router(settings, self.metrics)
-        self.plane = DataPlane(self.router, settings.feedback_capacity, settings.seed)
+        self.plane = DataPlane(self.router, settings.feedback_max_bytes, settings.seed)
+        self.metrics.watch_feedback(self.plane.store.stats, settings.feedback_max_bytes)
         self.discovery = discovery or make_discovery(settings)
         self.rest = RestServer(
             self.plane,

@@ -70,8 +70,10 @@ class FrontendSettings(BaseSettings):
     health_interval_s: float = Field(default=1.0, gt=0)
     """Seconds between grpc.health.v1 checks of each replica."""
 
-    feedback_capacity: int = Field(default=100_000, ge=0)
-    """Recent queries remembered for feedback by query id (oldest forgotten first)."""
+    feedback_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Bytes of recent queries each app remembers for feedback by query id (their
+    output rows plus ~700 bytes each; oldest forgotten first; 0: feedback by input
+    only)."""
 
     seed: int | None = None
     """Seed for selection policies and version picks (reproducible experiments)."""
