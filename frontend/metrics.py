@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -139,6 +139,22 @@ class Metrics:
             labels,
             registry=reg,
         )
+        self.connections_closed = Counter(
+            f"{PREFIX}_http_connections_closed",
+            "REST connections closed before a normal end, by reason: refused (over "
+            "max_connections), header_timeout, body_timeout, client_disconnected.",
+            ["reason"],
+            registry=reg,
+        )
+        self.open_connections = Gauge(
+            f"{PREFIX}_http_connections", "Open REST connections.", registry=reg
+        )
+        self.max_connections = Gauge(
+            f"{PREFIX}_http_max_connections",
+            "The bound on open REST connections (max_connections, as the open-file limit allows).",
+            registry=reg,
+        )
+        self._closed_children: dict[str, Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()
         reg.register(self._state)
@@ -153,6 +169,17 @@ class Metrics:
         """Where the feedback store's per-app bytes, entries and evictions are read."""
         self._feedback.stats = stats
         self._feedback.max_bytes = max_bytes
+
+    def watch_connections(self, count: Callable[[], int], bound: int) -> None:
+        """Where the number of open REST connections is read, and their bound."""
+        self.open_connections.set_function(count)
+        self.max_connections.set(bound)
+
+    def connection_closed(self, reason: str) -> None:
+        child = self._closed_children.get(reason)
+        if child is None:
+            child = self._closed_children[reason] = self.connections_closed.labels(reason)
+        child.inc()
 
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))

@@ -23,8 +23,9 @@ from types import TracebackType
 from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
 from clipper.frontend.dataplane import DataPlane
-from clipper.frontend.grpc.server import GrpcServer
+from clipper.frontend.grpc.server import GrpcLimits, GrpcServer
 from clipper.frontend.metrics import Metrics
+from clipper.frontend.rest.connections import ConnectionLimits
 from clipper.frontend.rest.server import RestServer
 from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.factory import make_discovery
@@ -49,9 +50,24 @@ class Frontend:
             settings.http_port,
             settings.max_body_bytes,
             settings.grace_period_s,
+            ConnectionLimits(
+                settings.header_timeout_s,
+                settings.body_timeout_s,
+                settings.keepalive_timeout_s,
+                settings.max_connections,
+            ),
         )
         self.grpc = GrpcServer(
-            self.plane, self.metrics, settings.host, settings.grpc_port, settings.max_body_bytes
+            self.plane,
+            self.metrics,
+            settings.host,
+            settings.grpc_port,
+            settings.max_body_bytes,
+            GrpcLimits(
+                settings.grpc_max_concurrent_rpcs,
+                settings.header_timeout_s,
+                settings.keepalive_timeout_s,
+            ),
         )
         self._follow_task: asyncio.Task[None] | None = None
         self._listening = False
