@@ -154,6 +154,11 @@ class Metrics:
             "The bound on open REST connections (max_connections, as the open-file limit allows).",
             registry=reg,
         )
+        self.grpc_max_concurrent_rpcs = Gauge(
+            f"{PREFIX}_grpc_max_concurrent_rpcs",
+            "The bound on gRPC calls served at once (grpc_max_concurrent_rpcs).",
+            registry=reg,
+        )
         self._closed_children: dict[str, Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()

@@ -53,6 +53,7 @@ class GrpcServer:
     ) -> None:
         self.host, self.port = host, port
         limits = limits or GrpcLimits()
+        metrics.grpc_max_concurrent_rpcs.set(limits.max_concurrent_rpcs)
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),

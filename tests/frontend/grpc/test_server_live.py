@@ -10,7 +10,7 @@ import numpy as np
 
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs
-from clipper.testing.frontend import route, serving, write_routes
+from clipper.testing.frontend import metric, route, serving, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 
@@ -39,6 +39,8 @@ async def test_calls_past_the_concurrency_bound_are_resource_exhausted(
         codes = await asyncio.gather(*(infer(stub) for _ in range(6)))
         latency.set(0.0)
         after = await infer(stub)
+        text = fe.metrics()
     assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
     assert codes.count(grpc.StatusCode.OK) <= 2
     assert after == grpc.StatusCode.OK  # the server keeps serving
+    assert metric(text, "clipper_frontend_grpc_max_concurrent_rpcs") == 2
