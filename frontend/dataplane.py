@@ -19,11 +19,12 @@ import numpy as np
 from clipper.common.errors import InvalidInput
 from clipper.common.tasks import TaskRegistry
 from clipper.frontend import queries
-from clipper.frontend.feedback import FeedbackStore, Remembered
+from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
+from clipper.frontend.selection.labels import OutputSpec, check_label
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,12 @@ class DataPlane:
     def __init__(
         self,
         router: Router,
-        feedback_capacity: int,
+        feedback_max_bytes: int,
         seed: int | None = None,
         tasks: TaskRegistry | None = None,
     ) -> None:
         self.router = router
-        self.store = FeedbackStore(feedback_capacity, seed)
+        self.store = FeedbackStore(feedback_max_bytes, seed)
         self.tasks = tasks or TaskRegistry()
 
     @property
@@ -88,9 +89,7 @@ class DataPlane:
                 answer.query_id = self.store.new_id()
                 if outputs:
                     selection = evaluation.selections[i]
-                    self.store.remember(
-                        answer.query_id, Remembered(app.name, context, selection, outputs)
-                    )
+                    self.store.remember(answer.query_id, app.name, context, selection, outputs)
                 answers.append(answer)
         finally:
             evaluation.abandon()
@@ -107,13 +106,14 @@ class DataPlane:
         """Learn from labels for answered queries; returns each model's loss per query."""
         app = self.router.app(app_name)
         _same_length(query_ids, labels, "query ids")
+        _check_labels(app, labels)
         entries = [self.store.get(app_name, query_id) for query_id in query_ids]
         scored = [  # every label is checked before any query id is used up
             (e.context, e.selection, _losses(app, e.outputs, label))
             for e, label in zip(entries, labels, strict=True)
         ]
         for query_id in query_ids:
-            self.store.forget(query_id)
+            self.store.forget(app_name, query_id)
         return self._learn(app, scored)
 
     async def feedback_by_input(
@@ -122,6 +122,7 @@ class DataPlane:
         """Learn from labelled inputs: the selected models evaluate them (cache first)."""
         app = self.router.app(app_name)
         _same_length(rows, labels, "inputs")
+        _check_labels(app, labels)
         until = asyncio.get_running_loop().time() + app.slo_s
         evaluation = queries.start(app, rows, context, until, self.router.rng)
         try:
@@ -158,6 +159,24 @@ class DataPlane:
             "inputs": inputs,
             "outputs": [_tensor(spec) for spec in app.output_metadata()],
         }
+
+
+def _check_labels(app: AppRuntime, labels: Sequence[Any]) -> None:
+    """Every label against the models' declared output, before any is used: a label
+    that cannot be right (``true``, 0.5, -1 for a classifier) is a 400 and moves no
+    weight. Each scored output is checked again by the loss (the declared shape
+    may be ``-1``)."""
+    outputs = app.output_metadata()
+    spec = OutputSpec.of_metadata(outputs[0].datatype, list(outputs[0].shape)) if outputs else None
+    if spec is None:
+        return
+    loss = app.policy.params.loss
+    for i, label in enumerate(labels):
+        try:
+            check_label(label, spec, loss)
+        except InvalidInput as exc:
+            where = f"label {i} of app '{app.name}'" if len(labels) > 1 else f"app '{app.name}'"
+            raise InvalidInput(f"{where}: {exc.message}") from None
 
 
 def _losses(app: AppRuntime, outputs: dict[str, np.ndarray], label: Any) -> dict[str, float]:

@@ -1,10 +1,22 @@
 """Recent queries, remembered so that a label can be sent later by query id.
 
 A query id names one answered row. The store keeps what learning needs and
-nothing else -- the app, the context, the policy's ``Selection`` and each
-answering model's output row -- so a label costs no model evaluation. It is
-bounded in entries, oldest forgotten first, and an id is used up by its
-feedback (a second label for the same query would count twice).
+nothing else -- the context, the policy's ``Selection`` and each answering
+model's output row -- so a label costs no model evaluation. An id is used up by
+its feedback (a second label for the same query would count twice).
+
+Memory is the risk, so the bound is in bytes, per app (``feedback_max_bytes``):
+an entry costs its output rows' bytes plus fixed overheads for the objects
+around them, so the bound also caps the number of entries (an entry count
+alone would let a model with 1,000 float64 scores per row take 8 KB a query,
+800 MB for 100,000 queries). Per app, so one busy app cannot evict another's
+queries. Oldest forgotten first; evictions are counted, and bytes and entries
+are exported (``stats``, read at scrape time). An evicted id is told apart
+from an unknown one, so the client learns to send labels sooner.
+
+The store keeps copies, never views: a model's answer to a batch is one
+buffer, and a row that is a view of it would pin the whole batch's response
+(and, behind it, the gRPC message) for as long as the row is remembered.
 
 Ids start at a random 52-bit offset per process, so with several frontend
 replicas behind one address a label sent to the wrong one is almost surely an
@@ -15,7 +27,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,50 +37,123 @@ import numpy as np
 from clipper.common.errors import NotFound
 from clipper.frontend.selection import Selection
 
+ENTRY_OVERHEAD = 600
+"""Bytes counted per entry besides its output arrays: the entry, its dict slots,
+the selection, the id."""
+ARRAY_OVERHEAD = 128
+"""Bytes counted per output array besides its data (the ndarray object). With
+both, an entry of one model's scalar output counts 736 bytes; tracemalloc
+measures 720."""
+
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
-    app: str
     context: str
     selection: Selection
     outputs: dict[str, np.ndarray]
+    nbytes: int
 
 
-class FeedbackStore:
-    def __init__(self, capacity: int, seed: int | None = None) -> None:
-        self.capacity = capacity
-        start = random.Random(seed).getrandbits(20) << 32
-        self._ids = itertools.count(start + 1)
+@dataclass(frozen=True, slots=True)
+class FeedbackStats:
+    """One app's store, as ``/metrics`` shows it."""
+
+    app: str
+    entries: int
+    bytes: int
+    evictions: int
+
+
+class _AppQueries:
+    """One app's remembered queries, oldest first."""
+
+    def __init__(self) -> None:
         # An OrderedDict, not a dict: evicting the oldest of a plain dict means
         # ``next(iter(d))``, which skips every slot deleted before it -- quadratic
         # once the store is full. ``popitem(last=False)`` is O(1).
-        self._entries: OrderedDict[int, Remembered] = OrderedDict()
+        self.entries: OrderedDict[int, Remembered] = OrderedDict()
+        self.bytes = 0
+        self.evictions = 0
+        self.evicted_through = -1  # the newest id evicted so far
+
+    def add(self, query_id: int, entry: Remembered, max_bytes: int) -> None:
+        self.entries[query_id] = entry
+        self.bytes += entry.nbytes
+        while self.bytes > max_bytes and self.entries:
+            old_id, old = self.entries.popitem(last=False)
+            self.bytes -= old.nbytes
+            self.evictions += 1
+            self.evicted_through = max(self.evicted_through, old_id)
+
+    def pop(self, query_id: int) -> None:
+        entry = self.entries.pop(query_id, None)
+        if entry is not None:
+            self.bytes -= entry.nbytes
+
+
+class FeedbackStore:
+    def __init__(self, max_bytes: int, seed: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        start = random.Random(seed).getrandbits(20) << 32
+        self._ids = itertools.count(start + 1)
+        self._apps: dict[str, _AppQueries] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(app.entries) for app in self._apps.values())
 
     def new_id(self) -> int:
         return next(self._ids)
 
-    def remember(self, query_id: int, entry: Remembered) -> None:
-        if self.capacity <= 0:
-            return
-        entries = self._entries
-        entries[query_id] = entry
-        if len(entries) > self.capacity:
-            entries.popitem(last=False)
+    def remember(
+        self,
+        query_id: int,
+        app: str,
+        context: str,
+        selection: Selection,
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
+        """Keep copies of the output rows (never views of a batch's buffer)."""
+        copies = {model: np.array(output, copy=True) for model, output in outputs.items()}
+        nbytes = ENTRY_OVERHEAD + sum(_nbytes(output) for output in copies.values())
+        if nbytes > self.max_bytes:
+            return  # bound 0 (feedback by id off), or one row larger than the bound
+        queries = self._apps.get(app)
+        if queries is None:
+            queries = self._apps[app] = _AppQueries()
+        queries.add(query_id, Remembered(context, selection, copies, nbytes), self.max_bytes)
 
     def get(self, app: str, query_id: int) -> Remembered:
-        """The query's record; ``NotFound`` if unknown, used up or another app's."""
-        entry = self._entries.get(query_id)
-        if entry is None or entry.app != app:
+        """The query's record; ``NotFound`` if unknown, used up, evicted or another app's."""
+        queries = self._apps.get(app)
+        entry = None if queries is None else queries.entries.get(query_id)
+        if entry is not None:
+            return entry
+        if queries is not None and query_id <= queries.evicted_through:
             raise NotFound(
-                f"unknown query id {query_id} for app '{app}': it was never answered here, "
-                "its feedback was already received, it is older than the last "
-                f"{self.capacity} queries, or its answer was a default"
+                f"query id {query_id} of app '{app}' was evicted: the frontend keeps the "
+                f"newest {self.max_bytes} bytes of queries per app for feedback "
+                "(--feedback-max-bytes); send labels sooner, or send feedback by input"
             )
-        return entry
+        raise NotFound(
+            f"unknown query id {query_id} for app '{app}': it was never answered here, "
+            "its feedback was already received, or its answer was a default"
+        )
 
-    def forget(self, query_id: int) -> None:
+    def forget(self, app: str, query_id: int) -> None:
         """Use the id up: its feedback has been received."""
-        self._entries.pop(query_id, None)
+        queries = self._apps.get(app)
+        if queries is not None:
+            queries.pop(query_id)
+
+    def stats(self) -> list[FeedbackStats]:
+        return [
+            FeedbackStats(app, len(q.entries), q.bytes, q.evictions)
+            for app, q in self._apps.items()
+        ]
+
+
+def _nbytes(output: np.ndarray) -> int:
+    size = ARRAY_OVERHEAD + int(output.nbytes)
+    if output.dtype.kind == "O":  # BYTES outputs: the objects the array points to
+        size += sum(sys.getsizeof(value) for value in output.flat)
+    return size

@@ -20,9 +20,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -55,6 +55,19 @@ class AppState:
     app: str
     cache: Any  # clipper.frontend.cache.CacheStats
     weights: dict[str, float]
+
+
+class FeedbackState(Protocol):
+    """One app's feedback store (``clipper.frontend.feedback.FeedbackStats``)."""
+
+    @property
+    def app(self) -> str: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +141,32 @@ class Metrics:
             labels,
             registry=reg,
         )
+        self.connections_closed = Counter(
+            f"{PREFIX}_http_connections_closed",
+            "REST connections closed before a normal end, by reason: refused (over "
+            "max_connections), header_timeout, body_timeout, client_disconnected.",
+            ["reason"],
+            registry=reg,
+        )
+        self.open_connections = Gauge(
+            f"{PREFIX}_http_connections", "Open REST connections.", registry=reg
+        )
+        self.max_connections = Gauge(
+            f"{PREFIX}_http_max_connections",
+            "The bound on open REST connections (max_connections, as the open-file limit allows).",
+            registry=reg,
+        )
+        self.grpc_max_concurrent_rpcs = Gauge(
+            f"{PREFIX}_grpc_max_concurrent_rpcs",
+            "The bound on gRPC calls served at once (grpc_max_concurrent_rpcs).",
+            registry=reg,
+        )
+        self._closed_children: dict[str, Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()
         reg.register(self._state)
+        self._feedback = _FeedbackCollector()
+        reg.register(self._feedback)
 
     def watch(self, snapshot: Callable[[], Snapshot]) -> None:
         """Where the collector reads the live state from (the router)."""
@@ -139,6 +175,22 @@ class Metrics:
     def watch_tasks(self, tasks: TaskRegistry) -> None:
         """Where the collector reads the crash counts of long-lived tasks from."""
         self._state.tasks = tasks
+
+    def watch_feedback(self, stats: Callable[[], Iterable[FeedbackState]], max_bytes: int) -> None:
+        """Where the feedback store's per-app bytes, entries and evictions are read."""
+        self._feedback.stats = stats
+        self._feedback.max_bytes = max_bytes
+
+    def watch_connections(self, count: Callable[[], int], bound: int) -> None:
+        """Where the number of open REST connections is read, and their bound."""
+        self.open_connections.set_function(count)
+        self.max_connections.set(bound)
+
+    def connection_closed(self, reason: str) -> None:
+        child = self._closed_children.get(reason)
+        if child is None:
+            child = self._closed_children[reason] = self.connections_closed.labels(reason)
+        child.inc()
 
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))
@@ -304,3 +356,46 @@ def _cache_metrics(apps: list[AppState]) -> Iterator[Metric]:
     yield from counters.values()
     yield size
     yield ratio
+
+
+class _FeedbackCollector(Collector):
+    """The feedback store's bound and use per app, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], Iterable[FeedbackState]] | None = None
+        self.max_bytes = 0
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        size = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_bytes",
+            "Bytes of queries an app's feedback store holds (bound: feedback_max_bytes).",
+            labels=["app"],
+        )
+        entries = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_entries",
+            "Queries an app's feedback store holds for feedback by query id.",
+            labels=["app"],
+        )
+        evictions = CounterMetricFamily(
+            f"{PREFIX}_feedback_store_evictions",
+            "Queries evicted from an app's feedback store to stay within its byte bound.",
+            labels=["app"],
+        )
+        bound = GaugeMetricFamily(
+            f"{PREFIX}_feedback_store_max_bytes",
+            "The byte bound of each app's feedback store (feedback_max_bytes).",
+        )
+        bound.add_metric([], self.max_bytes)
+        yield bound
+        for app in self.stats():
+            size.add_metric([app.app], app.bytes)
+            entries.add_metric([app.app], app.entries)
+            evictions.add_metric([app.app], app.evictions)
+        yield size
+        yield entries
+        yield evictions

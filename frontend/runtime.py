@@ -36,8 +36,9 @@ from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
 from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
 from clipper.frontend.dataplane import DataPlane
-from clipper.frontend.grpc.server import GrpcServer
+from clipper.frontend.grpc.server import GrpcLimits, GrpcServer
 from clipper.frontend.metrics import Metrics
+from clipper.frontend.rest.connections import ConnectionLimits
 from clipper.frontend.rest.server import RestServer
 from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.factory import make_discovery
@@ -54,7 +55,8 @@ class Frontend:
         self.metrics = Metrics()
         self.metrics.watch_tasks(self.tasks)
         self.router = Router(settings, self.metrics, self.tasks)
-        self.plane = DataPlane(self.router, settings.feedback_capacity, settings.seed, self.tasks)
+        self.plane = DataPlane(self.router, settings.feedback_max_bytes, settings.seed, self.tasks)
+        self.metrics.watch_feedback(self.plane.store.stats, settings.feedback_max_bytes)
         self.discovery = discovery or make_discovery(settings, self.tasks)
         self.rest = RestServer(
             self.plane,
@@ -63,9 +65,24 @@ class Frontend:
             settings.http_port,
             settings.max_body_bytes,
             settings.grace_period_s,
+            ConnectionLimits(
+                settings.header_timeout_s,
+                settings.body_timeout_s,
+                settings.keepalive_timeout_s,
+                settings.max_connections,
+            ),
         )
         self.grpc = GrpcServer(
-            self.plane, self.metrics, settings.host, settings.grpc_port, settings.max_body_bytes
+            self.plane,
+            self.metrics,
+            settings.host,
+            settings.grpc_port,
+            settings.max_body_bytes,
+            GrpcLimits(
+                settings.grpc_max_concurrent_rpcs,
+                settings.header_timeout_s,
+                settings.keepalive_timeout_s,
+            ),
         )
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None

@@ -50,6 +50,26 @@ class FrontendSettings(BaseSettings):
     """Largest request body (REST) or message (gRPC); larger ones get 413 /
     RESOURCE_EXHAUSTED."""
 
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a complete request head, from opening the
+    connection or from the head's first byte; then the connection is closed. Over
+    gRPC: the HTTP/2 handshake's timeout."""
+
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds a request body may take to arrive in full, from its head; then 408 and
+    the connection is closed."""
+
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    """Seconds an idle connection (REST keep-alive, gRPC) stays open; keep it above
+    the idle timeout of any load balancer in front."""
+
+    max_connections: int = Field(default=10_000, ge=1)
+    """Open REST connections; past it a new connection gets 503 with Retry-After and
+    is closed. Lowered at start-up, with a warning, to what the open-file limit allows."""
+
+    grpc_max_concurrent_rpcs: int = Field(default=4096, ge=1)
+    """gRPC calls served at once; past it a call gets RESOURCE_EXHAUSTED."""
+
     queue_capacity: int = Field(default=1024, ge=1)
     """Rows a model version's queue holds; when full, requests get 429 /
     RESOURCE_EXHAUSTED with Retry-After."""
@@ -70,8 +90,10 @@ class FrontendSettings(BaseSettings):
     health_interval_s: float = Field(default=1.0, gt=0)
     """Seconds between grpc.health.v1 checks of each replica."""
 
-    feedback_capacity: int = Field(default=100_000, ge=0)
-    """Recent queries remembered for feedback by query id (oldest forgotten first)."""
+    feedback_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Bytes of recent queries each app remembers for feedback by query id (their
+    output rows plus ~700 bytes each; oldest forgotten first; 0: feedback by input
+    only)."""
 
     seed: int | None = None
     """Seed for selection policies and version picks (reproducible experiments)."""

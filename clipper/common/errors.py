@@ -56,6 +56,20 @@ class NotFound(ClipperError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
+class RequestTimeout(ClipperError):
+    """The client did not send its request body within the server's body timeout."""
+
+    http_status = 408
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class LengthRequired(ClipperError):
+    """A request body came without a declared length (``Content-Length`` or chunked)."""
+
+    http_status = 411
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
 class PayloadTooLarge(ClipperError):
     """The body is over the configured limit."""
 

@@ -3,9 +3,19 @@
 The health service reports SERVING while the frontend serves and NOT_SERVING
 from the moment shutdown starts, so gRPC-aware load balancers stop sending new
 calls while calls in flight get the grace period to finish.
+
+Clients are bounded as on the REST port, with what ``grpc.aio`` offers: at
+most ``grpc_max_concurrent_rpcs`` calls at once (RESOURCE_EXHAUSTED past it,
+before any work), an HTTP/2 handshake within ``header_timeout_s``, idle
+connections closed (GOAWAY) after ``keepalive_timeout_s``, and keepalive pings
+that close connections to clients that vanished. ``grpc.aio`` has no bound on
+open connections; with the handshake and idle timeouts they cannot linger, and
+their file descriptors come out of the reserve the REST bound leaves.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,18 +26,45 @@ from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.grpc.servicer import InferenceServicer
 from clipper.frontend.metrics import Metrics
 
+KEEPALIVE_TIME_MS = 60_000
+"""Ping a connection with no traffic for a minute, to find clients that vanished."""
+KEEPALIVE_TIMEOUT_MS = 20_000
+"""Close a connection whose ping is not answered within 20 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcLimits:
+    """The gRPC server's bounds (from ``FrontendSettings``)."""
+
+    max_concurrent_rpcs: int = 4096
+    handshake_timeout_s: float = 10.0
+    idle_timeout_s: float = 75.0
+
 
 class GrpcServer:
     def __init__(
-        self, plane: DataPlane, metrics: Metrics, host: str, port: int, max_message_bytes: int
+        self,
+        plane: DataPlane,
+        metrics: Metrics,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        limits: GrpcLimits | None = None,
     ) -> None:
         self.host, self.port = host, port
+        limits = limits or GrpcLimits()
+        metrics.grpc_max_concurrent_rpcs.set(limits.max_concurrent_rpcs)
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.so_reuseport", 0),
-            ]
+                ("grpc.server_handshake_timeout_ms", int(limits.handshake_timeout_s * 1000)),
+                ("grpc.max_connection_idle_ms", int(limits.idle_timeout_s * 1000)),
+                ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+                ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+            ],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceServicer(plane, metrics), self._server

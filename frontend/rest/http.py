@@ -25,8 +25,15 @@ import orjson
 from aiohttp import web
 
 from clipper.common import logs
-from clipper.common.errors import ClipperError, InvalidInput, PayloadTooLarge
+from clipper.common.errors import (
+    ClipperError,
+    InvalidInput,
+    LengthRequired,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from clipper.frontend.metrics import Metrics
+from clipper.frontend.rest.connections import BodyTimeout
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ def endpoint(api: str, metrics: Metrics, handler: Handler) -> Handler:
                 log.debug("%s %s: %d %s", request.method, request.path, exc.http_status, exc)
             metrics.error(api, str(exc.http_status))
             response = error_response(exc)
+        except ConnectionError:  # the client left mid-upload: logged and counted as it closes
+            response = json_response({"error": "the client disconnected"}, 499)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             metrics.error(api, "500")
@@ -67,6 +76,8 @@ def endpoint(api: str, metrics: Metrics, handler: Handler) -> Handler:
 def error_response(exc: ClipperError) -> web.Response:
     response = json_response(exc.to_json(), exc.http_status)
     response.headers.update(exc.http_headers())
+    if isinstance(exc, RequestTimeout):
+        response.force_close()  # the rest of the body may still come: not a request
     return response
 
 
@@ -90,17 +101,30 @@ def json_response(value: Any, status: int = 200) -> web.Response:
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The body, or ``PayloadTooLarge`` past ``limit`` bytes (checked before reading
-    when the length is declared, and while reading when the body is chunked)."""
+    when the length is declared, and while reading when the body is chunked);
+    ``LengthRequired`` when it has no declared length (HTTP/1.0 would read until
+    the client closes, so the client would wait forever for its answer);
+    ``RequestTimeout`` when it does not arrive within the body timeout."""
     length = request.content_length
+    if length is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired(
+            f"{request.method} {request.path} needs a body with a Content-Length header "
+            "(or Transfer-Encoding: chunked)"
+        )
     if length is not None and length > limit:
         raise PayloadTooLarge(f"the body has {length} bytes; the limit is {limit}")
     chunks = []
     size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except BodyTimeout:
+        raise RequestTimeout(
+            f"the body did not arrive within the frontend's body timeout ({size} bytes came)"
+        ) from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -10,6 +10,10 @@ long-lived task died for good; a 503 body names the dead ones) are
 matched first, so they always mean what they say. Unknown paths get 404 and
 wrong methods 405, both with a JSON ``{"error": ...}`` body.
 
+Connections are bounded in time and number (``connections.py``): header and
+body timeouts, an idle timeout, at most ``max_connections`` open (503 past it),
+and the HTTP parser's own errors answered in JSON like every other error.
+
 The access log is off (a line per request would cost more than serving a
 cached prediction); requests are visible through metrics, and DEBUG logs carry
 request ids. Shutdown is graceful: ``stop`` closes the listening socket, then
@@ -23,6 +27,12 @@ from aiohttp import web
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import CONTENT_TYPE, Metrics
 from clipper.frontend.rest.clipper_api import ClipperApi
+from clipper.frontend.rest.connections import (
+    ConnectionLimits,
+    Server,
+    raise_open_files_limit,
+    usable_connections,
+)
 from clipper.frontend.rest.http import Handler, endpoint, json_response
 from clipper.frontend.rest.oip_api import OipApi
 
@@ -87,9 +97,12 @@ class RestServer:
         port: int,
         max_body_bytes: int,
         grace_period_s: float,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.routes = Routes(plane, metrics, max_body_bytes)
+        self.metrics = metrics
+        self.limits = limits or ConnectionLimits()
         self._grace_period_s = grace_period_s
         self._runner: web.ServerRunner | None = None
 
@@ -101,7 +114,13 @@ class RestServer:
         return await handler(request, app)
 
     async def start(self) -> None:
-        server = web.Server(self._handle, access_log=None, max_field_size=65536)
+        server = Server(
+            self._handle, self.limits, self.metrics, access_log=None, max_field_size=65536
+        )
+        server.max_connections = usable_connections(
+            self.limits.max_connections, raise_open_files_limit()
+        )
+        self.metrics.watch_connections(lambda: len(server.connections), server.max_connections)
         self._runner = web.ServerRunner(server, shutdown_timeout=self._grace_period_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)

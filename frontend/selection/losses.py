@@ -4,8 +4,10 @@ Every policy learns from losses in [0, 1], so the bandit algorithms' guarantees
 hold and policies stay comparable. Labels come from clients (JSON or gRPC), so a
 label that cannot be compared with the model's output -- wrong shape, a string
 for a numeric model, a class index out of range -- is the client's error and
-raises ``InvalidInput`` naming what was expected. A prediction that is NaN is
-the model's fault and simply counts as a full loss.
+raises ``InvalidInput`` naming what was expected (``labels.check_label``: a
+boolean, a fraction, a negative or a huge number for a classifier is an error,
+never a wrong answer). A prediction that is NaN is the model's fault and simply
+counts as a full loss.
 
 - ``zero_one``: classification. A row of floats with more than one element is a
   vector of class scores and is compared by argmax with an integer class index
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from clipper.common.errors import InvalidInput
+from clipper.frontend.selection.labels import OutputSpec, check_label
 
 LossName = Literal["zero_one", "absolute", "squared"]
 LossFn = Callable[[np.ndarray, Any], float]
@@ -35,6 +38,7 @@ LossFn = Callable[[np.ndarray, Any], float]
 def zero_one(prediction: np.ndarray, label: Any) -> float:
     """Fraction of wrong labels: 0.0 when the prediction is right, 1.0 when wrong."""
     pred = np.asarray(prediction)
+    check_label(label, OutputSpec.of_prediction(pred), "zero_one")
     if type(label) is int or isinstance(label, np.integer):
         fast = _class_index_loss(pred, int(label))
         if fast is not None:
@@ -161,6 +165,7 @@ def _same_size(pred: np.ndarray, truth: np.ndarray) -> None:
 def _numeric_error(prediction: np.ndarray, label: Any) -> np.ndarray | None:
     """prediction - label as floats, or None when the prediction is not finite."""
     pred = np.asarray(prediction)
+    check_label(label, OutputSpec.of_prediction(pred), "absolute")
     truth = _label_array(label)
     if truth.dtype.kind not in "biuf":
         raise InvalidInput(f"a regression loss needs a numeric label; got {label!r}")

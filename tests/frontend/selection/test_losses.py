@@ -21,6 +21,7 @@ from clipper.frontend.selection.losses import absolute, get_loss, squared, zero_
         (np.array([0.1, 0.7, 0.2]), 2, 1.0),
         (np.array([0.1, 0.7, 0.2], dtype=np.float32), 1.0, 0.0),  # 1.0 is a class index
         (np.array([0.1, 0.7, 0.2]), [0, 1, 0], 0.0),  # one-hot label
+        (np.array(3, dtype=np.int64), 3.0, 0.0),  # an integral float is that class
         (np.array([b"cat"], dtype=object), "cat", 0.0),  # JSON text vs BYTES output
         (np.array(["dog"]), "cat", 1.0),
         (np.array([1, 2, 3, 4]), [1, 2, 0, 4], 0.25),  # per-position labels
@@ -32,22 +33,36 @@ def test_zero_one(prediction: np.ndarray, label: object, loss: float) -> None:
     assert zero_one(prediction, label) == loss
 
 
+CLASSES = "so a label must be a class index, an integer in \\[0, 2\\)"
+CLASS_LABEL = "output int64 class labels, so a label must be a non-negative integer"
+
+
 @pytest.mark.parametrize(
     ("prediction", "label", "message"),
     [
         (np.array([0.2, 0.8]), None, "needs a label"),
-        (np.array([0.2, 0.8]), 1.5, "not a class index"),
-        (np.array([0.2, 0.8]), "one", "not a class index"),
-        (np.array([0.2, 0.8]), 2, "out of range for 2 class scores"),
-        (np.array([0.2, 0.8]), -1, "out of range"),
+        (np.array([0.2, 0.8]), 1.5, CLASSES),
+        (np.array([0.2, 0.8]), "one", CLASSES),
+        (np.array([0.2, 0.8]), 2, CLASSES),
+        (np.array([0.2, 0.8]), -1, CLASSES),
+        (np.array([0.2, 0.8]), True, CLASSES),  # a boolean is not class 1
+        (np.array([0.2, 0.8]), 1e308, CLASSES),
         (np.array([0.2, 0.8]), [0, 1, 1], "model outputs 1 row"),
-        (np.array(3), "three", "cannot compare a text label with a numeric prediction"),
-        (np.array([b"a"], dtype=object), 3, "cannot compare"),
+        # The labels for a digits classifier that answers class labels:
+        (np.array(3), True, CLASS_LABEL),
+        (np.array(3), 0.5, CLASS_LABEL),
+        (np.array(3), -1, CLASS_LABEL),
+        (np.array(3), 1e308, CLASS_LABEL),
+        (np.array(3), "three", CLASS_LABEL),
+        (np.array(3, dtype=np.uint8), 256, r"at most 255"),
+        (np.array([b"a"], dtype=object), 3, "so a label must be a string"),
         (np.array([1, 2]), 1, r"label has 1 element\(s\)"),
         (np.array(1), [[1], [2, 3]], "not a scalar or a regular array"),
-        (np.array(1), {"a": 1}, "neither a number"),
+        (np.array(1), {"a": 1}, CLASS_LABEL),
         (np.array(1), [], "neither a number"),
-        (np.array(1.0), float("nan"), "not finite"),
+        (np.array(1.0), float("nan"), "so a label must be a number"),
+        (np.array(1.0), False, "so a label must be a number"),
+        (np.array(True), 1, "so a label must be true or false"),
     ],
 )
 def test_zero_one_rejects_labels_that_do_not_fit(
@@ -74,7 +89,8 @@ def test_regression_losses_scale_and_clip() -> None:
         (np.array([1.0]), "high", "needs a numeric label"),
         (np.array([b"x"], dtype=object), 1.0, "needs a numeric prediction"),
         (np.array([1.0, 2.0]), 1.0, "element"),
-        (np.array([1.0]), float("inf"), "not finite"),
+        (np.array([1.0]), float("inf"), "needs a numeric label, finite"),
+        (np.array([1.0]), True, "not a boolean"),
     ],
 )
 def test_regression_losses_reject_labels_that_do_not_fit(
