@@ -47,6 +47,12 @@ def version(obj: dict[str, Any], name: str) -> dict[str, Any]:
     return next((v for v in obj["status"].get("versions", []) if v["version"] == name), {})
 
 
+def service_names(k8s: ControlPlane, namespace: str) -> set[str]:
+    return {
+        s.metadata.name for s in client.CoreV1Api(k8s.api).list_namespaced_service(namespace).items
+    }
+
+
 def replicas(k8s: ControlPlane, namespace: str, name: str) -> tuple[int, int] | None:
     """(spec.replicas, status.replicas) of Deployment ``name``, None if absent."""
     try:
@@ -129,8 +135,9 @@ def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_versio
         )  # fmt: skip
         assert [v["version"] for v in final["status"]["versions"]] == ["v1", "v3"]
         assert replicas(k8s, namespace, "digits-v1") == (0, 0)
-        services = client.CoreV1Api(k8s.api).list_namespaced_service(namespace).items
-        assert {s.metadata.name for s in services} == {"digits-v1", "digits-v3"}
+        # The deleted version's Service goes with it, through the garbage collector.
+        wait_for(lambda: service_names(k8s, namespace) == {"digits-v1", "digits-v3"},
+                 timeout=60, what="only the Services of v1 and v3 left")  # fmt: skip
 
 
 def test_a_version_that_never_becomes_ready_is_rolled_back_and_never_gets_traffic(
