@@ -72,9 +72,6 @@ class OperatorSettings(BaseSettings):
     """How long a model server may take to load its model before Kubernetes restarts
     it (the startup probe's budget)."""
 
-    termination_grace_seconds: int = Field(default=45, ge=1)
-    """Grace period of model-server pods: long enough for their drain (30 s)."""
-
     liveness_endpoint: str | None = None
     """Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."""
 

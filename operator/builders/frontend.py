@@ -14,6 +14,7 @@ from typing import Any
 
 from clipper.common import api
 from clipper.operator import naming
+from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
     CONTAINER_SECURITY,
     POD_SECURITY,
@@ -48,6 +49,8 @@ def frontend_args(app: api.ClipperApp) -> list[str]:
         str(naming.FRONTEND_HTTP_PORT),
         "--grpc-port",
         str(naming.FRONTEND_GRPC_PORT),
+        "--grace-period-s",
+        str(int(drain.FRONTEND.grace_period_s)),
     ]
 
 
@@ -76,6 +79,7 @@ def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any
         "resources": {k: {n: str(q) for n, q in v.items()} for k, v in resources.items()},
         "readinessProbe": _http_probe("/readyz", period=2, failures=2),
         "livenessProbe": _http_probe("/v2/health/live", period=10, failures=3),
+        "lifecycle": drain.FRONTEND.lifecycle(),
         "securityContext": CONTAINER_SECURITY,
     }
 
@@ -106,8 +110,8 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
                 "spec": {
                     "serviceAccountName": name,
                     "containers": [_container(app, settings)],
-                    # The frontend drains for up to 30 s (its grace period) on SIGTERM.
-                    "terminationGracePeriodSeconds": 45,
+                    # preStop sleep + the frontend's grace period (see drain.py)
+                    "terminationGracePeriodSeconds": drain.FRONTEND.termination_grace_s,
                     "securityContext": POD_SECURITY,
                     "enableServiceLinks": False,
                 },

@@ -23,6 +23,7 @@ from typing import Any
 from clipper.common import api
 from clipper.common.model_args import serve_args, serve_env
 from clipper.operator import naming
+from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
     CONTAINER_SECURITY,
     POD_SECURITY,
@@ -93,6 +94,7 @@ def _container(
         port=naming.GRPC_PORT,
         host="0.0.0.0",
         metrics_port=naming.METRICS_PORT,
+        extra=drain.model_server_flags(drain.MODEL),
     )
     startup_period = 5
     container: dict[str, Any] = {
@@ -112,6 +114,7 @@ def _container(
         ),
         "readinessProbe": _grpc_probe(period=2, failures=2),
         "livenessProbe": _grpc_probe(period=10, failures=3),
+        "lifecycle": drain.MODEL.lifecycle(),
         "securityContext": CONTAINER_SECURITY,
     }
     return container
@@ -129,7 +132,8 @@ def build_model_deployment(
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash(template)}
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, version, template, settings)],
-        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        # preStop sleep + drain delay + grace period (see drain.py)
+        "terminationGracePeriodSeconds": drain.MODEL.termination_grace_s,
         "securityContext": POD_SECURITY,
         "automountServiceAccountToken": False,  # model servers never call the API
         "enableServiceLinks": False,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from clipper.operator.builders import drain
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     APPS,
@@ -176,6 +177,29 @@ def test_the_frontend_may_read_only_what_its_discovery_watches(
     assert not can("patch", "modeldeployments.clipper.dev")
     assert not can("list", "pods")
     assert not can("create", "deployments.apps")
+
+
+def test_every_pod_sleeps_before_sigterm_and_has_the_time_to_drain(
+    k8s: ControlPlane, deployed: Scenario
+) -> None:
+    # The API server stores the native preStop sleep (no shell in the images).
+    core = client.CoreV1Api(k8s.api)
+    pods = core.list_namespaced_pod(deployed.namespace, label_selector=MANAGED).items
+    assert {p.metadata.labels["app.kubernetes.io/component"] for p in pods} == {
+        "frontend",
+        "model-server",
+    }
+    for pod in pods:
+        (container,) = pod.spec.containers
+        assert container.lifecycle.pre_stop.sleep.seconds == drain.PRESTOP_SLEEP_S
+        timings = drain.MODEL if "--drain-delay-s" in container.args else drain.FRONTEND
+        assert pod.spec.termination_grace_period_seconds == timings.termination_grace_s
+    model_args = (
+        managed(k8s, deployed.namespace, "deployment")["digits-sklearn-v1"]
+        .spec.template.spec.containers[0]
+        .args
+    )
+    assert model_args[model_args.index("--drain-delay-s") + 1] == "5"
 
 
 def test_nothing_of_kopf_is_stored_on_the_objects(k8s: ControlPlane, deployed: Scenario) -> None:
