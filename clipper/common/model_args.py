@@ -40,6 +40,8 @@ def serve_args(
     if template.factory:
         args += ["--factory", template.factory]
     args += ["--device", template.device]
+    if template.cpu_fallback:
+        args += ["--cpu-fallback", "true"]
     if template.threads is not None:
         args += ["--threads", str(template.threads)]
     if template.max_concurrency is not None:

@@ -115,6 +115,9 @@ def _container(
         "readinessProbe": _grpc_probe(period=2, failures=2),
         "livenessProbe": _grpc_probe(period=10, failures=3),
         "lifecycle": drain.MODEL.lifecycle(),
+        # A server that cannot load (say, device cuda without a GPU) exits 1 with one
+        # ERROR line: that line becomes the pod's termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": CONTAINER_SECURITY,
     }
     return container

@@ -196,3 +196,8 @@ def test_service_is_headless_with_a_named_grpc_port() -> None:
     assert svc["metadata"]["labels"][naming.LABEL_MODEL] == "digits"
     assert svc["metadata"]["labels"][naming.LABEL_VERSION] == "v2"
     assert svc["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_a_model_server_that_cannot_load_leaves_its_reason_in_the_pod_status() -> None:
+    # e.g. device cuda without a GPU: the server exits 1 with one ERROR line.
+    assert container(deployment(model()))["terminationMessagePolicy"] == "FallbackToLogsOnError"
