@@ -72,6 +72,20 @@ class OperatorSettings(BaseSettings):
     """How long a model server may take to load its model before Kubernetes restarts
     it (the startup probe's budget)."""
 
+    model_cpu_request: str = "250m"
+    """CPU request of a model-server container whose ModelDeployment requests none
+    (and sets no CPU limit): no pod the operator creates is BestEffort."""
+
+    model_memory_request: str = "256Mi"
+    """Memory request of a model-server container whose ModelDeployment requests none
+    (and sets no memory limit)."""
+
+    frontend_cpu_request: str = "250m"
+    """CPU request of a frontend container whose ClipperApp requests none."""
+
+    frontend_memory_request: str = "256Mi"
+    """Memory request of a frontend container whose ClipperApp requests none."""
+
     liveness_endpoint: str | None = None
     """Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."""
 

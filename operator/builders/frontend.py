@@ -21,6 +21,7 @@ from clipper.operator.builders.meta import (
     common_labels,
     object_meta,
 )
+from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
 
 READ = ["get", "list", "watch"]
@@ -65,7 +66,7 @@ def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any]:
     spec = app.spec.frontend
-    resources = spec.resources.to_dict() if spec.resources else {}
+    defaults = {"cpu": settings.frontend_cpu_request, "memory": settings.frontend_memory_request}
     return {
         "name": "frontend",
         "image": spec.image or settings.frontend_image,
@@ -76,7 +77,7 @@ def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any
             {"name": "http", "containerPort": naming.FRONTEND_HTTP_PORT},
             {"name": "grpc", "containerPort": naming.FRONTEND_GRPC_PORT},
         ],
-        "resources": {k: {n: str(q) for n, q in v.items()} for k, v in resources.items()},
+        "resources": container_resources(spec.resources, defaults),
         "readinessProbe": _http_probe("/readyz", period=2, failures=2),
         "livenessProbe": _http_probe("/v2/health/live", period=10, failures=3),
         "lifecycle": drain.FRONTEND.lifecycle(),

@@ -31,6 +31,7 @@ from clipper.operator.builders.meta import (
     object_meta,
     stable_hash,
 )
+from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
 
 GPU_TOLERATION = {"key": api.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -51,14 +52,15 @@ def version_labels(md: api.ModelDeployment, version: str) -> dict[str, str]:
     return {**labels, naming.VERSION: version, **selector_labels(md, version)}
 
 
-def _resources(template: api.VersionTemplate) -> dict[str, Any]:
-    wanted = (template.resources or api.ResourceRequirements()).to_dict()
-    limits = {k: str(v) for k, v in (wanted.get("limits") or {}).items()}
-    requests = {k: str(v) for k, v in (wanted.get("requests") or {}).items()}
+def _resources(template: api.VersionTemplate, settings: OperatorSettings) -> dict[str, Any]:
+    defaults = {"cpu": settings.model_cpu_request, "memory": settings.model_memory_request}
+    resources = container_resources(template.resources, defaults)
+    limits, requests = resources.get("limits", {}), resources.get("requests", {})
     gpus = limits.get(api.GPU_RESOURCE) or requests.get(api.GPU_RESOURCE)
-    if gpus is not None:
+    if gpus is not None:  # extended resources: requests must equal limits
         limits[api.GPU_RESOURCE] = requests[api.GPU_RESOURCE] = gpus
-    return {key: value for key, value in (("limits", limits), ("requests", requests)) if value}
+        resources.update(limits=limits, requests=requests)
+    return resources
 
 
 def _tolerations(template: api.VersionTemplate) -> list[dict[str, Any]]:
@@ -108,7 +110,7 @@ def _container(
             {"name": "metrics", "containerPort": naming.METRICS_PORT},
         ],
         "env": [{"name": k, "value": v} for k, v in serve_env(template).items()],
-        "resources": _resources(template),
+        "resources": _resources(template, settings),
         "startupProbe": _grpc_probe(
             startup_period, math.ceil(settings.model_startup_seconds / startup_period)
         ),

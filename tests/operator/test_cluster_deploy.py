@@ -202,6 +202,16 @@ def test_every_pod_sleeps_before_sigterm_and_has_the_time_to_drain(
     assert model_args[model_args.index("--drain-delay-s") + 1] == "5"
 
 
+def test_no_pod_the_operator_creates_is_best_effort(k8s: ControlPlane, deployed: Scenario) -> None:
+    core = client.CoreV1Api(k8s.api)
+    pods = core.list_namespaced_pod(deployed.namespace, label_selector=MANAGED).items
+    assert len(pods) == 4  # the frontend, two sklearn replicas, one pytorch replica
+    for pod in pods:
+        assert pod.status.qos_class == "Burstable", pod.metadata.name
+        requests = pod.spec.containers[0].resources.requests
+        assert {"cpu", "memory"} <= set(requests), pod.metadata.name
+
+
 def test_nothing_of_kopf_is_stored_on_the_objects(k8s: ControlPlane, deployed: Scenario) -> None:
     for plural, name in ((MODELS, "digits-sklearn"), (APPS, "digits")):
         meta = read(k8s, deployed.namespace, plural, name)["metadata"]
