@@ -61,7 +61,10 @@ def install(
     )
     for name in (home, watched, other):
         k8s.delete_namespace(name)
-    k8s.kubectl("delete", "clusterrole,clusterrolebinding", f"clipper-operator:{home}:discovery")
+    k8s.kubectl(
+        "delete", "clusterrole,clusterrolebinding", f"clipper-operator:{home}:discovery",
+        "--ignore-not-found",
+    )  # fmt: skip
 
 
 def can_i(k8s: ControlPlane, install: Install, *what: str) -> subprocess.CompletedProcess[str]:
