@@ -1,9 +1,19 @@
 """Where a model runs: which device, and how many CPU threads.
 
-Asking for CUDA on a machine without it is not fatal: the model still serves,
-on CPU, and one warning line says so and why -- a GPU node pool that ran out, or
-an image built without CUDA, should degrade, not crash-loop. The device chosen
-is logged and reported as the ``device`` property of ModelMetadata.
+Asking for CUDA where none is usable is fatal unless the user opted into a CPU
+fallback (``--cpu-fallback``, ``cpuFallback: true`` on a ModelDeployment). The
+model fails to load: the server logs one ERROR line with the reason and exits 1,
+never having reported SERVING. We exit rather than stay up NOT_SERVING because
+the condition is permanent for the process (CUDA is probed once; a GPU does not
+appear later), so a live-but-unready pod would only hold its node and hide the
+cause behind "not ready yet". A crash loop is what operators already watch for:
+the pod's termination message carries the reason (the operator sets
+``terminationMessagePolicy: FallbackToLogsOnError``), the operator rolls the
+version back at once on CrashLoopBackOff instead of at the progress deadline,
+and ``clipper run`` reports the model's exit. Silently serving a GPU model on
+CPU passed readiness and was an outage in disguise (ten times slower, timeouts).
+With ``--device auto`` no GPU is simply CPU. The device chosen is logged and
+reported as the ``device`` property of ModelMetadata.
 
 CPU threads default to the CPUs this container may really use. torch and ONNX
 Runtime size their pools by the cores of the *node*, so a pod limited to two
@@ -18,22 +28,53 @@ import math
 import os
 from pathlib import Path
 
+from clipper.common.errors import ModelLoadError
+
 log = logging.getLogger(__name__)
 
+DEV = Path("/dev")
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 
 
-def pick_device(requested: str, cuda_available: bool, why_not: str) -> str:
-    """``cuda`` or ``cpu`` for a ``--device`` of auto, cpu or cuda."""
+def pick_device(
+    requested: str, cuda_available: bool, why_not: str, cpu_fallback: bool = False
+) -> str:
+    """``cuda`` or ``cpu`` for a ``--device`` of auto, cpu or cuda.
+
+    Raises ``ModelLoadError`` for ``cuda`` without a usable GPU, unless ``cpu_fallback``.
+    """
     if requested == "cpu":
         return "cpu"
     if cuda_available:
         return "cuda"
     if requested == "cuda":
+        if not cpu_fallback:
+            raise ModelLoadError(
+                f"device cuda was asked for but no GPU is usable ({why_not}); give the "
+                "replica a GPU (resources.limits nvidia.com/gpu, the CUDA image), or set "
+                "cpuFallback: true (--cpu-fallback true) to serve on CPU instead"
+            )
         log.warning("CUDA was asked for but is not available (%s); running on CPU", why_not)
     return "cpu"
+
+
+def visible_gpus() -> int:
+    """NVIDIA GPUs this container can see, without importing a CUDA library.
+
+    The NVIDIA container runtime exposes only the GPUs allotted to the container
+    as ``/dev/nvidia<N>``; ``CUDA_VISIBLE_DEVICES`` narrows them further (empty
+    or -1 hides them all).
+    """
+    found = len(list(DEV.glob("nvidia[0-9]*")))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    ids = [part for part in visible.split(",") if part.strip()]
+    if not ids or ids[0].strip() == "-1":
+        return 0
+    return min(found, len(ids))
 
 
 def cgroup_cpu_limit() -> float | None:

@@ -60,8 +60,12 @@ class ModelSettings(BaseSettings):
     --uri is loaded into. Without it, --uri is a TorchScript file."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """pytorch and onnx: auto uses CUDA when present; cuda falls back to CPU,
-    with a warning, when CUDA is absent."""
+    """pytorch, onnx and python: auto uses CUDA when present; cuda requires it (the
+    server exits with the reason when no GPU is usable, unless --cpu-fallback)."""
+
+    cpu_fallback: bool = False
+    """With --device cuda and no usable GPU: serve on CPU, with a warning, instead of
+    exiting."""
 
     threads: int | None = None
     """CPU threads for torch, ONNX Runtime and scikit-learn's BLAS (default: the CPUs

@@ -79,6 +79,7 @@ _KINDS = {
     "Event": ("core", "event"),
     "Role": ("rbac", "role"),
     "RoleBinding": ("rbac", "role_binding"),
+    "NetworkPolicy": ("networking", "network_policy"),
 }
 
 
@@ -91,6 +92,7 @@ class Kube:
             "apps": client.AppsV1Api(self.api),
             "core": client.CoreV1Api(self.api),
             "rbac": client.RbacAuthorizationV1Api(self.api),
+            "networking": client.NetworkingV1Api(self.api),
         }
         self.custom = client.CustomObjectsApi(self.api)
 

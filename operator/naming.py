@@ -64,3 +64,8 @@ def frontend_name(app: str) -> str:
 def frontend_service_name(app: str) -> str:
     """The Service clients call: ``<app>.<namespace>.svc``."""
     return app
+
+
+def model_policy_name(app: str) -> str:
+    """The NetworkPolicy that admits the app's frontends to its models' pods."""
+    return f"{app}-models"

@@ -9,7 +9,8 @@ expects for the version.
 A version is *failing* when it cannot start, which the rollout turns into an
 immediate rollback rather than waiting for the deadline: a container waiting for
 a reason that does not heal by itself (crash loop, image that cannot be pulled,
-bad configuration), or a Deployment that reports ``ProgressDeadlineExceeded`` or a
+bad configuration; the container's last termination message says why it exited),
+or a Deployment that reports ``ProgressDeadlineExceeded`` or a
 ``ReplicaFailure`` (pods refused, e.g. by quota or Pod Security admission). A pod
 that is merely Pending (no node fits yet; a cluster autoscaler may add one) is not
 failing: the rollout's own ``progressDeadlineSeconds`` decides.
@@ -67,9 +68,24 @@ def pod_failure(pod: Obj) -> str | None:
             restarts = container.get("restartCount", 0)
             return (
                 f"pod {name}, container {container.get('name')}: {waiting['reason']}"
-                f" ({restarts} restarts){detail}"
+                f" ({restarts} restarts){detail}{_last_exit(container)}"
             )
     return None
+
+
+def _last_exit(container: Obj) -> str:
+    """Why the container last exited: its termination message (the model server's
+    ERROR line, say ``device cuda was asked for but no GPU is usable``), if any."""
+    terminated = (container.get("lastState") or {}).get("terminated") or {}
+    message = str(terminated.get("message") or "").strip()
+    if not message:
+        return ""
+    last_line = message.splitlines()[-1]
+    return f"; last exit {terminated.get('exitCode')}: {last_line[-MESSAGE_TAIL:]}"
+
+
+MESSAGE_TAIL = 400
+"""Characters of a termination message kept in a status message."""
 
 
 def deployment_failure(deployment: Obj) -> str | None:

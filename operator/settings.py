@@ -72,8 +72,29 @@ class OperatorSettings(BaseSettings):
     """How long a model server may take to load its model before Kubernetes restarts
     it (the startup probe's budget)."""
 
-    termination_grace_seconds: int = Field(default=45, ge=1)
-    """Grace period of model-server pods: long enough for their drain (30 s)."""
+    model_cpu_request: str = "250m"
+    """CPU request of a model-server container whose ModelDeployment requests none
+    (and sets no CPU limit): no pod the operator creates is BestEffort."""
+
+    model_memory_request: str = "256Mi"
+    """Memory request of a model-server container whose ModelDeployment requests none
+    (and sets no memory limit)."""
+
+    frontend_cpu_request: str = "250m"
+    """CPU request of a frontend container whose ClipperApp requests none."""
+
+    frontend_memory_request: str = "256Mi"
+    """Memory request of a frontend container whose ClipperApp requests none."""
+
+    metrics_scraper_namespace: str | None = None
+    """Namespace of the Prometheus that scrapes the model servers' metrics port. Each
+    app's NetworkPolicy admits only its frontends to its models' pods; set this
+    (and/or --metrics-scraper-labels) to admit the scraper to the metrics port."""
+
+    metrics_scraper_labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Labels of the scraper's pods, comma-separated key=value pairs, e.g.
+    app.kubernetes.io/name=prometheus (with --metrics-scraper-namespace: in that
+    namespace; alone: in the models' namespace)."""
 
     liveness_endpoint: str | None = None
     """Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."""
@@ -84,3 +105,13 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("metrics_scraper_labels", mode="before")
+    @classmethod
+    def _labels(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError(f"'{value}' is not a comma-separated list of key=value")
+        return dict(pair.split("=", 1) for pair in pairs)

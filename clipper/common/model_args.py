@@ -21,11 +21,14 @@ def serve_args(
     host: str = "127.0.0.1",
     metrics_port: int = 0,
     model_uri: str | None = None,
+    extra: list[str] | None = None,
 ) -> list[str]:
     """Arguments after ``clipper model serve`` for one replica of one version.
 
     ``model_uri`` overrides ``template.model_uri`` (local mode resolves relative
     paths against the manifest's folder; a cluster uses the URI as written).
+    ``extra`` (say, the operator's drain timings) goes before the template's own
+    ``args``, so a user's flag still wins.
     """
     args = ["--framework", template.framework, "--name", name, "--version", version]
     args += ["--host", host, "--port", str(port), "--metrics-port", str(metrics_port)]
@@ -37,6 +40,8 @@ def serve_args(
     if template.factory:
         args += ["--factory", template.factory]
     args += ["--device", template.device]
+    if template.cpu_fallback:
+        args += ["--cpu-fallback", "true"]
     if template.threads is not None:
         args += ["--threads", str(template.threads)]
     if template.max_concurrency is not None:
@@ -45,7 +50,7 @@ def serve_args(
         shape = ",".join(str(d) for d in (-1, *template.input.shape))
         args += ["--input-name", template.input.name]
         args += ["--input-datatype", template.input.datatype, f"--input-shape={shape}"]
-    return args + list(template.args or [])
+    return args + list(extra or []) + list(template.args or [])
 
 
 def serve_env(template: VersionTemplate) -> dict[str, str]:

@@ -68,3 +68,8 @@ def gated_identity(batch: np.ndarray) -> np.ndarray:
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     return batch
+
+
+def device_labels(batch: np.ndarray) -> list[str]:
+    """Each row labelled with the device the model server chose (``CLIPPER_DEVICE``)."""
+    return [os.environ.get("CLIPPER_DEVICE", "unset")] * len(batch)

@@ -3,8 +3,10 @@
 The model declares its own signature: input and output names, element types
 and shapes come from the session (symbolic dimensions, such as a dynamic batch,
 become -1). With ``--device auto`` or ``cuda`` the session asks for the CUDA
-execution provider when this onnxruntime build has it, falling back to CPU;
-the provider the session really got is what the logs and metadata report.
+execution provider when this onnxruntime build has it. ``auto`` falls back to
+CPU; ``cuda`` fails the load when the build lacks CUDA or the session could not
+use it, unless ``--cpu-fallback``. The provider the session really got is what
+the logs and metadata report.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ class OnnxModel(Model):
             raise ModelLoadError("onnx models need --uri, the path of an .onnx file")
         available = ort.get_available_providers()
         device = pick_device(
-            self.settings.device, CUDA in available, f"onnxruntime providers: {available}"
+            self.settings.device,
+            CUDA in available,
+            f"onnxruntime providers: {available}",
+            self.settings.cpu_fallback,
         )
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads(self.settings.threads)
@@ -73,8 +78,12 @@ class OnnxModel(Model):
     def _describe(self, device: str) -> None:
         session = self._session
         if device == "cuda" and CUDA not in session.get_providers():
-            log.warning("the ONNX Runtime session could not use CUDA; running on CPU")
-            device = "cpu"
+            device = pick_device(
+                "cuda" if self.settings.device == "cuda" else "auto",
+                False,
+                f"the session got providers {session.get_providers()}",
+                self.settings.cpu_fallback,
+            )
         self.signature = Signature(
             inputs=tuple(tensor_spec(node) for node in session.get_inputs()),
             outputs=tuple(tensor_spec(node) for node in session.get_outputs()),

@@ -14,13 +14,18 @@ The contract, kept small so any function fits:
   ``{output name: array}``. Every output has one row per input row;
 * whatever it raises comes back to the client as INTERNAL with its message;
 * an ``async def`` function is awaited on the event loop (it must not block);
-  any other function runs on the model's worker threads.
+  any other function runs on the model's worker threads;
+* the device it should use (``cuda`` or ``cpu``, from ``--device`` and the GPUs
+  this container sees) is in ``CLIPPER_DEVICE`` before its module is
+  imported, so the module can put its model there. The server checks only that
+  a GPU is visible; the function decides what runs on it.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,11 @@ import numpy as np
 
 from clipper.common.errors import ModelLoadError
 from clipper.model_wrappers.base import Batch, Model
+from clipper.model_wrappers.devices import pick_device, visible_gpus
+
+DEVICE_ENV = "CLIPPER_DEVICE"
+"""Where the function's model should run; not a ``CLIPPER_MODEL_`` setting, so a
+value set here never reads back as ``--device``."""
 
 
 def import_object(spec: str) -> Any:
@@ -72,9 +82,17 @@ class PythonFunctionModel(Model):
     warm_up = False  # user code: never call it with made-up data
 
     async def load(self) -> None:
+        gpus = visible_gpus()
+        device = pick_device(
+            self.settings.device,
+            gpus > 0,
+            "no /dev/nvidia* device visible to this container",
+            self.settings.cpu_fallback,
+        )
+        os.environ[DEVICE_ENV] = device  # before the user's module is imported
         self._fn = await self.run_blocking(resolve, self.settings.uri)
         self._is_async = inspect.iscoroutinefunction(self._fn)
-        self.properties["device"] = "cpu"
+        self.properties["device"] = device
 
     async def predict(self, inputs: Batch) -> Batch:
         argument: object = inputs if len(inputs) > 1 else next(iter(inputs.values()))

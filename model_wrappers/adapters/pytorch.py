@@ -5,8 +5,9 @@ module:callable`` -- a state_dict file (``torch.save(module.state_dict())``)
 loaded with ``weights_only=True`` into the module the factory returns.
 
 Every batch runs under ``torch.inference_mode`` on the device that
-``--device`` picks (``devices.pick_device``): CUDA when asked for and present,
-else CPU. Inputs are passed to ``forward`` positionally, in signature order.
+``--device`` picks (``devices.pick_device``): CUDA when asked for and
+present; ``cuda`` without a usable GPU fails the load unless
+``--cpu-fallback``. Inputs are passed to ``forward`` positionally, in signature order.
 A tensor result becomes ``--output-name``; a tuple or list becomes
 ``<output-name>_0, _1, ...``; a dict keeps its keys.
 
@@ -50,7 +51,10 @@ class TorchModel(Model):
             raise ModelLoadError("pytorch models need --uri, a TorchScript or state_dict file")
         torch.set_num_threads(cpu_threads(self.settings.threads))
         device = pick_device(
-            self.settings.device, torch.cuda.is_available(), "torch.cuda.is_available() is False"
+            self.settings.device,
+            torch.cuda.is_available(),
+            "torch.cuda.is_available() is False",
+            self.settings.cpu_fallback,
         )
         self._device = torch.device(device)
         self._module = await self.run_blocking(self._load_module)

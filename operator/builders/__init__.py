@@ -18,6 +18,7 @@ from clipper.operator.builders.model import (
     build_model_service,
     template_hash,
 )
+from clipper.operator.builders.network import build_model_network_policy
 
 __all__ = [
     "build_event",
@@ -25,6 +26,7 @@ __all__ = [
     "build_frontend_rbac",
     "build_frontend_service",
     "build_model_deployment",
+    "build_model_network_policy",
     "build_model_service",
     "frontend_endpoint",
     "template_hash",

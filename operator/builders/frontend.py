@@ -14,12 +14,14 @@ from typing import Any
 
 from clipper.common import api
 from clipper.operator import naming
+from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
     CONTAINER_SECURITY,
     POD_SECURITY,
     common_labels,
     object_meta,
 )
+from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
 
 READ = ["get", "list", "watch"]
@@ -48,6 +50,8 @@ def frontend_args(app: api.ClipperApp) -> list[str]:
         str(naming.FRONTEND_HTTP_PORT),
         "--grpc-port",
         str(naming.FRONTEND_GRPC_PORT),
+        "--grace-period-s",
+        str(int(drain.FRONTEND.grace_period_s)),
     ]
 
 
@@ -62,7 +66,7 @@ def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any]:
     spec = app.spec.frontend
-    resources = spec.resources.to_dict() if spec.resources else {}
+    defaults = {"cpu": settings.frontend_cpu_request, "memory": settings.frontend_memory_request}
     return {
         "name": "frontend",
         "image": spec.image or settings.frontend_image,
@@ -73,9 +77,10 @@ def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any
             {"name": "http", "containerPort": naming.FRONTEND_HTTP_PORT},
             {"name": "grpc", "containerPort": naming.FRONTEND_GRPC_PORT},
         ],
-        "resources": {k: {n: str(q) for n, q in v.items()} for k, v in resources.items()},
+        "resources": container_resources(spec.resources, defaults),
         "readinessProbe": _http_probe("/readyz", period=2, failures=2),
         "livenessProbe": _http_probe("/v2/health/live", period=10, failures=3),
+        "lifecycle": drain.FRONTEND.lifecycle(),
         "securityContext": CONTAINER_SECURITY,
     }
 
@@ -106,8 +111,8 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
                 "spec": {
                     "serviceAccountName": name,
                     "containers": [_container(app, settings)],
-                    # The frontend drains for up to 30 s (its grace period) on SIGTERM.
-                    "terminationGracePeriodSeconds": 45,
+                    # preStop sleep + the frontend's grace period (see drain.py)
+                    "terminationGracePeriodSeconds": drain.FRONTEND.termination_grace_s,
                     "securityContext": POD_SECURITY,
                     "enableServiceLinks": False,
                 },

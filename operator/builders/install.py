@@ -1,17 +1,35 @@
 """What installs the operator in a cluster: CRDs, its RBAC and its Deployment.
 
-``clipper operator manifests | kubectl apply -f -`` prints these. The ClusterRole
-is the operator's whole footprint, rule by rule:
+``clipper operator manifests | kubectl apply -f -`` prints these. The RBAC is the
+operator's whole footprint, and it follows where the operator watches:
 
-- read ClipperApps and ModelDeployments, write their status (and their
-  ``finalizers`` subresource, which clusters with OwnerReferencesPermissionEnforcement
-  require before an owner reference may block its owner's deletion);
-- manage the Deployments, Services, ServiceAccounts, Roles and RoleBindings it
-  creates; read pods (readiness, crash loops); post Events;
+- ``--namespace a --namespace b`` (exact names): a Role and a RoleBinding in each
+  watched namespace, so the operator can touch nothing elsewhere; those namespaces
+  must exist before the manifests are applied. The only cluster-wide grant is
+  reading CRDs and namespaces (a ClusterRole
+  ``clipper-operator:<install namespace>:discovery``): both are cluster-scoped,
+  and kopf watches them to notice its resources being installed or removed and
+  which watched namespaces exist;
+- no namespace, or a glob such as ``team-*`` (matching namespaces that do not
+  exist yet): a ClusterRole ``clipper-operator`` and its ClusterRoleBinding, with
+  the namespaced rules, the same reads of CRDs and namespaces, and kopf's
+  cluster-wide peering objects.
+
+The namespaced rules, each for a call the operator really makes (see ``kube.py``):
+
+- read ClipperApps and ModelDeployments, and *update* (replace) their status: a
+  status write carries the resourceVersion that was read, so it is an update,
+  never an apply. ``update`` on their ``finalizers`` subresource: clusters with
+  OwnerReferencesPermissionEnforcement require it before an owner reference may
+  block its owner's deletion;
+- Deployments, Services, ServiceAccounts, Roles, RoleBindings and NetworkPolicies
+  are only ever server-side applied (``patch``; Kubernetes also checks ``create``
+  when an apply creates the object), read back (``get``, ``list``) and, for a
+  retired version's Deployment and Service, deleted. Never ``update``;
+- read pods (readiness, crash loops); post Events (kopf's and its own);
 - read EndpointSlices: the frontends' Roles grant that, and Kubernetes lets one
   grant only what one holds;
-- read CRDs and namespaces (kopf discovers resources and namespace globs), and
-  kopf's peering objects (only used with ``--peering``).
+- kopf's namespaced peering objects (only used with ``--peering``).
 
 The Deployment runs one replica with the ``Recreate`` strategy (standalone, see
 ``kopf_settings``), as a non-root user, with kopf's liveness endpoint as probe.
@@ -30,77 +48,112 @@ from clipper.operator.builders.meta import CONTAINER_SECURITY, POD_SECURITY
 from clipper.operator.settings import OperatorSettings
 
 NAME = "clipper-operator"
-ALL = ["get", "list", "watch", "create", "update", "patch", "delete"]
 READ = ["get", "list", "watch"]
+APPLY = ["get", "list", "create", "patch"]
+"""Server-side apply (``patch``, plus ``create`` for an apply that creates) and reads."""
 LIVENESS_PORT = 8080
+RBAC = "rbac.authorization.k8s.io"
+RBAC_V1 = f"{RBAC}/v1"
+
+
+def _rule(group: str | list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
+    groups = [group] if isinstance(group, str) else group
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+def namespaced_rules() -> list[dict[str, Any]]:
+    """What the operator does in a namespace it watches (see the module docstring)."""
+    kinds = ["clipperapps", "modeldeployments"]
+    return [
+        _rule(api.GROUP, kinds, READ),
+        _rule(api.GROUP, [f"{k}/status" for k in kinds], ["get", "update"]),
+        _rule(api.GROUP, [f"{k}/finalizers" for k in kinds], ["update"]),
+        _rule("apps", ["deployments"], [*APPLY, "watch", "delete"]),
+        _rule("", ["services"], [*APPLY, "delete"]),
+        _rule("", ["serviceaccounts"], APPLY),
+        _rule(RBAC, ["roles", "rolebindings"], APPLY),
+        _rule("networking.k8s.io", ["networkpolicies"], APPLY),
+        _rule("", ["pods"], READ),
+        _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
+        _rule("discovery.k8s.io", ["endpointslices"], READ),
+        _rule("kopf.dev", ["kopfpeerings"], ["get", "list", "watch", "patch"]),
+    ]
+
+
+def discovery_rules() -> list[dict[str, Any]]:
+    """Cluster-scoped reads kopf needs in every mode, names only, no workloads."""
+    return [
+        # kopf watches CRDs, to notice ClipperApps and ModelDeployments being
+        # installed or removed while it runs.
+        _rule("apiextensions.k8s.io", ["customresourcedefinitions"], READ),
+        # kopf watches namespaces even for exact names (it serves those that exist,
+        # and resolves globs); without this it retries for ~30 s at start, then
+        # assumes they exist and logs 403s.
+        _rule("", ["namespaces"], READ),
+    ]
 
 
 def operator_rules() -> list[dict[str, Any]]:
-    """The operator's ClusterRole rules."""
-    kinds = ["clipperapps", "modeldeployments"]
+    """The ClusterRole rules of the cluster-wide mode."""
     return [
-        {"apiGroups": [api.GROUP], "resources": kinds, "verbs": READ},
-        {
-            "apiGroups": [api.GROUP],
-            "resources": [f"{k}/status" for k in kinds],
-            "verbs": ["get", "update", "patch"],
-        },
-        {
-            "apiGroups": [api.GROUP],
-            "resources": [f"{k}/finalizers" for k in kinds],
-            "verbs": ["update"],
-        },
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ALL},
-        {"apiGroups": [""], "resources": ["services", "serviceaccounts"], "verbs": ALL},
-        {
-            "apiGroups": ["rbac.authorization.k8s.io"],
-            "resources": ["roles", "rolebindings"],
-            "verbs": ALL,
-        },
-        {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
-        {
-            "apiGroups": ["apiextensions.k8s.io"],
-            "resources": ["customresourcedefinitions"],
-            "verbs": READ,
-        },
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
-        {
-            "apiGroups": ["kopf.dev"],
-            "resources": ["clusterkopfpeerings", "kopfpeerings"],
-            "verbs": ["get", "list", "watch", "patch"],
-        },
+        *namespaced_rules(),
+        *discovery_rules(),
+        _rule("kopf.dev", ["clusterkopfpeerings"], ["get", "list", "watch", "patch"]),
     ]
 
 
-def build_operator_rbac(namespace: str) -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole and ClusterRoleBinding ``clipper-operator``."""
+def watched_namespaces(settings: OperatorSettings) -> tuple[str, ...]:
+    """The namespaces that get Roles; empty for the cluster-wide mode (none, or a glob)."""
+    if any(set(ns) & set("*?[") for ns in settings.namespaces):
+        return ()
+    return settings.namespaces
+
+
+def _binding(kind: str, name: str, account_ns: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Binds the operator's ServiceAccount (in ``account_ns``) to Role/ClusterRole ``name``."""
+    return {
+        "apiVersion": RBAC_V1,
+        "kind": f"{kind}Binding",
+        "metadata": {"name": name, **meta},
+        "roleRef": {"apiGroup": RBAC, "kind": kind, "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": account_ns}],
+    }
+
+
+def build_operator_rbac(
+    namespace: str, settings: OperatorSettings | None = None
+) -> list[dict[str, Any]]:
+    """The operator's ServiceAccount in ``namespace`` and what it may do (see above)."""
     labels = {naming.NAME: NAME, naming.PART_OF: "clipper"}
-    return [
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
+    }
+    watched = watched_namespaces(settings or OperatorSettings())
+    if not watched:
+        meta = {"name": NAME, "labels": labels}
+        role = {"apiVersion": RBAC_V1, "kind": "ClusterRole", "metadata": meta}
+        binding = _binding("ClusterRole", NAME, namespace, {"labels": labels})
+        return [account, {**role, "rules": operator_rules()}, binding]
+    crd_name = f"{NAME}:{namespace}:discovery"
+    objects: list[dict[str, Any]] = [
+        account,
         {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "apiVersion": RBAC_V1,
             "kind": "ClusterRole",
-            "metadata": {"name": NAME, "labels": labels},
-            "rules": operator_rules(),
+            "metadata": {"name": crd_name, "labels": labels},
+            "rules": discovery_rules(),
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": NAME, "labels": labels},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": NAME,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
-        },
+        _binding("ClusterRole", crd_name, namespace, {"labels": labels}),
     ]
+    for ns in watched:
+        meta = {"name": NAME, "namespace": ns, "labels": labels}
+        objects.append(
+            {"apiVersion": RBAC_V1, "kind": "Role", "metadata": meta, "rules": namespaced_rules()}
+        )
+        objects.append(_binding("Role", NAME, namespace, {"namespace": ns, "labels": labels}))
+    return objects
 
 
 def _env(settings: OperatorSettings) -> list[dict[str, Any]]:
@@ -172,6 +225,6 @@ def install_manifests(namespace: str, settings: OperatorSettings) -> str:
     """Everything, as one multi-document YAML stream, in the order to apply it."""
     objects: list[dict[str, Any]] = [crds.crd(kind) for kind in crds.FILES]
     objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    objects += build_operator_rbac(namespace)
+    objects += build_operator_rbac(namespace, settings)
     objects.append(build_operator_deployment(namespace, settings))
     return yaml.dump_all(objects, Dumper=_Plain, sort_keys=False)

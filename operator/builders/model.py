@@ -23,6 +23,7 @@ from typing import Any
 from clipper.common import api
 from clipper.common.model_args import serve_args, serve_env
 from clipper.operator import naming
+from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
     CONTAINER_SECURITY,
     POD_SECURITY,
@@ -30,6 +31,7 @@ from clipper.operator.builders.meta import (
     object_meta,
     stable_hash,
 )
+from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
 
 GPU_TOLERATION = {"key": api.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -50,14 +52,15 @@ def version_labels(md: api.ModelDeployment, version: str) -> dict[str, str]:
     return {**labels, naming.VERSION: version, **selector_labels(md, version)}
 
 
-def _resources(template: api.VersionTemplate) -> dict[str, Any]:
-    wanted = (template.resources or api.ResourceRequirements()).to_dict()
-    limits = {k: str(v) for k, v in (wanted.get("limits") or {}).items()}
-    requests = {k: str(v) for k, v in (wanted.get("requests") or {}).items()}
+def _resources(template: api.VersionTemplate, settings: OperatorSettings) -> dict[str, Any]:
+    defaults = {"cpu": settings.model_cpu_request, "memory": settings.model_memory_request}
+    resources = container_resources(template.resources, defaults)
+    limits, requests = resources.get("limits", {}), resources.get("requests", {})
     gpus = limits.get(api.GPU_RESOURCE) or requests.get(api.GPU_RESOURCE)
-    if gpus is not None:
+    if gpus is not None:  # extended resources: requests must equal limits
         limits[api.GPU_RESOURCE] = requests[api.GPU_RESOURCE] = gpus
-    return {key: value for key, value in (("limits", limits), ("requests", requests)) if value}
+        resources.update(limits=limits, requests=requests)
+    return resources
 
 
 def _tolerations(template: api.VersionTemplate) -> list[dict[str, Any]]:
@@ -93,6 +96,7 @@ def _container(
         port=naming.GRPC_PORT,
         host="0.0.0.0",
         metrics_port=naming.METRICS_PORT,
+        extra=drain.model_server_flags(drain.MODEL),
     )
     startup_period = 5
     container: dict[str, Any] = {
@@ -106,12 +110,16 @@ def _container(
             {"name": "metrics", "containerPort": naming.METRICS_PORT},
         ],
         "env": [{"name": k, "value": v} for k, v in serve_env(template).items()],
-        "resources": _resources(template),
+        "resources": _resources(template, settings),
         "startupProbe": _grpc_probe(
             startup_period, math.ceil(settings.model_startup_seconds / startup_period)
         ),
         "readinessProbe": _grpc_probe(period=2, failures=2),
         "livenessProbe": _grpc_probe(period=10, failures=3),
+        "lifecycle": drain.MODEL.lifecycle(),
+        # A server that cannot load (say, device cuda without a GPU) exits 1 with one
+        # ERROR line: that line becomes the pod's termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": CONTAINER_SECURITY,
     }
     return container
@@ -129,7 +137,8 @@ def build_model_deployment(
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash(template)}
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, version, template, settings)],
-        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        # preStop sleep + drain delay + grace period (see drain.py)
+        "terminationGracePeriodSeconds": drain.MODEL.termination_grace_s,
         "securityContext": POD_SECURITY,
         "automountServiceAccountToken": False,  # model servers never call the API
         "enableServiceLinks": False,

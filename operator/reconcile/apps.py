@@ -18,6 +18,7 @@ from clipper.operator.builders import (
     build_frontend_deployment,
     build_frontend_rbac,
     build_frontend_service,
+    build_model_network_policy,
     frontend_endpoint,
 )
 from clipper.operator.context import APPS, MODELS, Context
@@ -99,6 +100,19 @@ async def _apply_objects(
     return next(obj for obj in applied if obj["kind"] == "Deployment"), None
 
 
+async def _apply_network_policy(
+    ctx: Context, app: api.ClipperApp, models: list[api.ModelDeployment]
+) -> validation.Problem | None:
+    """Admit only the app's frontends to its models' pods (see builders/network.py)."""
+    policy = build_model_network_policy(app, app.select_models(models), ctx.settings)
+    if policy is None:
+        return None
+    problem = await name_problem(ctx, app, "NetworkPolicy", policy["metadata"]["name"])
+    if problem is None:
+        await ctx.client.apply(policy)
+    return problem
+
+
 def _frontend_ready(deployment: Obj) -> bool:
     status = deployment.get("status") or {}
     return int(status.get("availableReplicas") or 0) > 0
@@ -120,6 +134,11 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
         await report_problem(ctx, APPS, raw, status, problem, generation)
         return None
     models = _models(await ctx.client.list_custom(MODELS, namespace))
+    problem = await _apply_network_policy(ctx, app, models)
+    if problem is not None:
+        status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
+        await report_problem(ctx, APPS, raw, status, problem, generation)
+        return None
     status = app_status(app, models, frontend_endpoint(app), _frontend_ready(deployment), utcnow())
     problems = validation.app_problems(app, models)
     status = _with_problems(status, app.status.conditions, problems, generation)

@@ -89,6 +89,8 @@ INVALID = [
      "ModelDeployment/m: spec.resources", "nvidia.com/gpu needs a framework that can use a GPU"),
     ("cuda-on-sklearn", md("device: cuda"), "ModelDeployment/m: spec.device",
      "device cuda needs a framework that can use a GPU"),
+    ("cpu-fallback-not-a-boolean", md("cpuFallback: sometimes"),
+     "ModelDeployment/m: spec.cpuFallback", "'sometimes' is not of type 'boolean'"),
     ("method-on-onnx", md("method: predict", **{"sklearn": "onnx"}),
      "ModelDeployment/m: spec.method", "method applies only to the sklearn framework"),
     ("factory-on-sklearn", md("factory: nets:make"), "ModelDeployment/m: spec.factory",
@@ -197,6 +199,26 @@ def test_valid_manifests_load_typed_with_defaults() -> None:
     assert resnet.spec.rollout.steps is not None
     assert [s.pause_seconds for s in resnet.spec.rollout.steps] == [300, 60]
     assert resnet.spec.template().gpus()
+
+
+def test_python_models_may_ask_for_a_gpu_with_a_cpu_fallback(tmp_path: Path) -> None:
+    gpu = """
+        device: cuda
+        cpuFallback: true
+        resources: {limits: {nvidia.com/gpu: 1}}
+    """
+    text = md(gpu, **{"sklearn": "python", "model.joblib": "clipper.testing.functions:identity"})
+    (tmp_path / "gpu.yaml").write_text(text)
+    (model,) = manifests.load(tmp_path / "gpu.yaml").deployments
+    template = model.spec.template()
+    assert (template.framework, template.device, template.cpu_fallback) == ("python", "cuda", True)
+    assert template.gpus()
+
+
+def test_cpu_fallback_is_off_unless_asked_for(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(md())
+    (model,) = manifests.load(tmp_path / "m.yaml").deployments
+    assert model.spec.template().cpu_fallback is False
 
 
 def test_label_selector_operators() -> None:

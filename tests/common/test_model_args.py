@@ -25,6 +25,7 @@ def test_full_template_round_trips_through_the_model_server_flags() -> None:
             "modelUri": "mlp.pt",
             "factory": "pkg.mod:make",
             "device": "cuda",
+            "cpuFallback": True,
             "threads": 2,
             "maxConcurrency": 3,
             "input": {"name": "pixels", "datatype": "FP32", "shape": [8, 8]},
@@ -53,6 +54,7 @@ def test_full_template_round_trips_through_the_model_server_flags() -> None:
     assert ns["grace_period_s"] == 5
     settings = ModelSettings(**{k: v for k, v in ns.items() if k in ModelSettings.model_fields})
     assert settings.input_shape == (-1, 8, 8)
+    assert settings.cpu_fallback is True
     assert serve_env(template) == {"OMP_PROC_BIND": "true"}
 
 
@@ -69,3 +71,15 @@ def test_model_uri_override(uri: str | None, override: str | None, expected: str
     ns = vars(_parse(serve_args(template, name="m", version="1", port=1, model_uri=override)))
     assert ns.get("uri") == expected
     ServerSettings(**{k: v for k, v in ns.items() if k in ServerSettings.model_fields})
+
+
+def test_no_cpu_fallback_unless_the_template_asks_for_it() -> None:
+    template = VersionTemplate.model_validate({"framework": "onnx", "modelUri": "m.onnx"})
+    ns = vars(_parse(serve_args(template, name="m", version="1", port=1)))
+    assert "cpu_fallback" not in ns
+    assert (
+        ModelSettings(
+            **{k: v for k, v in ns.items() if k in ModelSettings.model_fields}
+        ).cpu_fallback
+        is False
+    )

@@ -91,16 +91,48 @@ async def test_a_state_dict_without_factory_says_what_is_missing(
         await load_model(settings("pytorch", uri))
 
 
-async def test_pytorch_falls_back_to_cpu_when_cuda_is_absent(
-    digits_models: DigitsModels, caplog: pytest.LogCaptureFixture
-) -> None:
+def no_cuda() -> None:
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA, so there is no fallback to see")
+        pytest.skip("this machine has CUDA, so the no-GPU path cannot be seen")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+async def test_pytorch_on_cuda_without_a_gpu_fails_to_load(digits_models: DigitsModels) -> None:
+    no_cuda()
     uri = digits_models.torch_mlp.torchscript
+    with pytest.raises(ModelLoadError) as caught:
+        await load_model(settings("pytorch", uri, device="cuda", input_shape="-1,64"))
+    assert "device cuda was asked for but no GPU is usable" in caught.value.message
+    assert "torch.cuda.is_available() is False" in caught.value.message
+
+
+async def test_onnx_on_cuda_without_a_gpu_fails_to_load(digits_models: DigitsModels) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA, so the no-GPU path cannot be seen")
+    with pytest.raises(ModelLoadError, match=r"no GPU is usable .*onnxruntime providers"):
+        await load_model(settings("onnx", digits_models.onnx, device="cuda"))
+
+
+async def test_python_on_cuda_without_a_gpu_fails_to_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU, whatever the machine has
+    with pytest.raises(ModelLoadError, match="no GPU is usable"):
+        await load_model(settings("python", f"{FUNCTIONS}:device_labels", device="cuda"))
+
+
+async def test_pytorch_falls_back_to_cpu_only_when_allowed(
+    digits_models: DigitsModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_cuda()
+    uri = digits_models.torch_mlp.torchscript
+    wanted = settings("pytorch", uri, device="cuda", input_shape="-1,64", cpu_fallback=True)
     with caplog.at_level(logging.INFO):
-        model = await load_model(settings("pytorch", uri, device="cuda", input_shape="-1,64"))
+        model = await load_model(wanted)
     assert model.properties["device"] == "cpu"
     messages = [r.getMessage() for r in caplog.records]
     assert any("CUDA was asked for but is not available" in m for m in messages)
@@ -109,8 +141,24 @@ async def test_pytorch_falls_back_to_cpu_when_cuda_is_absent(
     assert out["output"].shape == (2, 10)
 
 
+@pytest.mark.parametrize(
+    ("device", "gpus", "fallback", "expected"),
+    [("auto", "", False, "cpu"), ("cpu", "0", False, "cpu"), ("cuda", "", True, "cpu")],
+)
+async def test_python_functions_learn_their_device(
+    monkeypatch: pytest.MonkeyPatch, device: str, gpus: str, fallback: bool, expected: str
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", gpus)
+    monkeypatch.setenv("CLIPPER_DEVICE", "unset")  # so the adapter's value is undone after
+    fields = {"device": device, "cpu_fallback": fallback}
+    model = await load_model(settings("python", f"{FUNCTIONS}:device_labels", **fields))
+    assert model.properties["device"] == expected
+    out = await model.predict({"x": np.zeros((2, 1))})
+    assert out["output"].tolist() == [expected, expected]
+
+
 async def test_onnx_matches_torch_and_declares_its_signature(digits_models: DigitsModels) -> None:
-    onnx = await load_model(settings("onnx", digits_models.onnx, device="cuda"))
+    onnx = await load_model(settings("onnx", digits_models.onnx, device="auto"))
     torch_model = await load_model(
         settings("pytorch", digits_models.torch_mlp.torchscript, input_shape="-1,64")
     )

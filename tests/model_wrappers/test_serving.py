@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -14,20 +15,22 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import DigitsModels, digits_batch
+from clipper.testing.processes import ClipperProcess, free_port
 
 
 @pytest.fixture(scope="module")
 def torch_server(digits_models: DigitsModels) -> Iterator[ModelServer]:
-    """The TorchScript MLP, asked to run on CUDA (absent here: it falls back to CPU)."""
+    """The TorchScript MLP, asked to run on CUDA, or on CPU when there is none."""
     uri = digits_models.torch_mlp.torchscript
-    args = ["--input-shape", "-1,64", "--device", "cuda", "--threads", "1", "--version", "3"]
+    args = ["--input-shape", "-1,64", "--device", "cuda", "--cpu-fallback", "true"]
+    args += ["--threads", "1", "--version", "3"]
     with ModelServer.start("pytorch", uri, name="digits-mlp", args=args) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def onnx_server(digits_models: DigitsModels) -> Iterator[ModelServer]:
-    args = ["--device", "cuda", "--threads", "1"]
+    args = ["--device", "auto", "--threads", "1"]
     with ModelServer.start("onnx", digits_models.onnx, name="digits-onnx", args=args) as server:
         yield server
 
@@ -72,7 +75,9 @@ def test_onnx_served_equals_in_process(
     np.testing.assert_allclose(served, session.run(None, {"input": x})[0], rtol=1e-6)
 
 
-def test_cuda_asked_for_but_absent_runs_on_cpu_and_says_so(torch_server: ModelServer) -> None:
+def test_cuda_asked_for_but_absent_runs_on_cpu_only_with_the_opt_in(
+    torch_server: ModelServer,
+) -> None:
     import torch
 
     if torch.cuda.is_available():
@@ -82,6 +87,42 @@ def test_cuda_asked_for_but_absent_runs_on_cpu_and_says_so(torch_server: ModelSe
     logs = torch_server.logs()
     assert "WARNING" in logs
     assert "CUDA was asked for but is not available" in logs
+
+
+def test_cuda_asked_for_but_absent_never_becomes_ready(digits_models: DigitsModels) -> None:
+    """A real server on this GPU-less machine: never SERVING nor ready, then exit 1
+    with the reason and the way out."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so the no-GPU path cannot be seen")
+    port = free_port()
+    argv = ["model", "serve", "--framework", "pytorch", "--name", "no-gpu", "--port", str(port)]
+    argv += ["--uri", str(digits_models.torch_mlp.torchscript), "--input-shape", "-1,64"]
+    process = ClipperProcess([*argv, "--device", "cuda", "--threads", "1"])
+    seen: set[tuple[int, bool]] = set()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            deadline = time.monotonic() + 90
+            while process.alive() and time.monotonic() < deadline:
+                try:
+                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    ready = stub.ServerReady(pb.ServerReadyRequest(), timeout=1).ready
+                    seen.add((status, ready))
+                except grpc.RpcError:
+                    pass  # not listening yet, or already gone
+                time.sleep(0.05)
+        code = process.wait(timeout=30)
+    finally:
+        process.stop()
+    logs = process.logs()
+    assert code == 1, logs
+    assert "device cuda was asked for but no GPU is usable" in logs
+    assert "cpuFallback: true" in logs
+    assert (health_pb2.HealthCheckResponse.SERVING, True) not in seen
+    assert all(not ready for _, ready in seen)
 
 
 def test_metadata_describes_the_model(torch_server: ModelServer) -> None:

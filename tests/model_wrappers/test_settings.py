@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from clipper.cli import build_parser
+from clipper.common.errors import ModelLoadError
 from clipper.common.protocol.tensors import DTYPES
 from clipper.model_wrappers import devices
 from clipper.model_wrappers.cli import settings_from
@@ -73,27 +74,53 @@ def test_the_datatype_flag_knows_every_protocol_datatype() -> None:
 
 
 @pytest.mark.parametrize(
-    ("requested", "available", "chosen"),
+    ("requested", "available", "fallback", "chosen"),
     [
-        ("auto", True, "cuda"),
-        ("auto", False, "cpu"),
-        ("cuda", True, "cuda"),
-        ("cuda", False, "cpu"),
-        ("cpu", True, "cpu"),
+        ("auto", True, False, "cuda"),
+        ("auto", False, False, "cpu"),
+        ("cuda", True, False, "cuda"),
+        ("cuda", False, True, "cpu"),
+        ("cpu", True, False, "cpu"),
     ],
 )
-def test_pick_device(requested: str, available: bool, chosen: str) -> None:
-    assert devices.pick_device(requested, available, "no GPU here") == chosen
+def test_pick_device(requested: str, available: bool, fallback: bool, chosen: str) -> None:
+    assert devices.pick_device(requested, available, "no GPU here", fallback) == chosen
 
 
-def test_cuda_asked_for_but_absent_is_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
+def test_cuda_asked_for_but_absent_fails_with_the_reason_and_the_way_out() -> None:
+    with pytest.raises(ModelLoadError) as raised:
         devices.pick_device("cuda", False, "torch.cuda.is_available() is False")
-        devices.pick_device("auto", False, "torch.cuda.is_available() is False")
+    message = str(raised.value)
+    assert "no GPU is usable (torch.cuda.is_available() is False)" in message
+    assert "cpuFallback: true" in message
+
+
+def test_cpu_fallback_is_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        devices.pick_device("cuda", False, "torch.cuda.is_available() is False", True)
+        devices.pick_device("auto", False, "torch.cuda.is_available() is False", True)
     assert [r.getMessage() for r in caplog.records] == [
         "CUDA was asked for but is not available (torch.cuda.is_available() is False); "
         "running on CPU"
     ]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "visible", "count"),
+    [(2, None, 2), (2, "0", 1), (2, "", 0), (2, "-1", 0), (0, "0,1", 0), (0, None, 0)],
+)
+def test_visible_gpus_are_the_device_nodes_that_cuda_visible_devices_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: int, visible: str | None, count: int
+) -> None:
+    for n in range(nodes):
+        (tmp_path / f"nvidia{n}").touch()
+    (tmp_path / "nvidiactl").touch()  # the control node is not a GPU
+    monkeypatch.setattr(devices, "DEV", tmp_path)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert devices.visible_gpus() == count
 
 
 @pytest.mark.parametrize(

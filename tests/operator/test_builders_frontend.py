@@ -51,7 +51,8 @@ def test_frontend_spec_sets_replicas_image_and_resources() -> None:
     main = obj["spec"]["template"]["spec"]["containers"][0]
     assert obj["spec"]["replicas"] == 3
     assert main["image"] == "mine:2"
-    assert main["resources"] == {"limits": {"cpu": "2"}}
+    # The CPU limit is the request too; memory gets the default request.
+    assert main["resources"] == {"limits": {"cpu": "2"}, "requests": {"memory": "256Mi"}}
 
 
 def test_service_exposes_http_and_grpc_on_the_ports_the_spec_asks_for() -> None:

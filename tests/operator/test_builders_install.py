@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from clipper.common import api
 from clipper.operator.builders import build_frontend_rbac
-from clipper.operator.builders.install import install_manifests, operator_rules
+from clipper.operator.builders.install import (
+    build_operator_rbac,
+    install_manifests,
+    namespaced_rules,
+    operator_rules,
+)
 from clipper.operator.settings import OperatorSettings
 
 
@@ -59,8 +65,70 @@ def test_operator_may_write_what_it_creates_and_only_status_of_its_kinds() -> No
         ("", "serviceaccounts"),
         ("rbac.authorization.k8s.io", "roles"),
         ("rbac.authorization.k8s.io", "rolebindings"),
+        ("networking.k8s.io", "networkpolicies"),
     ):
-        assert {(group, resource, verb) for verb in ("create", "patch", "delete")} <= rules
+        # Server-side apply is a patch (a create when the object is new), never an update.
+        assert {(group, resource, verb) for verb in ("create", "patch")} <= rules
+        assert (group, resource, "update") not in rules
+    for group, resource in (("apps", "deployments"), ("", "services")):
+        assert (group, resource, "delete") in rules  # a retired version's objects
+    assert ("", "serviceaccounts", "delete") not in rules  # the garbage collector's job
     assert ("clipper.dev", "modeldeployments/status", "update") in rules
     assert ("clipper.dev", "modeldeployments", "update") not in rules
     assert ("", "pods", "delete") not in rules
+
+
+def test_watching_given_namespaces_grants_roles_there_and_only_reads_cluster_wide() -> None:
+    settings = OperatorSettings(namespaces=("team-a", "team-b"))
+    docs = list(yaml.safe_load_all(install_manifests("clipper-system", settings)))
+    rbac = [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+    cluster = [d for d in rbac if d["kind"].startswith("Cluster")]
+    assert [d["kind"] for d in cluster] == ["ClusterRole", "ClusterRoleBinding"]
+    assert granted(cluster[0]["rules"]) == {
+        (group, resource, verb)
+        for group, resource in (
+            ("apiextensions.k8s.io", "customresourcedefinitions"),
+            ("", "namespaces"),
+        )
+        for verb in ("get", "list", "watch")
+    }
+    roles = {d["metadata"]["namespace"]: d for d in rbac if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in rbac if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    for ns, role in roles.items():
+        assert granted(role["rules"]) == granted(namespaced_rules())
+        assert bindings[ns]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "clipper-operator",
+        }
+        assert bindings[ns]["subjects"] == [
+            {"kind": "ServiceAccount", "name": "clipper-operator", "namespace": "clipper-system"}
+        ]
+    deployment = docs[-1]
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["CLIPPER_OPERATOR_NAMESPACES"] == "team-a,team-b"
+
+
+@pytest.mark.parametrize("namespaces", [(), ("team-*",), ("prod", "team-?")])
+def test_every_namespace_or_a_glob_needs_the_cluster_role(namespaces: tuple[str, ...]) -> None:
+    (account, role, binding) = build_operator_rbac("ops", OperatorSettings(namespaces=namespaces))
+    assert (account["kind"], role["kind"], binding["kind"]) == (
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    )
+    assert granted(role["rules"]) == granted(operator_rules())
+    assert ("", "namespaces", "list") in granted(role["rules"])
+    assert binding["subjects"][0]["namespace"] == "ops"
+
+
+def test_the_namespaced_rules_hold_what_frontends_are_granted() -> None:
+    app = api.ClipperApp.model_validate(
+        {"metadata": {"name": "a", "namespace": "n", "uid": "u"}, "spec": {"models": ["m"]}}
+    )
+    _, role, _ = build_frontend_rbac(app)
+    assert granted(role["rules"]) <= granted(namespaced_rules())

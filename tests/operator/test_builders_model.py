@@ -9,7 +9,12 @@ import pytest
 from clipper.common import api
 from clipper.common.model_args import serve_args
 from clipper.operator import naming
-from clipper.operator.builders import build_model_deployment, build_model_service, template_hash
+from clipper.operator.builders import (
+    build_model_deployment,
+    build_model_service,
+    drain,
+    template_hash,
+)
 from clipper.operator.settings import OperatorSettings
 
 SETTINGS = OperatorSettings(model_image="model:cpu", model_image_cuda="model:cuda")
@@ -71,7 +76,7 @@ def test_container_runs_the_model_server_with_the_templates_arguments() -> None:
     assert main["command"] == ["clipper", "model", "serve"]
     expected = serve_args(
         md.spec.template(), name="digits-model", version="v2", port=8001, host="0.0.0.0",
-        metrics_port=8002,
+        metrics_port=8002, extra=drain.model_server_flags(),
     )  # fmt: skip
     assert main["args"] == expected
     assert "--host" in main["args"]
@@ -191,3 +196,8 @@ def test_service_is_headless_with_a_named_grpc_port() -> None:
     assert svc["metadata"]["labels"][naming.LABEL_MODEL] == "digits"
     assert svc["metadata"]["labels"][naming.LABEL_VERSION] == "v2"
     assert svc["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_a_model_server_that_cannot_load_leaves_its_reason_in_the_pod_status() -> None:
+    # e.g. device cuda without a GPU: the server exits 1 with one ERROR line.
+    assert container(deployment(model()))["terminationMessagePolicy"] == "FallbackToLogsOnError"

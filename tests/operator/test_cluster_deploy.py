@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from clipper.operator.builders import drain
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     APPS,
@@ -178,6 +179,58 @@ def test_the_frontend_may_read_only_what_its_discovery_watches(
     assert not can("create", "deployments.apps")
 
 
+def test_every_pod_sleeps_before_sigterm_and_has_the_time_to_drain(
+    k8s: ControlPlane, deployed: Scenario
+) -> None:
+    # The API server stores the native preStop sleep (no shell in the images).
+    core = client.CoreV1Api(k8s.api)
+    pods = core.list_namespaced_pod(deployed.namespace, label_selector=MANAGED).items
+    assert {p.metadata.labels["app.kubernetes.io/component"] for p in pods} == {
+        "frontend",
+        "model-server",
+    }
+    for pod in pods:
+        (container,) = pod.spec.containers
+        assert container.lifecycle.pre_stop.sleep.seconds == drain.PRESTOP_SLEEP_S
+        timings = drain.MODEL if "--drain-delay-s" in container.args else drain.FRONTEND
+        assert pod.spec.termination_grace_period_seconds == timings.termination_grace_s
+    model_args = (
+        managed(k8s, deployed.namespace, "deployment")["digits-sklearn-v1"]
+        .spec.template.spec.containers[0]
+        .args
+    )
+    assert model_args[model_args.index("--drain-delay-s") + 1] == "5"
+
+
+def test_no_pod_the_operator_creates_is_best_effort(k8s: ControlPlane, deployed: Scenario) -> None:
+    core = client.CoreV1Api(k8s.api)
+    pods = core.list_namespaced_pod(deployed.namespace, label_selector=MANAGED).items
+    assert len(pods) == 4  # the frontend, two sklearn replicas, one pytorch replica
+    for pod in pods:
+        assert pod.status.qos_class == "Burstable", pod.metadata.name
+        requests = pod.spec.containers[0].resources.requests
+        assert {"cpu", "memory"} <= set(requests), pod.metadata.name
+
+
+def test_the_apps_models_admit_only_its_frontends(k8s: ControlPlane, deployed: Scenario) -> None:
+    networking = client.NetworkingV1Api(k8s.api)
+    policy = networking.read_namespaced_network_policy("digits-models", deployed.namespace)
+    (owner,) = policy.metadata.owner_references
+    assert (owner.kind, owner.name, owner.controller) == ("ClipperApp", "digits", True)
+    (selector,) = policy.spec.pod_selector.match_expressions
+    assert (selector.key, selector.operator, sorted(selector.values)) == (
+        "clipper.dev/model",
+        "In",
+        ["digits-sklearn", "mlp-torch"],
+    )
+    (rule,) = policy.spec.ingress
+    assert rule._from[0].pod_selector.match_labels == {
+        "clipper.dev/app": "digits",
+        "app.kubernetes.io/component": "frontend",
+    }
+    assert [p.port for p in rule.ports] == [8001]
+
+
 def test_nothing_of_kopf_is_stored_on_the_objects(k8s: ControlPlane, deployed: Scenario) -> None:
     for plural, name in ((MODELS, "digits-sklearn"), (APPS, "digits")):
         meta = read(k8s, deployed.namespace, plural, name)["metadata"]
@@ -191,6 +244,7 @@ def test_deleting_the_app_and_the_models_cascades(k8s: ControlPlane, deployed: S
         custom.delete_namespaced_custom_object("clipper.dev", "v1alpha1", deployed.namespace,
                                                plural, name)  # fmt: skip
     core, rbac = client.CoreV1Api(k8s.api), client.RbacAuthorizationV1Api(k8s.api)
+    networking = client.NetworkingV1Api(k8s.api)
 
     def all_gone() -> bool:
         left = [
@@ -199,6 +253,10 @@ def test_deleting_the_app_and_the_models_cascades(k8s: ControlPlane, deployed: S
             *(p.metadata.name for p in core.list_namespaced_pod(deployed.namespace).items),
             *(r.metadata.name for r in rbac.list_namespaced_role(deployed.namespace).items),
             *(b.metadata.name for b in rbac.list_namespaced_role_binding(deployed.namespace).items),
+            *(
+                p.metadata.name
+                for p in networking.list_namespaced_network_policy(deployed.namespace).items
+            ),
         ]
         accounts = core.list_namespaced_service_account(deployed.namespace).items
         left += [a.metadata.name for a in accounts if a.metadata.name != "default"]

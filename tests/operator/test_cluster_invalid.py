@@ -45,6 +45,27 @@ def test_the_api_server_rejects_a_gpu_request_on_a_cpu_framework(
     assert "spec.resources" in result.stderr
 
 
+def test_the_api_server_lets_python_models_ask_for_a_gpu_with_a_cpu_fallback(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path
+) -> None:
+    gpu = {"limits": {"nvidia.com/gpu": 1}}
+    python = model_deployment(
+        "fn", framework="python", modelUri="pkg.mod:fn", device="cuda", cpuFallback=True,
+        resources=gpu,
+    )  # fmt: skip
+    k8s.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(python))
+    stored = read(k8s, namespace, MODELS, "fn")["spec"]
+    assert (stored["device"], stored["cpuFallback"]) == ("cuda", True)
+    defaulted = model_deployment("torch", framework="pytorch", modelUri="/m.pt", device="cuda")
+    k8s.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(defaulted))
+    assert read(k8s, namespace, MODELS, "torch")["spec"]["cpuFallback"] is False
+    bad = model_deployment("bad", cpuFallback="sometimes")
+    result = k8s.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(bad),
+                         check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "spec.cpuFallback" in result.stderr
+
+
 def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled(
     k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:

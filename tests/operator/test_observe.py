@@ -83,6 +83,19 @@ def test_a_crash_loop_is_failing_with_the_pods_reason() -> None:
     assert "back-off 40s" in seen.message
 
 
+def test_a_crash_loop_carries_the_last_termination_message() -> None:
+    crashed = pod("v2", ready=False, waiting="CrashLoopBackOff")
+    reason = (
+        "2026-01-01 ERROR clipper.model_wrappers.server [-] failed to load model 'digits': "
+        "device cuda was asked for but no GPU is usable (torch.cuda.is_available() is False)"
+    )
+    (status,) = crashed["status"]["containerStatuses"]
+    status["lastState"] = {"terminated": {"exitCode": 1, "message": f"loading\n{reason}\n"}}
+    seen = observe_versions([deployment("v2")], [crashed], {})["v2"]
+    assert seen.failing
+    assert seen.message.endswith(f"; last exit 1: {reason}")
+
+
 def test_an_image_that_cannot_be_pulled_is_failing() -> None:
     seen = observe_versions([deployment("v2")], [pod("v2", False, waiting="ImagePullBackOff")], {})
     assert seen["v2"].failing

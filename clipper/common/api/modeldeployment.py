@@ -26,8 +26,9 @@ from clipper.common.api.base import (
 )
 
 Framework = Literal["python", "sklearn", "pytorch", "onnx", "noop"]
-GPU_FRAMEWORKS: frozenset[str] = frozenset({"pytorch", "onnx"})
-"""Frameworks whose model server can use a GPU; the others run on CPU only."""
+GPU_FRAMEWORKS: frozenset[str] = frozenset({"pytorch", "onnx", "python"})
+"""Frameworks whose model server can use a GPU; the others run on CPU only (a python
+function learns its device from ``CLIPPER_MODEL_DEVICE``)."""
 GPU_RESOURCE = "nvidia.com/gpu"
 
 Phase = Literal["Pending", "Progressing", "Serving", "Draining", "Retained", "Failed"]
@@ -59,6 +60,8 @@ class VersionTemplate(ApiModel):
     method: Literal["predict", "predict_proba"] | None = None
     factory: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_fallback: bool = False
+    """With ``device: cuda``, serve on CPU when no GPU is usable instead of failing."""
     threads: int | None = None
     max_concurrency: int | None = None
     input: TensorSignature | None = None

@@ -24,14 +24,14 @@ from clipper.common.api import crds
 from clipper.common.manifests.schema import format_path
 
 _GPU_RULE = (
-    "self.framework in ['pytorch', 'onnx'] || !has(self.resources) || "
+    "self.framework in ['pytorch', 'onnx', 'python'] || !has(self.resources) || "
     "((!has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits)) && "
     "(!has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.requests)))"
 )
 
 
 def _no_gpu(spec: dict[str, Any]) -> bool:
-    if spec["framework"] in ("pytorch", "onnx"):
+    if spec["framework"] in ("pytorch", "onnx", "python"):
         return True
     resources = spec.get("resources", {})
     return all("nvidia.com/gpu" not in resources.get(group, {}) for group in ("limits", "requests"))
@@ -59,8 +59,9 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     (
         "ModelDeployment",
         "spec",
-        "!has(self.device) || self.device != 'cuda' || self.framework in ['pytorch', 'onnx']",
-    ): lambda s: s.get("device") != "cuda" or s["framework"] in ("pytorch", "onnx"),
+        "!has(self.device) || self.device != 'cuda' || "
+        "self.framework in ['pytorch', 'onnx', 'python']",
+    ): lambda s: s.get("device") != "cuda" or s["framework"] in ("pytorch", "onnx", "python"),
     ("ModelDeployment", "spec", _GPU_RULE): _no_gpu,
     (
         "ModelDeployment",
