@@ -139,7 +139,7 @@ class ServerSettings(BaseSettings):
     """Largest request or response message, in bytes; larger ones fail with
     RESOURCE_EXHAUSTED."""
 
-    max_queued_batches: int = Field(default=16, ge=0)
+    max_queued_batches: int = Field(default=128, ge=0)
     """ModelInfer calls that may wait for a worker thread (beyond the
     --max-concurrency running); past that, a call is answered RESOURCE_EXHAUSTED at
     once instead of queueing without bound. The frontend sends one batch at a time
