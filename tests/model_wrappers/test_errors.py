@@ -59,10 +59,11 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 MALFORMED: dict[str, tuple[Build, grpc.StatusCode, str]] = {
     "wrong input name": (raw([1, 64], ROW, name="pixels"), INVALID, "unknown input 'pixels'"),
-    "wrong datatype": (
-        raw([1, 64], digits_batch(1, np.float32).tobytes(), "FP32"),
+    "lossy datatype": (
+        raw([1, 64], digits_batch(1, np.int64).tobytes(), "INT64"),
         INVALID,
-        "input 'input' is FP32, but this model takes 'input' (FP64, shape [-1, 64])",
+        "input 'input' is INT64, which does not convert to FP64 without loss; "
+        "this model takes 'input' (FP64, shape [-1, 64])",
     ),
     "wrong shape": (raw([1, 32], ROW[: 32 * 8]), INVALID, "has shape [1, 32]"),
     "raw buffer too short": (
