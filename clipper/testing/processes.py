@@ -23,10 +23,22 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now -- and may be taken by anyone
+    a moment later. Only for processes that must be told their port in advance and
+    cannot bind 0 and report it (the Kubernetes control plane's binaries, a local
+    mode manifest's ports); servers of this project bind 0 and log the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused for as long as the block
+    runs: it is bound (so no one else can listen there) but never listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def wait_for(
