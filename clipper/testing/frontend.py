@@ -28,7 +28,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from clipper.testing.model_servers import ModelServer, serve_command
-from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
 
 
 def route(
@@ -125,7 +125,7 @@ class FrontendProcess:
 
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"frontend exited:\n{self.process.logs()}")
+                raise ProcessExited(f"frontend exited:\n{self.process.logs()}")
             with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as answer:
                 return bool(json.loads(answer.read())["ready"])
 
@@ -138,7 +138,7 @@ class FrontendProcess:
     def _wait_listening(self, timeout: float) -> None:
         def listening() -> re.Match[str] | None:
             if not self.process.alive():
-                raise RuntimeError(f"frontend exited:\n{self.process.logs()}")
+                raise ProcessExited(f"frontend exited:\n{self.process.logs()}")
             return _SERVING.search(self.process.logs())
 
         try:

@@ -27,7 +27,7 @@ import numpy as np
 
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
-from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
 
 _LISTENING = re.compile(r"listening on \S+:(\d+) \(metrics port (\d+|off)\)")
 
@@ -65,7 +65,7 @@ class ModelServer:
 
         def listening() -> re.Match[str] | None:
             if not self.process.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"model server exited with {self.process.proc.returncode}:\n{self.logs()}"
                 )
             return _LISTENING.search(self.process.logs())
@@ -104,7 +104,7 @@ class ModelServer:
     def wait_ready(self, timeout: float) -> None:
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"model server exited with {self.process.proc.returncode}:\n{self.logs()}"
                 )
             return bool(self.stub.ServerReady(pb.ServerReadyRequest(), timeout=2).ready)

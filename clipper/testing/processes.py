@@ -41,13 +41,19 @@ def refusing_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+class ProcessExited(RuntimeError):
+    """The process a condition waits on has exited: waiting longer cannot help."""
+
+
 def wait_for(
     condition: Callable[[], T | None],
     timeout: float = 30.0,
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; raise after ``timeout``."""
+    """Poll ``condition`` until it returns something truthy; raise after ``timeout``.
+    Errors of the condition count as "not yet", except ``ProcessExited``, which
+    ends the wait at once (so a server that dies at start fails its test early)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -55,6 +61,8 @@ def wait_for(
             value = condition()
             if value:
                 return value
+        except ProcessExited:
+            raise
         except Exception as exc:  # the condition may fail until the server is up
             last_error = exc
         time.sleep(interval)
@@ -116,15 +124,13 @@ class ClipperProcess:
 
         def ready() -> bool:
             if not self.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"{' '.join(self.args)} exited with {self.proc.returncode}:\n{self.logs()}"
                 )
             return port_open(port)
 
         try:
             wait_for(ready, timeout=timeout, what=f"port {port}")
-        except RuntimeError:
-            raise
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n--- logs ---\n{self.logs()}") from None
 
