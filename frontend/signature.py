@@ -14,8 +14,11 @@ was expected, because that is the message a client author acts on:
 * JSON (Clipper's ``input``/``input_batch``, OIP's ``data``) is converted to the
   signature's dtype only when the conversion is safe: integers may feed a float
   input; floats may not feed an integer one, text never feeds a number.
-* OIP tensors carry a datatype, which must equal the signature's (OIP clients
-  read the metadata, so a mismatch is a bug on their side worth reporting).
+* OIP tensors carry a datatype, which must equal the signature's or widen to it
+  without loss (``clipper.common.protocol.tensors.widens``, the rule the model
+  server applies too: INT32 or FP32 into FP64, never FP64 into FP32). Widening
+  happens here, once per request and before the rows are queued, so a batch
+  holds one dtype and the model receives the datatype it declared.
 * Shapes must match, ``-1`` matching any size.
 """
 
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from clipper.common.errors import InvalidInput
-from clipper.common.protocol.tensors import DTYPES, datatype_of, dtype_of
+from clipper.common.protocol.tensors import DTYPES, datatype_of, dtype_of, widened, widens
 from clipper.common.routing import TensorSpec
 
 # Which numpy kinds inferred from JSON may be converted to a signature's kind.
@@ -100,11 +103,9 @@ def tensor_from_json(
     data: Any, datatype: str, shape: list[int], signature: Signature | None, name: str
 ) -> np.ndarray:
     """An OIP JSON tensor (``data`` flat or nested) as an array of ``shape``."""
-    if signature is not None and datatype != signature.datatype:
-        raise InvalidInput(
-            f"input '{name}' has datatype {datatype}; the app expects {signature.datatype}"
-        )
     dtype = dtype_of(datatype, name)
+    if signature is not None and not widens(datatype, signature.datatype):
+        raise _not_lossless(name, datatype, signature)
     array = _convert(data, dtype, f"input '{name}'")
     count = int(np.prod(shape)) if shape else 1
     if array.size != count:
@@ -120,12 +121,18 @@ def check_tensor(array: np.ndarray, signature: Signature | None, name: str) -> n
         if array.ndim == 0:
             raise InvalidInput(f"input '{name}' needs a batch dimension")
         return array
-    datatype = datatype_of(array.dtype)
-    if datatype != signature.datatype:
-        raise InvalidInput(
-            f"input '{name}' has datatype {datatype}; the app expects {signature.datatype}"
-        )
-    return signature.check_rows(array, f"input '{name}'")
+    rows = signature.check_rows(array, f"input '{name}'")
+    converted = widened(rows, signature.datatype)
+    if converted is None:
+        raise _not_lossless(name, datatype_of(array.dtype), signature)
+    return converted
+
+
+def _not_lossless(name: str, datatype: str, signature: Signature) -> InvalidInput:
+    return InvalidInput(
+        f"input '{name}' has datatype {datatype}; the app expects {signature.datatype} "
+        f"(other datatypes are converted only without loss, e.g. INT32 or FP32 to FP64)"
+    )
 
 
 def _from_json(value: Any, signature: Signature | None, what: str) -> np.ndarray:

@@ -82,7 +82,7 @@ class DataPlane:
         if self.state is State.LOADING:
             raise Unavailable(f"model '{self.name}' is still loading")
         signature = self.model.signature
-        rows = signature.validate(inputs)
+        inputs, rows = signature.conform(inputs)
         if requested:
             self._check_requested(requested)
         self.metrics.batch_size.observe(rows)

@@ -110,7 +110,9 @@ class ModelMetrics:
         self._requests.labels(code.name).inc()
         self._errors.labels(code.name).inc()
 
-    def serve(self, host: str, port: int) -> None:
-        """Expose ``/metrics`` over HTTP from a daemon thread."""
+    def serve(self, host: str, port: int) -> int:
+        """Expose ``/metrics`` over HTTP from a daemon thread; the port bound
+        (``port`` 0: one the system picks)."""
         disable_created_metrics()  # no *_created series: this process only serves one model
-        start_http_server(port, addr=host, registry=self.registry)
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)

@@ -101,14 +101,10 @@ class ModelServer:
         self.port = self.server.add_insecure_port(f"{host}:{self.settings.port}")
         await self._set_health(NOT_SERVING)
         await self.server.start()
-        if self.settings.metrics_port:
-            self.metrics.serve(host, self.settings.metrics_port)
-        log.info(
-            "listening on %s:%d (metrics port %s)",
-            host,
-            self.port,
-            self.settings.metrics_port or "off",
-        )
+        metrics_port = self.settings.metrics_port  # -1: any free port, reported below
+        if metrics_port:
+            metrics_port = self.metrics.serve(host, max(metrics_port, 0))
+        log.info("listening on %s:%d (metrics port %s)", host, self.port, metrics_port or "off")
 
     async def load(self) -> None:
         await self.plane.load()

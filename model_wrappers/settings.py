@@ -133,7 +133,8 @@ class ServerSettings(BaseSettings):
     """gRPC port (Open Inference Protocol and grpc.health.v1)."""
 
     metrics_port: int = 0
-    """Prometheus metrics port on the same host (0: no metrics server)."""
+    """Prometheus metrics port on the same host (0: no metrics server; -1: any free
+    port, reported in the ``listening on`` log line as ``port`` 0 is)."""
 
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest request or response message, in bytes; larger ones fail with

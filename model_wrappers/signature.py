@@ -5,6 +5,11 @@ to before the model sees it, so a wrong name, datatype or shape is the client's
 INVALID_ARGUMENT with a message naming what was expected -- not an exception
 deep inside a framework that would come back as INTERNAL.
 
+Data of another datatype than a spec's is converted when the conversion is
+lossless (``clipper.common.protocol.tensors.widens``: INT32 or FP32 into FP64,
+not FP64 into FP32), here, once per request and before the model sees it, so a
+model always receives the datatype it declared.
+
 Dimension 0 is always the batch: it is -1 in a spec, and at least 1 in a
 request. Other dimensions are fixed, or -1 for "any size". A signature with no
 inputs is *open*: the model accepts any tensors (python callables and TorchScript
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipper.common.errors import InvalidInput, ModelError
-from clipper.common.protocol.tensors import datatype_of
+from clipper.common.protocol.tensors import datatype_of, widened
 
 
 @dataclass(frozen=True)
@@ -74,13 +79,15 @@ class Signature:
     def expected(self) -> str:
         return ", ".join(spec.describe() for spec in self.inputs)
 
-    def validate(self, inputs: Mapping[str, np.ndarray]) -> int:
-        """Check a decoded request; return its batch size."""
+    def conform(self, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+        """Check a decoded request; return it with every input in its spec's datatype
+        (widened where that is lossless), and its batch size."""
+        conformed = dict(inputs)
         if self.inputs:
             self._check_names(inputs)
             for spec in self.inputs:
-                self._check_tensor(spec, inputs[spec.name])
-        return batch_size(inputs)
+                conformed[spec.name] = self._check_tensor(spec, inputs[spec.name])
+        return conformed, batch_size(conformed)
 
     def _check_names(self, inputs: Mapping[str, np.ndarray]) -> None:
         names = {spec.name for spec in self.inputs}
@@ -95,17 +102,19 @@ class Signature:
             raise InvalidInput(f"{'; '.join(problems)}: this model takes {self.expected()}")
 
     @staticmethod
-    def _check_tensor(spec: TensorSpec, array: np.ndarray) -> None:
-        datatype = datatype_of(array.dtype)
-        if datatype != spec.datatype:
-            raise InvalidInput(
-                f"input '{spec.name}' is {datatype}, but this model takes {spec.describe()}"
-            )
+    def _check_tensor(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
         if not spec.matches(array.shape):
             raise InvalidInput(
                 f"input '{spec.name}' has shape {list(array.shape)}, "
                 f"but this model takes {spec.describe()}"
             )
+        converted = widened(array, spec.datatype)
+        if converted is None:
+            raise InvalidInput(
+                f"input '{spec.name}' is {datatype_of(array.dtype)}, which does not convert "
+                f"to {spec.datatype} without loss; this model takes {spec.describe()}"
+            )
+        return converted
 
     def check_outputs(self, outputs: Mapping[str, np.ndarray], rows: int) -> None:
         """A model must answer every row: N rows in, N rows out, in every output."""

@@ -82,6 +82,8 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.api: Any = None  # kubernetes.client.ApiClient once started
         self.start_seconds: float | None = None
+        # etcd, kube-apiserver and kwok are told their ports on the command line and
+        # cannot report one they picked, so these are chosen free just before.
         self._ports = {
             name: free_port() for name in ("etcd", "peer", "api", "kcm", "sched", "kwok")
         }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,8 +27,8 @@ import numpy as np
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from clipper.testing.model_servers import ModelServer
-from clipper.testing.processes import ClipperProcess, free_port, wait_for
+from clipper.testing.model_servers import ModelServer, serve_command
+from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
 
 
 def route(
@@ -104,21 +105,27 @@ async def serving(routes: Path, ready: bool = True, **settings: Any) -> AsyncIte
         await frontend.stop()
 
 
+_SERVING = re.compile(r"frontend serving REST on \S+:(\d+) and gRPC on \S+:(\d+)")
+
+
 class FrontendProcess:
-    """``clipper frontend`` as a child process on free ports."""
+    """``clipper frontend`` as a child process on ports 0: it binds free ones and
+    logs them (``frontend serving REST on HOST:PORT and gRPC on HOST:PORT``), and
+    ``wait_ready`` reads them from there, so no port is picked first and raced for.
+    ``url`` and ``grpc_address`` are known once ``wait_ready`` returns."""
 
     def __init__(self, routes: Path, args: Sequence[str] = (), env: dict[str, str] | None = None):
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.grpc_address = f"127.0.0.1:{self.grpc_port}"
-        command = ["frontend", "--routes", str(routes)]
-        command += ["--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)]
+        self.http_port = self.grpc_port = 0
+        self.url = self.grpc_address = ""
+        command = ["frontend", "--routes", str(routes), "--http-port", "0", "--grpc-port", "0"]
         self.process = ClipperProcess([*command, *args], env=env)
 
     def wait_ready(self, timeout: float = 90.0) -> FrontendProcess:
+        self._wait_listening(timeout)
+
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"frontend exited:\n{self.process.logs()}")
+                raise ProcessExited(f"frontend exited:\n{self.process.logs()}")
             with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as answer:
                 return bool(json.loads(answer.read())["ready"])
 
@@ -127,6 +134,20 @@ class FrontendProcess:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n--- logs ---\n{self.process.logs()}") from None
         return self
+
+    def _wait_listening(self, timeout: float) -> None:
+        def listening() -> re.Match[str] | None:
+            if not self.process.alive():
+                raise ProcessExited(f"frontend exited:\n{self.process.logs()}")
+            return _SERVING.search(self.process.logs())
+
+        try:
+            match = wait_for(listening, timeout=timeout, what="frontend ports")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- logs ---\n{self.process.logs()}") from None
+        self.http_port, self.grpc_port = int(match.group(1)), int(match.group(2))
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.grpc_address = f"127.0.0.1:{self.grpc_port}"
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
@@ -147,18 +168,22 @@ def start_model_servers(
 ) -> list[ModelServer]:
     """Start several model containers at once; each spec holds ``ModelServer.start``'s
     arguments (``framework``, ``uri``, ``name``, ``args``, ``env``), and may fix the
-    ``port`` (to bring a killed replica back where the frontend expects it)."""
+    ``port`` (to bring a killed replica back where the frontend expects it); else
+    each binds a free port and reports it."""
     servers = []
     try:
         for spec in specs:
-            port, metrics_port = spec.get("port") or free_port(), free_port()
-            command = ["model", "serve", "--framework", spec["framework"], "--name", spec["name"]]
-            command += ["--port", str(port), "--metrics-port", str(metrics_port)]
-            command += ["--uri", str(spec["uri"])] if spec.get("uri") else []
-            command += list(spec.get("args", ()))
+            command = serve_command(
+                spec["framework"],
+                spec["name"],
+                spec.get("uri", ""),
+                spec.get("args", ()),
+                port=spec.get("port", 0),
+            )
             process = ClipperProcess(command, env=spec.get("env"))
-            servers.append(ModelServer(process, spec["name"], port, metrics_port))
+            servers.append(ModelServer(process, spec["name"]))
         for server in servers:
+            server.wait_listening(timeout)
             server.wait_ready(timeout)
     except BaseException:
         for server in servers:

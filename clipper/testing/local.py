@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
 
 SERVING_BANNER = "clipper run: serving"
 
@@ -94,7 +94,7 @@ class LocalRun:
         def serving() -> bool:
             text = self.logs()
             if not self.process.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"clipper run exited with {self.process.proc.returncode}:\n{text}"
                 )
             return SERVING_BANNER in text
@@ -134,7 +134,7 @@ class LocalRun:
 
         def passed() -> dict[str, Any] | None:
             if not self.process.alive():
-                raise RuntimeError(f"clipper run exited:\n{self.logs()}")
+                raise ProcessExited(f"clipper run exited:\n{self.logs()}")
             state = self.status()
             return state if check(state) else None
 

@@ -1,15 +1,21 @@
 """Start real model containers (``clipper model serve``) and talk to them.
 
-``ModelServer.start(...)`` runs the server as a child process on free
-127.0.0.1 ports and returns once it reports ready over the Open Inference
-Protocol (``ServerReady``), failing early with the server's log if it exits.
-Use it as a context manager, or call ``stop()``; either way the process is
-reaped. Frontend tests, examples and benchmarks use the same helper.
+``ModelServer.start(...)`` runs the server as a child process on 127.0.0.1 and
+returns once it reports ready over the Open Inference Protocol (``ServerReady``),
+failing early with the server's log if it exits. Use it as a context manager, or
+call ``stop()``; either way the process is reaped. Frontend tests, examples and
+benchmarks use the same helper.
+
+The server binds port 0 (and metrics port -1: any free port) and the helper reads
+the ports it got from its ``listening on HOST:PORT (metrics port N)`` line, as
+local mode does. Picking a free port first and passing it on is a race: another
+process (a parallel test, another engineer's suite) may take it in between.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,18 +27,57 @@ import numpy as np
 
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
-from clipper.testing.processes import ClipperProcess, free_port, wait_for
+from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
+
+_LISTENING = re.compile(r"listening on \S+:(\d+) \(metrics port (\d+|off)\)")
+
+
+def serve_command(
+    framework: str,
+    name: str,
+    uri: str | Path = "",
+    args: Sequence[str] = (),
+    port: int = 0,
+    metrics: bool = True,
+) -> list[str]:
+    """``clipper model serve`` arguments; port 0 and metrics port -1 pick free ports."""
+    command = ["model", "serve", "--framework", framework, "--name", name]
+    command += ["--port", str(port), "--metrics-port", "-1" if metrics else "0"]
+    command += ["--uri", str(uri)] if uri else []
+    return [*command, *args]
 
 
 class ModelServer:
-    """A running ``clipper model serve`` process and a client for it."""
+    """A running ``clipper model serve`` process and a client for it.
 
-    def __init__(self, process: ClipperProcess, name: str, port: int, metrics_port: int) -> None:
+    ``port``, ``metrics_port`` (0: off) and ``address`` are known once
+    ``wait_listening`` has read them from the server's log."""
+
+    def __init__(self, process: ClipperProcess, name: str) -> None:
         self.process = process
         self.name = name
-        self.port = port
-        self.metrics_port = metrics_port
-        self.address = f"127.0.0.1:{port}"
+        self.port = 0
+        self.metrics_port = 0
+        self.address = ""
+
+    def wait_listening(self, timeout: float = 60.0) -> ModelServer:
+        """Until the server logs the ports it bound; fail early if it exits."""
+
+        def listening() -> re.Match[str] | None:
+            if not self.process.alive():
+                raise ProcessExited(
+                    f"model server exited with {self.process.proc.returncode}:\n{self.logs()}"
+                )
+            return _LISTENING.search(self.process.logs())
+
+        try:
+            match = wait_for(listening, timeout=timeout, interval=0.05, what=f"{self.name} ports")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- logs ---\n{self.logs()}") from None
+        self.port = int(match.group(1))
+        self.metrics_port = 0 if match.group(2) == "off" else int(match.group(2))
+        self.address = f"127.0.0.1:{self.port}"
+        return self
 
     @classmethod
     def start(
@@ -46,12 +91,10 @@ class ModelServer:
         timeout: float = 90.0,
     ) -> ModelServer:
         """Serve a model; ``args`` are more ``clipper model serve`` flags."""
-        port, metrics_port = free_port(), free_port() if metrics else 0
-        command = ["model", "serve", "--framework", framework, "--name", name]
-        command += ["--port", str(port), "--metrics-port", str(metrics_port)]
-        command += ["--uri", str(uri)] if uri else []
-        server = cls(ClipperProcess([*command, *args], env=env), name, port, metrics_port)
+        command = serve_command(framework, name, uri, args, metrics=metrics)
+        server = cls(ClipperProcess(command, env=env), name)
         try:
+            server.wait_listening(timeout)
             server.wait_ready(timeout)
         except BaseException:
             server.stop()
@@ -61,7 +104,7 @@ class ModelServer:
     def wait_ready(self, timeout: float) -> None:
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"model server exited with {self.process.proc.returncode}:\n{self.logs()}"
                 )
             return bool(self.stub.ServerReady(pb.ServerReadyRequest(), timeout=2).ready)

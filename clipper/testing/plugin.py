@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from clipper.testing.processes import free_port
-
 if TYPE_CHECKING:
     from clipper.testing.controlplane import ControlPlane
     from clipper.testing.model_servers import ModelServer
@@ -41,12 +39,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="keep the test control plane's folder (logs, kubeconfig) even when all pass",
     )
-
-
-@pytest.fixture
-def port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    return free_port()
 
 
 @pytest.fixture(scope="session")

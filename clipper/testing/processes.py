@@ -23,10 +23,26 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now -- and may be taken by anyone
+    a moment later. Only for processes that must be told their port in advance and
+    cannot bind 0 and report it (the Kubernetes control plane's binaries, a local
+    mode manifest's ports); servers of this project bind 0 and log the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused for as long as the block
+    runs: it is bound (so no one else can listen there) but never listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+class ProcessExited(RuntimeError):
+    """The process a condition waits on has exited: waiting longer cannot help."""
 
 
 def wait_for(
@@ -35,7 +51,9 @@ def wait_for(
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; raise after ``timeout``."""
+    """Poll ``condition`` until it returns something truthy; raise after ``timeout``.
+    Errors of the condition count as "not yet", except ``ProcessExited``, which
+    ends the wait at once (so a server that dies at start fails its test early)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -43,6 +61,8 @@ def wait_for(
             value = condition()
             if value:
                 return value
+        except ProcessExited:
+            raise
         except Exception as exc:  # the condition may fail until the server is up
             last_error = exc
         time.sleep(interval)
@@ -104,15 +124,13 @@ class ClipperProcess:
 
         def ready() -> bool:
             if not self.alive():
-                raise RuntimeError(
+                raise ProcessExited(
                     f"{' '.join(self.args)} exited with {self.proc.returncode}:\n{self.logs()}"
                 )
             return port_open(port)
 
         try:
             wait_for(ready, timeout=timeout, what=f"port {port}")
-        except RuntimeError:
-            raise
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n--- logs ---\n{self.logs()}") from None
 

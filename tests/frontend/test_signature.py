@@ -62,20 +62,40 @@ def test_oip_json_tensors_may_be_flat_or_nested() -> None:
     np.testing.assert_array_equal(flat, nested)
 
 
-def test_oip_datatype_and_size_must_match() -> None:
-    with pytest.raises(InvalidInput, match="datatype FP32; the app expects FP64"):
-        tensor_from_json([1, 2, 3, 4], "FP32", [1, 4], PIXELS, "input")
+def test_oip_datatype_must_widen_and_size_must_match() -> None:
+    with pytest.raises(InvalidInput, match="datatype INT64; the app expects FP64"):
+        tensor_from_json([1, 2, 3, 4], "INT64", [1, 4], PIXELS, "input")
+    with pytest.raises(InvalidInput, match="datatype FP64; the app expects FP32"):
+        tensor_from_json([1, 2, 3, 4], "FP64", [1, 4], Signature("input", "FP32", (4,)), "input")
     with pytest.raises(InvalidInput, match="has 3 elements, but its shape \\[1, 4\\] needs 4"):
         tensor_from_json([1, 2, 3], "FP64", [1, 4], PIXELS, "input")
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "INT32", "UINT8", "FP16"])
+def test_oip_json_tensors_of_a_lossless_datatype_are_widened(datatype: str) -> None:
+    tensor = tensor_from_json([1, 2, 3, 4], datatype, [1, 4], PIXELS, "input")
+    rows = check_tensor(tensor, PIXELS, "input")
+    assert rows.dtype == np.float64
+    np.testing.assert_array_equal(rows, [[1.0, 2.0, 3.0, 4.0]])
 
 
 def test_decoded_tensors_are_checked_too() -> None:
     good = np.zeros((2, 4))
     assert check_tensor(good, PIXELS, "input") is good
-    with pytest.raises(InvalidInput, match="datatype FP32"):
-        check_tensor(good.astype(np.float32), PIXELS, "input")
+    with pytest.raises(InvalidInput, match="datatype INT64; the app expects FP64"):
+        check_tensor(good.astype(np.int64), PIXELS, "input")
     with pytest.raises(InvalidInput, match="needs a batch dimension"):
         check_tensor(np.float64(1.0).reshape(()), None, "input")
+
+
+def test_decoded_tensors_of_a_lossless_datatype_are_widened_once() -> None:
+    narrow = np.arange(8, dtype=np.float32).reshape(2, 4)
+    rows = check_tensor(narrow, PIXELS, "input")
+    assert rows.dtype == np.float64
+    np.testing.assert_array_equal(rows, narrow)
+    fp32 = Signature("input", "FP32", (4,))
+    with pytest.raises(InvalidInput, match="datatype FP64; the app expects FP32"):
+        check_tensor(narrow.astype(np.float64), fp32, "input")
 
 
 def test_from_container_metadata_drops_the_batch_dimension() -> None:

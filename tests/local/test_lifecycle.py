@@ -29,6 +29,8 @@ SLOW = "clipper.testing.slow_loading:identity"
 
 
 def echo_app(folder: Path, replicas: int = 1) -> Path:
+    # A ClipperApp's service ports are part of the manifest (1..65535, as in a cluster),
+    # so local mode cannot be asked for port 0: these are picked free just before.
     service = {"httpPort": free_port(), "grpcPort": free_port()}
     return write_manifests(
         folder / "echo.yaml",

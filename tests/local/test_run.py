@@ -55,6 +55,8 @@ def echo(version: str, **spec: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def manifests(tmp_path_factory: pytest.TempPathFactory, digits_models: DigitsModels) -> Path:
     folder = tmp_path_factory.mktemp("run-manifests")
+    # A ClipperApp's service ports are part of the manifest (1..65535, as in a cluster),
+    # so local mode cannot be asked for port 0: these are picked free just before.
     service = {"httpPort": free_port(), "grpcPort": free_port()}
     sklearn = {"threads": 1, "rollout": ROLLOUT}
     write_manifests(

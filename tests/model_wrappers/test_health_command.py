@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from clipper.testing.model_servers import ModelServer
-from clipper.testing.processes import free_port
+from clipper.testing.processes import refusing_port
 
 
 def health(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,6 +21,7 @@ def test_a_serving_container_is_healthy(digits_logistic_server: ModelServer) -> 
 
 
 def test_nothing_listening_is_unhealthy() -> None:
-    result = health("--port", str(free_port()), "--timeout-s", "1")
+    with refusing_port() as port:
+        result = health("--port", str(port), "--timeout-s", "1")
     assert result.returncode == 1
     assert "UNAVAILABLE" in result.stdout or "DEADLINE_EXCEEDED" in result.stdout

@@ -11,18 +11,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
-from clipper.testing.processes import ClipperProcess, free_port, wait_for
+from clipper.testing.model_servers import ModelServer, serve_command
+from clipper.testing.processes import ClipperProcess, wait_for
 
 URI = "clipper.testing.slow_loading:identity"
 
 
 def start(delay_s: float) -> tuple[ClipperProcess, int]:
-    port = free_port()
-    args = ["model", "serve", "--framework", "python", "--uri", URI, "--name", "slow"]
+    """The server on a port of its choosing, as soon as it listens (while it loads)."""
     env = {"CLIPPER_TESTING_IMPORT_DELAY_S": str(delay_s)}
-    process = ClipperProcess([*args, "--port", str(port)], env=env)
-    process.wait_port(port)
-    return process, port
+    process = ClipperProcess(serve_command("python", "slow", URI, metrics=False), env=env)
+    server = ModelServer(process, "slow").wait_listening()
+    process.wait_port(server.port)
+    return process, server.port
 
 
 def test_loading_is_live_not_ready_then_ready() -> None:

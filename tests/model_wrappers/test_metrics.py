@@ -25,7 +25,7 @@ def test_requests_show_up_in_the_metrics(digits_logistic_server: ModelServer) ->
     for rows in (1, 8, 32):
         server.infer({"input": digits_batch(rows)})
     with pytest.raises(grpc.RpcError):
-        server.infer({"input": digits_batch(1, np.float32)})
+        server.infer({"input": digits_batch(1, np.int64)})  # INT64 does not widen to FP64
     after = samples(server)
 
     def delta(name: str, **labels: str) -> float:

@@ -11,8 +11,39 @@ from clipper.model_wrappers.signature import Signature, TensorSpec, batch_size
 DIGITS = Signature(inputs=(TensorSpec("input", "FP64", (-1, 64)),))
 
 
-def test_a_matching_batch_passes_and_reports_its_rows() -> None:
-    assert DIGITS.validate({"input": np.zeros((3, 64))}) == 3
+def test_a_matching_batch_passes_as_it_is_and_reports_its_rows() -> None:
+    pixels = np.zeros((3, 64))
+    inputs, rows = DIGITS.conform({"input": pixels})
+    assert rows == 3
+    assert inputs["input"] is pixels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8, np.int16])
+def test_lossless_datatypes_are_widened_to_the_declared_one(dtype: type) -> None:
+    pixels = np.arange(2 * 64).reshape(2, 64).astype(dtype)
+    inputs, rows = DIGITS.conform({"input": pixels})
+    assert rows == 2
+    assert inputs["input"].dtype == np.float64
+    np.testing.assert_array_equal(inputs["input"], pixels.astype(np.float64))
+
+
+@pytest.mark.parametrize(("dtype", "datatype"), [(np.int64, "INT64"), (np.bool_, "BOOL")])
+def test_lossy_datatypes_are_refused_naming_both(dtype: type, datatype: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        DIGITS.conform({"input": np.zeros((1, 64), dtype)})
+    assert f"input 'input' is {datatype}, which does not convert to FP64 without loss" in (
+        caught.value.message
+    )
+
+
+def test_fp64_into_an_fp32_model_is_refused_naming_both() -> None:
+    fp32 = Signature(inputs=(TensorSpec("input", "FP32", (-1, 4)),))
+    with pytest.raises(InvalidInput) as caught:
+        fp32.conform({"input": np.zeros((1, 4))})
+    assert caught.value.message == (
+        "input 'input' is FP64, which does not convert to FP32 without loss; "
+        "this model takes 'input' (FP32, shape [-1, 4])"
+    )
 
 
 @pytest.mark.parametrize(
@@ -20,7 +51,7 @@ def test_a_matching_batch_passes_and_reports_its_rows() -> None:
     [
         ({"pixels": np.zeros((1, 64))}, "unknown input 'pixels'; missing input 'input'"),
         ({"input": np.zeros((1, 64)), "extra": np.zeros((1, 1))}, "unknown input 'extra'"),
-        ({"input": np.zeros((1, 64), np.float32)}, "input 'input' is FP32"),
+        ({"input": np.zeros((1, 64), np.int64)}, "input 'input' is INT64"),
         ({"input": np.zeros((1, 63))}, "has shape [1, 63]"),
         ({"input": np.zeros((1, 8, 8))}, "has shape [1, 8, 8]"),
         ({"input": np.zeros((0, 64))}, "the batch is empty"),
@@ -29,7 +60,7 @@ def test_a_matching_batch_passes_and_reports_its_rows() -> None:
 )
 def test_a_mismatch_names_what_the_model_takes(inputs: dict, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        DIGITS.validate(inputs)
+        DIGITS.conform(inputs)
     assert message in caught.value.message
     if "empty" not in message:
         assert "'input' (FP64, shape [-1, 64])" in caught.value.message
@@ -37,18 +68,19 @@ def test_a_mismatch_names_what_the_model_takes(inputs: dict, message: str) -> No
 
 def test_wildcard_dimensions_accept_any_size() -> None:
     spec = TensorSpec("image", "UINT8", (-1, -1, -1, 3))
-    assert Signature(inputs=(spec,)).validate({"image": np.zeros((2, 5, 7, 3), np.uint8)}) == 2
+    image = np.zeros((2, 5, 7, 3), np.uint8)
+    assert Signature(inputs=(spec,)).conform({"image": image}) == ({"image": image}, 2)
 
 
 def test_an_open_signature_accepts_any_inputs_but_still_needs_a_batch() -> None:
     open_signature = Signature()
-    assert open_signature.validate({"a": np.zeros((4, 2)), "b": np.zeros(4, np.int32)}) == 4
+    assert open_signature.conform({"a": np.zeros((4, 2)), "b": np.zeros(4, np.int32)})[1] == 4
     with pytest.raises(InvalidInput, match="no inputs"):
-        open_signature.validate({})
+        open_signature.conform({})
     with pytest.raises(InvalidInput, match="'b' has 3 rows but the others have 4"):
-        open_signature.validate({"a": np.zeros((4, 2)), "b": np.zeros(3)})
+        open_signature.conform({"a": np.zeros((4, 2)), "b": np.zeros(3)})
     with pytest.raises(InvalidInput, match="'a' is a scalar"):
-        open_signature.validate({"a": np.zeros(())})
+        open_signature.conform({"a": np.zeros(())})
 
 
 def test_outputs_need_one_row_per_input_row() -> None:

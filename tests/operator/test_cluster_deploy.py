@@ -2,12 +2,14 @@
 it all goes away with its owners.
 
 One scenario for the whole module (the operator and its objects take a few seconds
-to come up): a ClipperApp over a CPU sklearn model and a GPU pytorch model. Tests
-run in file order and the last one deletes everything.
+to come up): a ClipperApp over a CPU sklearn model and a GPU pytorch model, which
+no test changes. The test that deletes everything deploys the same scenario again
+in a namespace of its own, so the tests pass in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +46,11 @@ class Scenario:
     operator: OperatorProcess
 
 
-@pytest.fixture(scope="module")
-def deployed(
-    k8s: ControlPlane, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scenario]:
-    namespace = k8s.create_namespace("operator-deploy")
-    logs = tmp_path_factory.mktemp("operator-deploy")
-    with operator(operator_kubeconfig, namespace, logs) as proc:
+@contextlib.contextmanager
+def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterator[Scenario]:
+    """The scenario in a new namespace, its operator running, the app Ready."""
+    namespace = k8s.create_namespace(name)
+    with operator(kubeconfig, namespace, logs) as proc:
         sklearn = model_deployment("digits-sklearn", replicas=2, method="predict_proba")
         gpu = {"limits": {GPU_RESOURCE: 1}}
         torch = model_deployment(
@@ -66,6 +66,24 @@ def deployed(
         )  # fmt: skip
         yield Scenario(namespace, proc)
     k8s.delete_namespace(namespace)
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    k8s: ControlPlane, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenario]:
+    logs = tmp_path_factory.mktemp("operator-deploy")
+    with deploy(k8s, operator_kubeconfig, logs, "operator-deploy") as scenario:
+        yield scenario
+
+
+@pytest.fixture
+def deployed_alone(
+    k8s: ControlPlane, operator_kubeconfig: Path, tmp_path: Path
+) -> Iterator[Scenario]:
+    """The scenario for a test that destroys it."""
+    with deploy(k8s, operator_kubeconfig, tmp_path, "operator-delete") as scenario:
+        yield scenario
 
 
 def managed(k8s: ControlPlane, namespace: str, kind: str) -> dict[str, Any]:
@@ -238,7 +256,10 @@ def test_nothing_of_kopf_is_stored_on_the_objects(k8s: ControlPlane, deployed: S
         assert not [key for key in meta.get("annotations") or {} if "kopf" in key]
 
 
-def test_deleting_the_app_and_the_models_cascades(k8s: ControlPlane, deployed: Scenario) -> None:
+def test_deleting_the_app_and_the_models_cascades(
+    k8s: ControlPlane, deployed_alone: Scenario
+) -> None:
+    deployed = deployed_alone
     custom = client.CustomObjectsApi(k8s.api)
     for plural, name in ((APPS, "digits"), (MODELS, "digits-sklearn"), (MODELS, "mlp-torch")):
         custom.delete_namespaced_custom_object("clipper.dev", "v1alpha1", deployed.namespace,

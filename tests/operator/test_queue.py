@@ -67,9 +67,17 @@ async def test_keys_added_several_times_before_they_run_run_once() -> None:
     for _ in range(5):
         queue.add("a")
     queue.add("b")
-    await run_until(queue, recorder, lambda: len(recorder.calls) >= 2 and len(queue) == 0)
-    await asyncio.sleep(0.05)
-    assert sorted(recorder.names()) == ["a", "b"]
+    task = asyncio.create_task(queue.run(recorder, workers=2))
+    try:
+        await eventually(lambda: len(recorder.calls) >= 2 and len(queue) == 0)
+        await asyncio.sleep(0.05)  # time for a duplicate to run, were there one
+        queue.add("c")  # the queue still runs keys: so no duplicate ran above
+        await eventually(lambda: "c" in recorder.names())
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sorted(recorder.names()) == ["a", "b", "c"]
 
 
 async def test_the_earliest_requested_time_wins() -> None:
@@ -93,16 +101,20 @@ async def test_a_key_added_while_it_runs_runs_again_after_never_alongside() -> N
         await eventually(lambda: bool(recorder.running))
         queue.add("a")
         queue.add("a")
+        queue.add("b")  # idle workers are there to take keys: this one runs at once
+        await eventually(lambda: "b" in recorder.names())
         await asyncio.sleep(0.05)
-        assert recorder.names() == ["a"]  # busy: not started a second time
+        assert recorder.names() == ["a", "b"]  # "a" is busy: not started a second time
         recorder.gate.set()
-        await eventually(lambda: len(recorder.calls) >= 2)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: recorder.names().count("a") >= 2)
+        await asyncio.sleep(0.05)  # time for a third run of "a", were there one
+        queue.add("c")  # the queue still runs keys: so none ran above
+        await eventually(lambda: "c" in recorder.names())
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert recorder.names() == ["a", "a"]
+    assert recorder.names() == ["a", "b", "a", "c"]
     assert recorder.overlaps == 0
 
 

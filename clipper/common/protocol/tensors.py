@@ -8,6 +8,18 @@ Python loop over every element.
 
 Every size or type mismatch raises ``InvalidInput`` naming the tensor and what
 was expected, because these are the errors a client author has to act on.
+
+Widening (``widens`` / ``widened``) is the one rule, used by the frontend and by
+the model server alike, for data whose datatype is not the one a model takes:
+it is converted when every value survives (INT32 or FP32 into FP64, UINT8 into
+INT16, FP16 into FP32), and refused otherwise (FP64 into FP32, FP32 into INT64).
+Triton refuses every mismatch; MLServer users expect the lossless ones to work.
+The rule is numpy's ``can_cast(casting="safe")`` with three exceptions: an
+integer widens to a float only when the float's mantissa holds every integer of
+that type (numpy calls INT64 into FP64 safe, yet beyond 2**53 it rounds); BOOL
+widens to nothing (numpy would make True a 1, but a truth value sent to a number
+input is more likely the wrong tensor than a feature, and JSON ``true`` is
+refused the same way); and BYTES never converts.
 """
 
 from __future__ import annotations
@@ -78,6 +90,30 @@ def dtype_of(datatype: str, tensor: str = "") -> np.dtype:
         raise InvalidInput(
             f"{where}unknown datatype '{datatype}'; expected one of {', '.join(DTYPES)}"
         ) from None
+
+
+def widens(source: str, target: str) -> bool:
+    """Whether data of OIP datatype ``source`` converts to ``target`` losslessly."""
+    if source == target:
+        return True
+    if {source, target} & {"BOOL", "BYTES"}:
+        return False
+    src, dst = dtype_of(source), dtype_of(target)
+    if src.kind in "iu" and dst.kind == "f":
+        value_bits = src.itemsize * 8 - (src.kind == "i")
+        return value_bits <= np.finfo(dst).nmant + 1
+    return bool(np.can_cast(src, dst, casting="safe"))
+
+
+def widened(array: np.ndarray, datatype: str) -> np.ndarray | None:
+    """``array`` as ``datatype``: itself when it already is, a converted copy when
+    the conversion is lossless (``widens``), else None for the caller to refuse."""
+    source = datatype_of(array.dtype)
+    if source == datatype:
+        return array
+    if not widens(source, datatype):
+        return None
+    return array.astype(DTYPES[datatype])
 
 
 def check_shape(shape: Iterable[int], tensor: str) -> tuple[int, ...]:

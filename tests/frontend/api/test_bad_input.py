@@ -32,7 +32,7 @@ CASES = [
     ("POST", "/echo/feedback", {"query_id": 12345, "label": 1}, 404, "unknown query id 12345"),
     ("POST", "/echo/feedback", {"query_id": "x", "label": 1}, 400, "must be an integer"),
     ("POST", "/echo/feedback", {"query_id": 1}, 400, 'needs a "label"'),
-    ("POST", INFER, oip(GOOD_ROW, [1, 4], "FP32"), 400, "datatype FP32; the app expects FP64"),
+    ("POST", INFER, oip(GOOD_ROW, [1, 4], "INT64"), 400, "datatype INT64; the app expects FP64"),
     ("POST", INFER, oip(GOOD_ROW, [2, 4]), 400, "needs 8"),
     ("POST", INFER, oip(GOOD_ROW, [1, 4], name="x"), 400, "unknown input 'x'"),
     ("POST", INFER, {"inputs": []}, 400, '"inputs"'),

@@ -70,7 +70,11 @@ async def test_health_and_metadata(digits_routes: Path) -> None:
     [
         (lambda r: setattr(r, "model_name", "nope"), grpc.StatusCode.NOT_FOUND, "unknown app"),
         (lambda r: add_raw_inputs(r, {"input": np.zeros((2, 3))}), None, r"shape \[2, 3\]"),
-        (lambda r: add_raw_inputs(r, {"input": np.zeros((2, 64), np.float32)}), None, "FP32"),
+        (
+            lambda r: add_raw_inputs(r, {"input": np.zeros((2, 64), np.int64)}),
+            None,
+            "datatype INT64; the app expects FP64",
+        ),
         (lambda r: add_raw_inputs(r, {"pixels": np.zeros((1, 64))}), None, "unknown input"),
     ],
 )

@@ -1,4 +1,9 @@
-"""Replicas fail, come and go, and versions share traffic, under load."""
+"""Replicas fail, come and go, and versions share traffic, under load.
+
+The frontend under test serves on the test's own event loop, so everything that
+blocks (starting and stopping model servers: process waits and polling) runs in
+a thread; a blocked loop would stall the health checks and batches under test.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +70,8 @@ async def test_killing_one_of_two_replicas_under_load_loses_nothing_but_retry_ex
 ) -> None:
     control = LatencyControl(tmp_path / "latency")
     control.set(0.005)  # batches are in flight most of the time
-    doomed, survivor = start_model_servers([echo_spec(control), echo_spec(control)])
+    specs = [echo_spec(control), echo_spec(control)]
+    doomed, survivor = await asyncio.to_thread(start_model_servers, specs)
     try:
         replicas = [doomed.address, survivor.address]
         write_routes(routes, app([{"version": "1", "replicas": replicas}]))
@@ -76,8 +82,7 @@ async def test_killing_one_of_two_replicas_under_load_loses_nothing_but_retry_ex
             answers = await load
             text = fe.metrics()
     finally:
-        doomed.stop()
-        survivor.stop()
+        await asyncio.gather(asyncio.to_thread(doomed.stop), asyncio.to_thread(survivor.stop))
     assert all(status == 200 for status, _ in answers)
     lost = [a for _, a in answers if a["default"]]
     for answer in lost:
@@ -168,13 +173,13 @@ async def test_a_replica_that_comes_back_is_found_by_its_health_checks(
     routes: Path, tmp_path: Path
 ) -> None:
     control = LatencyControl(tmp_path / "latency")
-    (server,) = start_model_servers([echo_spec(control)])
+    (server,) = await asyncio.to_thread(start_model_servers, [echo_spec(control)])
     port = server.port
     write_routes(routes, app([{"version": "1", "replicas": [server.address]}]))
     try:
         async with serving(routes) as fe:
             server.process.signal(signal.SIGKILL)
-            server.stop()
+            await asyncio.to_thread(server.stop)  # the frontend serves on this loop meanwhile
             for _ in range(400):
                 if metric(fe.metrics(), "clipper_frontend_replica_up", replica=server.address) == 0:
                     break
@@ -182,10 +187,11 @@ async def test_a_replica_that_comes_back_is_found_by_its_health_checks(
             ((_, down),) = await hammer(fe.url, "app", rows(1), concurrency=1)
             assert down["default_explanation"].startswith("unavailable"), down
 
-            (server,) = start_model_servers([{**echo_spec(control), "port": port}])
+            again = [{**echo_spec(control), "port": port}]
+            (server,) = await asyncio.to_thread(start_model_servers, again)
             await fe.wait_ready()
             ((_, back),) = await hammer(fe.url, "app", rows(1), concurrency=1)
     finally:
-        server.stop()
+        await asyncio.to_thread(server.stop)
     assert back["default"] is False
     assert back["output"] == rows(1)[0]

@@ -17,33 +17,34 @@ from kubernetes_asyncio import client
 from clipper.common.tasks import TaskRegistry
 from clipper.frontend.routing.discovery.kubernetes import KubernetesDiscovery
 from clipper.testing.asyncio_checks import unretrieved_task_errors
-from clipper.testing.processes import free_port
+from clipper.testing.processes import refusing_port
 
 
 async def test_a_cancelled_watch_stops_its_reflectors_and_leaks_no_exception(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    refused = client.Configuration(host=f"http://127.0.0.1:{free_port()}")
-    tasks = TaskRegistry()
-    discovery = KubernetesDiscovery("app", "ns", configuration=refused, tasks=tasks)
+    with refusing_port() as port:  # connections refused, and no one else listens there
+        refused = client.Configuration(host=f"http://127.0.0.1:{port}")
+        tasks = TaskRegistry()
+        discovery = KubernetesDiscovery("app", "ns", configuration=refused, tasks=tasks)
 
-    async def follow() -> None:
-        async for _ in discovery.watch():
-            raise AssertionError("no table can come from a refused connection")
+        async def follow() -> None:
+            async for _ in discovery.watch():
+                raise AssertionError("no table can come from a refused connection")
 
-    with caplog.at_level(logging.WARNING):
-        follower = asyncio.create_task(follow())
-        for _ in range(400):  # at most 10 s: every reflector has tried once
-            if caplog.text.count("listing again") >= 3:
-                break
-            await asyncio.sleep(0.025)
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
-        assert follower.cancelled()
-        await asyncio.sleep(0.1)  # what it cancelled on its way out has finished too
-        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        errors = unretrieved_task_errors(caplog)
+        with caplog.at_level(logging.WARNING):
+            follower = asyncio.create_task(follow())
+            for _ in range(400):  # at most 10 s: every reflector has tried once
+                if caplog.text.count("listing again") >= 3:
+                    break
+                await asyncio.sleep(0.025)
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            assert follower.cancelled()
+            await asyncio.sleep(0.1)  # what it cancelled on its way out has finished too
+            left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            errors = unretrieved_task_errors(caplog)
     assert left == []
     assert errors == []
     assert tasks.crashes == {}

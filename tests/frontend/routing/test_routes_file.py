@@ -62,13 +62,28 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_routes(tmp_path / "nope.yaml")
 
 
+async def edit_until_yielded(path: Path, text: str, nxt: asyncio.Future[object]) -> object:
+    """Write ``text`` until the watch yields it: the watch may not be started yet, and
+    an edit made before it starts is never seen. Proves the watcher is running."""
+    for _ in range(40):
+        await asyncio.to_thread(path.write_text, text)
+        done, _ = await asyncio.wait([nxt], timeout=0.5)
+        if done:
+            return nxt.result()
+    pytest.fail("the routes file watcher never yielded an edit")
+
+
 async def test_changes_are_yielded_and_bad_edits_keep_the_last_table(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES)
     tables = aiter(StaticFileDiscovery(path, debounce_ms=10).watch())
     first = await anext(tables)
+    # First a change the watcher must see, so the negative check below cannot pass
+    # merely because the watcher is not running.
+    edited = ROUTES.replace("weight: 90", "weight: 70")
+    seen = await edit_until_yielded(path, edited, asyncio.ensure_future(anext(tables)))
+    assert seen != first
     nxt = asyncio.ensure_future(anext(tables))
-    await asyncio.sleep(0.3)  # let the watcher start before the edits
     (tmp_path / "unrelated.log").write_text("ignored")
     path.write_text("apps: {broken")  # invalid: logged, ignored
     await asyncio.sleep(0.3)
