@@ -90,6 +90,7 @@ class Frontend:
                 settings.header_timeout_s,
                 settings.keepalive_timeout_s,
             ),
+            settings.grpc_reuse_port,
         )
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None
@@ -125,6 +126,8 @@ class Frontend:
         """Fail readiness and keep serving for ``drain_delay_s`` (less if ``cut_short``
         is set meanwhile), so load balancers stop sending before ``stop`` closes the ports."""
         self.plane.draining = True
+        if self._listening:
+            await self.grpc.drain()
         delay = self.settings.drain_delay_s
         if delay <= 0 or (cut_short is not None and cut_short.is_set()):
             return

@@ -109,6 +109,11 @@ class FrontendSettings(BaseSettings):
     grace_period_s. A second signal, or SIGINT, skips the delay. Kubernetes needs a
     few seconds to remove a terminating pod from its Service's endpoints."""
 
+    grpc_reuse_port: bool = False
+    """Bind the gRPC port with SO_REUSEPORT, so that a replacement frontend listens
+    beside this one while it drains (local mode's frontend restarts). Off by default:
+    a port in use is then an error, not silently shared."""
+
     http_fd: int | None = Field(default=None, ge=0)
     """Serve REST on this inherited, already listening socket instead of binding
     --http-port: a supervisor that holds the socket (local mode) restarts the

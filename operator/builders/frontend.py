@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from clipper.common import api
+from clipper.common.frontend_args import frontend_flags
 from clipper.operator import naming
 from clipper.operator.builders.meta import (
     CONTAINER_SECURITY,
@@ -48,6 +49,7 @@ def frontend_args(app: api.ClipperApp) -> list[str]:
         str(naming.FRONTEND_HTTP_PORT),
         "--grpc-port",
         str(naming.FRONTEND_GRPC_PORT),
+        *frontend_flags(app.spec.frontend),
     ]
 
 
