@@ -21,6 +21,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
+import yaml
 
 from clipper.testing.frontend import metric
 from clipper.testing.local import (
@@ -217,6 +218,41 @@ def test_version_swap_under_load_fails_no_request(run: LocalRun, tmp_path: Path)
     assert served > 0
     assert old_pids
     wait_for(lambda: not any(alive(pid) for pid in old_pids), timeout=60, what="old replicas gone")
+
+
+def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_request(
+    run: LocalRun, manifests: Path, tmp_path: Path
+) -> None:
+    old = _pid_of(run.status(), "frontend")
+    assert old is not None
+    # The first app's spec.frontend configures the run's one frontend.
+    apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
+    first = next(app for app in apps if app and app["metadata"]["name"] == "lr")
+    capacity = 4096 + old % 1000  # differs from whatever an earlier run of this test set
+    first["spec"]["frontend"].update(queueCapacity=capacity, drainDelaySeconds=1)
+    load = LoadLoop(run.url, "echo", digits_batch(64).tolist(), threads=4, max_requests=50_000)
+    load.start()
+    try:
+        wait_for(lambda: load.result.requests > 100, timeout=60, what="load flowing")
+        applied = run.apply(write_manifests(tmp_path / "apps.yaml", first))
+        assert applied.returncode == 0, applied.stderr
+        run.wait_status(
+            lambda s: _pid_of(s, "frontend") not in (None, old), timeout=90, what="new frontend"
+        )
+        wait_for(lambda: not alive(old), timeout=60, what="the old frontend drained and gone")
+        after = load.result.requests
+        wait_for(lambda: load.result.requests > after + 100, timeout=60, what="load after it")
+    finally:
+        result = load.stop()
+    print(
+        f"\nfrontend replaced under load: {result.requests} requests in "
+        f"{result.seconds:.1f}s, {result.failures} failed"
+    )
+    assert result.failures == 0, result.examples
+    new = _pid_of(run.status(), "frontend")
+    cmdline = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[cmdline.index(b"--queue-capacity") + 1] == str(capacity).encode()
+    assert "the frontend was replaced" in run.logs()
 
 
 def _swapped(status: dict[str, Any], old: str, new: str) -> bool:
