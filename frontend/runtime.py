@@ -11,9 +11,11 @@ accepting on both ports, let requests in flight finish within the grace period
 (their batches are still being served), then drain the batchers and close the
 channels.
 
-A later routing table that cannot be applied (say, an unknown policy
-parameter) is rejected whole before anything changes, logged, and the previous
-table stays in force.
+A later routing table that cannot be applied (say, a fixed policy naming a
+model the app lacks) is rejected whole before anything changes, logged, and the
+previous table stays in force; the discovery is told (``Discovery.report``), so
+the Kubernetes one can put it on the ClipperApp's status (local mode reads the
+log lines: each table is logged as rejected or applied).
 
 The frontend owns one ``TaskRegistry``: every long-lived task (the routing
 follower, batchers, health watchers, discovery watches, drains) is started
@@ -104,7 +106,12 @@ class Frontend:
     async def start(self) -> None:
         """Apply the first routing table, then listen on both ports."""
         self._tables = aiter(self.discovery.watch())
-        self.router.apply(await anext(self._tables))
+        try:
+            self.router.apply(await anext(self._tables))
+        except ConfigError as exc:
+            await self.discovery.report(str(exc))
+            raise
+        await self.discovery.report(None)
         self._follower = supervise(
             "routing_follower",
             self._follow,
@@ -159,6 +166,9 @@ class Frontend:
                     self.router.apply(table)
                 except ConfigError as exc:
                     log.error("routing table rejected, the previous one stays: %s", exc)
+                    await self.discovery.report(str(exc))
+                else:
+                    await self.discovery.report(None)
         finally:
             close = getattr(tables, "aclose", None)
             if close is not None:

@@ -11,7 +11,8 @@ port 0 the port is read back from its ``frontend serving REST on ... and gRPC on
 ...`` log line. Readiness (``/v2/health/ready``: every app has a model up) is polled, by a
 supervised task (``clipper.common.tasks``): if the poll dies of a bug, its traceback
 is logged, the frontend counts as neither live nor ready until the poll runs again,
-and it is restarted.
+and it is restarted. A routes file the frontend rejects (it keeps the previous one)
+is read from its log line, for ``clipper status``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from clipper.local.health import http_ready
 from clipper.local.process import LogSink, Process
 
 _SERVING = re.compile(r"frontend serving REST on (\S+):(\d+) and gRPC on (\S+):(\d+)")
+_REJECTED = re.compile(r"routing table rejected, the previous one stays: (.*)$")
+_APPLIED = "routing table applied:"
 POLL_S = 0.25
 
 
@@ -58,7 +61,9 @@ class FrontendProcess:
         args += ["--grpc-reuse-port", "true", *self.flags]
         command = [sys.executable, "-m", "clipper", *args]
         self.process = Process("frontend", command, sink, tasks=tasks, pass_fds=[http.fileno()])
-        self.process.watchers.append(self._find_ports)
+        self.process.watchers += [self._find_ports, self._find_verdict]
+        self.rejected: str | None = None
+        """Why the frontend rejected the last routes file (it serves the one before)."""
         self.listening = asyncio.Event()
         self.live = False
         self.ready = False
@@ -99,6 +104,12 @@ class FrontendProcess:
             self.http_port, self.grpc_port = int(match.group(2)), int(match.group(4))
             self.listening.set()
             self._changed()
+
+    def _find_verdict(self, line: str) -> None:
+        if match := _REJECTED.search(line):
+            self.rejected = match.group(1)
+        elif _APPLIED in line:
+            self.rejected = None
 
     async def _watch(self) -> None:
         async with aiohttp.ClientSession() as session:

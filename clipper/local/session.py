@@ -358,6 +358,7 @@ class LocalRun:
         now = datetime.now(UTC)
         for app in self.store.apps:
             app.status = app_status(app, self.store.deployments, endpoint, front.ready, now)
+            _routing_verdict(app, front.rejected, now)
         frontend_state = "ready" if front.ready else ("live" if front.live else "starting")
         return {
             "pid": os.getpid(),
@@ -416,3 +417,20 @@ class LocalRun:
         if self.run_dir is not None:
             self.run_dir.remove()
         log.info("clipper run stopped")
+
+
+def _routing_verdict(app: api.ClipperApp, rejected: str | None, now: datetime) -> None:
+    """The frontend's ``RoutingRejected`` condition, as a cluster's frontend writes it.
+
+    The frontend rejects a routes file whole, so no app's change in it applies: every
+    app carries the condition. False only once it had been True."""
+    conditions, generation = app.status.conditions, app.metadata.generation
+    if rejected is not None:
+        api.set_condition(
+            conditions, "RoutingRejected", "True", "InvalidRoutingTable", rejected, now, generation
+        )
+    elif api.find_condition(conditions, "RoutingRejected") is not None:
+        message = "the frontend serves the app's current spec"
+        api.set_condition(
+            conditions, "RoutingRejected", "False", "RoutingApplied", message, now, generation
+        )

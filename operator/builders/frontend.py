@@ -5,7 +5,8 @@ app: it watches the ClipperApp, the ModelDeployments' ``status.traffic`` and the
 EndpointSlices of their versions, so it follows rollouts and replica changes live
 without the operator in the request path. It therefore gets a ServiceAccount of
 its own that may only *read* exactly those kinds in its namespace (and only its
-own ClipperApp), nothing else.
+own ClipperApp), and patch its own ClipperApp's status (the ``RoutingRejected``
+condition, when it cannot apply the app's spec), nothing else.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def frontend_endpoint(app: api.ClipperApp) -> api.Endpoint:
 
 
 def build_frontend_rbac(app: api.ClipperApp) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding ``<app>-frontend``: read what discovery watches."""
+    """ServiceAccount, Role and RoleBinding ``<app>-frontend``: read what discovery watches,
+    report on its app's status."""
     name = naming.frontend_name(app.metadata.name)
     labels = frontend_labels(app)
     rules = [
@@ -167,6 +169,12 @@ def build_frontend_rbac(app: api.ClipperApp) -> list[dict[str, Any]]:
             "resources": ["clipperapps"],
             "resourceNames": [app.metadata.name],
             "verbs": READ,
+        },
+        {  # its RoutingRejected condition (server-side apply), on its own app only
+            "apiGroups": [api.GROUP],
+            "resources": ["clipperapps/status"],
+            "resourceNames": [app.metadata.name],
+            "verbs": ["patch"],
         },
         {"apiGroups": [api.GROUP], "resources": ["modeldeployments"], "verbs": READ},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},

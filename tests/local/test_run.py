@@ -255,6 +255,44 @@ def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_re
     assert "the frontend was replaced" in run.logs()
 
 
+def _routing_rejected(status: dict[str, Any], app: str) -> dict[str, Any]:
+    entry = next(a for a in status["apps"] if a["name"] == app)
+    found = [c for c in entry["status"]["conditions"] if c["type"] == "RoutingRejected"]
+    return found[0] if found else {}
+
+
+def test_a_spec_the_frontend_rejects_shows_in_status_and_the_old_table_serves(
+    run: LocalRun, manifests: Path, tmp_path: Path
+) -> None:
+    apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
+    digits_app = next(app for app in apps if app and app["metadata"]["name"] == "digits")
+    # Valid by the CRD, but the fixed policy's model must be one of the app's models.
+    bad = {**digits_app, "spec": {**digits_app["spec"]}}
+    bad["spec"]["selectionPolicy"] = {"type": "fixed", "parameters": {"model": "nope"}}
+    row = digits_batch(1)[0].tolist()
+    try:
+        applied = run.apply(write_manifests(tmp_path / "bad.yaml", bad))
+        assert applied.returncode == 0, applied.stderr
+        rejected = run.wait_status(
+            lambda s: _routing_rejected(s, "digits").get("status") == "True",
+            timeout=60,
+            what="RoutingRejected on the app",
+        )
+        assert "'nope'" in _routing_rejected(rejected, "digits")["message"]
+        shown = run.command("status")
+        assert "rejected by the frontend" in shown.stdout
+        assert "'nope'" in shown.stdout
+        assert post(f"{run.url}/digits/predict", {"input": row})["default"] is False
+    finally:
+        restored = run.apply(write_manifests(tmp_path / "good.yaml", digits_app))
+        assert restored.returncode == 0, restored.stderr
+    run.wait_status(
+        lambda s: _routing_rejected(s, "digits").get("status") == "False",
+        timeout=60,
+        what="RoutingRejected False once the spec is fixed",
+    )
+
+
 def _swapped(status: dict[str, Any], old: str, new: str) -> bool:
     versions = {v["version"]: v["phase"] for v in deployment(status, "echo")["status"]["versions"]}
     return traffic(status, "echo") == {new: 100} and versions.get(old) == "Retained"

@@ -79,15 +79,20 @@ def test_frontend_may_only_read_what_its_discovery_watches() -> None:
         "RoleBinding",
     ]
     assert {o["metadata"]["name"] for o in (account, role, binding)} == {"digits-frontend"}
-    for rule in role["rules"]:
-        assert rule["verbs"] == ["get", "list", "watch"]
-    granted = {
-        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-    }
+    reads = [rule for rule in role["rules"] if rule["verbs"] == ["get", "list", "watch"]]
+    granted = {(g, r) for rule in reads for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {
         ("clipper.dev", "clipperapps"),
         ("clipper.dev", "modeldeployments"),
         ("discovery.k8s.io", "endpointslices"),
+    }
+    # and one write: the RoutingRejected condition on its own app's status
+    (write,) = [rule for rule in role["rules"] if rule not in reads]
+    assert write == {
+        "apiGroups": ["clipper.dev"],
+        "resources": ["clipperapps/status"],
+        "resourceNames": ["digits"],
+        "verbs": ["patch"],
     }
     apps_rule = next(r for r in role["rules"] if r["resources"] == ["clipperapps"])
     assert apps_rule["resourceNames"] == ["digits"]

@@ -174,6 +174,9 @@ def test_the_frontend_may_read_only_what_its_discovery_watches(
     assert can("get", "clipperapps.clipper.dev/digits")
     assert not can("get", "clipperapps.clipper.dev/another-app")
     assert not can("patch", "modeldeployments.clipper.dev")
+    assert can("patch", "clipperapps.clipper.dev/digits", "--subresource=status")
+    assert not can("patch", "clipperapps.clipper.dev/digits")
+    assert not can("patch", "clipperapps.clipper.dev/another-app", "--subresource=status")
     assert not can("list", "pods")
     assert not can("create", "deployments.apps")
 
