@@ -9,6 +9,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from clipper.testing.frontend import FrontendProcess, metric, route, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
@@ -70,6 +73,13 @@ def readyz(url: str) -> int:
         return exc.code
 
 
+def grpc_health(address: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
 def test_sigterm_drains_serving_with_readiness_503_until_a_second_signal(
     routes: Path, echo_server: ModelServer
 ) -> None:
@@ -88,6 +98,7 @@ def test_sigterm_drains_serving_with_readiness_503_until_a_second_signal(
             assert answer.status == 200
             assert json.loads(answer.read())["output"] == ROW
             assert answer.headers["Connection"] == "close"  # keep-alive clients move on
+        assert grpc_health(frontend.grpc_address) == "NOT_SERVING"
         assert frontend.process.alive()  # still draining: 600 s
         frontend.process.signal(signal.SIGTERM)  # a second signal ends the delay
         assert frontend.process.wait(timeout=60) == 0
