@@ -119,6 +119,8 @@ class LocalRun:
         self.http_socket: socket.socket | None = None
         self._retiring: FrontendProcess | None = None
         """The frontend being replaced, draining beside its successor."""
+        self._spare: FrontendProcess | None = None
+        """A replacement frontend that is starting (not serving the run yet)."""
         self._refused_flags: list[str] | None = None
         """Frontend flags whose frontend never got ready: not retried until they change."""
 
@@ -150,7 +152,7 @@ class LocalRun:
             return
         log.warning("received %s again: killing every child process", name)
         self.forced = True
-        for front in (self.frontend, self._retiring):
+        for front in (self.frontend, self._retiring, self._spare):
             if front is not None:
                 front.process.kill()
         self.supervisor.kill_all()
@@ -323,7 +325,7 @@ class LocalRun:
         """A rolling update of one: start the new frontend beside the old one (same
         REST socket, gRPC port shared), and once it serves, let the old one drain."""
         log.info("the frontend's settings changed (%s): replacing it", " ".join(flags))
-        new = self._new_frontend(old.grpc_port)
+        new = self._spare = self._new_frontend(old.grpc_port)
         await new.start()
         if not await self._serving(new):
             log.error(
@@ -332,8 +334,9 @@ class LocalRun:
             )
             self._refused_flags = flags
             await new.stop(self.settings.stop_grace_s, signal.SIGINT)
+            self._spare = None
             return
-        self.frontend, self._retiring = new, old
+        self.frontend, self._retiring, self._spare = new, old, None
         self._changed()
         await old.stop(self.settings.stop_grace_s)  # SIGTERM: it drains
         self._retiring = None
@@ -408,7 +411,7 @@ class LocalRun:
             await loop.stop()
         if self.control is not None:
             await self.control.stop()
-        for front in (self._retiring, self.frontend):
+        for front in (self._spare, self._retiring, self.frontend):
             if front is not None:  # SIGINT: finish what is in flight, without a drain delay
                 await front.stop(self.settings.stop_grace_s, signal.SIGINT)
         if self.http_socket is not None:
