@@ -412,3 +412,24 @@ def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> Non
     )
     answer = post(f"{run.url}/lr/predict", {"input": digits_batch(1)[0].tolist()})
     assert answer["default"] is False
+
+
+def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refused(
+    run: LocalRun,
+) -> None:
+    victim = _pid_of(run.status(), "frontend")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not alive(victim), timeout=30, what="the frontend gone")
+    # No frontend listens now; the run's REST socket holds the connection until the
+    # restarted frontend accepts it (before, this was ConnectionRefusedError).
+    request = urllib.request.Request(
+        f"{run.url}/lr/predict",
+        json.dumps({"input": digits_batch(1)[0].tolist()}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert answer.status == 200
+    run.wait_status(
+        lambda s: _pid_of(s, "frontend") not in (None, victim), timeout=60, what="new frontend"
+    )
