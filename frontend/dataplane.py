@@ -42,6 +42,8 @@ class DataPlane:
         self.router = router
         self.store = FeedbackStore(feedback_max_bytes, seed)
         self.tasks = tasks or TaskRegistry()
+        self.draining = False
+        """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
 
     @property
     def live(self) -> bool:
@@ -53,8 +55,9 @@ class DataPlane:
         app's default. What a load balancer's readiness check wants (``/readyz``):
         a frontend whose models are all down still answers defaults by the SLO,
         which beats being taken out of its Service. A long-lived task that died for
-        good (``failed_tasks``) makes it False: that frontend cannot keep its promise."""
-        return self.router.loaded and self.tasks.healthy
+        good (``failed_tasks``) makes it False: that frontend cannot keep its promise.
+        So does draining: a frontend about to stop wants no new clients."""
+        return self.router.loaded and self.tasks.healthy and not self.draining
 
     @property
     def failed_tasks(self) -> dict[str, str]:
@@ -64,8 +67,12 @@ class DataPlane:
     @property
     def ready(self) -> bool:
         """The routing table is loaded and every app can answer with a model (OIP's
-        server readiness, ``/v2/health/ready``)."""
-        return self.router.loaded and all(app.ready for app in self.router.apps.values())
+        server readiness, ``/v2/health/ready``), and it is not draining."""
+        return (
+            not self.draining
+            and self.router.loaded
+            and all(app.ready for app in self.router.apps.values())
+        )
 
     def app(self, name: str) -> AppRuntime:
         """The app called ``name``; ``NotFound`` names the apps that exist."""

@@ -3,13 +3,19 @@
 ``Frontend`` is what ``clipper frontend`` runs and what tests run in-process
 (``async with Frontend(settings) as frontend``). Start-up applies the first
 routing table before either server listens, so the first request already sees
-every app. Shutdown is graceful and ordered: stop accepting on both ports,
-let requests in flight finish within the grace period (their batches are
-still being served), then drain the batchers and close the channels.
+every app. Shutdown is graceful and ordered: first ``drain`` (on SIGTERM) keeps
+serving for ``drain_delay_s`` with readiness at 503 -- a pod being deleted stays
+in its Service's endpoints until every node's proxy has heard, so a frontend that
+closed its listeners at once would refuse connections meanwhile; then stop
+accepting on both ports, let requests in flight finish within the grace period
+(their batches are still being served), then drain the batchers and close the
+channels.
 
-A later routing table that cannot be applied (say, an unknown policy
-parameter) is rejected whole before anything changes, logged, and the previous
-table stays in force.
+A later routing table that cannot be applied (say, a fixed policy naming a
+model the app lacks) is rejected whole before anything changes, logged, and the
+previous table stays in force; the discovery is told (``Discovery.report``), so
+the Kubernetes one can put it on the ClipperApp's status (local mode reads the
+log lines: each table is logged as rejected or applied).
 
 The frontend owns one ``TaskRegistry``: every long-lived task (the routing
 follower, batchers, health watchers, discovery watches, drains) is started
@@ -28,7 +34,9 @@ routes directory replaced), turning a stale table into an outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -71,6 +79,7 @@ class Frontend:
                 settings.keepalive_timeout_s,
                 settings.max_connections,
             ),
+            self._http_socket(),
         )
         self.grpc = GrpcServer(
             self.plane,
@@ -83,15 +92,26 @@ class Frontend:
                 settings.header_timeout_s,
                 settings.keepalive_timeout_s,
             ),
+            settings.grpc_reuse_port,
         )
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None
         self._listening = False
 
+    def _http_socket(self) -> socket.socket | None:
+        """The inherited REST listener (``--http-fd``), if the supervisor passed one."""
+        fd = self.settings.http_fd
+        return None if fd is None else socket.socket(fileno=fd)
+
     async def start(self) -> None:
         """Apply the first routing table, then listen on both ports."""
         self._tables = aiter(self.discovery.watch())
-        self.router.apply(await anext(self._tables))
+        try:
+            self.router.apply(await anext(self._tables))
+        except ConfigError as exc:
+            await self.discovery.report(str(exc))
+            raise
+        await self.discovery.report(None)
         self._follower = supervise(
             "routing_follower",
             self._follow,
@@ -108,6 +128,19 @@ class Frontend:
             self.settings.host,
             self.grpc.port,
         )
+
+    async def drain(self, cut_short: asyncio.Event | None = None) -> None:
+        """Fail readiness and keep serving for ``drain_delay_s`` (less if ``cut_short``
+        is set meanwhile), so load balancers stop sending before ``stop`` closes the ports."""
+        self.plane.draining = True
+        if self._listening:
+            await self.grpc.drain()
+        delay = self.settings.drain_delay_s
+        if delay <= 0 or (cut_short is not None and cut_short.is_set()):
+            return
+        log.info("draining: /readyz answers 503; still serving for %gs", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for((cut_short or asyncio.Event()).wait(), delay)
 
     async def stop(self) -> None:
         """Stop accepting, finish what is in flight, close every replica channel."""
@@ -133,6 +166,9 @@ class Frontend:
                     self.router.apply(table)
                 except ConfigError as exc:
                     log.error("routing table rejected, the previous one stays: %s", exc)
+                    await self.discovery.report(str(exc))
+                else:
+                    await self.discovery.report(None)
         finally:
             close = getattr(tables, "aclose", None)
             if close is not None:

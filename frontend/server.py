@@ -1,8 +1,13 @@
 """The ``clipper frontend`` process: uvloop, both servers, SIGTERM drains.
 
-On SIGTERM or SIGINT the frontend stops accepting, finishes the requests in
-flight (up to ``grace_period_s``) and exits 0, so a rolling update loses no
-request. An invalid routes file at start-up exits 1 with the reason.
+On SIGTERM the frontend first drains: for ``drain_delay_s`` it keeps accepting
+and answering while ``/readyz`` says 503, the time Kubernetes takes to remove a
+terminating pod from its Service (the pod's preStop hook and
+terminationGracePeriodSeconds allow for it). Then it stops accepting, finishes
+the requests in flight (up to ``grace_period_s``) and exits 0, so a rolling
+update loses no request. SIGINT (a person at a terminal, or local mode shutting
+down, where no load balancer needs the delay) or a second signal skips the
+delay. An invalid routes file at start-up exits 1 with the reason.
 """
 
 from __future__ import annotations
@@ -34,14 +39,25 @@ async def serve(settings: FrontendSettings) -> int:
     # per-request garbage triggers stay short and the latency tail with them.
     gc.collect()
     gc.freeze()
+    received: list[int] = []
     stop = asyncio.Event()
+    now = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, _on_signal, signum, received, stop, now)
     await stop.wait()
+    await frontend.drain(cut_short=now)
     log.info("shutting down: finishing requests in flight")
     await frontend.stop()
     return 0
+
+
+def _on_signal(signum: int, received: list[int], stop: asyncio.Event, now: asyncio.Event) -> None:
+    """The first SIGTERM drains; SIGINT or any second signal stops without the delay."""
+    received.append(signum)
+    stop.set()
+    if signum == signal.SIGINT or len(received) > 1:
+        now.set()
 
 
 def run(settings: FrontendSettings) -> int:

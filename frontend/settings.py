@@ -99,7 +99,25 @@ class FrontendSettings(BaseSettings):
     """Seed for selection policies and version picks (reproducible experiments)."""
 
     grace_period_s: float = Field(default=30.0, ge=0)
-    """On SIGTERM, how long in-flight requests may take before they are cancelled."""
+    """On SIGTERM, how long in-flight requests may take before they are cancelled
+    (counted after the drain delay)."""
+
+    drain_delay_s: float = Field(default=0.0, ge=0)
+    """On SIGTERM, seconds to keep accepting and answering with /readyz at 503 (and
+    every REST answer closing its connection), so that load balancers take the
+    frontend out of rotation before it stops listening; then in-flight requests get
+    grace_period_s. A second signal, or SIGINT, skips the delay. Kubernetes needs a
+    few seconds to remove a terminating pod from its Service's endpoints."""
+
+    grpc_reuse_port: bool = False
+    """Bind the gRPC port with SO_REUSEPORT, so that a replacement frontend listens
+    beside this one while it drains (local mode's frontend restarts). Off by default:
+    a port in use is then an error, not silently shared."""
+
+    http_fd: int | None = Field(default=None, ge=0)
+    """Serve REST on this inherited, already listening socket instead of binding
+    --http-port: a supervisor that holds the socket (local mode) restarts the
+    frontend without ever refusing a connection."""
 
     @model_validator(mode="after")
     def _one_source(self) -> FrontendSettings:

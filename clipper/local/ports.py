@@ -5,7 +5,9 @@ serves every app, so it listens where the first ClipperApp says
 (``spec.frontend.service``, 8080 and 8081 by default) unless ``--http-port`` /
 ``--grpc-port`` say otherwise. Each choice remembers who asked for it, so a port
 in use is reported with the flag or the manifest field to change -- before
-anything starts.
+anything starts. The REST port is bound and listened on by the run itself
+(``listen``) and inherited by each frontend it starts, so restarting the frontend
+never refuses a connection.
 """
 
 from __future__ import annotations
@@ -67,15 +69,37 @@ def check_free(host: str, choice: PortChoice) -> None:
     """``ConfigError`` naming the port and who asked for it if it cannot be bound."""
     if choice.port == 0:
         return
+    with _bound(host, choice):
+        pass
+
+
+def listen(host: str, choice: PortChoice) -> socket.socket:
+    """A listening socket on ``choice`` for the frontends of the run to inherit in turn.
+
+    The run holds it, not the frontend: while one frontend replaces another (or a
+    crashed one is restarted), connections wait in its backlog instead of being
+    refused. ``ConfigError`` as ``check_free`` when it cannot be bound."""
+    sock = _bound(host, choice)
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+BACKLOG = 1024
+
+
+def _bound(host: str, choice: PortChoice) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the frontend binds
-        try:
-            sock.bind((host, choice.port))
-        except OSError as exc:
-            in_use = exc.errno == errno.EADDRINUSE
-            why = "is already in use" if in_use else f"cannot be bound: {exc}"
-            raise ConfigError(
-                f"port {choice.port} on {host} {why} (asked for by {choice.origin});"
-                " stop what listens there, or choose another port with --http-port/--grpc-port",
-            ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the frontend binds
+    try:
+        sock.bind((host, choice.port))
+        return sock
+    except OSError as exc:
+        sock.close()
+        in_use = exc.errno == errno.EADDRINUSE
+        why = "is already in use" if in_use else f"cannot be bound: {exc}"
+        raise ConfigError(
+            f"port {choice.port} on {host} {why} (asked for by {choice.origin});"
+            " stop what listens there, or choose another port with --http-port/--grpc-port",
+        ) from None

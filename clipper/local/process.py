@@ -79,9 +79,12 @@ class Process:
         sink: LogSink,
         env: Mapping[str, str] | None = None,
         tasks: TaskRegistry | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.label = label
         self.argv = list(argv)
+        self.pass_fds = tuple(pass_fds)
+        """Open file descriptors the child inherits (the frontend's REST listener)."""
         self.sink = sink
         self.env = dict(env or {})
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -124,6 +127,7 @@ class Process:
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 start_new_session=True,
+                pass_fds=self.pass_fds,
                 limit=LINE_LIMIT,
             )
         except BaseException as exc:
@@ -171,17 +175,19 @@ class Process:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signum)
 
-    async def stop(self, grace_s: float) -> int | None:
-        """SIGTERM, wait up to ``grace_s``, then SIGKILL; the exit code."""
+    async def stop(self, grace_s: float, signum: int | None = None) -> int | None:
+        """``signum`` (SIGTERM), wait up to ``grace_s``, then SIGKILL; the exit code."""
+        signum = signum or signal.SIGTERM
         self.stopping = True
         await self._spawned.wait()  # a stop asked while it was being spawned waits for it
         if self._proc is None:
             return None
-        self.signal(signal.SIGTERM)
+        self.signal(signum)
         try:
             await asyncio.wait_for(self.exited.wait(), grace_s)
         except TimeoutError:
-            log.warning("%s did not stop within %.0fs of SIGTERM: killing it", self.label, grace_s)
+            name = signal.Signals(signum).name
+            log.warning("%s did not stop within %.0fs of %s: killing it", self.label, grace_s, name)
             self.kill()
             await self.exited.wait()
         return self._proc.returncode

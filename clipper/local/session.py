@@ -13,7 +13,14 @@ nothing hangs, nothing is left running.
 
 After start-up a frontend that exits is restarted (with the back-off every child
 gets, ``clipper.local.restarts``), and model servers are kept by the supervisor and
-the rollout.
+the rollout. The run, not the frontend, holds the REST listening socket: each
+frontend inherits it, so while a frontend is restarted or replaced connections
+wait in its backlog rather than being refused. When an apply changes the first
+ClipperApp's ``spec.frontend`` settings, the frontend is replaced as a Deployment
+would be with ``maxSurge: 1, maxUnavailable: 0``: the new one starts beside the
+old one (the same REST socket; gRPC bound with SO_REUSEPORT), and once it serves
+every replica the old one gets SIGTERM and drains -- no request fails. A new one
+that never gets ready is stopped and the old one keeps serving.
 
 Every long-lived task of the run (the reconcile loop, the manifest watch, the
 frontend's keeper, each child's log pump and health watch) is supervised
@@ -35,6 +42,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -45,6 +53,7 @@ import aiohttp
 from clipper.common import api
 from clipper.common.app_status import app_status
 from clipper.common.errors import ConfigError
+from clipper.common.frontend_args import frontend_flags
 from clipper.common.manifests import Manifests
 from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.local import ports, status
@@ -62,6 +71,8 @@ from clipper.local.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
+KEEPER_POLL_S = 0.25
+"""How often the frontend's keeper looks for changed frontend settings."""
 READY_WAIT_S = 15.0
 """After every model is stable, how long to wait for the frontend to say ready."""
 POLL_S = 0.1
@@ -105,6 +116,13 @@ class LocalRun:
         )
         self.runner: Runner | None = None
         self._frontend_backoff = self.restarts.backoff()
+        self.http_socket: socket.socket | None = None
+        self._retiring: FrontendProcess | None = None
+        """The frontend being replaced, draining beside its successor."""
+        self._spare: FrontendProcess | None = None
+        """A replacement frontend that is starting (not serving the run yet)."""
+        self._refused_flags: list[str] | None = None
+        """Frontend flags whose frontend never got ready: not retried until they change."""
 
     # --- the whole run ------------------------------------------------------------------
 
@@ -134,8 +152,9 @@ class LocalRun:
             return
         log.warning("received %s again: killing every child process", name)
         self.forced = True
-        if self.frontend is not None:
-            self.frontend.process.kill()
+        for front in (self.frontend, self._retiring, self._spare):
+            if front is not None:
+                front.process.kill()
         self.supervisor.kill_all()
 
     def _changed(self) -> None:
@@ -152,8 +171,8 @@ class LocalRun:
         http, grpc = ports.frontend_ports(
             self.store.apps, self.settings.http_port, self.settings.grpc_port
         )
-        for choice in (http, grpc):
-            ports.check_free(self.settings.host, choice)
+        self.http_socket = ports.listen(self.settings.host, http)
+        ports.check_free(self.settings.host, grpc)
         for ignored in ports.ignored_ports(self.store.apps):
             log.warning("%s asks for other frontend ports: local mode runs one frontend", ignored)
         self.run_dir = RunDir()
@@ -161,7 +180,7 @@ class LocalRun:
             self.store, self.supervisor, RoutesFile(self.run_dir.routes), self.settings.global_args
         )
         self.runner.write_routes()
-        self.frontend = self._new_frontend(http.port, grpc.port)
+        self.frontend = self._new_frontend(grpc.port)
         await self.frontend.start()
         self._supervise("reconcile loop", self.runner.run)
         await self._wait_listening()
@@ -174,18 +193,24 @@ class LocalRun:
         await self._wait_serving()
         self._supervise("frontend keeper", self._keep_frontend)
 
-    def _new_frontend(self, http_port: int, grpc_port: int) -> FrontendProcess:
+    def _new_frontend(self, grpc_port: int) -> FrontendProcess:
         assert self.run_dir is not None
+        assert self.http_socket is not None
         return FrontendProcess(
             self.sink,
             self.run_dir.routes,
-            self.settings.host,
-            http_port,
+            self.http_socket,
             grpc_port,
             self.settings.global_args,
             self._changed,
             self.tasks,
+            self._frontend_flags(),
         )
+
+    def _frontend_flags(self) -> list[str]:
+        """The first ClipperApp's frontend settings (its ports' app: one frontend)."""
+        apps = self.store.apps
+        return frontend_flags(apps[0].spec.frontend if apps else api.FrontendSpec())
 
     def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self._loops.append(supervise(name, factory, registry=self.tasks))
@@ -207,18 +232,17 @@ class LocalRun:
             if all(d.status.stable_version for d in self.store.deployments):
                 stable_since = stable_since or loop.time()
                 assert self.frontend is not None
-                if self.frontend.ready and await self._frontend_caught_up():
+                if self.frontend.ready and await self._frontend_caught_up(self.frontend):
                     return
                 if loop.time() - stable_since > READY_WAIT_S:
                     log.warning("every model is up, but the frontend does not say ready yet")
                     return
             await asyncio.sleep(POLL_S)
 
-    async def _frontend_caught_up(self) -> bool:
-        """Whether the frontend has every replica of the routes file up (from its metrics)."""
-        assert self.frontend is not None
+    async def _frontend_caught_up(self, front: FrontendProcess) -> bool:
+        """Whether ``front`` has every replica of the routes file up (from its metrics)."""
         assert self.runner is not None
-        text = await self._metrics(self.frontend)
+        text = await self._metrics(front)
         return text is not None and self.runner.routes.replicas() <= status.replicas_up(text)
 
     def _check_startup(self) -> None:
@@ -272,21 +296,61 @@ class LocalRun:
     # --- while serving ----------------------------------------------------------------
 
     async def _keep_frontend(self) -> None:
-        """Restart the frontend whenever it exits (restarted itself after a crash, it
-        picks up the frontend of the moment and the back-off where they were)."""
+        """Restart the frontend whenever it exits, and replace it when its settings
+        change (restarted itself after a crash, it picks up the frontend of the moment
+        and the back-off where they were)."""
         while True:
             front = self.frontend
             assert front is not None
-            await front.process.exited.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(front.process.exited.wait(), KEEPER_POLL_S)
             if self._stopping:
                 return
-            process = front.process
-            exited_at = process.exited_at or asyncio.get_running_loop().time()
-            delay = restart_delay(self._frontend_backoff, process.healthy_since, exited_at)
-            log.error("the frontend %s; restarting it in %gs", process.reason(), delay)
-            await asyncio.sleep(delay)
-            self.frontend = self._new_frontend(front.http_port, front.grpc_port)
-            await self.frontend.start()
+            if front.process.exited.is_set():
+                await self._restart_frontend(front)
+            elif (flags := self._frontend_flags()) not in (front.flags, self._refused_flags):
+                await self._replace_frontend(front, flags)
+
+    async def _restart_frontend(self, front: FrontendProcess) -> None:
+        """After a crash, with the back-off; connections wait in the REST socket's backlog."""
+        process = front.process
+        exited_at = process.exited_at or asyncio.get_running_loop().time()
+        delay = restart_delay(self._frontend_backoff, process.healthy_since, exited_at)
+        log.error("the frontend %s; restarting it in %gs", process.reason(), delay)
+        await asyncio.sleep(delay)
+        self.frontend = self._new_frontend(front.grpc_port)
+        await self.frontend.start()
+
+    async def _replace_frontend(self, old: FrontendProcess, flags: list[str]) -> None:
+        """A rolling update of one: start the new frontend beside the old one (same
+        REST socket, gRPC port shared), and once it serves, let the old one drain."""
+        log.info("the frontend's settings changed (%s): replacing it", " ".join(flags))
+        new = self._spare = self._new_frontend(old.grpc_port)
+        await new.start()
+        if not await self._serving(new):
+            log.error(
+                "the new frontend did not get ready (%s); the old one keeps serving",
+                new.process.reason(),
+            )
+            self._refused_flags = flags
+            await new.stop(self.settings.stop_grace_s, signal.SIGINT)
+            self._spare = None
+            return
+        self.frontend, self._retiring, self._spare = new, old, None
+        self._changed()
+        await old.stop(self.settings.stop_grace_s)  # SIGTERM: it drains
+        self._retiring = None
+        log.info("the frontend was replaced (pid %s -> %s)", old.process.pid, new.process.pid)
+
+    async def _serving(self, front: FrontendProcess) -> bool:
+        """Whether ``front`` gets ready, with every replica up, within ``READY_WAIT_S``."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + READY_WAIT_S
+        while loop.time() < until and not front.process.exited.is_set():
+            if front.ready and await self._frontend_caught_up(front):
+                return True
+            await asyncio.sleep(POLL_S)
+        return False
 
     async def status(self) -> dict[str, Any]:
         """The control API's ``GET /v1/status``."""
@@ -297,6 +361,7 @@ class LocalRun:
         now = datetime.now(UTC)
         for app in self.store.apps:
             app.status = app_status(app, self.store.deployments, endpoint, front.ready, now)
+            _routing_verdict(app, front.rejected, now)
         frontend_state = "ready" if front.ready else ("live" if front.live else "starting")
         return {
             "pid": os.getpid(),
@@ -346,9 +411,29 @@ class LocalRun:
             await loop.stop()
         if self.control is not None:
             await self.control.stop()
-        if self.frontend is not None:
-            await self.frontend.stop(self.settings.stop_grace_s)
+        for front in (self._spare, self._retiring, self.frontend):
+            if front is not None:  # SIGINT: finish what is in flight, without a drain delay
+                await front.stop(self.settings.stop_grace_s, signal.SIGINT)
+        if self.http_socket is not None:
+            self.http_socket.close()
         await self.supervisor.shutdown()
         if self.run_dir is not None:
             self.run_dir.remove()
         log.info("clipper run stopped")
+
+
+def _routing_verdict(app: api.ClipperApp, rejected: str | None, now: datetime) -> None:
+    """The frontend's ``RoutingRejected`` condition, as a cluster's frontend writes it.
+
+    The frontend rejects a routes file whole, so no app's change in it applies: every
+    app carries the condition. False only once it had been True."""
+    conditions, generation = app.status.conditions, app.metadata.generation
+    if rejected is not None:
+        api.set_condition(
+            conditions, "RoutingRejected", "True", "InvalidRoutingTable", rejected, now, generation
+        )
+    elif api.find_condition(conditions, "RoutingRejected") is not None:
+        message = "the frontend serves the app's current spec"
+        api.set_condition(
+            conditions, "RoutingRejected", "False", "RoutingApplied", message, now, generation
+        )

@@ -179,6 +179,9 @@ def render(status: dict[str, Any]) -> str:
         "",
         *_versions(status),
     ]
+    rejected = _rejected(status)
+    if rejected:
+        lines += ["", "rejected by the frontend (it serves the apps as before):", *rejected]
     events = _events(status)
     if events:
         lines += ["", "recent events:", *events]
@@ -186,6 +189,15 @@ def render(status: dict[str, Any]) -> str:
     if crashed:
         lines += ["", "background tasks that crashed (see the run's log for tracebacks):", *crashed]
     return "\n".join(lines)
+
+
+def _rejected(status: dict[str, Any]) -> list[str]:
+    return [
+        f"  {app['name']}: {c['message']}"
+        for app in status["apps"]
+        for c in app["status"].get("conditions", [])
+        if c["type"] == "RoutingRejected" and c["status"] == "True"
+    ]
 
 
 def _crashed_tasks(status: dict[str, Any]) -> list[str]:

@@ -50,6 +50,7 @@ class GrpcServer:
         port: int,
         max_message_bytes: int,
         limits: GrpcLimits | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.host, self.port = host, port
         limits = limits or GrpcLimits()
@@ -58,7 +59,7 @@ class GrpcServer:
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(reuse_port)),
                 ("grpc.server_handshake_timeout_ms", int(limits.handshake_timeout_s * 1000)),
                 ("grpc.max_connection_idle_ms", int(limits.idle_timeout_s * 1000)),
                 ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -76,6 +77,10 @@ class GrpcServer:
         self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
         await self._server.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def drain(self) -> None:
+        """NOT_SERVING while still serving: the frontend is draining before it stops."""
+        await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace_s: float) -> None:
         """NOT_SERVING, stop accepting calls, let those in flight finish within ``grace_s``."""

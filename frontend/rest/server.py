@@ -17,10 +17,16 @@ and the HTTP parser's own errors answered in JSON like every other error.
 The access log is off (a line per request would cost more than serving a
 cached prediction); requests are visible through metrics, and DEBUG logs carry
 request ids. Shutdown is graceful: ``stop`` closes the listening socket, then
-gives requests in flight up to the grace period to finish.
+gives requests in flight up to the grace period to finish. While the frontend
+drains (before that), every answer closes its connection, so keep-alive clients
+reconnect to a frontend that stays. An inherited listening socket (``sock``)
+serves instead of binding a port: closing it here leaves it open in the process
+that passed it, so connections wait in its backlog for the next frontend.
 """
 
 from __future__ import annotations
+
+import socket
 
 from aiohttp import web
 
@@ -98,8 +104,11 @@ class RestServer:
         max_body_bytes: int,
         grace_period_s: float,
         limits: ConnectionLimits | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.sock = sock
+        """An inherited listening socket to serve on instead of binding ``port``."""
         self.routes = Routes(plane, metrics, max_body_bytes)
         self.metrics = metrics
         self.limits = limits or ConnectionLimits()
@@ -111,7 +120,10 @@ class RestServer:
         if isinstance(route, web.Response):
             return route
         handler, app = route
-        return await handler(request, app)
+        response = await handler(request, app)
+        if self.routes.plane.draining:  # move keep-alive clients to a frontend that stays
+            response.force_close()
+        return response
 
     async def start(self) -> None:
         server = Server(
@@ -123,7 +135,12 @@ class RestServer:
         self.metrics.watch_connections(lambda: len(server.connections), server.max_connections)
         self._runner = web.ServerRunner(server, shutdown_timeout=self._grace_period_s)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        site: web.BaseSite
+        if self.sock is not None:
+            site = web.SockSite(self._runner, self.sock)
+            self.host, self.port = self.sock.getsockname()[:2]
+        else:
+            site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
         if self.port == 0:  # an ephemeral port: report the one the OS chose
             self.port = int(self._runner.addresses[0][1])

@@ -6,6 +6,11 @@ policy declares the parameters it understands as a frozen pydantic model with
 ``ConfigError`` naming the parameter and listing the valid ones, instead of a
 silently ignored setting. The parameters every policy shares live here; each
 policy module extends ``PolicyParams`` with its own.
+
+This is defence in depth: the ClipperApp CRD describes the same parameters (their
+types and bounds, and per policy type which ones apply, as CEL rules), so a bad one
+is rejected at ``kubectl apply`` or by local mode before any frontend sees it, with
+the field path. tests/frontend/selection/test_params_crd.py keeps the two equal.
 """
 
 from __future__ import annotations

@@ -14,7 +14,11 @@ still being routed to it. Each pod closes that window in two steps:
 2. the process's own drain after SIGTERM: the model server reports NOT_SERVING
    and keeps answering for ``drain_delay_s`` (``--drain-delay-s``), then
    finishes the calls in flight within ``grace_period_s`` (``--grace-period-s``).
-   The frontend finishes its requests in flight within its ``--grace-period-s``.
+   The frontend does the same for its app's ``spec.frontend.drainDelaySeconds``
+   (``/readyz`` 503, gRPC health NOT_SERVING, ``Connection: close`` on every
+   answer, so keep-alive clients reconnect to another replica: the preStop
+   sleep alone never moves an open connection), then finishes its requests in
+   flight within its ``--grace-period-s``.
 
 ``terminationGracePeriodSeconds`` counts from the start of the preStop hook, so
 it must cover all of it: sleep + drain delay + grace period, plus a margin for
@@ -65,19 +69,28 @@ keeps answering this long, so frontends that route by its health switch away fir
 MODEL_GRACE_PERIOD_S = 30.0
 """The model server's ``--grace-period-s``: how long its calls in flight may take."""
 
-FRONTEND = DrainTimings(PRESTOP_SLEEP_S, 0.0, FRONTEND_GRACE_PERIOD_S)
+FRONTEND = DrainTimings(PRESTOP_SLEEP_S, 5.0, FRONTEND_GRACE_PERIOD_S)
+"""A frontend with the CRD's default ``drainDelaySeconds`` (5)."""
 MODEL = DrainTimings(PRESTOP_SLEEP_S, MODEL_DRAIN_DELAY_S, MODEL_GRACE_PERIOD_S)
+
+
+def frontend_timings(app: Any) -> DrainTimings:
+    """The drain of ``app``'s frontend pods: its ``spec.frontend.drainDelaySeconds``."""
+    return DrainTimings(
+        PRESTOP_SLEEP_S, float(app.spec.frontend.drain_delay_seconds), FRONTEND_GRACE_PERIOD_S
+    )
 
 
 def model_server_flags(timings: DrainTimings = MODEL) -> list[str]:
     """The model server's drain flags for ``timings``."""
     return [
         "--drain-delay-s",
-        _number(timings.drain_delay_s),
+        number(timings.drain_delay_s),
         "--grace-period-s",
-        _number(timings.grace_period_s),
+        number(timings.grace_period_s),
     ]
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A flag's value: ``5`` rather than ``5.0``."""
     return str(int(value)) if float(value).is_integer() else str(value)

@@ -5,7 +5,8 @@ app: it watches the ClipperApp, the ModelDeployments' ``status.traffic`` and the
 EndpointSlices of their versions, so it follows rollouts and replica changes live
 without the operator in the request path. It therefore gets a ServiceAccount of
 its own that may only *read* exactly those kinds in its namespace (and only its
-own ClipperApp), nothing else.
+own ClipperApp), and patch its own ClipperApp's status (the ``RoutingRejected``
+condition, when it cannot apply the app's spec), nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from clipper.common import api
+from clipper.common.frontend_args import frontend_flags
 from clipper.operator import naming
 from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
@@ -50,8 +52,9 @@ def frontend_args(app: api.ClipperApp) -> list[str]:
         str(naming.FRONTEND_HTTP_PORT),
         "--grpc-port",
         str(naming.FRONTEND_GRPC_PORT),
+        *frontend_flags(app.spec.frontend),
         "--grace-period-s",
-        str(int(drain.FRONTEND.grace_period_s)),
+        drain.number(drain.FRONTEND_GRACE_PERIOD_S),
     ]
 
 
@@ -80,7 +83,7 @@ def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any
         "resources": container_resources(spec.resources, defaults),
         "readinessProbe": _http_probe("/readyz", period=2, failures=2),
         "livenessProbe": _http_probe("/v2/health/live", period=10, failures=3),
-        "lifecycle": drain.FRONTEND.lifecycle(),
+        "lifecycle": drain.frontend_timings(app).lifecycle(),
         "securityContext": CONTAINER_SECURITY,
     }
 
@@ -111,8 +114,10 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
                 "spec": {
                     "serviceAccountName": name,
                     "containers": [_container(app, settings)],
-                    # preStop sleep + the frontend's grace period (see drain.py)
-                    "terminationGracePeriodSeconds": drain.FRONTEND.termination_grace_s,
+                    # preStop sleep + the app's drain delay + grace period (see drain.py)
+                    "terminationGracePeriodSeconds": drain.frontend_timings(
+                        app
+                    ).termination_grace_s,
                     "securityContext": POD_SECURITY,
                     "enableServiceLinks": False,
                 },
@@ -161,7 +166,8 @@ def frontend_endpoint(app: api.ClipperApp) -> api.Endpoint:
 
 
 def build_frontend_rbac(app: api.ClipperApp) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding ``<app>-frontend``: read what discovery watches."""
+    """ServiceAccount, Role and RoleBinding ``<app>-frontend``: read what discovery watches,
+    report on its app's status."""
     name = naming.frontend_name(app.metadata.name)
     labels = frontend_labels(app)
     rules = [
@@ -170,6 +176,12 @@ def build_frontend_rbac(app: api.ClipperApp) -> list[dict[str, Any]]:
             "resources": ["clipperapps"],
             "resourceNames": [app.metadata.name],
             "verbs": READ,
+        },
+        {  # its RoutingRejected condition (server-side apply), on its own app only
+            "apiGroups": [api.GROUP],
+            "resources": ["clipperapps/status"],
+            "resourceNames": [app.metadata.name],
+            "verbs": ["patch"],
         },
         {"apiGroups": [api.GROUP], "resources": ["modeldeployments"], "verbs": READ},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},

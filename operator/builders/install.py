@@ -67,6 +67,9 @@ def namespaced_rules() -> list[dict[str, Any]]:
     return [
         _rule(api.GROUP, kinds, READ),
         _rule(api.GROUP, [f"{k}/status" for k in kinds], ["get", "update"]),
+        # Granted on, never used: each frontend's Role patches its own app's status
+        # (the RoutingRejected condition), and a Role may grant only what its author holds.
+        _rule(api.GROUP, ["clipperapps/status"], ["patch"]),
         _rule(api.GROUP, [f"{k}/finalizers" for k in kinds], ["update"]),
         _rule("apps", ["deployments"], [*APPLY, "watch", "delete"]),
         _rule("", ["services"], [*APPLY, "delete"]),

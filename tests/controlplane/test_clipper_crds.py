@@ -111,3 +111,53 @@ def test_api_server_enforces_the_cel_rules(k8s: ControlPlane, namespace: str) ->
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+POLICY_CASES = [
+    # (selectionPolicy, the field the API server names, words of its message)
+    ({"type": "exp3", "parameters": {"epsilon": 0.2}}, "spec.selectionPolicy.parameters.epsilon",
+     "epsilon is a parameter of the epsilon_greedy policy only"),
+    ({"parameters": {"model": "m"}}, "spec.selectionPolicy.parameters.model",
+     "model is a parameter of the fixed policy only"),
+    ({"type": "exp3", "parameters": {"gamma": 1.5}}, "spec.selectionPolicy.parameters.gamma",
+     "should be less than or equal to 1"),
+    ({"type": "thompson", "parameters": {"prior_alpha": 0}},
+     "spec.selectionPolicy.parameters.prior_alpha", "should be greater than 0"),
+    ({"parameters": {"gama": 0.2}}, "spec.selectionPolicy.parameters.gama", "unknown field"),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize(("policy", "field", "words"), POLICY_CASES)
+def test_api_server_rejects_bad_policy_parameters_naming_the_field(
+    k8s: ControlPlane, namespace: str, policy: dict[str, Any], field: str, words: str
+) -> None:
+    crd = next(c for c in load_crds() if c["spec"]["names"]["kind"] == "ClipperApp")
+    version = crd["spec"]["versions"][0]["name"]
+    spec = {"models": ["a"], "selectionPolicy": policy}
+
+    result = k8s.kubectl(
+        "apply", "-n", namespace, "-f", "-", check=False,
+        input=custom_object(crd, version, "policy", spec),
+    )  # fmt: skip
+
+    assert result.returncode != 0, result.stdout
+    assert field in result.stderr
+    assert words in result.stderr
+
+
+@pytest.mark.usefixtures("installed")
+def test_api_server_accepts_each_policys_own_parameters(k8s: ControlPlane, namespace: str) -> None:
+    crd = next(c for c in load_crds() if c["spec"]["names"]["kind"] == "ClipperApp")
+    version = crd["spec"]["versions"][0]["name"]
+    policies = {
+        "exp3": {"gamma": 0.2, "eta": 0.01, "loss": "absolute", "loss_scale": 2.0},
+        "exp4": {"eta": 0.5, "output": "label", "agreement_rtol": 0.2, "agreement_atol": 0},
+        "epsilon-greedy": {"epsilon": 0.05, "max_contexts": 10},
+        "thompson": {"prior_alpha": 2, "prior_beta": 1.5, "bernoulli": True},
+        "fixed": {"model": "a"},
+    }
+    for name, parameters in policies.items():
+        policy = {"type": name.replace("-", "_"), "parameters": parameters}
+        text = custom_object(crd, version, name, {"models": ["a"], "selectionPolicy": policy})
+        k8s.kubectl("apply", "-n", namespace, "-f", "-", input=text)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clipper.testing.frontend import FrontendProcess, metric, route, write_routes
 from clipper.testing.latency import LatencyControl
@@ -31,7 +35,10 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(
 ) -> None:
     app = route("echo", {"echo": [echo_server.address]}, latency_slo_ms=10_000)
     write_routes(routes, {**app, "cache": {"enabled": False}})
-    frontend = FrontendProcess(routes, env={"CLIPPER_LOG_LEVEL": "DEBUG"}).wait_ready()
+    # The drain delay keeps the listener open after SIGTERM, so a thread that connects
+    # just after the signal is still answered (before it, such a request was refused).
+    args = ["--drain-delay-s", "2"]
+    frontend = FrontendProcess(routes, args, env={"CLIPPER_LOG_LEVEL": "DEBUG"}).wait_ready()
     try:
         status, answer = predict(frontend.url, "req-first")
         assert (status, answer["output"]) == (200, ROW)
@@ -56,6 +63,59 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(
     assert [status for status, _ in results] == [200, 200, 200]
     assert all(a["output"] == ROW and not a["default"] for _, a in results)
     assert "shutting down" in frontend.process.log_path.read_text()
+
+
+def readyz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def grpc_health(address: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
+def test_sigterm_drains_serving_with_readiness_503_until_a_second_signal(
+    routes: Path, echo_server: ModelServer
+) -> None:
+    write_routes(routes, route("echo", {"echo": [echo_server.address]}, latency_slo_ms=10_000))
+    frontend = FrontendProcess(routes, ["--drain-delay-s", "600"]).wait_ready()
+    try:
+        assert readyz(frontend.url) == 200
+        frontend.process.signal(signal.SIGTERM)
+        wait_for(lambda: readyz(frontend.url) == 503, what="/readyz 503 while draining")
+        request = urllib.request.Request(
+            f"{frontend.url}/echo/predict",
+            data=json.dumps({"input": ROW}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+            assert json.loads(answer.read())["output"] == ROW
+            assert answer.headers["Connection"] == "close"  # keep-alive clients move on
+        assert grpc_health(frontend.grpc_address) == "NOT_SERVING"
+        assert frontend.process.alive()  # still draining: 600 s
+        frontend.process.signal(signal.SIGTERM)  # a second signal ends the delay
+        assert frontend.process.wait(timeout=60) == 0
+    finally:
+        frontend.stop()
+    assert "draining: /readyz answers 503" in frontend.process.log_path.read_text()
+
+
+def test_sigint_skips_the_drain_delay(routes: Path, echo_server: ModelServer) -> None:
+    write_routes(routes, route("echo", {"echo": [echo_server.address]}))
+    frontend = FrontendProcess(routes, ["--drain-delay-s", "600"]).wait_ready()
+    try:
+        frontend.process.signal(signal.SIGINT)
+        assert frontend.process.wait(timeout=60) == 0
+    finally:
+        frontend.stop()
+    assert "draining" not in frontend.process.log_path.read_text()
 
 
 def test_an_invalid_routes_file_exits_1_naming_the_field(tmp_path: Path) -> None:

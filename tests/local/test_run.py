@@ -21,6 +21,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
+import yaml
 
 from clipper.testing.frontend import metric
 from clipper.testing.local import (
@@ -221,6 +222,79 @@ def test_version_swap_under_load_fails_no_request(run: LocalRun, tmp_path: Path)
     wait_for(lambda: not any(alive(pid) for pid in old_pids), timeout=60, what="old replicas gone")
 
 
+def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_request(
+    run: LocalRun, manifests: Path, tmp_path: Path
+) -> None:
+    old = _pid_of(run.status(), "frontend")
+    assert old is not None
+    # The first app's spec.frontend configures the run's one frontend.
+    apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
+    first = next(app for app in apps if app and app["metadata"]["name"] == "lr")
+    capacity = 4096 + old % 1000  # differs from whatever an earlier run of this test set
+    first["spec"]["frontend"].update(queueCapacity=capacity, drainDelaySeconds=1)
+    load = LoadLoop(run.url, "echo", digits_batch(64).tolist(), threads=4, max_requests=50_000)
+    load.start()
+    try:
+        wait_for(lambda: load.result.requests > 100, timeout=60, what="load flowing")
+        applied = run.apply(write_manifests(tmp_path / "apps.yaml", first))
+        assert applied.returncode == 0, applied.stderr
+        run.wait_status(
+            lambda s: _pid_of(s, "frontend") not in (None, old), timeout=90, what="new frontend"
+        )
+        wait_for(lambda: not alive(old), timeout=60, what="the old frontend drained and gone")
+        after = load.result.requests
+        wait_for(lambda: load.result.requests > after + 100, timeout=60, what="load after it")
+    finally:
+        result = load.stop()
+    print(
+        f"\nfrontend replaced under load: {result.requests} requests in "
+        f"{result.seconds:.1f}s, {result.failures} failed"
+    )
+    assert result.failures == 0, result.examples
+    new = _pid_of(run.status(), "frontend")
+    cmdline = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[cmdline.index(b"--queue-capacity") + 1] == str(capacity).encode()
+    assert "the frontend was replaced" in run.logs()
+
+
+def _routing_rejected(status: dict[str, Any], app: str) -> dict[str, Any]:
+    entry = next(a for a in status["apps"] if a["name"] == app)
+    found = [c for c in entry["status"]["conditions"] if c["type"] == "RoutingRejected"]
+    return found[0] if found else {}
+
+
+def test_a_spec_the_frontend_rejects_shows_in_status_and_the_old_table_serves(
+    run: LocalRun, manifests: Path, tmp_path: Path
+) -> None:
+    apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
+    digits_app = next(app for app in apps if app and app["metadata"]["name"] == "digits")
+    # Valid by the CRD, but the fixed policy's model must be one of the app's models.
+    bad = {**digits_app, "spec": {**digits_app["spec"]}}
+    bad["spec"]["selectionPolicy"] = {"type": "fixed", "parameters": {"model": "nope"}}
+    row = digits_batch(1)[0].tolist()
+    try:
+        applied = run.apply(write_manifests(tmp_path / "bad.yaml", bad))
+        assert applied.returncode == 0, applied.stderr
+        rejected = run.wait_status(
+            lambda s: _routing_rejected(s, "digits").get("status") == "True",
+            timeout=60,
+            what="RoutingRejected on the app",
+        )
+        assert "'nope'" in _routing_rejected(rejected, "digits")["message"]
+        shown = run.command("status")
+        assert "rejected by the frontend" in shown.stdout
+        assert "'nope'" in shown.stdout
+        assert post(f"{run.url}/digits/predict", {"input": row})["default"] is False
+    finally:
+        restored = run.apply(write_manifests(tmp_path / "good.yaml", digits_app))
+        assert restored.returncode == 0, restored.stderr
+    run.wait_status(
+        lambda s: _routing_rejected(s, "digits").get("status") == "False",
+        timeout=60,
+        what="RoutingRejected False once the spec is fixed",
+    )
+
+
 def _swapped(status: dict[str, Any], old: str, new: str) -> bool:
     versions = {v["version"]: v["phase"] for v in deployment(status, "echo")["status"]["versions"]}
     return traffic(status, "echo") == {new: 100} and versions.get(old) == "Retained"
@@ -340,3 +414,24 @@ def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> Non
     )
     answer = post(f"{run.url}/lr/predict", {"input": digits_batch(1)[0].tolist()})
     assert answer["default"] is False
+
+
+def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refused(
+    run: LocalRun,
+) -> None:
+    victim = _pid_of(run.status(), "frontend")
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not alive(victim), timeout=30, what="the frontend gone")
+    # No frontend listens now; the run's REST socket holds the connection until the
+    # restarted frontend accepts it (before, this was ConnectionRefusedError).
+    request = urllib.request.Request(
+        f"{run.url}/lr/predict",
+        json.dumps({"input": digits_batch(1)[0].tolist()}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert answer.status == 200
+    run.wait_status(
+        lambda s: _pid_of(s, "frontend") not in (None, victim), timeout=60, what="new frontend"
+    )

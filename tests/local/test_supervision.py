@@ -25,6 +25,7 @@ from clipper.common.routing import RoutingTable
 from clipper.common.tasks import TaskRegistry
 from clipper.local import status
 from clipper.local.frontend_process import FrontendProcess
+from clipper.local.ports import PortChoice, listen
 from clipper.local.process import LogSink, Process
 from clipper.local.replica import Launch, ModelReplica
 from clipper.local.routes_file import RoutesFile
@@ -113,7 +114,8 @@ async def test_a_frontends_health_poll_that_dies_is_restarted(
             raise RuntimeError("the run's callback failed")
 
     sink = LogSink(io.StringIO())
-    front = FrontendProcess(sink, routes.path, "127.0.0.1", 0, 0, (), changed, tasks)
+    http = listen("127.0.0.1", PortChoice(0, "test"))
+    front = FrontendProcess(sink, routes.path, http, 0, (), changed, tasks)
     await front.start()
     try:
         name = "frontend: health poll"
@@ -123,6 +125,7 @@ async def test_a_frontends_health_poll_that_dies_is_restarted(
         await until(lambda: not front.live, "the poll to see the frontend gone")
     finally:
         await front.stop(5.0)
+        http.close()
     assert tasks.crashes.get(name) == 1
     assert crash_records(caplog, name)
     rendered = status.render(_status_with(status.tasks_entry(tasks)))

@@ -29,9 +29,10 @@ def model_pod() -> dict[str, Any]:
     return pod_spec(build_model_deployment(md, "v1", md.spec.template(), 1, SETTINGS))
 
 
-def frontend_pod() -> dict[str, Any]:
+def frontend_pod(**frontend: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"models": ["m"], **({"frontend": frontend} if frontend else {})}
     app = api.ClipperApp.model_validate(
-        {"metadata": {"name": "a", "namespace": "ns", "uid": "u"}, "spec": {"models": ["m"]}}
+        {"metadata": {"name": "a", "namespace": "ns", "uid": "u"}, "spec": spec}
     )
     return pod_spec(build_frontend_deployment(app, SETTINGS))
 
@@ -72,6 +73,17 @@ def test_frontend_pods_sleep_before_sigterm_and_their_grace_period_covers_the_dr
     pod = frontend_pod()
     (container,) = pod["containers"]
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": drain.PRESTOP_SLEEP_S}}}
-    grace = flag(container["args"], "--grace-period-s")
-    assert grace == drain.FRONTEND_GRACE_PERIOD_S
-    assert pod["terminationGracePeriodSeconds"] >= drain.PRESTOP_SLEEP_S + grace
+    delay, grace = (
+        flag(container["args"], "--drain-delay-s"),
+        flag(container["args"], "--grace-period-s"),
+    )
+    assert (delay, grace) == (5, drain.FRONTEND_GRACE_PERIOD_S)  # the CRD's default delay
+    assert pod["terminationGracePeriodSeconds"] >= drain.PRESTOP_SLEEP_S + delay + grace
+
+
+def test_an_apps_longer_drain_delay_lengthens_its_frontends_grace_period() -> None:
+    pod = frontend_pod(drainDelaySeconds=120)
+    (container,) = pod["containers"]
+    assert flag(container["args"], "--drain-delay-s") == 120
+    needed = drain.PRESTOP_SLEEP_S + 120 + drain.FRONTEND_GRACE_PERIOD_S
+    assert pod["terminationGracePeriodSeconds"] == needed + drain.EXIT_MARGIN_S

@@ -80,15 +80,20 @@ def test_frontend_may_only_read_what_its_discovery_watches() -> None:
         "RoleBinding",
     ]
     assert {o["metadata"]["name"] for o in (account, role, binding)} == {"digits-frontend"}
-    for rule in role["rules"]:
-        assert rule["verbs"] == ["get", "list", "watch"]
-    granted = {
-        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-    }
+    reads = [rule for rule in role["rules"] if rule["verbs"] == ["get", "list", "watch"]]
+    granted = {(g, r) for rule in reads for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {
         ("clipper.dev", "clipperapps"),
         ("clipper.dev", "modeldeployments"),
         ("discovery.k8s.io", "endpointslices"),
+    }
+    # and one write: the RoutingRejected condition on its own app's status
+    (write,) = [rule for rule in role["rules"] if rule not in reads]
+    assert write == {
+        "apiGroups": ["clipper.dev"],
+        "resources": ["clipperapps/status"],
+        "resourceNames": ["digits"],
+        "verbs": ["patch"],
     }
     apps_rule = next(r for r in role["rules"] if r["resources"] == ["clipperapps"])
     assert apps_rule["resourceNames"] == ["digits"]
@@ -99,3 +104,13 @@ def test_frontend_may_only_read_what_its_discovery_watches() -> None:
     for obj in (account, role, binding):
         assert obj["metadata"]["labels"][naming.LABEL_APP] == "digits"
         assert obj["metadata"]["ownerReferences"][0]["kind"] == "ClipperApp"
+
+
+def test_frontend_knobs_of_the_app_become_flags() -> None:
+    knobs = {"queueCapacity": 9, "aimdBudgetFraction": 0.3, "drainDelaySeconds": 11}
+    obj = build_frontend_deployment(app(frontend=knobs), SETTINGS)
+    args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--queue-capacity") + 1] == "9"
+    assert args[args.index("--aimd-budget-fraction") + 1] == "0.3"
+    assert args[args.index("--drain-delay-s") + 1] == "11"
+    assert args[args.index("--feedback-max-bytes") + 1] == str(64 * 1024 * 1024)

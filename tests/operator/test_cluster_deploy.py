@@ -193,6 +193,9 @@ def test_the_frontend_may_read_only_what_its_discovery_watches(
     assert can("get", "clipperapps.clipper.dev/digits")
     assert not can("get", "clipperapps.clipper.dev/another-app")
     assert not can("patch", "modeldeployments.clipper.dev")
+    assert can("patch", "clipperapps.clipper.dev/digits", "--subresource=status")
+    assert not can("patch", "clipperapps.clipper.dev/digits")
+    assert not can("patch", "clipperapps.clipper.dev/another-app", "--subresource=status")
     assert not can("list", "pods")
     assert not can("create", "deployments.apps")
 
@@ -210,7 +213,8 @@ def test_every_pod_sleeps_before_sigterm_and_has_the_time_to_drain(
     for pod in pods:
         (container,) = pod.spec.containers
         assert container.lifecycle.pre_stop.sleep.seconds == drain.PRESTOP_SLEEP_S
-        timings = drain.MODEL if "--drain-delay-s" in container.args else drain.FRONTEND
+        component = pod.metadata.labels["app.kubernetes.io/component"]
+        timings = drain.MODEL if component == "model-server" else drain.FRONTEND
         assert pod.spec.termination_grace_period_seconds == timings.termination_grace_s
     model_args = (
         managed(k8s, deployed.namespace, "deployment")["digits-sklearn-v1"]

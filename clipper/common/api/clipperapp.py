@@ -52,6 +52,10 @@ class FrontendSpec(ApiModel):
     replicas: int = 1
     image: str | None = None
     resources: ResourceRequirements | None = None
+    queue_capacity: int = 1024
+    aimd_budget_fraction: float = 0.5
+    feedback_max_bytes: int = 64 * 1024 * 1024
+    drain_delay_seconds: int = 5
     service: ServiceSpec = Field(default_factory=ServiceSpec)
 
 

@@ -43,6 +43,38 @@ def _sorted(values: list[int]) -> bool:
 
 Mirror = Callable[[Any], bool]
 
+POLICY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "gamma": ("exp3",),
+    "eta": ("exp3", "exp4"),
+    "output": ("exp4",),
+    "agreement_rtol": ("exp4",),
+    "agreement_atol": ("exp4",),
+    "epsilon": ("epsilon_greedy",),
+    "prior_alpha": ("thompson",),
+    "prior_beta": ("thompson",),
+    "bernoulli": ("thompson",),
+    "model": ("fixed",),
+}
+"""ClipperApp ``selectionPolicy.parameters`` that belong to some policies only (the
+rest -- loss, loss_scale, max_contexts -- every policy takes). The CRD has one CEL
+rule per entry; the frontend's parameter models agree (tests/frontend/selection)."""
+
+
+def _policy_rule(parameter: str, policies: tuple[str, ...]) -> tuple[str, Mirror]:
+    """The CEL text of ``parameter``'s rule and its mirror."""
+    if len(policies) == 1:
+        allowed = f"self.type == '{policies[0]}'"
+    else:
+        allowed = "self.type in [" + ", ".join(f"'{p}'" for p in policies) + "]"
+    text = f"!has(self.parameters) || !has(self.parameters.{parameter}) || {allowed}"
+
+    def mirror(policy: dict[str, Any]) -> bool:
+        given = policy.get("parameters") or {}
+        return parameter not in given or policy.get("type", "exp3") in policies
+
+    return text, mirror
+
+
 MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ModelDeployment", "", "size(self.metadata.name) + size(self.spec.version) <= 62"): (
         lambda o: len(o["metadata"]["name"]) + len(o["spec"]["version"]) <= 62
@@ -85,6 +117,10 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
         "spec.frontend.service",
         "!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",
     ): lambda svc: "httpPort" not in svc or svc.get("httpPort") != svc.get("grpcPort"),
+    **{
+        ("ClipperApp", "spec.selectionPolicy", text): mirror
+        for text, mirror in (_policy_rule(p, t) for p, t in POLICY_PARAMETERS.items())
+    },
 }
 """The Python mirror of each CEL rule, by (kind, schema path, rule text)."""
 

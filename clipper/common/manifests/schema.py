@@ -2,7 +2,8 @@
 
 The CRD's ``openAPIV3Schema`` is OpenAPI 3.0 with Kubernetes extensions; jsonschema
 speaks JSON Schema. ``to_jsonschema`` translates: ``x-kubernetes-*`` keys are
-dropped, ``nullable`` becomes a ``null`` type, and every object that does not say
+dropped, ``nullable`` becomes a ``null`` type, OpenAPI 3.0's boolean
+``exclusiveMinimum`` becomes JSON Schema's numeric one, and every object that does not say
 ``x-kubernetes-preserve-unknown-fields`` gets ``additionalProperties: false`` --
 the API server would silently prune an unknown field, and ``kubectl
 --validate=strict`` rejects it, as we do, because a misspelt field that is ignored
@@ -90,8 +91,15 @@ def to_jsonschema(node: dict[str, Any]) -> dict[str, Any]:
             out[key] = to_jsonschema(value)
         elif key in ("anyOf", "allOf", "oneOf"):
             out[key] = [to_jsonschema(sub) for sub in value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+            if value:  # OpenAPI 3.0's flag on minimum/maximum; JSON Schema's own bound
+                bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+                out[key] = node[bound]
         else:
             out[key] = value
+    for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if node.get(key):
+            out.pop(bound, None)
     preserve = node.get("x-kubernetes-preserve-unknown-fields", False)
     if node.get("type") == "object" and "additionalProperties" not in node and not preserve:
         out["additionalProperties"] = False

@@ -11,6 +11,11 @@ anything changes; the router applies each by difference. Two implementations:
   they describe. It is the only frontend module allowed to import a Kubernetes
   client (an import-linter contract), and it plugs in through ``factory.make_discovery``
   without touching the router, the batchers or the APIs.
+
+The frontend tells the discovery whether each table was applied (``report``): a
+table that passed the source's checks can still fail the frontend's own (a fixed
+policy naming a model the app lacks), and the user must see that where they
+made the change, not only in the frontend's log.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ class Discovery(ABC):
         (a file edited into an invalid state, an API server away) are logged and
         the last good table stays in force.
         """
+
+    async def report(self, rejected: str | None) -> None:  # noqa: B027 -- optional hook
+        """The frontend's verdict on the last table it was given: ``None`` when applied,
+        else why it was rejected (the previous table stays in force). A source that
+        can tell its author does (Kubernetes: a condition on the ClipperApp)."""
 
 
 class EmptyDiscovery(Discovery):

@@ -16,6 +16,15 @@ restarted, so the table never silently stops following. Changes that arrive
 together (a status write and the slices that follow it) are folded into one
 table, and a table equal to the last one is not yielded again.
 
+Rejections reach the ClipperApp's status as the condition ``RoutingRejected``
+(True with the reason while the app's spec cannot be served as it stands -- by
+the cluster view or by the frontend's own checks -- False once a table applies).
+Only frontends write that type, by server-side apply on the status subresource
+under their own field manager: ``status.conditions`` is a list-map keyed by type,
+so the operator's Ready and Degraded are untouched, and the operator's own status
+writes keep conditions it does not compute. Written on a change only, and once at
+start, so that a replacement frontend clears what an older one reported.
+
 This is the only frontend module that imports a Kubernetes client (an
 import-linter contract): it makes the client and its list calls. The watching
 (``reflector``) and the table (``cluster_view``) need none.
@@ -26,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +74,24 @@ def own_namespace() -> str | None:
         return None
 
 
+CONDITION = "RoutingRejected"
+"""The one ClipperApp condition frontends write (the operator writes the others)."""
+FIELD_MANAGER = "clipper-frontend"
+APPLY_PATCH = "application/apply-patch+yaml"
+_NOTHING = object()
+
+
+def rejected_condition(problem: str | None) -> dict[str, str]:
+    """The ``RoutingRejected`` condition for ``problem`` (None: the app's spec applies)."""
+    return {
+        "type": CONDITION,
+        "status": "True" if problem else "False",
+        "reason": "InvalidRoutingTable" if problem else "RoutingApplied",
+        "message": problem or "the frontend serves the app's current spec",
+        "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 class KubernetesDiscovery(Discovery):
     """The table of ClipperApp ``app`` in ``namespace``, from the Kubernetes API."""
 
@@ -86,6 +114,10 @@ class KubernetesDiscovery(Discovery):
         self.reflectors: list[Reflector] = []
         self.tasks = tasks
         self._changed = asyncio.Event()
+        self._custom: client.CustomObjectsApi | None = None
+        self._view_problem: str | None = None
+        self._rejected: str | None = None
+        self._published: str | object | None = _NOTHING
 
     def _sink(self, kind: str, event_type: str | None, payload: Any) -> None:
         if event_type is None:
@@ -137,16 +169,47 @@ class KubernetesDiscovery(Discovery):
 
     def _table(self) -> RoutingTable | None:
         try:
-            return self.view.table()
+            table = self.view.table()
         except ConfigError as exc:
             log.error("app %s cannot be served as it stands, keeping its last table: %s",
                       self.app, exc)  # fmt: skip
+            self._view_problem = str(exc)
             return None
+        self._view_problem = None
+        return table
+
+    async def report(self, rejected: str | None) -> None:
+        self._rejected = rejected
+        await self._publish()
+
+    async def _publish(self) -> None:
+        """Set the app's ``RoutingRejected`` condition if it changed; a failure is logged
+        and retried with the next change (the last table stays in force either way)."""
+        problem = self._view_problem or self._rejected
+        if self._custom is None or problem == self._published:
+            return
+        body = {
+            "apiVersion": f"{api.GROUP}/{api.VERSION}",
+            "kind": "ClipperApp",
+            "metadata": {"name": self.app, "namespace": self.namespace},
+            "status": {"conditions": [rejected_condition(problem)]},
+        }
+        try:
+            patch: Any = self._custom.patch_namespaced_custom_object_status  # _content_type
+            await patch(
+                api.GROUP, api.VERSION, self.namespace, "clipperapps", self.app, body,
+                field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH,
+            )  # fmt: skip
+        except (client.ApiException, OSError) as exc:
+            log.warning("could not report on ClipperApp %s's status: %s", self.app, exc)
+            return
+        self._published = problem
 
     async def watch(self) -> AsyncIterator[RoutingTable]:
         configuration = self.configuration or await client_configuration()
         async with client.ApiClient(configuration) as api_client:
             self.reflectors = self._reflectors(api_client)
+            self._custom = client.CustomObjectsApi(api_client)
             tasks = [
                 supervise("discovery_watch", r.run, registry=self.tasks) for r in self.reflectors
             ]
@@ -162,7 +225,10 @@ class KubernetesDiscovery(Discovery):
                     if table is not None and table != last:
                         last = table
                         yield table
+                    else:  # the view's verdict changed, or not: no new table to apply
+                        await self._publish()
             finally:  # often while this task is being cancelled: cancel all, then wait
+                self._custom = None
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*(task.task for task in tasks), return_exceptions=True)

@@ -22,6 +22,8 @@ from clipper.common.routing import RoutingTable
 from clipper.frontend.routing.discovery.cluster_view import MODELS
 from clipper.frontend.routing.discovery.kubernetes import KubernetesDiscovery
 from clipper.frontend.routing.discovery.reflector import ApiError, Expired, Reflector
+from clipper.frontend.runtime import Frontend
+from clipper.frontend.settings import FrontendSettings
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     APPS,
@@ -240,3 +242,54 @@ async def test_a_watch_from_an_expired_version_lists_again(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+def _rejected(status: str, words: str = "") -> Callable[[dict[str, Any]], bool]:
+    def check(obj: dict[str, Any]) -> bool:
+        found = condition(obj, "RoutingRejected")
+        return found.get("status") == status and words in found.get("message", "")
+
+    return check
+
+
+def _caught_up(obj: dict[str, Any]) -> bool:
+    """The operator has written the app's status for its current spec."""
+    return bool(
+        (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
+    )
+
+
+async def test_a_table_the_frontend_rejects_is_reported_on_the_app_and_the_old_one_serves(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    with operator(operator_kubeconfig, namespace, tmp_path) as proc:
+        create(k8s, namespace, model_deployment("digits"))
+        create(k8s, namespace, clipper_app("digits", ["digits"]))
+
+        def wait(check: Callable[[dict[str, Any]], bool], what: str) -> Any:
+            return asyncio.to_thread(
+                wait_for_object, k8s, namespace, APPS, "digits", check, what, 60, proc
+            )
+
+        await wait(lambda o: condition(o, "Ready").get("status") == "True", "app Ready")
+        kubeconfig = await asyncio.to_thread(
+            service_account_kubeconfig, k8s, namespace, "digits-frontend", tmp_path / "fe"
+        )
+        discovery = KubernetesDiscovery("digits", namespace, await configuration(kubeconfig))
+        settings = FrontendSettings(http_port=0, grpc_port=0, health_interval_s=60)
+        async with Frontend(settings, discovery) as frontend:
+            await wait(_rejected("False"), "RoutingRejected False once the frontend applies")
+            # The CRD accepts a fixed policy naming any model; the frontend cannot serve it.
+            bad = {"selectionPolicy": {"type": "fixed", "parameters": {"model": "nope"}}}
+            patch_spec(k8s, namespace, APPS, "digits", bad)
+            await wait(_rejected("True", "'nope'"), "RoutingRejected True naming the model")
+            # The operator's own status writes keep the frontend's condition.
+            both = await wait(lambda o: _caught_up(o) and _rejected("True")(o), "status caught up")
+            assert condition(both, "Ready")["status"] == "True"
+            assert frontend.plane.accepting  # no crash; the previous table serves
+            assert frontend.router.apps["digits"].policy.name == "exp3"
+
+            good = {"selectionPolicy": {"type": "fixed", "parameters": {"model": "digits"}}}
+            patch_spec(k8s, namespace, APPS, "digits", good)
+            await wait(_rejected("False"), "RoutingRejected False once the spec is fixed")
+            assert frontend.router.apps["digits"].policy.name == "fixed"
