@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from clipper.common.errors import InvalidInput
+from clipper.common.errors import InvalidInput, Overloaded
 from clipper.frontend import queries
+from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline
 from clipper.frontend.feedback import FeedbackStore, Remembered
 from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
@@ -33,6 +34,8 @@ class DataPlane:
     def __init__(self, router: Router, feedback_capacity: int, seed: int | None = None) -> None:
         self.router = router
         self.store = FeedbackStore(feedback_capacity, seed)
+        self.admission = Admission(router.settings.max_inflight_rows)
+        router.metrics.watch_admission(lambda: self.admission.rows, self.admission.max_rows)
 
     @property
     def live(self) -> bool:
@@ -57,16 +60,47 @@ class DataPlane:
         return self.router.app(name)
 
     async def predict(
-        self, app_name: str, rows: np.ndarray, context: str = "", deadline: float | None = None
+        self,
+        app_name: str,
+        rows: np.ndarray,
+        context: str = "",
+        deadline: float | None = None,
+        arrived: float | None = None,
     ) -> list[Answer]:
-        """One answer per row, each by the app's deadline (or the caller's, if sooner)."""
+        """One answer per row, each by the app's deadline (or the caller's, if sooner).
+
+        The deadline counts from ``arrived`` (the event loop's time when the
+        transport saw the request, before it read the body), else from now. A
+        request whose deadline has already passed gets defaults without reaching a
+        model; one the frontend or its models cannot take now gets ``Overloaded``.
+        """
         app = self.router.app(app_name)
-        until = asyncio.get_running_loop().time() + app.slo_s
+        now = asyncio.get_running_loop().time()
+        until = (now if arrived is None else arrived) + app.slo_s
         if deadline is not None:
             until = min(until, deadline)
-        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        if until <= now:
+            return [self._expired(app) for _ in range(len(rows))]
         try:
-            await queries.wait_until(evaluation.futures.values(), until)
+            self.admission.enter(len(rows))
+        except TooManyInFlight:
+            app.metrics.shed("inflight")
+            raise
+        try:
+            return await self._predict(app, rows, context, until)
+        finally:
+            self.admission.leave(len(rows))
+
+    async def _predict(
+        self, app: AppRuntime, rows: np.ndarray, context: str, until: float
+    ) -> list[Answer]:
+        try:
+            evaluation = await queries.start(app, rows, context, until, self.router.rng)
+        except Overloaded as exc:
+            app.metrics.shed("late" if isinstance(exc, WouldMissDeadline) else "queue_full")
+            raise
+        try:
+            await queries.wait_until(evaluation.futures, until)
             answers = []
             for i in range(len(rows)):
                 outputs, errors = queries.outputs_of(evaluation, i)
@@ -86,6 +120,12 @@ class DataPlane:
                 "%s: %d rows, context %r, defaults %s", app.name, len(answers), context, defaults
             )
         return answers
+
+    def _expired(self, app: AppRuntime) -> Answer:
+        detail = "the deadline passed before the request was read"
+        answer = queries.default(app, "slo", detail)
+        answer.query_id = self.store.new_id()
+        return answer
 
     async def feedback_by_id(
         self, app_name: str, query_ids: Sequence[int], labels: Sequence[Any]
@@ -109,9 +149,9 @@ class DataPlane:
         app = self.router.app(app_name)
         _same_length(rows, labels, "inputs")
         until = asyncio.get_running_loop().time() + app.slo_s
-        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        evaluation = await queries.start(app, rows, context, until, self.router.rng)
         try:
-            await queries.wait_until(evaluation.futures.values(), until)
+            await queries.wait_until(evaluation.futures, until)
             scored = []
             for i, label in enumerate(labels):
                 outputs, _ = queries.outputs_of(evaluation, i)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -92,6 +92,22 @@ class Metrics:
         self.feedback = Counter(
             f"{PREFIX}_feedback", "Labels received, per app.", ["app"], registry=reg
         )
+        self.shed = Counter(
+            f"{PREFIX}_shed_requests",
+            "Requests refused with 429 at the door, by app and reason (inflight: the "
+            "frontend's bound on rows in flight; late: a model's queue could not drain "
+            "before the deadline; queue_full: a model's queue is full).",
+            ["app", "reason"],
+            registry=reg,
+        )
+        self.inflight_rows = Gauge(
+            f"{PREFIX}_inflight_rows", "Rows admitted and not yet answered.", registry=reg
+        )
+        self.inflight_rows_limit = Gauge(
+            f"{PREFIX}_inflight_rows_limit",
+            "The bound on rows in flight (max_inflight_rows).",
+            registry=reg,
+        )
         labels = ["model", "version", "replica"]
         self.batch_size = Histogram(
             f"{PREFIX}_batch_size",
@@ -134,6 +150,11 @@ class Metrics:
         """Where the collector reads the live state from (the router)."""
         self._state.snapshot = snapshot
 
+    def watch_admission(self, rows: Callable[[], float], limit: int) -> None:
+        """Where the in-flight gauge reads from (the admission control), and its bound."""
+        self.inflight_rows.set_function(rows)
+        self.inflight_rows_limit.set(limit)
+
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))
         if child is None:
@@ -158,6 +179,7 @@ class AppMetrics:
         self.app = app
         self._latency: dict[str, Any] = {}
         self._defaults: dict[str, Any] = {}
+        self._shed: dict[str, Any] = {}
         self.feedback = metrics.feedback.labels(app)
 
     def latency(self, api: str) -> Any:
@@ -170,6 +192,12 @@ class AppMetrics:
         child = self._defaults.get(reason)
         if child is None:
             child = self._defaults[reason] = self._metrics.defaults.labels(self.app, reason)
+        child.inc()
+
+    def shed(self, reason: str) -> None:
+        child = self._shed.get(reason)
+        if child is None:
+            child = self._shed[reason] = self._metrics.shed.labels(self.app, reason)
         child.inc()
 
 

@@ -202,6 +202,11 @@ class DeadlineQueue:
             rate = rows / seconds
             self._drain_rate = rate if not self._drain_rate else 0.8 * self._drain_rate + 0.2 * rate
 
+    def expected_wait(self) -> float:
+        """Seconds the rows queued now should take to drain at the measured rate (per
+        replica); 0 until a batch has been timed."""
+        return self.rows / self._drain_rate if self._drain_rate > 0 else 0.0
+
     def close(self) -> None:
         """No more puts; batchers finish what is queued, then stop."""
         self.closed = True

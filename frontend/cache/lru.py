@@ -16,16 +16,18 @@ stale) is checked lazily on lookup against an injectable clock.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Compute, PredictionCache
+from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
 from clipper.frontend.cache.coalescing import Coalescer
+from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey
 
 ENTRY_OVERHEAD = 448
@@ -56,6 +58,7 @@ class LRUCache(PredictionCache):
         self._clock = clock
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._inflight: Coalescer[np.ndarray] = Coalescer()
+        self._flights = Flights()
         self._bytes = 0
         self._hits = self._misses = self._coalesced = self._evictions = self._expirations = 0
 
@@ -69,6 +72,29 @@ class LRUCache(PredictionCache):
 
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         self._store(key, frozen_copy(value))
+
+    async def lookup(self, keys: Sequence[CacheKey]) -> list[Found]:
+        found: list[Found] = []
+        flights = self._flights
+        for key in keys:
+            value = self._lookup(key)
+            if value is not None:
+                self._hits += 1
+                found.append(value)
+            elif (entry := flights.find(key)) is not None:
+                self._coalesced += 1
+                found.append(entry)
+            else:
+                self._misses += 1
+                found.append(None)
+        return found
+
+    def expect(self, keys: Sequence[CacheKey], future: asyncio.Future[np.ndarray]) -> Flight:
+        return self._flights.start(keys, future, self._fill)
+
+    def _fill(self, keys: Sequence[CacheKey], outputs: np.ndarray) -> None:
+        for key, output in zip(keys, outputs, strict=True):
+            self._store(key, frozen_copy(output))
 
     async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
         value = self._lookup(key)

@@ -95,7 +95,8 @@ class OipApi:
         rows = _input(doc, binary, app.signature())
         output_name = app.output_name()
         binary_output = _wants_binary(doc, output_name)
-        answers = await self.plane.predict(name, rows, request.headers.get(CONTEXT, ""))
+        context = request.headers.get(CONTEXT, "")
+        answers = await self.plane.predict(name, rows, context, arrived=start)
         output = stack_outputs(answers, declared_row(app.output_metadata()))
         result: dict[str, Any] = {
             "model_name": name,

@@ -1,0 +1,80 @@
+"""Admission control: shed load at the door, before it costs the frontend CPU.
+
+Under overload the cheapest answer is the one given before any work: a 429
+with Retry-After, which tells a client (or a load balancer) to back off, costs
+a few microseconds, and leaves the CPU to the requests that can still be
+answered in time. Two checks, both O(1):
+
+* a bound on rows in flight in the whole frontend (``max_inflight_rows``):
+  when the frontend's own CPU is the bottleneck (the model's queue stays short,
+  so no queue ever fills), the work the frontend holds still cannot grow
+  without bound; a request whose rows would pass the bound gets 429 at once.
+* a request that cannot make its deadline (``shed_late``): when the rows
+  already queued for a model version are expected to take longer to drain (at
+  the rate its replicas have been draining it) than the request has left, its
+  rows would only wait and become defaults. For a single-model app the request
+  gets 429 at the door; for an ensemble that model is a straggler and the others
+  answer (``clipper.frontend.queries``).
+
+The deadline counts from the request's arrival (the transport records it
+before reading the body), so time spent reading a slow body or waiting for the
+event loop counts against the SLO too. Shed requests are counted in
+``clipper_frontend_shed_requests_total`` by app and reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clipper.common.errors import Overloaded
+
+if TYPE_CHECKING:
+    from clipper.frontend.routing.versions import VersionRuntime
+
+
+class WouldMissDeadline(Overloaded):
+    """The rows queued ahead would take longer than the request has left."""
+
+
+class TooManyInFlight(Overloaded):
+    """The frontend holds as many rows as it may."""
+
+
+class Admission:
+    """Rows in flight in the frontend, against their bound."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.rows = 0
+
+    def enter(self, rows: int) -> None:
+        """Admit ``rows`` more, or raise ``TooManyInFlight`` (a 429). A request larger
+        than the bound is admitted when nothing else is in flight, so it never starves."""
+        if self.rows + rows > self.max_rows and self.rows > 0:
+            raise TooManyInFlight(
+                f"the frontend is at its bound of {self.max_rows} rows in flight "
+                f"({self.rows} now, this request has {rows}); retry later"
+            )
+        self.rows += rows
+
+    def leave(self, rows: int) -> None:
+        self.rows -= rows
+
+
+def too_late(version: VersionRuntime, deadline: float, now: float) -> WouldMissDeadline | None:
+    """The refusal for rows that would wait in ``version``'s queue past ``deadline``."""
+    if not version.settings.shed_late:
+        return None
+    wait = version.queue.expected_wait()
+    if wait <= 0:
+        return None
+    replicas = sum(1 for batcher in version.batchers if batcher.replica.up) or 1
+    wait /= replicas
+    if wait <= deadline - now:
+        return None
+    return WouldMissDeadline(
+        f"model {version.name} has {version.queue.rows} rows queued, about "
+        f"{wait * 1000:.0f} ms of work, more than the {max(0.0, deadline - now) * 1000:.0f} ms "
+        "this request has left",
+        retry_after=wait,
+    )
