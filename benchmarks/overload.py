@@ -162,6 +162,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="seconds per cell")
     parser.add_argument("--concurrency", default="16,64,256")
     parser.add_argument("--rows", default="1,16", help="rows per request")
+    parser.add_argument(
+        "--frontend-args", default="", help="extra `clipper frontend` flags, e.g. admission bounds"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found (Debian/Ubuntu: apt-get install wrk)")
@@ -194,7 +197,9 @@ def main() -> int:
                 )
                 routes = write_routes(directory / f"routes-{mode}.yaml", app)
                 print(f"cache {mode}:", flush=True)
-                with FrontendProcess(routes, args=["--seed", "0"]).wait_ready() as frontend:
+                with FrontendProcess(
+                    routes, args=["--seed", "0", *args.frontend_args.split()]
+                ).wait_ready() as frontend:
                     results[mode] = sweep(
                         frontend, directory, levels, row_counts, args.seconds, cells
                     )

@@ -31,6 +31,11 @@ import numpy as np
 
 from clipper.common.errors import DeadlineExceeded, Overloaded, PayloadTooLarge
 
+EXPIRED = DeadlineExceeded("the deadline passed while the query was queued")
+"""What every expired chunk fails with: one shared instance (futures store it and
+never raise it in place), so dropping expired work under overload builds no
+exception object per chunk."""
+
 
 class Chunk:
     """Some rows of one request for one model version, and where their outputs go."""
@@ -219,7 +224,7 @@ class DeadlineQueue:
 
     def _drop(self, chunk: Chunk) -> None:
         self.rows -= len(chunk) - chunk.taken
-        chunk.fail(DeadlineExceeded("the deadline passed while the query was queued"))
+        chunk.fail(EXPIRED)
 
     def wake_one(self) -> None:
         """Wake the batcher that has waited longest."""
