@@ -7,7 +7,8 @@ finds the capacity in requests/s, unless ``--rate`` gives it; then ``wrk``
 drives about 70% of it for ``--seconds`` (600 by default): connections that
 each pause 20 ms between an answer and the next request (wrk's ``delay()``);
 9 rows in 10 are unique (a counter in the first pixel) and 1 in 10 is one of 64
-fixed digits, so the cache fills and keeps evicting. The frontend's RSS is sampled every ``--every`` seconds.
+fixed digits, so the cache fills and keeps evicting. The frontend's RSS is
+sampled every ``--every`` seconds.
 
 It prints the RSS when the cache first reports itself full, at the end, and the
 growth between the two (the target: under 10%), with the request rate reached
