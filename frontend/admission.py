@@ -10,9 +10,10 @@ answered in time. Two checks, both O(1):
   so no queue ever fills), the work the frontend holds still cannot grow
   without bound; a request whose rows would pass the bound gets 429 at once.
 * a request that cannot make its deadline (``shed_late``): when the rows
-  already queued for a model version are expected to take longer to drain (at
-  the rate its replicas have been draining it) than the request has left, its
-  rows would only wait and become defaults. For a single-model app the request
+  already queued for a model version are expected to wait longer than the
+  request has left (``expected_wait``: the queue stands -- its oldest chunk has
+  waited that long, and its rows take that long at the measured drain rate),
+  its rows would only wait and become defaults. For a single-model app the request
   gets 429 at the door; for an ensemble that model is a straggler and the others
   answer (``clipper.frontend.queries``).
 
@@ -47,29 +48,51 @@ class Admission:
         self.max_rows = max_rows
         self.rows = 0
 
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.max_rows
+
     def enter(self, rows: int) -> None:
         """Admit ``rows`` more, or raise ``TooManyInFlight`` (a 429). A request larger
         than the bound is admitted when nothing else is in flight, so it never starves."""
         if self.rows + rows > self.max_rows and self.rows > 0:
-            raise TooManyInFlight(
-                f"the frontend is at its bound of {self.max_rows} rows in flight "
-                f"({self.rows} now, this request has {rows}); retry later"
-            )
+            raise self.refusal(rows)
         self.rows += rows
+
+    def refusal(self, rows: int | None = None) -> TooManyInFlight:
+        has = "" if rows is None else f", this request has {rows}"
+        return TooManyInFlight(
+            f"the frontend is at its bound of {self.max_rows} rows in flight "
+            f"({self.rows} now{has}); retry later"
+        )
 
     def leave(self, rows: int) -> None:
         self.rows -= rows
+
+
+def expected_wait(version: VersionRuntime, now: float) -> float:
+    """Seconds rows queued for ``version`` now should wait: the smaller of two
+    estimates, so that load is shed only when both agree. The queued rows at the
+    measured drain rate (per replica, so divided by the replicas up) alone
+    overestimates when the queue has been short (small batches drain slowly);
+    how long the oldest queued chunk has waited alone overestimates right after
+    a burst. Both are large only when the queue really stands."""
+    queue = version.queue
+    oldest = queue.oldest_enqueued()
+    if oldest is None:
+        return 0.0
+    drain = queue.expected_wait()
+    if drain <= 0:
+        return 0.0
+    replicas = sum(1 for batcher in version.batchers if batcher.replica.up) or 1
+    return min(drain / replicas, now - oldest)
 
 
 def too_late(version: VersionRuntime, deadline: float, now: float) -> WouldMissDeadline | None:
     """The refusal for rows that would wait in ``version``'s queue past ``deadline``."""
     if not version.settings.shed_late:
         return None
-    wait = version.queue.expected_wait()
-    if wait <= 0:
-        return None
-    replicas = sum(1 for batcher in version.batchers if batcher.replica.up) or 1
-    wait /= replicas
+    wait = expected_wait(version, now)
     if wait <= deadline - now:
         return None
     return WouldMissDeadline(

@@ -18,7 +18,7 @@ import numpy as np
 
 from clipper.common.errors import InvalidInput, Overloaded
 from clipper.frontend import queries
-from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline
+from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline, too_late
 from clipper.frontend.feedback import FeedbackStore, Remembered
 from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
@@ -58,6 +58,27 @@ class DataPlane:
     def app(self, name: str) -> AppRuntime:
         """The app called ``name``; ``NotFound`` names the apps that exist."""
         return self.router.app(name)
+
+    def door(self, app_name: str, arrived: float) -> None:
+        """The checks that cost nothing, before the body is read or decoded: 429 when
+        the frontend is at its bound of rows in flight, or when the app has one model
+        and none of its versions could drain its queue before this request's deadline."""
+        app = self.router.app(app_name)
+        if self.admission.full:
+            app.metrics.shed("inflight")
+            raise self.admission.refusal()
+        if app.single is None:
+            return  # an ensemble: an overloaded model is a straggler, decided per row
+        now = asyncio.get_running_loop().time()
+        deadline = arrived + app.slo_s
+        refusal = None
+        for version, _ in app.models[app.single.models[0]].versions:
+            refusal = too_late(version, deadline, now)
+            if refusal is None:
+                return
+        if refusal is not None:
+            app.metrics.shed("late")
+            raise refusal
 
     async def predict(
         self,

@@ -85,6 +85,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         arrived: float,
     ) -> tuple[pb.ModelInferResponse, Any]:
         name = request.model_name
+        self.plane.door(name, arrived)
         app = self.plane.app(name)
         rows = _rows(request, app.signature())
         output_name = app.output_name()

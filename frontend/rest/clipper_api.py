@@ -70,6 +70,7 @@ class ClipperApi:
     async def predict(self, request: web.BaseRequest, name: str) -> web.Response:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.plane.door(name, start)
         body = json_object(await read_body(request, self.max_body_bytes))
         app = self.plane.app(name)
         rows, batch = _rows(body, app.signature(), "predict")

@@ -89,6 +89,7 @@ class OipApi:
     async def infer(self, request: web.BaseRequest, name: str) -> web.Response:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.plane.door(name, start)
         body = await read_body(request, self.max_body_bytes)
         doc, binary = _split(body, request.headers.get(HEADER_LENGTH))
         app = self.plane.app(name)

@@ -38,14 +38,15 @@ async def test_a_request_that_would_wait_past_its_deadline_is_refused() -> None:
     version = VersionRuntime("m", "1", FrontendSettings(), Metrics())
     for _ in range(5):
         version.queue.put(chunk(10, 100.0), 0.0)
-    assert too_late(version, deadline=0.01, now=0.0) is None  # no drain rate measured yet
+    assert too_late(version, deadline=1.01, now=1.0) is None  # no drain rate measured yet
     version.queue.note_drained(100, 1.0)  # 100 rows/s: 50 rows queued = 0.5 s of work
-    refusal = too_late(version, deadline=0.2, now=0.0)
+    assert too_late(version, deadline=0.2, now=0.1) is None  # queued 0.1 s ago: a burst
+    refusal = too_late(version, deadline=1.2, now=1.0)  # the queue has stood for 1 s
     assert isinstance(refusal, WouldMissDeadline)
     assert refusal.retry_after == pytest.approx(0.5)
     assert "50 rows queued" in refusal.message
-    assert too_late(version, deadline=1.0, now=0.0) is None
+    assert too_late(version, deadline=2.0, now=1.0) is None
     off = VersionRuntime("m", "1", FrontendSettings(shed_late=False), Metrics())
     off.queue.put(chunk(10, 100.0), 0.0)
     off.queue.note_drained(1, 1.0)
-    assert too_late(off, deadline=0.1, now=0.0) is None
+    assert too_late(off, deadline=1.1, now=1.0) is None
