@@ -5,10 +5,11 @@ with Retry-After, which tells a client (or a load balancer) to back off, costs
 a few microseconds, and leaves the CPU to the requests that can still be
 answered in time. Two checks, both O(1):
 
-* a bound on rows in flight in the whole frontend (``max_inflight_rows``):
-  when the frontend's own CPU is the bottleneck (the model's queue stays short,
-  so no queue ever fills), the work the frontend holds still cannot grow
-  without bound; a request whose rows would pass the bound gets 429 at once.
+* a limit on rows in flight in the whole frontend, adaptive under the bound
+  ``max_inflight_rows``: when the frontend's own CPU is the bottleneck (the
+  model's queue stays short, so no queue ever fills), the work the frontend
+  holds still cannot grow past what it answers within the objective; a request
+  whose rows would pass the limit gets 429 at once (see ``Admission``).
 * a request that cannot make its deadline (``shed_late``): when the rows
   already queued for a model version are expected to wait longer than the
   request has left (``expected_wait``: the queue stands -- its oldest chunk has
@@ -41,33 +42,62 @@ class TooManyInFlight(Overloaded):
     """The frontend holds as many rows as it may."""
 
 
+DECREASE = 0.9
+"""Factor on the limit after a request that missed its objective."""
+INCREASE = 0.1
+"""Rows added to the limit per row answered in time (while under the bound)."""
+FLOOR = 0.1
+"""The limit never drops below this share of ``max_rows``."""
+
+
 class Admission:
-    """Rows in flight in the frontend, against their bound."""
+    """Rows in flight in the frontend, against an adaptive limit under a fixed bound.
+
+    The limit adapts as AIMD does for a batch (and TCP for a window): a request
+    that got a default because the objective passed (``slo``) cuts it by
+    ``DECREASE`` -- at most once per objective, since the requests in flight
+    together miss together -- and rows answered in time raise it again, up to
+    ``max_rows``. So the rows held settle near what the frontend and its models
+    can answer within the objective (Little's law), whichever is the bottleneck,
+    and what is beyond gets 429 at once instead of a default later.
+    """
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
+        self.limit = float(max_rows)
         self.rows = 0
+        self._floor = max(1.0, max_rows * FLOOR)
+        self._cut_at = float("-inf")
 
     @property
     def full(self) -> bool:
-        return self.rows >= self.max_rows
+        return self.rows >= self.limit
 
     def enter(self, rows: int) -> None:
         """Admit ``rows`` more, or raise ``TooManyInFlight`` (a 429). A request larger
-        than the bound is admitted when nothing else is in flight, so it never starves."""
-        if self.rows + rows > self.max_rows and self.rows > 0:
+        than the limit is admitted when nothing else is in flight, so it never starves."""
+        if self.rows + rows > self.limit and self.rows > 0:
             raise self.refusal(rows)
         self.rows += rows
 
     def refusal(self, rows: int | None = None) -> TooManyInFlight:
         has = "" if rows is None else f", this request has {rows}"
         return TooManyInFlight(
-            f"the frontend is at its bound of {self.max_rows} rows in flight "
-            f"({self.rows} now{has}); retry later"
+            f"the frontend is at its limit of {self.limit:.0f} rows in flight "
+            f"(bound {self.max_rows}; {self.rows} now{has}); retry later"
         )
 
     def leave(self, rows: int) -> None:
         self.rows -= rows
+
+    def answered(self, rows: int, late: bool, now: float, slo_s: float) -> None:
+        """A request's ``rows`` were answered; ``late``: some got the ``slo`` default."""
+        if late:
+            if now - self._cut_at >= slo_s:
+                self.limit = max(self._floor, self.limit * DECREASE)
+                self._cut_at = now
+        elif self.limit < self.max_rows:
+            self.limit = min(float(self.max_rows), self.limit + rows * INCREASE)
 
 
 def expected_wait(version: VersionRuntime, now: float) -> float:

@@ -35,7 +35,9 @@ class DataPlane:
         self.router = router
         self.store = FeedbackStore(feedback_capacity, seed)
         self.admission = Admission(router.settings.max_inflight_rows)
-        router.metrics.watch_admission(lambda: self.admission.rows, self.admission.max_rows)
+        router.metrics.watch_admission(
+            lambda: self.admission.rows, lambda: self.admission.limit, self.admission.max_rows
+        )
 
     @property
     def live(self) -> bool:
@@ -108,9 +110,12 @@ class DataPlane:
             app.metrics.shed("inflight")
             raise
         try:
-            return await self._predict(app, rows, context, until)
+            answers = await self._predict(app, rows, context, until)
         finally:
             self.admission.leave(len(rows))
+        late = any(answer.reason == "slo" for answer in answers)
+        self.admission.answered(len(rows), late, asyncio.get_running_loop().time(), app.slo_s)
+        return answers
 
     async def _predict(
         self, app: AppRuntime, rows: np.ndarray, context: str, until: float

@@ -105,7 +105,12 @@ class Metrics:
         )
         self.inflight_rows_limit = Gauge(
             f"{PREFIX}_inflight_rows_limit",
-            "The bound on rows in flight (max_inflight_rows).",
+            "The adaptive limit on rows in flight (429 past it).",
+            registry=reg,
+        )
+        self.inflight_rows_bound = Gauge(
+            f"{PREFIX}_inflight_rows_bound",
+            "The fixed bound on the limit (max_inflight_rows).",
             registry=reg,
         )
         labels = ["model", "version", "replica"]
@@ -150,10 +155,13 @@ class Metrics:
         """Where the collector reads the live state from (the router)."""
         self._state.snapshot = snapshot
 
-    def watch_admission(self, rows: Callable[[], float], limit: int) -> None:
-        """Where the in-flight gauge reads from (the admission control), and its bound."""
+    def watch_admission(
+        self, rows: Callable[[], float], limit: Callable[[], float], bound: int
+    ) -> None:
+        """Where the in-flight gauges read from (the admission control), and its bound."""
         self.inflight_rows.set_function(rows)
-        self.inflight_rows_limit.set(limit)
+        self.inflight_rows_limit.set_function(limit)
+        self.inflight_rows_bound.set(bound)
 
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))

@@ -21,7 +21,6 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
@@ -36,10 +35,14 @@ OrderedDict node, entry tuple: about 440 bytes measured with tracemalloc on
 CPython 3.11 and numpy 2.4."""
 
 
-class _Entry(NamedTuple):
-    value: np.ndarray
-    size: int
-    expires: float
+_Key = tuple[str, str, bytes]
+"""A ``CacheKey`` stored as a plain tuple: equal to it and hashed alike, so lookups
+by ``CacheKey`` find it, but the garbage collector stops tracking a plain tuple of
+strings and bytes (never a ``NamedTuple``). The same goes for the entry, a plain
+``(value, size, expires)`` tuple (arrays are not tracked). A full cache of 100,000
+entries then adds nothing to each full collection's work; as NamedTuples they made
+the cache's collections a tail-latency cost under load (``benchmarks/overload.py``)."""
+_Entry = tuple[np.ndarray, int, float]
 
 
 class LRUCache(PredictionCache):
@@ -56,7 +59,7 @@ class LRUCache(PredictionCache):
         self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._inflight: Coalescer[np.ndarray] = Coalescer()
         self._flights = Flights()
         self._bytes = 0
@@ -109,9 +112,9 @@ class LRUCache(PredictionCache):
         return await self._inflight.run(key, lambda: self._evaluate(key, compute)), joined
 
     async def discard(self, model: str, version: str | None = None) -> int:
-        doomed = [k for k in self._entries if k.model == model and version in (None, k.version)]
+        doomed = [k for k in self._entries if k[0] == model and version in (None, k[1])]
         for key in doomed:
-            self._bytes -= self._entries.pop(key).size
+            self._bytes -= self._entries.pop(key)[1]
         return len(doomed)
 
     async def clear(self) -> None:
@@ -141,26 +144,26 @@ class LRUCache(PredictionCache):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires <= self._clock():
-            self._bytes -= self._entries.pop(key).size
+        if entry[2] <= self._clock():
+            self._bytes -= self._entries.pop(key)[1]
             self._expirations += 1
             return None
         self._entries.move_to_end(key)
-        return entry.value
+        return entry[0]
 
     def _store(self, key: CacheKey, value: np.ndarray) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= old.size
+            self._bytes -= old[1]
         size = entry_size(value)
         if size > self.max_bytes:
             return
         expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
-        self._entries[key] = _Entry(value, size, expires)
+        self._entries[(key[0], key[1], key[2])] = (value, size, expires)
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
+            self._bytes -= evicted[1]
             self._evictions += 1
 
 

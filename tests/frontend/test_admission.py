@@ -50,3 +50,21 @@ async def test_a_request_that_would_wait_past_its_deadline_is_refused() -> None:
     off.queue.put(chunk(10, 100.0), 0.0)
     off.queue.note_drained(1, 1.0)
     assert too_late(off, deadline=1.1, now=1.0) is None
+
+
+def test_the_limit_shrinks_when_requests_miss_their_objective_and_grows_back() -> None:
+    admission = Admission(max_rows=1000)
+    admission.answered(10, late=True, now=1.0, slo_s=0.05)
+    assert admission.limit == 900
+    admission.answered(10, late=True, now=1.01, slo_s=0.05)  # missed together: one cut
+    assert admission.limit == 900
+    for i in range(40):
+        admission.answered(10, late=True, now=2.0 + i, slo_s=0.05)
+    assert admission.limit == 100  # the floor, a tenth of the bound
+    admission.enter(100)
+    with pytest.raises(TooManyInFlight, match="limit of 100 rows in flight"):
+        admission.enter(1)
+    admission.leave(100)
+    for _ in range(2000):
+        admission.answered(10, late=False, now=50.0, slo_s=0.05)
+    assert admission.limit == 1000  # back to the bound, never past it

@@ -162,7 +162,7 @@ async def test_admission_answers_429_with_retry_after_and_keeps_serving(
             assert (await served.json())["output"] == [9.0] * 4
         text = fe.metrics()
     assert metric(text, "clipper_frontend_shed_requests_total", app="echo", reason="inflight") == 1
-    assert metric(text, "clipper_frontend_inflight_rows_limit") == 4
+    assert metric(text, "clipper_frontend_inflight_rows_bound") == 4
     gc.collect()
     assert "never retrieved" not in caplog.text
 
