@@ -10,7 +10,9 @@ this is the worst case for it, and the case the issue found collapsing.
 Per cell: model-answered rows/s (rows of 2xx answers that were not the default
 output), defaults, 429s (admission control and full queues), p99 (wrk, over
 every answer, 429s included), and the ratio of model-answered rows/s with the
-cache on to the same with it off. The target is a ratio of at least 0.8 in
+cache on to the same with it off. Both frontends run side by side and each cell
+is measured with the cache on and then at once with it off, so a change in the
+machine's load hits both halves of a ratio. The target is a ratio of at least 0.8 in
 every cell. The machine may be shared: compare the ratio, measured side by side
 in one run, rather than the absolute figures.
 
@@ -24,6 +26,8 @@ does per request). Debian/Ubuntu: ``apt-get install wrk``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -131,29 +135,39 @@ def counters(frontend: FrontendProcess) -> tuple[float, float]:
     return defaults, shed
 
 
+def measure(
+    frontend: FrontendProcess, script: Path, rows: int, concurrency: int, seconds: int
+) -> Cell:
+    before = counters(frontend)
+    cell = run_wrk(f"{frontend.url}/{APP}/predict", script, concurrency, seconds)
+    time.sleep(0.2)  # answers still in flight land in the counters
+    after = counters(frontend)
+    cell.rows = rows
+    cell.defaults = int(after[0] - before[0])
+    cell.shed = int(after[1] - before[1])
+    time.sleep(0.5)  # let the queue drain before the next cell
+    return cell
+
+
 def sweep(
-    frontend: FrontendProcess,
+    frontends: dict[str, FrontendProcess],
     directory: Path,
     levels: list[int],
     row_counts: list[int],
     seconds: int,
-    cells: dict[tuple[int, int], int],
-) -> dict[tuple[int, int], Cell]:
-    results = {}
-    url = f"{frontend.url}/{APP}/predict"
+) -> dict[str, dict[tuple[int, int], Cell]]:
+    """Each cell with the cache on, then at once with it off: both frontends run
+    side by side, so a change in the machine's load hits both halves of a ratio."""
+    results: dict[str, dict[tuple[int, int], Cell]] = {mode: {} for mode in frontends}
+    cells = itertools.count()
     for rows in row_counts:
         for concurrency in levels:
-            script = wrk_script(directory, rows, cells.setdefault((rows, concurrency), len(cells)))
-            before = counters(frontend)
-            cell = run_wrk(url, script, concurrency, seconds)
-            time.sleep(0.2)  # answers still in flight land in the counters
-            after = counters(frontend)
-            cell.rows = rows
-            cell.defaults = int(after[0] - before[0])
-            cell.shed = int(after[1] - before[1])
-            results[(rows, concurrency)] = cell
-            print(f"  {rows} rows, concurrency {concurrency}: {' '.join(_cells(cell))}", flush=True)
-            time.sleep(0.5)  # let the queue drain between cells
+            for mode, frontend in frontends.items():
+                script = wrk_script(directory, rows, next(cells))
+                result = measure(frontend, script, rows, concurrency, seconds)
+                results[mode][(rows, concurrency)] = result
+                print(f"  {rows} rows, concurrency {concurrency}, cache {mode}: "
+                      f"{' '.join(_cells(result))}", flush=True)  # fmt: skip
     return results
 
 
@@ -175,8 +189,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"{os.cpu_count()} CPUs, {args.seconds} s per cell; load average {load:.1f}")
     started = time.monotonic()
-    results: dict[str, dict[tuple[int, int], Cell]] = {}
-    cells: dict[tuple[int, int], int] = {}
+    extra = args.frontend_args.split()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         spec = {
@@ -187,22 +200,20 @@ def main() -> int:
         }
         (server,) = start_model_servers([spec])
         try:
-            for mode, enabled in (("on", True), ("off", False)):
-                app = route(
-                    APP,
-                    {APP: [server.address]},
-                    latency_slo_ms=SLO_MS,
-                    default_output=-1,
-                    cache={"enabled": enabled},
-                )
-                routes = write_routes(directory / f"routes-{mode}.yaml", app)
-                print(f"cache {mode}:", flush=True)
-                with FrontendProcess(
-                    routes, args=["--seed", "0", *args.frontend_args.split()]
-                ).wait_ready() as frontend:
-                    results[mode] = sweep(
-                        frontend, directory, levels, row_counts, args.seconds, cells
+            with contextlib.ExitStack() as stack:
+                frontends = {}
+                for mode, enabled in (("on", True), ("off", False)):
+                    app = route(
+                        APP,
+                        {APP: [server.address]},
+                        latency_slo_ms=SLO_MS,
+                        default_output=-1,
+                        cache={"enabled": enabled},
                     )
+                    routes = write_routes(directory / f"routes-{mode}.yaml", app)
+                    process = FrontendProcess(routes, args=["--seed", "0", *extra])
+                    frontends[mode] = stack.enter_context(process.wait_ready())
+                results = sweep(frontends, directory, levels, row_counts, args.seconds)
         finally:
             server.stop()
     print_table(results, levels, row_counts)

@@ -44,7 +44,7 @@ class TooManyInFlight(Overloaded):
 
 DECREASE = 0.9
 """Factor on the limit after a request that missed its objective."""
-INCREASE = 0.1
+INCREASE = 1.0
 """Rows added to the limit per row answered in time (while under the bound)."""
 FLOOR = 0.1
 """The limit never drops below this share of ``max_rows``."""
