@@ -55,9 +55,10 @@ class FrontendSettings(BaseSettings):
     RESOURCE_EXHAUSTED with Retry-After."""
 
     max_inflight_rows: int = Field(default=2048, ge=1)
-    """Rows the frontend holds at once (admitted, not yet answered), over every app.
-    A request that would pass it gets 429 with Retry-After at once: when the
-    frontend's own CPU is the bottleneck, load is shed before it costs CPU."""
+    """The most rows the frontend holds at once (admitted, not yet answered), over
+    every app. The limit in force adapts below it (cut when requests miss their
+    objective, grown as rows are answered in time); a request that would pass it
+    gets 429 with Retry-After at once, so load is shed before it costs CPU."""
 
     shed_late: bool = True
     """Answer 429 at the door to a request whose rows a model's queue could not drain
