@@ -201,41 +201,35 @@ async def _through_cache(
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
         keys = cache_keys(members[0][1], version.version, chunk_rows)  # one model per version
         found = await cache.lookup(keys)
-        missed: dict[CacheKey, int] = {}  # each missed key -> its row of the chunk
-        waiting: list[tuple[int, str, CacheKey]] = []
-        for position, ((i, model), key, hit) in enumerate(zip(members, keys, found, strict=True)):
+        missed: dict[CacheKey, int] = {}  # each missed key -> its row in the chunk of misses
+        firsts: list[int] = []  # the rows of the chunk that the chunk of misses holds
+        waiting: list[int] = []  # the rows of the chunk that wait for a miss
+        for position, hit in enumerate(found):
             if hit is None:
-                missed.setdefault(key, position)
-                waiting.append((i, model, key))
-            elif isinstance(hit, tuple):
-                flight, index = hit
-                evaluation.wait_on(flight, joined=True)
-                sources[i][model] = (flight.future, index)
+                key = keys[position]
+                if key not in missed:
+                    missed[key] = len(firsts)
+                    firsts.append(position)
+                waiting.append(position)
             else:
-                sources[i][model] = hit
+                i, model = members[position]
+                if isinstance(hit, tuple):
+                    flight, index = hit
+                    evaluation.wait_on(flight, joined=True)
+                    sources[i][model] = (flight.future, index)
+                else:
+                    sources[i][model] = hit
         if missed:
-            _submit_misses(evaluation, version, chunk_rows, missed, waiting, now)
-
-
-def _submit_misses(
-    evaluation: Evaluation,
-    version: VersionRuntime,
-    chunk_rows: np.ndarray,
-    missed: dict[CacheKey, int],
-    waiting: list[tuple[int, str, CacheKey]],
-    now: float,
-) -> None:
-    """The misses (each distinct row once) as one chunk, registered as a flight."""
-    miss_rows = chunk_rows if len(missed) == len(chunk_rows) else chunk_rows[list(missed.values())]
-    try:
-        future = _submit(evaluation, version, miss_rows, now)
-    except (Unavailable, Overloaded) as exc:
-        _record(evaluation, [(i, model) for i, model, _ in waiting], exc)
-        return
-    evaluation.wait_on(evaluation.app.cache.expect(list(missed), future), joined=False)
-    index = {key: j for j, key in enumerate(missed)}
-    for i, model, key in waiting:
-        evaluation.sources[i][model] = (future, index[key])
+            misses = chunk_rows if len(firsts) == len(chunk_rows) else chunk_rows[firsts]
+            try:
+                future = _submit(evaluation, version, misses, now)
+            except (Unavailable, Overloaded) as exc:
+                _record(evaluation, [members[p] for p in waiting], exc)
+                continue
+            evaluation.wait_on(cache.expect(list(missed), future), joined=False)
+            for position in waiting:
+                i, model = members[position]
+                sources[i][model] = (future, missed[keys[position]])
 
 
 def _record(evaluation: Evaluation, members: list[tuple[int, str]], error: BaseException) -> None:
