@@ -58,16 +58,20 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
 
 def cache_keys(model: str, version: str, rows: np.ndarray) -> list[CacheKey]:
     """The key of each row of ``rows`` (one request's rows for ``model@version``):
-    the same keys as ``cache_key`` row by row, with the header formatted once."""
+    the same keys as ``cache_key`` row by row, with the header hashed once (each
+    row's hash continues from a copy of that state) and each key built as a plain
+    tuple (``tuple.__new__``), skipping the NamedTuple's Python-level ``__new__``."""
     rows = np.asarray(rows)
     if rows.dtype.kind == "O" or len(rows) == 0:
         return [cache_key(model, version, row) for row in rows]
-    header = _header(rows[0])
-    rows = np.ascontiguousarray(rows)
-    return [
-        CacheKey(model, version, sha256(header + row.tobytes()).digest()[:DIGEST_SIZE])
-        for row in rows
-    ]
+    base = sha256(_header(rows[0]))
+    new = tuple.__new__
+    keys = []
+    for row in np.ascontiguousarray(rows):
+        h = base.copy()
+        h.update(row.data)
+        keys.append(new(CacheKey, (model, version, h.digest()[:DIGEST_SIZE])))
+    return keys
 
 
 def _header(row: np.ndarray) -> bytes:
