@@ -39,7 +39,7 @@ from clipper.common.errors import (
 )
 from clipper.frontend import admission
 from clipper.frontend.batching.batcher import RetriesExhausted
-from clipper.frontend.cache import CacheKey, Flight, cache_keys
+from clipper.frontend.cache import Flight, RowKey, cache_keys
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.versions import VersionRuntime
 from clipper.frontend.selection import Selection
@@ -201,7 +201,7 @@ async def _through_cache(
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
         keys = cache_keys(members[0][1], version.version, chunk_rows)  # one model per version
         found = await cache.lookup(keys)
-        missed: dict[CacheKey, int] = {}  # each missed key -> its row in the chunk of misses
+        missed: dict[RowKey, int] = {}  # each missed key -> its row in the chunk of misses
         firsts: list[int] = []  # the rows of the chunk that the chunk of misses holds
         waiting: list[int] = []  # the rows of the chunk that wait for a miss
         for position, hit in enumerate(found):

@@ -12,7 +12,7 @@ from clipper.frontend.cache.base import CacheStats, PredictionCache
 from clipper.frontend.cache.coalescing import Coalescer
 from clipper.frontend.cache.factory import make_cache
 from clipper.frontend.cache.flights import Flight, Flights
-from clipper.frontend.cache.keys import CacheKey, cache_key, cache_keys
+from clipper.frontend.cache.keys import CacheKey, RowKey, cache_key, cache_keys
 from clipper.frontend.cache.lru import LRUCache
 from clipper.frontend.cache.null import NullCache
 
@@ -25,6 +25,7 @@ __all__ = [
     "LRUCache",
     "NullCache",
     "PredictionCache",
+    "RowKey",
     "cache_key",
     "cache_keys",
     "make_cache",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipper.frontend.cache.flights import Flight
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 Compute = Callable[[], Awaitable[np.ndarray]]
 
@@ -69,13 +69,13 @@ class PredictionCache(ABC):
         """Store a read-only copy of ``value`` (unless it is larger than the cache)."""
 
     @abstractmethod
-    async def lookup(self, keys: Sequence[CacheKey]) -> list[Found]:
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
         """For the rows of one request, in one pass: each key's prediction, the flight
         it can join, or ``None``. The caller evaluates the misses as one chunk and
         registers it with ``expect`` before it yields to the event loop."""
 
     @abstractmethod
-    def expect(self, keys: Sequence[CacheKey], future: asyncio.Future[np.ndarray]) -> Flight:
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
         """The chunk evaluating ``keys`` (its future resolves to their outputs, row
         ``j`` for ``keys[j]``): identical lookups join it until it lands, and its
         outputs fill the cache. Returns its flight, with the caller as a waiter."""

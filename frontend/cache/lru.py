@@ -27,7 +27,7 @@ import numpy as np
 from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
 from clipper.frontend.cache.coalescing import Coalescer
 from clipper.frontend.cache.flights import Flight, Flights
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 ENTRY_OVERHEAD = 448
 """Bytes per entry besides the array data: key tuple and digest, ndarray header,
@@ -76,7 +76,7 @@ class LRUCache(PredictionCache):
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         self._store(key, frozen_copy(value))
 
-    async def lookup(self, keys: Sequence[CacheKey]) -> list[Found]:
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
         found: list[Found] = []
         flights = self._flights
         for key in keys:
@@ -92,10 +92,10 @@ class LRUCache(PredictionCache):
                 found.append(None)
         return found
 
-    def expect(self, keys: Sequence[CacheKey], future: asyncio.Future[np.ndarray]) -> Flight:
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
         return self._flights.start(keys, future, self._fill)
 
-    def _fill(self, keys: Sequence[CacheKey], outputs: np.ndarray) -> None:
+    def _fill(self, keys: Sequence[RowKey], outputs: np.ndarray) -> None:
         for key, output in zip(keys, outputs, strict=True):
             self._store(key, frozen_copy(output))
 
@@ -140,7 +140,7 @@ class LRUCache(PredictionCache):
         self._store(key, value)
         return value
 
-    def _lookup(self, key: CacheKey) -> np.ndarray | None:
+    def _lookup(self, key: RowKey) -> np.ndarray | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -151,7 +151,7 @@ class LRUCache(PredictionCache):
         self._entries.move_to_end(key)
         return entry[0]
 
-    def _store(self, key: CacheKey, value: np.ndarray) -> None:
+    def _store(self, key: RowKey, value: np.ndarray) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= old[1]
@@ -159,7 +159,9 @@ class LRUCache(PredictionCache):
         if size > self.max_bytes:
             return
         expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
-        self._entries[(key[0], key[1], key[2])] = (value, size, expires)
+        if type(key) is not tuple:  # a CacheKey: stored as a plain tuple (see _Key)
+            key = (key[0], key[1], key[2])
+        self._entries[key] = (value, size, expires)
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)

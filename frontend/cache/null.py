@@ -15,7 +15,7 @@ import numpy as np
 
 from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
 from clipper.frontend.cache.flights import Flight
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 
 class NullCache(PredictionCache):
@@ -31,11 +31,11 @@ class NullCache(PredictionCache):
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         return None
 
-    async def lookup(self, keys: Sequence[CacheKey]) -> list[Found]:
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
         self._misses += len(keys)
         return [None] * len(keys)
 
-    def expect(self, keys: Sequence[CacheKey], future: asyncio.Future[np.ndarray]) -> Flight:
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
         return Flight(future)  # not registered: nothing joins it, nothing is stored
 
     async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:

@@ -4,6 +4,7 @@ the cache when they land. Plain futures stand for chunks: no timing."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import numpy as np
 
@@ -17,6 +18,8 @@ async def test_misses_register_one_flight_that_identical_lookups_join_and_that_f
     cache = LRUCache(1 << 20)
     keys = cache_keys("m", "1", ROWS)
     assert keys == [cache_key("m", "1", row) for row in ROWS]
+    gc.collect()
+    assert not any(gc.is_tracked(key) for key in keys)  # no work for the collector
     assert await cache.lookup(keys) == [None, None, None]
     future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
     flight = cache.expect(keys, future)
