@@ -69,3 +69,23 @@ async def test_a_disabled_cache_never_joins_nor_stores() -> None:
     future.set_result(ROWS)
     await asyncio.sleep(0)
     assert await cache.lookup(keys) == [None, None, None]
+
+
+async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -> None:
+    from clipper.frontend.cache.lru import entry_size
+
+    row_bytes = entry_size(np.zeros(4))
+    cache = LRUCache(row_bytes * 5)
+    loop = asyncio.get_running_loop()
+    for start in (0, 100):  # two chunks of 3 rows: 6 rows, room for 5
+        rows = np.arange(start, start + 12.0).reshape(3, 4)
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        cache.expect(cache_keys("m", "1", rows), future)
+        future.set_result(rows * 2)
+        await asyncio.sleep(0)
+    stats = cache.stats
+    assert (stats.entries, stats.bytes, stats.evictions) == (5, row_bytes * 5, 1)
+    first = cache_keys("m", "1", np.arange(12.0).reshape(3, 4))
+    assert await cache.lookup(first[:1]) == [None]  # the oldest row went first
+    (kept,) = await cache.lookup(first[1:2])
+    np.testing.assert_array_equal(kept, np.arange(4.0, 8.0) * 2)  # type: ignore[arg-type]
