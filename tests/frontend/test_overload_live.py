@@ -223,3 +223,5 @@ async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_
     finally:
         m_control.set(0.0)
     assert metric(text, "clipper_frontend_shed_requests_total", app="both") == 1
+    gc.collect()
+    assert "never retrieved" not in caplog.text
