@@ -43,6 +43,8 @@ bench: venv
 	$(PY) benchmarks/frontend.py
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
+	$(PY) benchmarks/overload.py
+	$(PY) benchmarks/soak.py
 
 run-example: venv
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from clipper.common.errors import InvalidInput
+from clipper.common.errors import InvalidInput, Overloaded
 from clipper.common.tasks import TaskRegistry
 from clipper.frontend import queries
+from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline, too_late
 from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
 from clipper.frontend.routing.apps import AppRuntime
@@ -44,6 +45,10 @@ class DataPlane:
         self.tasks = tasks or TaskRegistry()
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
+        self.admission = Admission(router.settings.max_inflight_rows)
+        router.metrics.watch_admission(
+            lambda: self.admission.rows, lambda: self.admission.limit, self.admission.max_rows
+        )
 
     @property
     def live(self) -> bool:
@@ -78,17 +83,72 @@ class DataPlane:
         """The app called ``name``; ``NotFound`` names the apps that exist."""
         return self.router.app(name)
 
-    async def predict(
-        self, app_name: str, rows: np.ndarray, context: str = "", deadline: float | None = None
-    ) -> list[Answer]:
-        """One answer per row, each by the app's deadline (or the caller's, if sooner)."""
+    def door(self, app_name: str, arrived: float) -> None:
+        """The checks that cost nothing, before the body is read or decoded: 429 when
+        the frontend is at its bound of rows in flight, or when the app has one model
+        and none of its versions could drain its queue before this request's deadline."""
         app = self.router.app(app_name)
-        until = asyncio.get_running_loop().time() + app.slo_s
+        if self.admission.full:
+            app.metrics.shed("inflight")
+            raise self.admission.refusal()
+        if app.single is None:
+            return  # an ensemble: an overloaded model is a straggler, decided per row
+        now = asyncio.get_running_loop().time()
+        deadline = arrived + app.slo_s
+        refusal = None
+        for version, _ in app.models[app.single.models[0]].versions:
+            refusal = too_late(version, deadline, now)
+            if refusal is None:
+                return
+        if refusal is not None:
+            app.metrics.shed("late")
+            raise refusal
+
+    async def predict(
+        self,
+        app_name: str,
+        rows: np.ndarray,
+        context: str = "",
+        deadline: float | None = None,
+        arrived: float | None = None,
+    ) -> list[Answer]:
+        """One answer per row, each by the app's deadline (or the caller's, if sooner).
+
+        The deadline counts from ``arrived`` (the event loop's time when the
+        transport saw the request, before it read the body), else from now. A
+        request whose deadline has already passed gets defaults without reaching a
+        model; one the frontend or its models cannot take now gets ``Overloaded``.
+        """
+        app = self.router.app(app_name)
+        now = asyncio.get_running_loop().time()
+        until = (now if arrived is None else arrived) + app.slo_s
         if deadline is not None:
             until = min(until, deadline)
-        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        if until <= now:
+            return [self._expired(app) for _ in range(len(rows))]
         try:
-            await queries.wait_until(evaluation.futures.values(), until)
+            self.admission.enter(len(rows))
+        except TooManyInFlight:
+            app.metrics.shed("inflight")
+            raise
+        try:
+            answers = await self._predict(app, rows, context, until)
+        finally:
+            self.admission.leave(len(rows))
+        late = any(answer.reason == "slo" for answer in answers)
+        self.admission.answered(len(rows), late, asyncio.get_running_loop().time(), app.slo_s)
+        return answers
+
+    async def _predict(
+        self, app: AppRuntime, rows: np.ndarray, context: str, until: float
+    ) -> list[Answer]:
+        try:
+            evaluation = await queries.start(app, rows, context, until, self.router.rng)
+        except Overloaded as exc:
+            app.metrics.shed("late" if isinstance(exc, WouldMissDeadline) else "queue_full")
+            raise
+        try:
+            await queries.wait_until(evaluation.futures, until)
             answers = []
             for i in range(len(rows)):
                 outputs, errors = queries.outputs_of(evaluation, i)
@@ -106,6 +166,12 @@ class DataPlane:
                 "%s: %d rows, context %r, defaults %s", app.name, len(answers), context, defaults
             )
         return answers
+
+    def _expired(self, app: AppRuntime) -> Answer:
+        detail = "the deadline passed before the request was read"
+        answer = queries.default(app, "slo", detail)
+        answer.query_id = self.store.new_id()
+        return answer
 
     async def feedback_by_id(
         self, app_name: str, query_ids: Sequence[int], labels: Sequence[Any]
@@ -131,9 +197,9 @@ class DataPlane:
         _same_length(rows, labels, "inputs")
         _check_labels(app, labels)
         until = asyncio.get_running_loop().time() + app.slo_s
-        evaluation = queries.start(app, rows, context, until, self.router.rng)
+        evaluation = await queries.start(app, rows, context, until, self.router.rng)
         try:
-            await queries.wait_until(evaluation.futures.values(), until)
+            await queries.wait_until(evaluation.futures, until)
             scored = []
             for i, label in enumerate(labels):
                 outputs, _ = queries.outputs_of(evaluation, i)

@@ -107,6 +107,27 @@ class Metrics:
         self.feedback = Counter(
             f"{PREFIX}_feedback", "Labels received, per app.", ["app"], registry=reg
         )
+        self.shed = Counter(
+            f"{PREFIX}_shed_requests",
+            "Requests refused with 429 at the door, by app and reason (inflight: the "
+            "frontend's bound on rows in flight; late: a model's queue could not drain "
+            "before the deadline; queue_full: a model's queue is full).",
+            ["app", "reason"],
+            registry=reg,
+        )
+        self.inflight_rows = Gauge(
+            f"{PREFIX}_inflight_rows", "Rows admitted and not yet answered.", registry=reg
+        )
+        self.inflight_rows_limit = Gauge(
+            f"{PREFIX}_inflight_rows_limit",
+            "The adaptive limit on rows in flight (429 past it).",
+            registry=reg,
+        )
+        self.inflight_rows_bound = Gauge(
+            f"{PREFIX}_inflight_rows_bound",
+            "The fixed bound on the limit (max_inflight_rows).",
+            registry=reg,
+        )
         labels = ["model", "version", "replica"]
         self.batch_size = Histogram(
             f"{PREFIX}_batch_size",
@@ -192,6 +213,14 @@ class Metrics:
             child = self._closed_children[reason] = self.connections_closed.labels(reason)
         child.inc()
 
+    def watch_admission(
+        self, rows: Callable[[], float], limit: Callable[[], float], bound: int
+    ) -> None:
+        """Where the in-flight gauges read from (the admission control), and its bound."""
+        self.inflight_rows.set_function(rows)
+        self.inflight_rows_limit.set_function(limit)
+        self.inflight_rows_bound.set(bound)
+
     def error(self, api: str, code: str) -> None:
         child = self._error_children.get((api, code))
         if child is None:
@@ -216,6 +245,7 @@ class AppMetrics:
         self.app = app
         self._latency: dict[str, Any] = {}
         self._defaults: dict[str, Any] = {}
+        self._shed: dict[str, Any] = {}
         self.feedback = metrics.feedback.labels(app)
 
     def latency(self, api: str) -> Any:
@@ -228,6 +258,12 @@ class AppMetrics:
         child = self._defaults.get(reason)
         if child is None:
             child = self._defaults[reason] = self._metrics.defaults.labels(self.app, reason)
+        child.inc()
+
+    def shed(self, reason: str) -> None:
+        child = self._shed.get(reason)
+        if child is None:
+            child = self._shed[reason] = self._metrics.shed.labels(self.app, reason)
         child.inc()
 
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,19 +37,26 @@ from clipper.common.errors import (
     PayloadTooLarge,
     Unavailable,
 )
+from clipper.frontend import admission
 from clipper.frontend.batching.batcher import RetriesExhausted
-from clipper.frontend.cache import cache_key
+from clipper.frontend.cache import Flight, RowKey, cache_keys
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.versions import VersionRuntime
 from clipper.frontend.selection import Selection
 
 # Errors that are the request's fault: the request fails instead of answering defaults.
-REQUEST_ERRORS = (InvalidInput, Overloaded, PayloadTooLarge)
+# A full queue is not among them: for an ensemble it makes a straggler; a row that
+# no model could take fails the request at the door (``_refuse_if_overloaded``).
+REQUEST_ERRORS = (InvalidInput, PayloadTooLarge)
 
-Source = tuple["asyncio.Future[Any]", int] | BaseException
+SLO_MISSED = DeadlineExceeded("slo")
+"""What a row whose evaluation did not land by the deadline gets: one shared
+instance, never raised, so an expired row costs no exception object."""
+
+Source = tuple["asyncio.Future[Any]", int] | np.ndarray | BaseException
 """Where one model's output for one row comes from: a chunk's future and the row's
-index in it, a cache task (index -1) that yields ``(output, hit)``, or the error
-that stopped it before it started."""
+index in it, the cached output itself, or the error that stopped it before it
+started."""
 
 
 @dataclass(slots=True)
@@ -61,8 +67,8 @@ class Answer:
     """The prediction (a numpy row), or the app's default output."""
     default: bool = False
     reason: str | None = None
-    """Why the default was answered: slo, unavailable, retries_exhausted, model_error,
-    low_confidence."""
+    """Why the default was answered: slo, unavailable, overloaded, retries_exhausted,
+    model_error, low_confidence."""
     explanation: str | None = None
     models: tuple[str, ...] = ()
     """The models whose outputs made the answer."""
@@ -74,7 +80,7 @@ class Answer:
 class Evaluation:
     """The model evaluations for the rows of one request, in flight."""
 
-    __slots__ = ("app", "context", "deadline", "futures", "selections", "sources")
+    __slots__ = ("app", "context", "deadline", "flights", "selections", "sources")
 
     def __init__(self, app: AppRuntime, context: str, deadline: float) -> None:
         self.app = app
@@ -82,19 +88,39 @@ class Evaluation:
         self.deadline = deadline
         self.selections: list[Selection] = []
         self.sources: list[dict[str, Source]] = []
-        self.futures: dict[int, asyncio.Future[Any]] = {}
+        self.flights: dict[int, Flight] = {}
+        """The chunks this request waits on (its own and those it joined), by id."""
+
+    @property
+    def futures(self) -> list[asyncio.Future[Any]]:
+        return [flight.future for flight in self.flights.values()]
+
+    def wait_on(self, flight: Flight, joined: bool) -> None:
+        if id(flight) not in self.flights:
+            if joined:
+                flight.join()
+            self.flights[id(flight)] = flight
 
     def abandon(self) -> None:
-        """Cancel what is still running: queued rows leave their queue unevaluated."""
-        for future in self.futures.values():
-            if not future.done():
-                future.cancel()
+        """Leave every chunk: one nobody else waits on leaves its queue unevaluated."""
+        flights, self.flights = self.flights, {}
+        for flight in flights.values():
+            flight.leave()
 
 
-def start(
-    app: AppRuntime, rows: np.ndarray, context: str, deadline: float, rng: random.Random
+async def start(
+    app: AppRuntime,
+    rows: np.ndarray,
+    context: str,
+    deadline: float,
+    rng: random.Random,
 ) -> Evaluation:
-    """Select models for every row and send the rows on their way."""
+    """Select models for every row and send the rows on their way.
+
+    ``Overloaded`` when some row can reach no model because every model selected
+    for it is overloaded (its queue is full, or its queue's expected wait already
+    exceeds the deadline): the request gets 429 at the door, nothing stays queued.
+    """
     evaluation = Evaluation(app, context, deadline)
     if app.single is not None:
         evaluation.selections = [app.single] * len(rows)
@@ -103,22 +129,30 @@ def start(
         evaluation.selections = [select(context) for _ in range(len(rows))]
     evaluation.sources = [{} for _ in range(len(rows))]
     try:
+        groups = _groups(evaluation, rng)
+        now = asyncio.get_running_loop().time()
         if app.cache.enabled:
-            _through_cache(evaluation, rows, rng)
+            await _through_cache(evaluation, groups, rows, now)
         else:
-            _in_chunks(evaluation, rows, rng)
+            _in_chunks(evaluation, groups, rows, now)
+        _refuse_if_overloaded(evaluation)
     except BaseException:
         evaluation.abandon()
         raise
     return evaluation
 
 
-def _picks(evaluation: Evaluation, rng: random.Random) -> Iterator[tuple[int, str, VersionRuntime]]:
-    """Each (row, model) the selections ask for, with the version traffic picks for it.
+Group = tuple[VersionRuntime, list[tuple[int, str]]]
+"""A model version and the (row, model) pairs bound for it."""
+
+
+def _groups(evaluation: Evaluation, rng: random.Random) -> list[Group]:
+    """Each (row, model) the selections ask for, grouped by the version traffic picks.
 
     A model with no version to serve is recorded as that row's source right away
-    (the error becomes its answer) and not yielded.
+    (the error becomes its answer) and not grouped.
     """
+    groups: dict[int, Group] = {}
     for i, selection in enumerate(evaluation.selections):
         for model in selection.models:
             try:
@@ -126,40 +160,101 @@ def _picks(evaluation: Evaluation, rng: random.Random) -> Iterator[tuple[int, st
             except Unavailable as exc:
                 evaluation.sources[i][model] = exc
                 continue
-            yield i, model, version
+            group = groups.get(id(version))
+            if group is None:
+                group = groups[id(version)] = (version, [])
+            group[1].append((i, model))
+    return list(groups.values())
 
 
-def _through_cache(evaluation: Evaluation, rows: np.ndarray, rng: random.Random) -> None:
-    cache = evaluation.app.cache
-    for i, model, version in _picks(evaluation, rng):
-        compute = partial(_evaluate_row, version, rows[i : i + 1], evaluation.deadline)
-        key = cache_key(model, version.version, rows[i])
-        task = asyncio.ensure_future(cache.get_or_compute(key, compute))
-        evaluation.futures[id(task)] = task
-        evaluation.sources[i][model] = (task, -1)
+def _submit(
+    evaluation: Evaluation, version: VersionRuntime, rows: np.ndarray, now: float
+) -> asyncio.Future[np.ndarray]:
+    """Queue one chunk; ``Overloaded`` when the version cannot answer it in time."""
+    refusal = admission.too_late(version, evaluation.deadline, now)
+    if refusal is not None:
+        raise refusal
+    return version.submit(rows, evaluation.deadline, now)
 
 
-async def _evaluate_row(version: VersionRuntime, row: np.ndarray, deadline: float) -> np.ndarray:
-    future = version.submit(row, deadline, asyncio.get_running_loop().time())
-    return (await future)[0]
-
-
-def _in_chunks(evaluation: Evaluation, rows: np.ndarray, rng: random.Random) -> None:
-    groups: dict[int, tuple[VersionRuntime, list[tuple[int, str]]]] = {}
-    for i, model, version in _picks(evaluation, rng):
-        groups.setdefault(id(version), (version, []))[1].append((i, model))
-    now = asyncio.get_running_loop().time()
-    for version, members in groups.values():
+def _in_chunks(evaluation: Evaluation, groups: list[Group], rows: np.ndarray, now: float) -> None:
+    for version, members in groups:
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
         try:
-            future = version.submit(chunk_rows, evaluation.deadline, now)
-        except Unavailable as exc:
-            for i, model in members:
-                evaluation.sources[i][model] = exc
+            future = _submit(evaluation, version, chunk_rows, now)
+        except (Unavailable, Overloaded) as exc:
+            _record(evaluation, members, exc)
             continue
-        evaluation.futures[id(future)] = future
+        evaluation.wait_on(Flight(future), joined=False)
+        sources = evaluation.sources
         for position, (i, model) in enumerate(members):
-            evaluation.sources[i][model] = (future, position)
+            sources[i][model] = (future, position)
+
+
+async def _through_cache(
+    evaluation: Evaluation, groups: list[Group], rows: np.ndarray, now: float
+) -> None:
+    """Per version, in one pass: hits answer, rows in flight join, misses go as one chunk."""
+    cache = evaluation.app.cache
+    sources = evaluation.sources
+    for version, members in groups:
+        chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
+        keys = cache_keys(members[0][1], version.version, chunk_rows)  # one model per version
+        found = await cache.lookup(keys)
+        missed: dict[RowKey, int] = {}  # each missed key -> its row in the chunk of misses
+        firsts: list[int] = []  # the rows of the chunk that the chunk of misses holds
+        waiting: list[int] = []  # the rows of the chunk that wait for a miss
+        for position, hit in enumerate(found):
+            if hit is None:
+                key = keys[position]
+                if key not in missed:
+                    missed[key] = len(firsts)
+                    firsts.append(position)
+                waiting.append(position)
+            else:
+                i, model = members[position]
+                if isinstance(hit, tuple):
+                    flight, index = hit
+                    evaluation.wait_on(flight, joined=True)
+                    sources[i][model] = (flight.future, index)
+                else:
+                    sources[i][model] = hit
+        if missed:
+            misses = chunk_rows if len(firsts) == len(chunk_rows) else chunk_rows[firsts]
+            try:
+                future = _submit(evaluation, version, misses, now)
+            except (Unavailable, Overloaded) as exc:
+                _record(evaluation, [members[p] for p in waiting], exc)
+                continue
+            evaluation.wait_on(cache.expect(list(missed), future), joined=False)
+            for position in waiting:
+                i, model = members[position]
+                sources[i][model] = (future, missed[keys[position]])
+
+
+def _record(evaluation: Evaluation, members: list[tuple[int, str]], error: BaseException) -> None:
+    for i, model in members:
+        evaluation.sources[i][model] = error
+
+
+def _refuse_if_overloaded(evaluation: Evaluation) -> None:
+    """Raise ``Overloaded`` if a row reached no model and an overloaded one refused it.
+
+    An ensemble's row with one overloaded model goes on with the others (a
+    straggler). A row that no model took gets no answer but the default, which a
+    client cannot tell from a prediction's quality; 429 with Retry-After tells it
+    to back off, and it costs the frontend nothing more.
+    """
+    for row in evaluation.sources:
+        refusal = None
+        for source in row.values():
+            if not isinstance(source, BaseException):
+                break
+            if isinstance(source, Overloaded):
+                refusal = source
+        else:
+            if refusal is not None:
+                raise refusal
 
 
 async def wait_until(futures: Collection[asyncio.Future[Any]], deadline: float) -> None:
@@ -201,15 +296,16 @@ def outputs_of(evaluation: Evaluation, i: int) -> tuple[dict[str, np.ndarray], l
         if isinstance(source, BaseException):
             errors.append(source)
             continue
+        if isinstance(source, np.ndarray):
+            outputs[model] = source
+            continue
         future, index = source
         if not future.done() or future.cancelled():
-            errors.append(DeadlineExceeded("slo"))
+            errors.append(SLO_MISSED)
         elif (error := future.exception()) is not None:
             if isinstance(error, REQUEST_ERRORS):
                 raise error
             errors.append(error)
-        elif index < 0:
-            outputs[model] = future.result()[0]
         else:
             outputs[model] = future.result()[index]
     return outputs, errors
@@ -221,7 +317,7 @@ def answer(
     """Row ``i``'s answer from what arrived: combined, or the default with its reason."""
     app = evaluation.app
     if not outputs:
-        reason, detail = explain(errors[0] if errors else DeadlineExceeded("slo"), app)
+        reason, detail = explain(errors[0] if errors else SLO_MISSED, app)
         return default(app, reason, detail)
     selection = evaluation.selections[i]
     try:
@@ -262,6 +358,8 @@ def explain(error: BaseException, app: AppRuntime) -> tuple[str, str]:
     """The default reason for a model's error, and its detail."""
     if isinstance(error, DeadlineExceeded | asyncio.CancelledError):
         return "slo", f"no prediction within the {app.config.latency_slo_ms:g} ms latency objective"
+    if isinstance(error, Overloaded):
+        return "overloaded", error.message
     if isinstance(error, RetriesExhausted):
         return "retries_exhausted", error.message
     if isinstance(error, Unavailable):

@@ -74,6 +74,18 @@ class FrontendSettings(BaseSettings):
     """Rows a model version's queue holds; when full, requests get 429 /
     RESOURCE_EXHAUSTED with Retry-After."""
 
+    max_inflight_rows: int = Field(default=2048, ge=1)
+    """The most rows the frontend holds at once (admitted, not yet answered), over
+    every app. The limit in force adapts below it (cut when requests miss their
+    objective, grown as rows are answered in time); a request that would pass it
+    gets 429 with Retry-After at once, so load is shed before it costs CPU."""
+
+    shed_late: bool = True
+    """Answer 429 at the door to a request whose rows a model's queue could not drain
+    before its deadline (estimated from the rows queued and the measured drain rate),
+    instead of queueing rows that would only become defaults. In an ensemble that
+    model is skipped for the request and the others answer."""
+
     aimd_initial: int = Field(default=1, ge=1)
     """Batch limit a replica starts with (adaptive batching)."""
 

@@ -39,6 +39,11 @@ import numpy as np
 
 from clipper.common.errors import DeadlineExceeded, Overloaded, PayloadTooLarge
 
+EXPIRED = DeadlineExceeded("the deadline passed while the query was queued")
+"""What every expired chunk fails with: one shared instance (futures store it and
+never raise it in place), so dropping expired work under overload builds no
+exception object per chunk."""
+
 
 class Chunk:
     """Some rows of one request for one model version, and where their outputs go."""
@@ -226,6 +231,11 @@ class DeadlineQueue:
             rate = rows / seconds
             self._drain_rate = rate if not self._drain_rate else 0.8 * self._drain_rate + 0.2 * rate
 
+    def expected_wait(self) -> float:
+        """Seconds the rows queued now should take to drain at the measured rate (per
+        replica); 0 until a batch has been timed."""
+        return self.rows / self._drain_rate if self._drain_rate > 0 else 0.0
+
     def close(self) -> None:
         """No more puts; batchers finish what is queued, then stop."""
         self.closed = True
@@ -238,7 +248,7 @@ class DeadlineQueue:
 
     def _drop(self, chunk: Chunk) -> None:
         self.rows -= len(chunk) - chunk.taken
-        chunk.fail(DeadlineExceeded("the deadline passed while the query was queued"))
+        chunk.fail(EXPIRED)
 
     def wake_one(self) -> None:
         """Wake the batcher that has waited longest."""

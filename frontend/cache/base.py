@@ -8,15 +8,21 @@ could also be a prediction (MLServer's ``""``).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.flights import Flight
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 Compute = Callable[[], Awaitable[np.ndarray]]
+
+Found = np.ndarray | tuple[Flight, int] | None
+"""What ``lookup`` found for one key: the cached prediction, the flight already
+evaluating it and the row's index there, or ``None`` (a miss to evaluate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +32,9 @@ class CacheStats:
     hits: int = 0
     """Lookups answered from the cache."""
     misses: int = 0
-    """Lookups that found nothing (in ``get_or_compute``: that started an evaluation)."""
+    """Lookups that found nothing (that started an evaluation)."""
     coalesced: int = 0
-    """``get_or_compute`` calls that joined an identical evaluation already in flight."""
+    """Lookups that joined an identical evaluation already in flight."""
     evictions: int = 0
     """Entries dropped to stay within ``max_bytes`` (least recently used first)."""
     expirations: int = 0
@@ -61,6 +67,18 @@ class PredictionCache(ABC):
     @abstractmethod
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         """Store a read-only copy of ``value`` (unless it is larger than the cache)."""
+
+    @abstractmethod
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
+        """For the rows of one request, in one pass: each key's prediction, the flight
+        it can join, or ``None``. The caller evaluates the misses as one chunk and
+        registers it with ``expect`` before it yields to the event loop."""
+
+    @abstractmethod
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
+        """The chunk evaluating ``keys`` (its future resolves to their outputs, row
+        ``j`` for ``keys[j]``): identical lookups join it until it lands, and its
+        outputs fill the cache. Returns its flight, with the caller as a waiter."""
 
     @abstractmethod
     async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:

@@ -44,6 +44,15 @@ class CacheKey(NamedTuple):
         return f"{self.model}@{self.version}/{self.digest.hex()}"
 
 
+RowKey = tuple[str, str, bytes]
+"""A key as a plain tuple ``(model, version, digest)``: equal to the ``CacheKey``
+with the same fields and hashed alike, so either finds the other's entry. The
+per-request path uses it because the garbage collector stops tracking a plain
+tuple of strings and bytes after one collection, never a NamedTuple (nor one
+built with ``tuple.__new__``): a cache of 100,000 entries and the keys of every
+row in flight then add nothing to the collector's work."""
+
+
 def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
     """The key for ``model@version`` evaluated on ``row`` (one query's input)."""
     row = np.asarray(row)
@@ -54,6 +63,22 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
     else:
         h.update(np.ascontiguousarray(row).data)
     return CacheKey(model, version, h.digest()[:DIGEST_SIZE])
+
+
+def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
+    """The key of each row of ``rows`` (one request's rows for ``model@version``),
+    as plain tuples equal to ``cache_key``'s, row by row; the header is hashed once
+    and each row's hash continues from a copy of that state."""
+    rows = np.asarray(rows)
+    if rows.dtype.kind == "O" or len(rows) == 0:
+        return [tuple(cache_key(model, version, row)) for row in rows]  # type: ignore[misc]
+    base = sha256(_header(rows[0]))
+    keys: list[RowKey] = []
+    for row in np.ascontiguousarray(rows):
+        h = base.copy()
+        h.update(row.data)
+        keys.append((model, version, h.digest()[:DIGEST_SIZE]))
+    return keys
 
 
 def _header(row: np.ndarray) -> bytes:

@@ -16,17 +16,18 @@ stale) is checked lazily on lookup against an injectable clock.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Compute, PredictionCache
+from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
 from clipper.frontend.cache.coalescing import Coalescer
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.flights import Flight, Flights
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 ENTRY_OVERHEAD = 448
 """Bytes per entry besides the array data: key tuple and digest, ndarray header,
@@ -34,10 +35,14 @@ OrderedDict node, entry tuple: about 440 bytes measured with tracemalloc on
 CPython 3.11 and numpy 2.4."""
 
 
-class _Entry(NamedTuple):
-    value: np.ndarray
-    size: int
-    expires: float
+_Key = tuple[str, str, bytes]
+"""A ``CacheKey`` stored as a plain tuple: equal to it and hashed alike, so lookups
+by ``CacheKey`` find it, but the garbage collector stops tracking a plain tuple of
+strings and bytes (never a ``NamedTuple``). The same goes for the entry, a plain
+``(value, size, expires)`` tuple (arrays are not tracked). A full cache of 100,000
+entries then adds nothing to each full collection's work; as NamedTuples they made
+the cache's collections a tail-latency cost under load (``benchmarks/overload.py``)."""
+_Entry = tuple[np.ndarray, int, float]
 
 
 class LRUCache(PredictionCache):
@@ -54,8 +59,9 @@ class LRUCache(PredictionCache):
         self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._inflight: Coalescer[np.ndarray] = Coalescer()
+        self._flights = Flights()
         self._bytes = 0
         self._hits = self._misses = self._coalesced = self._evictions = self._expirations = 0
 
@@ -70,6 +76,52 @@ class LRUCache(PredictionCache):
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         self._store(key, frozen_copy(value))
 
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
+        found: list[Found] = []
+        flights = self._flights
+        for key in keys:
+            value = self._lookup(key)
+            if value is not None:
+                self._hits += 1
+                found.append(value)
+            elif (entry := flights.find(key)) is not None:
+                self._coalesced += 1
+                found.append(entry)
+            else:
+                self._misses += 1
+                found.append(None)
+        return found
+
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
+        return self._flights.start(keys, future, self._fill)
+
+    def _fill(self, keys: Sequence[RowKey], outputs: np.ndarray) -> None:
+        """Store a landed chunk's rows: ``_store`` row by row, unrolled (one clock read,
+        sizes from the chunk's dtype), because it runs for every row of every miss."""
+        if outputs.dtype.kind == "O":
+            for key, output in zip(keys, outputs, strict=True):
+                self._store(key, frozen_copy(output))
+            return
+        entries = self._entries
+        size = outputs[0].nbytes + ENTRY_OVERHEAD if len(outputs) else 0
+        if size > self.max_bytes:
+            return
+        expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
+        added = 0
+        for key, output in zip(keys, outputs, strict=True):
+            old = entries.pop(key, None)
+            if old is not None:
+                added -= old[1]
+            value = output.copy()
+            value.flags.writeable = False
+            entries[key] = (value, size, expires)
+            added += size
+        self._bytes += added
+        while self._bytes > self.max_bytes:
+            _, evicted = entries.popitem(last=False)
+            self._bytes -= evicted[1]
+            self._evictions += 1
+
     async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
         value = self._lookup(key)
         if value is not None:
@@ -83,9 +135,9 @@ class LRUCache(PredictionCache):
         return await self._inflight.run(key, lambda: self._evaluate(key, compute)), joined
 
     async def discard(self, model: str, version: str | None = None) -> int:
-        doomed = [k for k in self._entries if k.model == model and version in (None, k.version)]
+        doomed = [k for k in self._entries if k[0] == model and version in (None, k[1])]
         for key in doomed:
-            self._bytes -= self._entries.pop(key).size
+            self._bytes -= self._entries.pop(key)[1]
         return len(doomed)
 
     async def clear(self) -> None:
@@ -111,30 +163,32 @@ class LRUCache(PredictionCache):
         self._store(key, value)
         return value
 
-    def _lookup(self, key: CacheKey) -> np.ndarray | None:
+    def _lookup(self, key: RowKey) -> np.ndarray | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires <= self._clock():
-            self._bytes -= self._entries.pop(key).size
+        if entry[2] <= self._clock():
+            self._bytes -= self._entries.pop(key)[1]
             self._expirations += 1
             return None
         self._entries.move_to_end(key)
-        return entry.value
+        return entry[0]
 
-    def _store(self, key: CacheKey, value: np.ndarray) -> None:
+    def _store(self, key: RowKey, value: np.ndarray) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= old.size
+            self._bytes -= old[1]
         size = entry_size(value)
         if size > self.max_bytes:
             return
         expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
-        self._entries[key] = _Entry(value, size, expires)
+        if type(key) is not tuple:  # a CacheKey: stored as a plain tuple (see _Key)
+            key = (key[0], key[1], key[2])
+        self._entries[key] = (value, size, expires)
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
+            self._bytes -= evicted[1]
             self._evictions += 1
 
 

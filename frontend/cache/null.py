@@ -8,10 +8,14 @@ are still counted, so a disabled cache reads as a hit ratio of 0 in metrics.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Compute, PredictionCache
-from clipper.frontend.cache.keys import CacheKey
+from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
+from clipper.frontend.cache.flights import Flight
+from clipper.frontend.cache.keys import CacheKey, RowKey
 
 
 class NullCache(PredictionCache):
@@ -26,6 +30,13 @@ class NullCache(PredictionCache):
 
     async def put(self, key: CacheKey, value: np.ndarray) -> None:
         return None
+
+    async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
+        self._misses += len(keys)
+        return [None] * len(keys)
+
+    def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
+        return Flight(future)  # not registered: nothing joins it, nothing is stored
 
     async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
         self._misses += 1

@@ -9,7 +9,9 @@ RESOURCE_EXHAUSTED from a full queue), counted by code.
 Per call, optionally: ``x-clipper-context`` metadata (or a ``context`` request
 parameter) keys the selection state; ``x-request-id`` metadata (else the
 request's ``id``) is the request id in logs; the call's gRPC deadline, if
-sooner than the app's latency objective, is the queries' deadline. Defaults are
+sooner than the app's latency objective, is the queries' deadline. The
+objective counts from the call's start (the handler's entry, before the tensors
+are decoded). Defaults are
 signalled in the response parameters, as over REST (``clipper.frontend.oip``).
 """
 
@@ -69,7 +71,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         metadata = dict(context.invocation_metadata() or ())
         logs.request_id.set(str(metadata.get("x-request-id") or request.id or "-"))
         try:
-            response, app = await self._infer(request, context, metadata, loop)
+            response, app = await self._infer(request, context, metadata, start)
         except ClipperError as exc:
             await self._abort(context, exc)
         app.metrics.latency(API).observe(loop.time() - start)
@@ -80,9 +82,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request: pb.ModelInferRequest,
         context: grpc.aio.ServicerContext,
         metadata: dict[str, Any],
-        loop: asyncio.AbstractEventLoop,
+        arrived: float,
     ) -> tuple[pb.ModelInferResponse, Any]:
         name = request.model_name
+        self.plane.door(name, arrived)
         app = self.plane.app(name)
         rows = _rows(request, app.signature())
         output_name = app.output_name()
@@ -92,8 +95,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                     f"unknown output '{requested.name}'; the app's output is '{output_name}'"
                 )
         remaining = context.time_remaining()
-        deadline = None if remaining is None else loop.time() + remaining
-        answers = await self.plane.predict(name, rows, _context(request, metadata), deadline)
+        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+        query_context = _context(request, metadata)
+        answers = await self.plane.predict(name, rows, query_context, deadline, arrived)
         response = pb.ModelInferResponse(model_name=name, id=request.id)
         output = stack_outputs(answers, declared_row(app.output_metadata()))
         add_raw_outputs(response, {output_name: output})

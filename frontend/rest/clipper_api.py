@@ -70,10 +70,12 @@ class ClipperApi:
     async def predict(self, request: web.BaseRequest, name: str) -> web.Response:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.plane.door(name, start)
         body = json_object(await read_body(request, self.max_body_bytes))
         app = self.plane.app(name)
         rows, batch = _rows(body, app.signature(), "predict")
-        answers = await self.plane.predict(name, rows, request.headers.get(CONTEXT, ""))
+        context = request.headers.get(CONTEXT, "")
+        answers = await self.plane.predict(name, rows, context, arrived=start)
         if batch:
             response = json_response({"batch_predictions": [answer_json(a) for a in answers]})
         else:

@@ -89,13 +89,15 @@ class OipApi:
     async def infer(self, request: web.BaseRequest, name: str) -> web.Response:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.plane.door(name, start)
         body = await read_body(request, self.max_body_bytes)
         doc, binary = _split(body, request.headers.get(HEADER_LENGTH))
         app = self.plane.app(name)
         rows = _input(doc, binary, app.signature())
         output_name = app.output_name()
         binary_output = _wants_binary(doc, output_name)
-        answers = await self.plane.predict(name, rows, request.headers.get(CONTEXT, ""))
+        context = request.headers.get(CONTEXT, "")
+        answers = await self.plane.predict(name, rows, context, arrived=start)
         output = stack_outputs(answers, declared_row(app.output_metadata()))
         result: dict[str, Any] = {
             "model_name": name,

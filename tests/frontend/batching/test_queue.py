@@ -156,3 +156,14 @@ async def test_a_batch_never_mixes_dtypes_and_skipped_chunks_keep_their_place() 
     assert queue.take(3, 1.0) == [(ints, 0, 1)]
     assert queue.take(3, 1.0) == [(more_floats, 1, 1)]
     assert queue.rows == 0
+
+
+async def test_expired_chunks_cost_no_exception_object_each() -> None:
+    queue = DeadlineQueue(100)
+    stale = [chunk(1, 5.0) for _ in range(3)]
+    for c in stale:
+        queue.put(c, 0.0)
+    assert queue.take(10, now=6.0) == []
+    errors = {id(c.future.exception()) for c in stale}
+    assert len(errors) == 1  # one shared DeadlineExceeded, not one built per chunk
+    assert isinstance(stale[0].future.exception(), DeadlineExceeded)

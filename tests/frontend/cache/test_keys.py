@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipper.frontend.cache import CacheKey, cache_key
+from clipper.frontend.cache import CacheKey, cache_key, cache_keys
 
 
 def test_same_row_from_different_arrays_has_the_same_key() -> None:
@@ -73,3 +73,9 @@ def test_key_is_small_and_printable() -> None:
     assert len(key.digest) == 16
     assert str(key).startswith("digits@v3/")
     assert hash(key) == hash(cache_key("digits", "v3", np.zeros(4)))
+
+
+def test_a_requests_keys_in_one_pass_equal_the_keys_row_by_row() -> None:
+    wide = np.arange(48, dtype=np.float32).reshape(4, 12)
+    for rows in (wide, wide[:, ::2], wide[::2], np.array([["ab", "c"], ["a", "bc"]], dtype=object)):
+        assert cache_keys("m", "1", rows) == [cache_key("m", "1", row) for row in rows]

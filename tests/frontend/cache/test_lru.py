@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -56,7 +58,7 @@ async def test_bytes_stay_within_the_bound_for_mixed_sizes() -> None:
     assert stats.evictions > 0
     assert stats.entries == 300 - stats.evictions
     # The accounting matches what is really stored.
-    assert stats.bytes == sum(entry_size(e.value) for e in cache._entries.values())
+    assert stats.bytes == sum(entry_size(value) for value, _, _ in cache._entries.values())
 
 
 async def test_a_value_larger_than_the_cache_is_not_stored() -> None:
@@ -142,3 +144,14 @@ async def test_discard_one_version_or_the_whole_model() -> None:
 def test_invalid_bounds_are_refused(max_bytes: int, ttl: float | None) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         LRUCache(max_bytes=max_bytes, ttl_seconds=ttl)
+
+
+async def test_a_full_cache_adds_nothing_to_the_garbage_collectors_work() -> None:
+    cache = LRUCache(1 << 20)
+    for i in range(200):
+        await cache.put(cache_key("m", "1", np.array([float(i)])), np.array([float(i)]))
+    gc.collect()  # plain tuples of untracked parts leave the collector's sight here
+    key, entry = next(iter(cache._entries.items()))
+    assert not gc.is_tracked(key)
+    assert not gc.is_tracked(entry)
+    assert await cache.get(cache_key("m", "1", np.array([0.0]))) is not None  # found by CacheKey

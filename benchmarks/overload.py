@@ -1,0 +1,256 @@
+"""Overload: does the cache cost more than it saves when nothing repeats?
+
+One digits logistic-regression container (one replica, one thread) behind one
+frontend process (SLO 50 ms), loaded by ``wrk`` at concurrency 16, 64 and 256
+with requests of 1 and 16 rows, once with the app's cache on (the default) and
+once with it off. Every row of every request is unique (a counter is written
+into the first pixel, which is 0 in every digit), so the cache can only cost:
+this is the worst case for it, and the case the issue found collapsing.
+
+Per cell: model-answered rows/s (rows of 2xx answers that were not the default
+output), defaults, 429s (admission control and full queues), p99 (wrk, over
+every answer, 429s included), and the ratio of model-answered rows/s with the
+cache on to the same with it off. Both frontends run side by side and each cell
+is measured with the cache on and then at once with it off, so a change in the
+machine's load hits both halves of a ratio. The target is a ratio of at least 0.8 in
+every cell. The machine may be shared: compare the ratio, measured side by side
+in one run, rather than the absolute figures.
+
+``wrk`` is the load generator, as in ``benchmarks/frontend.py`` (C, one
+thread: it builds each body in Lua and costs a fraction of what the frontend
+does per request). Debian/Ubuntu: ``apt-get install wrk``.
+
+    python benchmarks/overload.py [--seconds 5] [--concurrency 16,64,256] [--rows 1,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipper.testing.frontend import (
+    FrontendProcess,
+    metric,
+    route,
+    start_model_servers,
+    write_routes,
+)
+from clipper.testing.models import digits_batch, train_logistic_regression
+
+APP = "digits"
+SLO_MS = 50
+
+# Each request's rows: the first pixel (0 in every digit) becomes a counter that
+# never repeats within a run (CELL keeps cells apart), the other 63 are a digit's.
+LUA = """
+local rows = {rows}
+local tails = {{{tails}}}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local parts = {{}}
+  for k = 1, rows do
+    n = n + 1
+    parts[k] = "[0.{cell}" .. string.format("%010d", n) .. tails[n % #tails + 1]
+  end
+  local body
+  if rows == 1 then
+    body = '{{"input":' .. parts[1] .. '}}'
+  else
+    body = '{{"input_batch":[' .. table.concat(parts, ",") .. ']}}'
+  end
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+@dataclass
+class Cell:
+    requests: int = 0
+    non_2xx: int = 0
+    socket_errors: int = 0
+    p99_ms: float = 0.0
+    defaults: int = 0
+    shed: int = 0
+    seconds: float = 1.0
+    rows: int = 1
+
+    @property
+    def answered_rows_per_s(self) -> float:
+        ok_rows = (self.requests - self.non_2xx) * self.rows
+        return max(0, ok_rows - self.defaults) / self.seconds
+
+
+def wrk_script(directory: Path, rows: int, cell: int) -> Path:
+    pixels = digits_batch(64)
+    tails = ",".join(
+        '"' + "".join(f",{v:g}" for v in row[1:]) + ']"' for row in pixels
+    )  # each: ",0,5,13,...]"
+    path = directory / f"unique-{rows}-{cell}.lua"
+    path.write_text(LUA.format(rows=rows, tails=tails, cell=f"{cell:02d}"))
+    return path
+
+
+def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> Cell:
+    command = [shutil.which("wrk") or "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
+    command += ["--latency", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    requests = re.search(r"(\d+) requests in", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: (.*)", out)
+    cell = Cell(
+        requests=int(requests.group(1)) if requests else 0,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        p99_ms=_ms(out, "99%"),
+        seconds=float(seconds),
+    )
+    if socket:
+        cell.socket_errors = sum(int(n) for n in re.findall(r"\d+", socket.group(1)))
+    return cell
+
+
+def _ms(out: str, percentile: str) -> float:
+    found = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", out)
+    if found is None:
+        return 0.0
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def counters(frontend: FrontendProcess) -> tuple[float, float]:
+    text = frontend.metrics()
+    defaults = metric(text, "clipper_frontend_default_outputs_total", app=APP)
+    shed = metric(text, "clipper_frontend_errors_total", api="clipper", code="429")
+    return defaults, shed
+
+
+def measure(
+    frontend: FrontendProcess, script: Path, rows: int, concurrency: int, seconds: int
+) -> Cell:
+    before = counters(frontend)
+    cell = run_wrk(f"{frontend.url}/{APP}/predict", script, concurrency, seconds)
+    time.sleep(0.2)  # answers still in flight land in the counters
+    after = counters(frontend)
+    cell.rows = rows
+    cell.defaults = int(after[0] - before[0])
+    cell.shed = int(after[1] - before[1])
+    time.sleep(0.5)  # let the queue drain before the next cell
+    return cell
+
+
+def sweep(
+    frontends: dict[str, FrontendProcess],
+    directory: Path,
+    levels: list[int],
+    row_counts: list[int],
+    seconds: int,
+) -> dict[str, dict[tuple[int, int], Cell]]:
+    """Each cell with the cache on, then at once with it off: both frontends run
+    side by side, so a change in the machine's load hits both halves of a ratio."""
+    results: dict[str, dict[tuple[int, int], Cell]] = {mode: {} for mode in frontends}
+    cells = itertools.count()
+    for rows in row_counts:
+        for concurrency in levels:
+            for mode, frontend in frontends.items():
+                script = wrk_script(directory, rows, next(cells))
+                result = measure(frontend, script, rows, concurrency, seconds)
+                results[mode][(rows, concurrency)] = result
+                print(f"  {rows} rows, concurrency {concurrency}, cache {mode}: "
+                      f"{' '.join(_cells(result))}", flush=True)  # fmt: skip
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per cell")
+    parser.add_argument("--concurrency", default="16,64,256")
+    parser.add_argument("--rows", default="1,16", help="rows per request")
+    parser.add_argument(
+        "--frontend-args", default="", help="extra `clipper frontend` flags, e.g. admission bounds"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found (Debian/Ubuntu: apt-get install wrk)")
+        return 1
+    levels = [int(c) for c in args.concurrency.split(",")]
+    row_counts = [int(r) for r in args.rows.split(",")]
+    os.environ.setdefault("CLIPPER_LOG_LEVEL", "WARNING")
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs, {args.seconds} s per cell; load average {load:.1f}")
+    started = time.monotonic()
+    extra = args.frontend_args.split()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        spec = {
+            "framework": "sklearn",
+            "name": APP,
+            "uri": train_logistic_regression(directory),
+            "args": ["--threads", "1"],
+        }
+        (server,) = start_model_servers([spec])
+        try:
+            with contextlib.ExitStack() as stack:
+                frontends = {}
+                for mode, enabled in (("on", True), ("off", False)):
+                    app = route(
+                        APP,
+                        {APP: [server.address]},
+                        latency_slo_ms=SLO_MS,
+                        default_output=-1,
+                        cache={"enabled": enabled},
+                    )
+                    routes = write_routes(directory / f"routes-{mode}.yaml", app)
+                    process = FrontendProcess(routes, args=["--seed", "0", *extra])
+                    frontends[mode] = stack.enter_context(process.wait_ready())
+                results = sweep(frontends, directory, levels, row_counts, args.seconds)
+        finally:
+            server.stop()
+    print_table(results, levels, row_counts)
+    print(f"\n(took {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+def print_table(
+    results: dict[str, dict[tuple[int, int], Cell]], levels: list[int], row_counts: list[int]
+) -> None:
+    print()
+    print(f"Unique rows (no repeats), one digits replica, SLO {SLO_MS} ms; rows/s = rows a")
+    print("model answered (2xx, not the default); err = other errors and socket timeouts;")
+    print("on/off = model-answered rows/s with the cache on / with it off:")
+    head = ["rows", "conc", "on rows/s", "dflt", "429", "err", "p99 ms",
+            "off rows/s", "dflt", "429", "err", "p99 ms", "on/off"]  # fmt: skip
+    table = []
+    for rows in row_counts:
+        for c in levels:
+            on, off = results["on"][(rows, c)], results["off"][(rows, c)]
+            off_rate = off.answered_rows_per_s
+            ratio = f"{on.answered_rows_per_s / off_rate:.2f}" if off_rate else "-"
+            table.append([str(rows), str(c), *_cells(on), *_cells(off), ratio])
+    widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
+    for row in [head, ["-" * w for w in widths], *table]:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def _cells(cell: Cell) -> list[str]:
+    return [
+        f"{cell.answered_rows_per_s:,.0f}",
+        f"{cell.defaults:,}",
+        f"{cell.shed:,}",
+        f"{max(0, cell.non_2xx - cell.shed) + cell.socket_errors:,}",
+        f"{cell.p99_ms:,.0f}",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Admission control: shed load at the door, before it costs the frontend CPU.
+
+Under overload the cheapest answer is the one given before any work: a 429
+with Retry-After, which tells a client (or a load balancer) to back off, costs
+a few microseconds, and leaves the CPU to the requests that can still be
+answered in time. Two checks, both O(1):
+
+* a limit on rows in flight in the whole frontend, adaptive under the bound
+  ``max_inflight_rows``: when the frontend's own CPU is the bottleneck (the
+  model's queue stays short, so no queue ever fills), the work the frontend
+  holds still cannot grow past what it answers within the objective; a request
+  whose rows would pass the limit gets 429 at once (see ``Admission``).
+* a request that cannot make its deadline (``shed_late``): when the rows
+  already queued for a model version are expected to wait longer than the
+  request has left (``expected_wait``: the queue stands -- its oldest chunk has
+  waited that long, and its rows take that long at the measured drain rate),
+  its rows would only wait and become defaults. For a single-model app the request
+  gets 429 at the door; for an ensemble that model is a straggler and the others
+  answer (``clipper.frontend.queries``).
+
+The deadline counts from the request's arrival (the transport records it
+before reading the body), so time spent reading a slow body or waiting for the
+event loop counts against the SLO too. Shed requests are counted in
+``clipper_frontend_shed_requests_total`` by app and reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clipper.common.errors import Overloaded
+
+if TYPE_CHECKING:
+    from clipper.frontend.routing.versions import VersionRuntime
+
+
+class WouldMissDeadline(Overloaded):
+    """The rows queued ahead would take longer than the request has left."""
+
+
+class TooManyInFlight(Overloaded):
+    """The frontend holds as many rows as it may."""
+
+
+DECREASE = 0.9
+"""Factor on the limit after a request that missed its objective."""
+INCREASE = 1.0
+"""Rows added to the limit per row answered in time (while under the bound)."""
+FLOOR = 0.1
+"""The limit never drops below this share of ``max_rows``."""
+
+
+class Admission:
+    """Rows in flight in the frontend, against an adaptive limit under a fixed bound.
+
+    The limit adapts as AIMD does for a batch (and TCP for a window): a request
+    that got a default because the objective passed (``slo``) cuts it by
+    ``DECREASE`` -- at most once per objective, since the requests in flight
+    together miss together -- and rows answered in time raise it again, up to
+    ``max_rows``. So the rows held settle near what the frontend and its models
+    can answer within the objective (Little's law), whichever is the bottleneck,
+    and what is beyond gets 429 at once instead of a default later.
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.limit = float(max_rows)
+        self.rows = 0
+        self._floor = max(1.0, max_rows * FLOOR)
+        self._cut_at = float("-inf")
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.limit
+
+    def enter(self, rows: int) -> None:
+        """Admit ``rows`` more, or raise ``TooManyInFlight`` (a 429). A request larger
+        than the limit is admitted when nothing else is in flight, so it never starves."""
+        if self.rows + rows > self.limit and self.rows > 0:
+            raise self.refusal(rows)
+        self.rows += rows
+
+    def refusal(self, rows: int | None = None) -> TooManyInFlight:
+        has = "" if rows is None else f", this request has {rows}"
+        return TooManyInFlight(
+            f"the frontend is at its limit of {self.limit:.0f} rows in flight "
+            f"(bound {self.max_rows}; {self.rows} now{has}); retry later"
+        )
+
+    def leave(self, rows: int) -> None:
+        self.rows -= rows
+
+    def answered(self, rows: int, late: bool, now: float, slo_s: float) -> None:
+        """A request's ``rows`` were answered; ``late``: some got the ``slo`` default."""
+        if late:
+            if now - self._cut_at >= slo_s:
+                self.limit = max(self._floor, self.limit * DECREASE)
+                self._cut_at = now
+        elif self.limit < self.max_rows:
+            self.limit = min(float(self.max_rows), self.limit + rows * INCREASE)
+
+
+def expected_wait(version: VersionRuntime, now: float) -> float:
+    """Seconds rows queued for ``version`` now should wait: the smaller of two
+    estimates, so that load is shed only when both agree. The queued rows at the
+    measured drain rate (per replica, so divided by the replicas up) alone
+    overestimates when the queue has been short (small batches drain slowly);
+    how long the oldest queued chunk has waited alone overestimates right after
+    a burst. Both are large only when the queue really stands."""
+    queue = version.queue
+    oldest = queue.oldest_enqueued()
+    if oldest is None:
+        return 0.0
+    drain = queue.expected_wait()
+    if drain <= 0:
+        return 0.0
+    replicas = sum(1 for batcher in version.batchers if batcher.replica.up) or 1
+    return min(drain / replicas, now - oldest)
+
+
+def too_late(version: VersionRuntime, deadline: float, now: float) -> WouldMissDeadline | None:
+    """The refusal for rows that would wait in ``version``'s queue past ``deadline``."""
+    if not version.settings.shed_late:
+        return None
+    wait = expected_wait(version, now)
+    if wait <= deadline - now:
+        return None
+    return WouldMissDeadline(
+        f"model {version.name} has {version.queue.rows} rows queued, about "
+        f"{wait * 1000:.0f} ms of work, more than the {max(0.0, deadline - now) * 1000:.0f} ms "
+        "this request has left",
+        retry_after=wait,
+    )

@@ -1,0 +1,91 @@
+"""Chunks in flight: joined by identical rows, cancelled by their last waiter, filling
+the cache when they land. Plain futures stand for chunks: no timing."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import numpy as np
+
+from clipper.common.errors import ModelError
+from clipper.frontend.cache import LRUCache, NullCache, cache_key, cache_keys
+
+ROWS = np.arange(12.0).reshape(3, 4)
+
+
+async def test_misses_register_one_flight_that_identical_lookups_join_and_that_fills() -> None:
+    cache = LRUCache(1 << 20)
+    keys = cache_keys("m", "1", ROWS)
+    assert keys == [cache_key("m", "1", row) for row in ROWS]
+    gc.collect()
+    assert not any(gc.is_tracked(key) for key in keys)  # no work for the collector
+    assert await cache.lookup(keys) == [None, None, None]
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    flight = cache.expect(keys, future)
+    joined = await cache.lookup([keys[2], keys[0]])
+    assert joined == [(flight, 2), (flight, 0)]
+    future.set_result(ROWS * 10)
+    await asyncio.sleep(0)  # the done callback runs
+    hits = await cache.lookup(keys)
+    np.testing.assert_array_equal(np.stack(hits), ROWS * 10)  # type: ignore[arg-type]
+    assert not hits[0].flags.writeable  # type: ignore[union-attr]
+    stats = cache.stats
+    assert (stats.misses, stats.coalesced, stats.hits) == (3, 2, 3)
+
+
+async def test_the_last_waiter_to_leave_cancels_the_chunk() -> None:
+    cache = LRUCache(1 << 20)
+    keys = cache_keys("m", "1", ROWS)
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    flight = cache.expect(keys, future)
+    flight.join()
+    flight.leave()
+    assert not future.cancelled()  # someone still waits
+    flight.leave()
+    assert future.cancelled()
+    await asyncio.sleep(0)
+    assert await cache.lookup(keys[:1]) == [None]  # forgotten, nothing stored
+
+
+async def test_a_failed_flight_stores_nothing_and_is_forgotten() -> None:
+    cache = LRUCache(1 << 20)
+    keys = cache_keys("m", "1", ROWS)
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    cache.expect(keys, future)
+    future.set_exception(ModelError("boom"))
+    future.exception()
+    await asyncio.sleep(0)
+    assert await cache.lookup(keys) == [None, None, None]
+    assert cache.stats.entries == 0
+
+
+async def test_a_disabled_cache_never_joins_nor_stores() -> None:
+    cache = NullCache()
+    keys = cache_keys("m", "1", ROWS)
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    cache.expect(keys, future)
+    assert await cache.lookup(keys) == [None, None, None]
+    future.set_result(ROWS)
+    await asyncio.sleep(0)
+    assert await cache.lookup(keys) == [None, None, None]
+
+
+async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -> None:
+    from clipper.frontend.cache.lru import entry_size
+
+    row_bytes = entry_size(np.zeros(4))
+    cache = LRUCache(row_bytes * 5)
+    loop = asyncio.get_running_loop()
+    for start in (0, 100):  # two chunks of 3 rows: 6 rows, room for 5
+        rows = np.arange(start, start + 12.0).reshape(3, 4)
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        cache.expect(cache_keys("m", "1", rows), future)
+        future.set_result(rows * 2)
+        await asyncio.sleep(0)
+    stats = cache.stats
+    assert (stats.entries, stats.bytes, stats.evictions) == (5, row_bytes * 5, 1)
+    first = cache_keys("m", "1", np.arange(12.0).reshape(3, 4))
+    assert await cache.lookup(first[:1]) == [None]  # the oldest row went first
+    (kept,) = await cache.lookup(first[1:2])
+    np.testing.assert_array_equal(kept, np.arange(4.0, 8.0) * 2)  # type: ignore[arg-type]

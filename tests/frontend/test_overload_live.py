@@ -1,0 +1,227 @@
+"""The data plane under overload, against real echo model servers.
+
+The echo model answers after a latency the test sets, so a batch can be held in
+flight while the test looks at what waits in the queue: no timing assertions,
+only polling with a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+
+from clipper.frontend.batching.queue import Chunk
+from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
+from clipper.testing.latency import URI, LatencyControl
+from clipper.testing.model_servers import ModelServer
+
+ARGS = ["--input-datatype", "FP64", "--input-shape=-1,4", "--threads", "1"]
+
+
+def rows(n: int, start: int = 0) -> np.ndarray:
+    return np.array([[float(start + i), 1.0, 2.0, 3.0] for i in range(n)])
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(what)
+
+
+def echo_app(server: ModelServer, cache: bool = True, slo_ms: float = 5000) -> dict[str, object]:
+    return route(
+        "echo",
+        {"echo": [server.address]},
+        latency_slo_ms=slo_ms,
+        cache={"enabled": cache},
+        default_output=-1,
+    )
+
+
+async def test_a_requests_misses_go_to_the_queue_as_one_chunk_without_tasks(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, echo_app(echo_server))
+    latency.set(0.5)  # the first request's batch holds the replica
+    async with serving(routes) as fe:
+        plane = fe.frontend.plane
+        queue = fe.frontend.router.versions[("echo", "1")].queue
+        first = asyncio.ensure_future(plane.predict("echo", rows(1, start=100)))
+        await until(lambda: queue.rows == 0 and not first.done(), "first batch in flight")
+        before = asyncio.all_tasks()
+        second = asyncio.ensure_future(plane.predict("echo", rows(16)))
+        await until(lambda: queue.rows == 16, "16 rows queued")
+        new = asyncio.all_tasks() - before
+        assert len(new) <= 2  # the request itself (and perhaps a health check): no task per row
+        assert len(queue._heap) == 1  # one chunk of 16 rows
+        answers = await second
+        await first
+    assert [a.default for a in answers] == [False] * 16
+    np.testing.assert_array_equal(np.stack([a.output for a in answers]), rows(16))
+
+
+async def test_identical_rows_in_flight_across_requests_share_one_evaluation(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, echo_app(echo_server))
+    latency.set(0.5)
+    async with serving(routes) as fe:
+        plane = fe.frontend.plane
+        queue = fe.frontend.router.versions[("echo", "1")].queue
+        first = asyncio.ensure_future(plane.predict("echo", rows(1, start=100)))
+        await until(lambda: queue.rows == 0 and not first.done(), "first batch in flight")
+        y, z, w = rows(3)
+        b = asyncio.ensure_future(plane.predict("echo", np.stack([y, z])))
+        await until(lambda: queue.rows == 2, "b queued")
+        c = asyncio.ensure_future(plane.predict("echo", np.stack([z, y, w, w])))
+        await until(lambda: queue.rows == 3, "c's one new row queued")
+        assert len(queue._heap) == 2  # b's chunk and c's chunk of w alone
+        answers_b, answers_c = await b, await c
+        await first
+        stats = fe.frontend.router.apps["echo"].cache.stats
+    np.testing.assert_array_equal(np.stack([a.output for a in answers_c]), np.stack([z, y, w, w]))
+    np.testing.assert_array_equal(np.stack([a.output for a in answers_b]), np.stack([y, z]))
+    assert stats.coalesced == 2  # z and y joined b's chunk
+    assert stats.misses == 1 + 2 + 2  # first, b's two, c's w (counted per row looked up)
+
+
+async def test_expired_rows_never_reach_the_model(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, echo_app(echo_server, slo_ms=300))
+    latency.set(0.6)  # longer than the objective: what queues behind it expires
+    async with serving(routes) as fe:
+        plane = fe.frontend.plane
+        first = asyncio.ensure_future(plane.predict("echo", rows(1, start=100)))
+        queue = fe.frontend.router.versions[("echo", "1")].queue
+        await until(lambda: queue.rows == 0 and not first.done(), "first batch in flight")
+        late = await plane.predict("echo", rows(8))
+        await first
+        latency.set(0.0)
+        await plane.predict("echo", rows(1, start=200))
+        text = fe.metrics()
+    assert {a.reason for a in late} == {"slo"}
+    assert metric(text, "clipper_frontend_batch_size_sum", model="echo") == 2  # not the 8
+
+
+async def test_the_deadline_counts_from_arrival_not_from_the_end_of_the_body(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    write_routes(routes, echo_app(echo_server, cache=False, slo_ms=200))
+    async with serving(routes) as fe:
+        port = fe.frontend.rest.port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"input": [1.0, 2.0, 3.0, 4.0]}'
+        head = (
+            f"POST /echo/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode())
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the body arrives after the objective has passed
+        writer.write(body)
+        await writer.drain()
+        response = await reader.read(4096)
+        writer.close()
+        text = fe.metrics()
+    assert response.startswith(b"HTTP/1.1 200")
+    assert b'"default":true' in response
+    assert b"slo:" in response
+    assert metric(text, "clipper_frontend_batch_size_count", model="echo") == 0
+
+
+async def test_admission_answers_429_with_retry_after_and_keeps_serving(
+    routes: Path,
+    echo_server: ModelServer,
+    latency: LatencyControl,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write_routes(routes, echo_app(echo_server))
+    latency.set(0.5)
+    async with serving(routes, max_inflight_rows=4) as fe, aiohttp.ClientSession() as http:
+        plane = fe.frontend.plane
+        held = asyncio.ensure_future(plane.predict("echo", rows(4)))
+        await until(lambda: plane.admission.rows == 4, "4 rows in flight")
+        async with http.post(f"{fe.url}/echo/predict", json={"input": [9.0] * 4}) as refused:
+            assert refused.status == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert "rows in flight" in (await refused.json())["error"]
+        await held
+        latency.set(0.0)
+        async with http.post(f"{fe.url}/echo/predict", json={"input": [9.0] * 4}) as served:
+            assert served.status == 200
+            assert (await served.json())["output"] == [9.0] * 4
+        text = fe.metrics()
+    assert metric(text, "clipper_frontend_shed_requests_total", app="echo", reason="inflight") == 1
+    assert metric(text, "clipper_frontend_inflight_rows_bound") == 4
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def m_control(tmp_path_factory: pytest.TempPathFactory) -> LatencyControl:
+    return LatencyControl(tmp_path_factory.mktemp("m-latency") / "latency")
+
+
+@pytest.fixture(scope="module")
+def m_server(m_control: LatencyControl) -> Iterator[ModelServer]:
+    spec = {"framework": "python", "uri": URI, "name": "m", "args": ARGS, "env": m_control.env}
+    (server,) = start_model_servers([spec])
+    yield server
+    server.stop()
+
+
+async def fill(queue: object, loop: asyncio.AbstractEventLoop) -> None:
+    """Hold the replica with one row, then fill the queue (capacity 2) behind it."""
+    now = loop.time()
+    queue.put(Chunk(rows(1), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
+    await until(lambda: queue.rows == 0, "the filler row taken")  # type: ignore[attr-defined]
+    queue.put(Chunk(rows(2), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
+
+
+async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_are_full(
+    routes: Path,
+    echo_server: ModelServer,
+    latency: LatencyControl,
+    m_server: ModelServer,
+    m_control: LatencyControl,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    models = {"m": [m_server.address], "echo": [echo_server.address]}
+    ensemble = route("both", models, latency_slo_ms=2000, selection={"type": "exp4"})
+    write_routes(routes, ensemble)
+    m_control.set(3.0)
+    try:
+        async with serving(routes, queue_capacity=2) as fe, aiohttp.ClientSession() as http:
+            loop = asyncio.get_running_loop()
+            await fill(fe.frontend.router.versions[("m", "1")].queue, loop)
+            url = f"{fe.url}/both/predict"
+            async with http.post(url, json={"input": [1.0, 2.0, 3.0, 4.0]}) as answered:
+                assert answered.status == 200
+                body = await answered.json()
+            assert body["default"] is False
+            assert body["models"] == ["echo"]
+            assert body["output"] == [1.0, 2.0, 3.0, 4.0]
+
+            latency.set(3.0)
+            await fill(fe.frontend.router.versions[("echo", "1")].queue, loop)
+            async with http.post(url, json={"input": [5.0, 6.0, 7.0, 8.0]}) as refused:
+                assert refused.status == 429
+                assert "Retry-After" in refused.headers
+                assert "queue is full" in (await refused.json())["error"]
+            text = fe.metrics()
+    finally:
+        m_control.set(0.0)
+    assert metric(text, "clipper_frontend_shed_requests_total", app="both") == 1
+    gc.collect()
+    assert "never retrieved" not in caplog.text
