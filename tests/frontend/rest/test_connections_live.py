@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
-from clipper.testing.frontend import Serving, metric, serving, write_routes
+from clipper.testing.frontend import Serving, metric, route, serving, write_routes
+from clipper.testing.processes import refusing_port
 
 PATIENCE_S = 30.0  # generous: only a hang takes this long
 HEAD = b"POST /digits/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
@@ -30,9 +31,14 @@ CLOSED = "clipper_frontend_http_connections_closed_total"
 
 @contextlib.asynccontextmanager
 async def running(routes: Path, **settings: Any) -> AsyncIterator[Serving]:
-    """A frontend with no apps: what is tested here happens before any app is."""
-    async with serving(write_routes(routes), **settings) as fe:
-        yield fe
+    """A frontend serving an app ``digits`` whose one replica refuses connections:
+    what is tested here happens while a request is read, before any model is
+    called. The app must exist, because an unknown app is answered 404 at the
+    door, before its body is read."""
+    with refusing_port() as port:
+        app = route("digits", {"m": [f"127.0.0.1:{port}"]})
+        async with serving(write_routes(routes, app), ready=False, **settings) as fe:
+            yield fe
 
 
 class Client:
