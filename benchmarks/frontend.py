@@ -227,7 +227,6 @@ def main() -> int:
         )
     pixels = digits_batch(64)
     bodies = [json.dumps({"input": row.tolist()}) for row in pixels]
-    os.environ.setdefault("CLIPPER_LOG_LEVEL", "WARNING")
     print(f"{os.cpu_count()} CPUs, {seconds:g} s per run; load average {os.getloadavg()[0]:.1f}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, containers(Path(tmp), names) as servers:

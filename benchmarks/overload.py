@@ -185,7 +185,6 @@ def main() -> int:
         return 1
     levels = [int(c) for c in args.concurrency.split(",")]
     row_counts = [int(r) for r in args.rows.split(",")]
-    os.environ.setdefault("CLIPPER_LOG_LEVEL", "WARNING")
     load = os.getloadavg()[0]
     print(f"{os.cpu_count()} CPUs, {args.seconds} s per cell; load average {load:.1f}")
     started = time.monotonic()

@@ -100,7 +100,6 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk not found (Debian/Ubuntu: apt-get install wrk)")
         return 1
-    os.environ.setdefault("CLIPPER_LOG_LEVEL", "WARNING")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -112,7 +112,9 @@ class LRUCache(PredictionCache):
             old = entries.pop(key, None)
             if old is not None:
                 added -= old[1]
-            value = output.copy()
+            # np.array, not output.copy(): a 1-D output's rows are numpy scalars,
+            # whose flags cannot be set; this gives them a 0-d array of their own.
+            value = np.array(output, copy=True)
             value.flags.writeable = False
             entries[key] = (value, size, expires)
             added += size

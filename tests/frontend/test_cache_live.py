@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from clipper.testing.frontend import hammer, metric, route, serving, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.models import digits_batch
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 LABELS = {"model": "echo", "version": "1"}
@@ -56,3 +60,22 @@ async def test_an_app_can_turn_its_cache_off(
         text = fe.metrics()
     assert metric(text, "clipper_frontend_batch_size_sum", **LABELS) == 3
     assert metric(text, "clipper_frontend_cache_hits_total", app="echo") == 0
+
+
+async def test_a_classifiers_class_labels_are_cached(
+    routes: Path, graded_servers: dict[str, ModelServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A classifier answers one label per row: a 1-D output whose rows are numpy
+    scalars. They are cached like any row, without an error on the event loop."""
+    server = graded_servers["good"]
+    write_routes(routes, route("digits", {"good": [server.address]}, latency_slo_ms=5000))
+    rows = digits_batch(3).tolist()
+    with caplog.at_level(logging.ERROR):
+        async with serving(routes) as fe:
+            first = await hammer(fe.url, "digits", rows, concurrency=1)
+            again = await hammer(fe.url, "digits", rows, concurrency=1)
+            text = fe.metrics()
+    assert [a["output"] for _, a in first] == [a["output"] for _, a in again]
+    assert not any(a["default"] for _, a in again)
+    assert metric(text, "clipper_frontend_cache_hits_total", app="digits") == 3
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
