@@ -84,6 +84,18 @@ class DataPlane:
         return self.router.app(name)
 
     def door(self, app_name: str, arrived: float) -> None:
+        try:
+            self._door(app_name, arrived)
+        except Overloaded as exc:
+            self._pace(exc, app_name)
+            raise
+
+    def _pace(self, refusal: Overloaded, app_name: str) -> None:
+        """How long the transport holds ``refusal``: the app's objective, if paced."""
+        if self.router.settings.pace_refusals:
+            refusal.hold_s = self.router.app(app_name).slo_s
+
+    def _door(self, app_name: str, arrived: float) -> None:
         """The checks that cost nothing, before the body is read or decoded: 429 when
         the frontend is at its bound of rows in flight, or when the app has one model
         and none of its versions could drain its queue before this request's deadline."""
@@ -128,11 +140,15 @@ class DataPlane:
             return [self._expired(app) for _ in range(len(rows))]
         try:
             self.admission.enter(len(rows))
-        except TooManyInFlight:
+        except TooManyInFlight as exc:
             app.metrics.shed("inflight")
+            self._pace(exc, app_name)
             raise
         try:
             answers = await self._predict(app, rows, context, until)
+        except Overloaded as exc:
+            self._pace(exc, app_name)
+            raise
         finally:
             self.admission.leave(len(rows))
         late = any(answer.reason == "slo" for answer in answers)

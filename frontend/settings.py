@@ -86,6 +86,13 @@ class FrontendSettings(BaseSettings):
     instead of queueing rows that would only become defaults. In an ensemble that
     model is skipped for the request and the others answer."""
 
+    pace_refusals: bool = True
+    """Hold a 429 for the app's latency objective before sending it, the time an answer
+    would have taken. Clients that retry at once (load generators, naive retry loops)
+    then send no faster than they would be served, instead of spending the frontend's
+    CPU on refusals until the requests it admitted miss their objective too. Holding
+    costs a timer, not CPU. Off: a 429 is sent at once."""
+
     aimd_initial: int = Field(default=1, ge=1)
     """Batch limit a replica starts with (adaptive batching)."""
 

@@ -86,6 +86,9 @@ class Overloaded(ClipperError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.hold_s = 0.0
+        """How long a transport holds this refusal before sending it (see the frontend's
+        ``pace_refusals``); 0: at once."""
 
     def http_headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(self.retry_after)))}

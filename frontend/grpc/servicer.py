@@ -110,6 +110,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         trailing: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, Overloaded):
             trailing = (("retry-after", str(max(1, round(exc.retry_after)))),)
+            if exc.hold_s > 0:
+                await asyncio.sleep(exc.hold_s)  # paced: see FrontendSettings.pace_refusals
         await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
         raise AssertionError("context.abort returns by raising")
 

@@ -14,6 +14,7 @@ the request and the app name its path names (``""`` for routes without one).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ from clipper.common.errors import (
     ClipperError,
     InvalidInput,
     LengthRequired,
+    Overloaded,
     PayloadTooLarge,
     RequestTimeout,
 )
@@ -60,6 +62,8 @@ def endpoint(api: str, metrics: Metrics, handler: Handler) -> Handler:
             elif log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s: %d %s", request.method, request.path, exc.http_status, exc)
             metrics.error(api, str(exc.http_status))
+            if isinstance(exc, Overloaded) and exc.hold_s > 0:
+                await asyncio.sleep(exc.hold_s)  # paced: see FrontendSettings.pace_refusals
             response = error_response(exc)
         except ConnectionError:  # the client left mid-upload: logged and counted as it closes
             response = json_response({"error": "the client disconnected"}, 499)

@@ -225,3 +225,30 @@ async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_
     assert metric(text, "clipper_frontend_shed_requests_total", app="both") == 1
     gc.collect()
     assert "never retrieved" not in caplog.text
+
+
+@pytest.mark.parametrize("paced", [True, False])
+async def test_a_refusal_is_held_for_the_apps_objective_when_paced(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl, paced: bool
+) -> None:
+    """Pacing holds a 429 for the app's objective (a client that retries at once then
+    sends no faster than it would be served); the hold travels on the refusal, and
+    the transports sleep it before answering."""
+    from clipper.common.errors import Overloaded
+
+    write_routes(routes, echo_app(echo_server, slo_ms=250))
+    async with serving(routes, max_inflight_rows=1, pace_refusals=paced) as fe:
+        plane = fe.frontend.plane
+        plane.admission.enter(1)  # the frontend holds its one row
+        with pytest.raises(Overloaded) as refused:
+            plane.door("echo", asyncio.get_running_loop().time())
+        plane.admission.leave(1)
+        assert refused.value.hold_s == (0.25 if paced else 0.0)
+        async with aiohttp.ClientSession() as session:
+            plane.admission.enter(1)
+            async with session.post(f"{fe.url}/echo/predict", json={"input": [0.0] * 4}) as r:
+                assert r.status == 429
+                assert "Retry-After" in r.headers
+            plane.admission.leave(1)
+            async with session.post(f"{fe.url}/echo/predict", json={"input": [0.0] * 4}) as r:
+                assert r.status == 200  # and it keeps serving
