@@ -29,6 +29,9 @@ from clipper.frontend.selection.labels import OutputSpec, check_label
 
 log = logging.getLogger(__name__)
 
+MAX_HOLD_S = 0.5
+"""The longest a paced refusal is held (``FrontendSettings.pace_refusals``)."""
+
 
 class DataPlane:
     """Predict, learn from feedback, describe apps."""
@@ -91,9 +94,11 @@ class DataPlane:
             raise
 
     def _pace(self, refusal: Overloaded, app_name: str) -> None:
-        """How long the transport holds ``refusal``: the app's objective, if paced."""
+        """How long the transport holds ``refusal``: the app's objective, if paced, and
+        never more than ``MAX_HOLD_S`` (an app with a long objective is not one whose
+        clients hammer)."""
         if self.router.settings.pace_refusals:
-            refusal.hold_s = self.router.app(app_name).slo_s
+            refusal.hold_s = min(self.router.app(app_name).slo_s, MAX_HOLD_S)
 
     def _door(self, app_name: str, arrived: float) -> None:
         """The checks that cost nothing, before the body is read or decoded: 429 when

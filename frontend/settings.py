@@ -87,8 +87,9 @@ class FrontendSettings(BaseSettings):
     model is skipped for the request and the others answer."""
 
     pace_refusals: bool = True
-    """Hold a 429 for the app's latency objective before sending it, the time an answer
-    would have taken. Clients that retry at once (load generators, naive retry loops)
+    """Hold a 429 for the app's latency objective (at most 0.5 s, and over gRPC at most
+    half the time the caller has left) before sending it, the time an answer would
+    have taken. Clients that retry at once (load generators, naive retry loops)
     then send no faster than they would be served, instead of spending the frontend's
     CPU on refusals until the requests it admitted miss their objective too. Holding
     costs a timer, not CPU. Off: a 429 is sent at once."""

@@ -110,8 +110,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         trailing: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, Overloaded):
             trailing = (("retry-after", str(max(1, round(exc.retry_after)))),)
-            if exc.hold_s > 0:
-                await asyncio.sleep(exc.hold_s)  # paced: see FrontendSettings.pace_refusals
+            remaining = context.time_remaining()
+            hold = exc.hold_s if remaining is None else min(exc.hold_s, remaining / 2)
+            if hold > 0:  # paced (FrontendSettings.pace_refusals), within the caller's deadline
+                await asyncio.sleep(hold)
         await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
         raise AssertionError("context.abort returns by raising")
 
