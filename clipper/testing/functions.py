@@ -35,6 +35,8 @@ def sum_and_label(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     ``total`` (FP64, each row of ``a`` summed and times ``b``) and ``sign`` (BYTES,
     ``"pos"``/``"neg"``/``"zero"`` of the total). A missing input is the client's
     error (``InvalidInput``, a 400), as a model that checks its inputs should say."""
+    if not isinstance(inputs, dict):  # one input came: the adapter passes it bare
+        raise InvalidInput("missing an input: takes two, 'a' and 'b'")
     missing = [name for name in ("a", "b") if name not in inputs]
     if missing:
         raise InvalidInput(f"missing input {', '.join(map(repr, missing))}: takes 'a' and 'b'")

@@ -34,16 +34,25 @@ DEFAULT = {"total": -1.0, "sign": "n/a"}
 
 
 @pytest.fixture(scope="module")
-def two_by_two() -> Iterator[ModelServer]:
-    spec = {
-        "framework": "python",
-        "uri": "clipper.testing.functions:sum_and_label",
-        "name": "two",
-        "args": ["--threads", "1"],
-    }
-    (server,) = start_model_servers([spec])
-    yield server
-    server.stop()
+def servers() -> Iterator[list[ModelServer]]:
+    specs = [
+        {
+            "framework": "python",
+            "uri": "clipper.testing.functions:sum_and_label",
+            "name": name,
+            "args": ["--threads", "1"],
+        }
+        for name in ("two", "twin")
+    ]
+    started = start_model_servers(specs)
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def two_by_two(servers: list[ModelServer]) -> ModelServer:
+    return servers[0]
 
 
 def app(address: str, **fields: Any) -> dict[str, Any]:
@@ -220,3 +229,22 @@ async def test_a_default_for_a_multi_output_app_is_well_formed(routes: Path) -> 
     assert set(reply) == {"total", "sign"}
     np.testing.assert_array_equal(reply["total"], [-1.0] * 3)
     assert texts(reply["sign"]) == ["n/a"] * 3
+
+
+async def test_an_ensemble_combines_the_primary_output_and_carries_the_others(
+    routes: Path, servers: list[ModelServer]
+) -> None:
+    models = {server.name: [server.address] for server in servers}
+    write_routes(routes, route("both", models, latency_slo_ms=5000, selection={"type": "exp4"}))
+    async with serving(routes) as fe:
+        status, body = await post(f"{fe.url}/v2/models/both/infer", oip_body({"a": A, "b": B}))
+        named = await post(
+            f"{fe.url}/both/predict",
+            {"input": {"a": A[1].tolist(), "b": B[1].tolist()}, "output": "sign"},
+        )
+    assert status == 200
+    assert body["parameters"]["models"] == "two,twin"
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    assert outputs == {"total": TOTAL, "sign": SIGN}
+    assert named[1]["output"] == "neg"
+    assert named[1]["confidence"] == 1.0
