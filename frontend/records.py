@@ -29,6 +29,8 @@ from clipper.common.errors import InvalidInput
 
 def pack(tensors: Mapping[str, np.ndarray], what: str = "input") -> np.ndarray:
     """One record per row from ``{name: array}`` (each batch first, in this order)."""
+    if not tensors:
+        raise InvalidInput(f"the request names no {what}s")
     rows: int | None = None
     for name, array in tensors.items():
         if array.ndim == 0:

@@ -40,6 +40,8 @@ def test_records_keep_every_tensor_and_its_row_shape() -> None:
 def test_tensors_with_different_batch_sizes_are_refused() -> None:
     with pytest.raises(InvalidInput, match="'b' has 2 rows but the others have 3"):
         pack({"a": np.zeros((3, 1)), "b": np.zeros((2, 1))})
+    with pytest.raises(InvalidInput, match="names no inputs"):
+        pack({})
 
 
 def test_a_key_covers_every_input_of_the_row() -> None:
