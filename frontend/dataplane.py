@@ -22,6 +22,7 @@ from clipper.frontend import queries
 from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline, too_late
 from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
+from clipper.frontend.records import primary
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
@@ -239,13 +240,12 @@ class DataPlane:
         return [losses for _, _, losses in scored]
 
     def metadata(self, app_name: str) -> dict[str, Any]:
-        """OIP model metadata of an app (its input signature and output)."""
+        """OIP model metadata of an app (its inputs and outputs)."""
         app = self.router.app(app_name)
-        signature = app.signature()
-        inputs = []
-        if signature is not None:
-            shape = [-1, *signature.row_shape]
-            inputs.append({"name": signature.name, "datatype": signature.datatype, "shape": shape})
+        inputs = [
+            {"name": sig.name, "datatype": sig.datatype, "shape": [-1, *sig.row_shape]}
+            for sig in app.input_signatures()
+        ]
         return {
             "name": app.name,
             "versions": [],
@@ -274,7 +274,8 @@ def _check_labels(app: AppRuntime, labels: Sequence[Any]) -> None:
 
 
 def _losses(app: AppRuntime, outputs: dict[str, np.ndarray], label: Any) -> dict[str, float]:
-    return {model: app.policy.loss(output, label) for model, output in outputs.items()}
+    """Each model's loss; a model with several outputs is scored on its primary one."""
+    return {model: app.policy.loss(primary(output), label) for model, output in outputs.items()}
 
 
 def _same_length(keys: Sequence[Any] | np.ndarray, labels: Sequence[Any], what: str) -> None:

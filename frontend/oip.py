@@ -14,7 +14,10 @@ A default row holds the app's ``default_output`` cast to the output tensor's
 datatype and row shape -- taken from a row that got a prediction, else from the
 model's declared output, else from the default itself -- so set a default that
 fits the output (e.g. ``-1`` for a class label; it is broadcast over a row of
-scores). When it cannot fit (``null``, a string for a numeric output) the
+scores). A model with several outputs: a mapping ``{output name: value}`` gives
+each output its own default (when no row got a prediction and the model declares
+no outputs, the mapping's names are the answer's outputs); any other value is
+used for every output. When it cannot fit (``null``, a string for a numeric output) the
 request fails with the status of the reason instead: 504 / DEADLINE_EXCEEDED
 for the SLO, 503 / UNAVAILABLE for missing replicas, 500 / INTERNAL for model
 errors.
@@ -22,14 +25,22 @@ errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from clipper.common.errors import ClipperError, DeadlineExceeded, ModelError, Unavailable
+from clipper.common.errors import (
+    ClipperError,
+    DeadlineExceeded,
+    InvalidInput,
+    ModelError,
+    Unavailable,
+)
 from clipper.common.protocol import pb
 from clipper.common.protocol.tensors import DTYPES
 from clipper.frontend.queries import Answer
+from clipper.frontend.records import fill, from_mapping, unpack
 
 _REASON_ERRORS: dict[str, type[ClipperError]] = {
     "slo": DeadlineExceeded,
@@ -51,11 +62,57 @@ def stack_outputs(answers: list[Answer], declared: np.ndarray | None = None) -> 
     return np.stack([_default_row(a, template) if a.default else a.output for a in answers])
 
 
+def output_tensors(
+    answers: list[Answer],
+    declared: np.ndarray | None,
+    output_name: str,
+    requested: list[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """The answer's output tensors by name: every output, or the ``requested`` ones
+    (an unknown name is ``InvalidInput``)."""
+    stacked = stack_outputs(answers, declared)
+    tensors = {output_name: stacked} if stacked.dtype.names is None else unpack(stacked)
+    if not requested:
+        return tensors
+    unknown = [name for name in requested if name not in tensors]
+    if unknown:
+        known = ", ".join(f"'{n}'" for n in tensors)
+        raise InvalidInput(f"unknown output {unknown[0]!r}; the app's outputs are {known}")
+    return {name: tensors[name] for name in requested}
+
+
+def check_input_names(names: list[Any], declared: list[str]) -> None:
+    """A request's input names: distinct strings and, when the model declares its
+    inputs, exactly those (a missing or unknown one is ``InvalidInput`` naming them)."""
+    if not all(isinstance(name, str) and name for name in names):
+        raise InvalidInput(f"every input needs a name; got {names!r}")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"input names repeat: {names!r}")
+    if not declared:
+        return
+    missing = [name for name in declared if name not in names]
+    unknown = [name for name in names if name not in declared]
+    if missing or unknown:
+        problems = [f"missing input {n!r}" for n in missing] + [
+            f"unknown input {n!r}" for n in unknown
+        ]
+        expected = ", ".join(f"'{n}'" for n in declared)
+        raise InvalidInput(f"{'; '.join(problems)}: the app takes {expected}")
+
+
 def _default_row(answer: Answer, template: np.ndarray | None) -> np.ndarray:
     value = answer.output
     try:
         if value is None:
             raise TypeError("null")
+        if template is not None and template.dtype.names is not None:
+            return fill(template.dtype, value)
+        if isinstance(value, Mapping):
+            if template is None:
+                return from_mapping(value)
+            value = next(iter(value.values()), None)  # a mapping's first value: the primary
+            if value is None:
+                raise TypeError("null")
         row = np.asarray(value) if template is None else np.asarray(value, dtype=template.dtype)
         if template is not None and row.shape != template.shape:
             row = np.broadcast_to(row, template.shape)
@@ -84,11 +141,16 @@ def response_parameters(answers: list[Answer]) -> dict[str, Any]:
 
 
 def declared_row(outputs: list[pb.ModelMetadataResponse.TensorMetadata]) -> np.ndarray | None:
-    """An empty row shaped as the first declared output, if its row shape is fixed."""
+    """An empty row shaped as the declared outputs (a record when several), if every
+    row shape is fixed."""
     if not outputs:
         return None
-    spec = outputs[0]
-    row_shape = tuple(int(d) for d in spec.shape[1:])
-    if any(d < 0 for d in row_shape) or spec.datatype not in DTYPES:
-        return None
-    return np.zeros(row_shape, dtype=DTYPES[spec.datatype])
+    fields = []
+    for spec in outputs:
+        row_shape = tuple(int(d) for d in spec.shape[1:])
+        if any(d < 0 for d in row_shape) or spec.datatype not in DTYPES:
+            return None
+        fields.append((spec.name, DTYPES[spec.datatype], row_shape))
+    if len(fields) == 1:
+        return np.zeros(fields[0][2], dtype=fields[0][1])
+    return np.zeros((), dtype=np.dtype(fields))

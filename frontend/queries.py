@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,9 +40,11 @@ from clipper.common.errors import (
 from clipper.frontend import admission
 from clipper.frontend.batching.batcher import RetriesExhausted
 from clipper.frontend.cache import Flight, RowKey, cache_keys
+from clipper.frontend.records import primary, with_primary
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.versions import VersionRuntime
 from clipper.frontend.selection import Selection
+from clipper.frontend.selection.policy import Combined
 
 # Errors that are the request's fault: the request fails instead of answering defaults.
 # A full queue is not among them: for an ensemble it makes a straggler; a row that
@@ -321,7 +323,10 @@ def answer(
         return default(app, reason, detail)
     selection = evaluation.selections[i]
     try:
-        combined = app.policy.combine(evaluation.context, selection, outputs)
+        if next(iter(outputs.values())).dtype.names is None:
+            combined = app.policy.combine(evaluation.context, selection, outputs)
+        else:
+            combined = _combine_records(app, evaluation.context, selection, outputs)
     except ClipperError as exc:
         return default(app, "model_error", exc.message)
     ensemble = len(selection.models) > 1
@@ -334,6 +339,23 @@ def answer(
         models=combined.answered,
         confidence=combined.confidence if ensemble else None,
     )
+
+
+def _combine_records(
+    app: AppRuntime, context: str, selection: Selection, outputs: dict[str, np.ndarray]
+) -> Combined:
+    """Models with several outputs: combine the primary (first) output as for one,
+    and carry the other outputs of the first answering model (in selection order)
+    whose primary output is the combined one -- the winner of a vote -- else of the
+    first answering model (a mean is nobody's own output)."""
+    combined = app.policy.combine(context, selection, {m: primary(o) for m, o in outputs.items()})
+    if len(outputs) == 1:
+        return replace(combined, output=np.asarray(next(iter(outputs.values()))))
+    chosen = next(
+        (m for m in combined.answered if np.array_equal(primary(outputs[m]), combined.output)),
+        combined.answered[0],
+    )
+    return replace(combined, output=with_primary(outputs[chosen], combined.output))
 
 
 def default(

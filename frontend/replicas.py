@@ -30,6 +30,7 @@ from clipper.common.errors import ClipperError, ModelError, error_from_grpc
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response, dtype_of
 from clipper.common.tasks import Supervised, TaskRegistry, supervise
+from clipper.frontend.records import pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,16 @@ class Replica:
         await self.channel.close()
 
     async def infer(self, rows: np.ndarray, seconds_left: float) -> np.ndarray:
-        """The model's first output for ``rows``, one output row per input row."""
-        if self._input_dtype is not None and rows.dtype != self._input_dtype:
-            rows = rows.astype(self._input_dtype)
+        """The model's outputs for ``rows``, one output row per input row: an array
+        when it has one output, records (``clipper.frontend.records``) when several.
+        Records in are sent as one input per field."""
         request = pb.ModelInferRequest(model_name=self.model, model_version=self.version)
-        add_raw_inputs(request, {self._input_name: rows})
+        if rows.dtype.names is not None:
+            add_raw_inputs(request, unpack(rows))
+        else:
+            if self._input_dtype is not None and rows.dtype != self._input_dtype:
+                rows = rows.astype(self._input_dtype)
+            add_raw_inputs(request, {self._input_name: rows})
         try:
             response = await self._stub.ModelInfer(request, timeout=max(seconds_left, 0.001))
         except grpc.aio.AioRpcError as exc:
@@ -102,13 +108,15 @@ class Replica:
         outputs = decode_response(response)
         if not outputs:
             raise ModelError(f"{self.model}@{self.version} answered without an output")
-        output = next(iter(outputs.values()))
-        if len(output.shape) == 0 or output.shape[0] != len(rows):
-            raise ModelError(
-                f"{self.model}@{self.version} answered {list(output.shape)} "
-                f"for a batch of {len(rows)} rows"
-            )
-        return output
+        for output in outputs.values():
+            if len(output.shape) == 0 or output.shape[0] != len(rows):
+                raise ModelError(
+                    f"{self.model}@{self.version} answered {list(output.shape)} "
+                    f"for a batch of {len(rows)} rows"
+                )
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        return pack(outputs, "output")
 
     def mark_down(self, reason: str) -> None:
         if self.up:

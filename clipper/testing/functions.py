@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from clipper.common.errors import InvalidInput
+
 
 def identity(batch: np.ndarray) -> np.ndarray:
     """Answers every row with itself."""
@@ -26,6 +28,23 @@ async def async_identity(batch: np.ndarray) -> np.ndarray:
 def add(inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Two inputs, ``a`` and ``b``, in; their sum out."""
     return inputs["a"] + inputs["b"]
+
+
+def sum_and_label(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two inputs, ``a`` (FP rows) and ``b`` (a per-row scale), in; two outputs out:
+    ``total`` (FP64, each row of ``a`` summed and times ``b``) and ``sign`` (BYTES,
+    ``"pos"``/``"neg"``/``"zero"`` of the total). A missing input is the client's
+    error (``InvalidInput``, a 400), as a model that checks its inputs should say."""
+    if not isinstance(inputs, dict):  # one input came: the adapter passes it bare
+        raise InvalidInput("missing an input: takes two, 'a' and 'b'")
+    missing = [name for name in ("a", "b") if name not in inputs]
+    if missing:
+        raise InvalidInput(f"missing input {', '.join(map(repr, missing))}: takes 'a' and 'b'")
+    a = np.asarray(inputs["a"], dtype=np.float64).reshape(len(inputs["a"]), -1)
+    b = np.asarray(inputs["b"], dtype=np.float64).reshape(len(inputs["b"]), -1)[:, 0]
+    total = a.sum(axis=1) * b
+    sign = np.array(["pos" if t > 0 else "neg" if t < 0 else "zero" for t in total], dtype=object)
+    return {"total": total, "sign": sign}
 
 
 def row_labels(batch: np.ndarray) -> list[str]:

@@ -7,6 +7,9 @@ digest covers the row's own values (made contiguous first, so a row sliced out
 of a batch hashes like the same values built afresh). Text (BYTES) rows are
 numpy object arrays whose buffer holds pointers, so each element is hashed by
 value, length-prefixed so that ``["ab", "c"]`` and ``["a", "bc"]`` differ.
+A row of a model with several inputs is a record (``clipper.frontend.records``):
+its key covers every input, because the header names each field, its dtype and
+shape, and the digest covers every field's bytes (field by field when one is text).
 
 The hash is cryptographic because clients choose the inputs: with a fast
 non-cryptographic hash (xxHash) a client could craft an input that collides
@@ -57,7 +60,11 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
     """The key for ``model@version`` evaluated on ``row`` (one query's input)."""
     row = np.asarray(row)
     h = sha256(_header(row))
-    if row.dtype.kind == "O":
+    if row.dtype.names is not None and row.dtype.hasobject:
+        for name in row.dtype.names:  # records with text: field by field, by value
+            for chunk in _field_chunks(np.asarray(row[name])):
+                h.update(chunk)
+    elif row.dtype.kind == "O":
         for chunk in _text_chunks(row):
             h.update(chunk)
     else:
@@ -70,7 +77,7 @@ def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     as plain tuples equal to ``cache_key``'s, row by row; the header is hashed once
     and each row's hash continues from a copy of that state."""
     rows = np.asarray(rows)
-    if rows.dtype.kind == "O" or len(rows) == 0:
+    if rows.dtype.hasobject or len(rows) == 0:
         return [tuple(cache_key(model, version, row)) for row in rows]  # type: ignore[misc]
     base = sha256(_header(rows[0]))
     keys: list[RowKey] = []
@@ -87,8 +94,17 @@ def _header(row: np.ndarray) -> bytes:
     if header is None:
         if len(_HEADERS) >= _MAX_HEADERS:  # variable-size inputs: stay bounded
             _HEADERS.clear()
-        header = _HEADERS[key] = f"{row.dtype.str}{row.shape}|".encode()
+        # Records (several inputs): ``str`` names every field, its dtype and shape.
+        described = str(row.dtype) if row.dtype.names is not None else row.dtype.str
+        header = _HEADERS[key] = f"{described}{row.shape}|".encode()
     return header
+
+
+def _field_chunks(part: np.ndarray) -> Iterator[bytes]:
+    if part.dtype.kind == "O":
+        yield from _text_chunks(part)
+    else:
+        yield np.ascontiguousarray(part).tobytes()
 
 
 def _text_chunks(row: np.ndarray) -> Iterator[bytes]:

@@ -10,8 +10,10 @@ larger than the whole cache is served but not stored.
 
 Stored values are read-only copies: a caller that mutates the array it was
 given cannot corrupt what later callers get, and a row sliced from a batch's
-output does not keep the whole batch alive. The TTL (for models whose answers go
-stale) is checked lazily on lookup against an injectable clock.
+output does not keep the whole batch alive. A model with several outputs stores
+a record per row (``clipper.frontend.records``): every output, in one entry.
+The TTL (for models whose answers go stale) is checked lazily on lookup against
+an injectable clock.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class LRUCache(PredictionCache):
     def _fill(self, keys: Sequence[RowKey], outputs: np.ndarray) -> None:
         """Store a landed chunk's rows: ``_store`` row by row, unrolled (one clock read,
         sizes from the chunk's dtype), because it runs for every row of every miss."""
-        if outputs.dtype.kind == "O":
+        if outputs.dtype.hasobject:  # text, or records with a text output
             for key, output in zip(keys, outputs, strict=True):
                 self._store(key, frozen_copy(output))
             return
@@ -204,6 +206,11 @@ def frozen_copy(value: np.ndarray) -> np.ndarray:
 def entry_size(value: np.ndarray) -> int:
     """Estimated bytes an entry holds (text elements of BYTES outputs included)."""
     size = value.nbytes + ENTRY_OVERHEAD
-    if value.dtype.kind == "O":
+    if value.dtype.names is not None and value.dtype.hasobject:  # records with text
+        for name in value.dtype.names:
+            part = np.asarray(value[name])
+            if part.dtype.kind == "O":
+                size += sum(sys.getsizeof(item) for item in part.flat)
+    elif value.dtype.kind == "O":
         size += sum(sys.getsizeof(item) for item in value.flat)
     return size

@@ -2,9 +2,11 @@
 
 Tensors come raw (``raw_input_contents``, decoded zero-copy) or typed; the
 answer is always raw. The first dimension of the input is the batch: each row
-is one query. Errors map once: a ``ClipperError``'s ``grpc_code`` and message
-become the call's status (``retry-after`` trailing metadata for
-RESOURCE_EXHAUSTED from a full queue), counted by code.
+is one query. A request may carry several inputs; the answer carries every
+output, or the ones named in the request's ``outputs``. Errors map once: a
+``ClipperError``'s ``grpc_code`` and message become the call's status
+(``retry-after`` trailing metadata for RESOURCE_EXHAUSTED from a full queue),
+counted by code.
 
 Per call, optionally: ``x-clipper-context`` metadata (or a ``context`` request
 parameter) keys the selection state; ``x-request-id`` metadata (else the
@@ -30,8 +32,15 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_outputs, decode_request
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
-from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
-from clipper.frontend.signature import Signature, check_tensor
+from clipper.frontend.oip import (
+    check_input_names,
+    declared_row,
+    output_tensors,
+    response_parameters,
+)
+from clipper.frontend.records import pack
+from clipper.frontend.routing.apps import AppRuntime
+from clipper.frontend.signature import check_tensor
 
 SERVER_NAME = "clipper-frontend"
 API = "oip_grpc"
@@ -87,20 +96,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         name = request.model_name
         self.plane.door(name, arrived)
         app = self.plane.app(name)
-        rows = _rows(request, app.signature())
-        output_name = app.output_name()
-        for requested in request.outputs:
-            if requested.name != output_name:
-                raise InvalidInput(
-                    f"unknown output '{requested.name}'; the app's output is '{output_name}'"
-                )
+        rows = _rows(request, app)
+        requested = [output.name for output in request.outputs]
         remaining = context.time_remaining()
         deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
         query_context = _context(request, metadata)
         answers = await self.plane.predict(name, rows, query_context, deadline, arrived)
         response = pb.ModelInferResponse(model_name=name, id=request.id)
-        output = stack_outputs(answers, declared_row(app.output_metadata()))
-        add_raw_outputs(response, {output_name: output})
+        declared = declared_row(app.output_metadata())
+        add_raw_outputs(
+            response, output_tensors(answers, declared, app.output_name(), requested or None)
+        )
         for key, value in response_parameters(answers).items():
             _set_parameter(response.parameters[key], value)
         return response, app
@@ -118,15 +124,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         raise AssertionError("context.abort returns by raising")
 
 
-def _rows(request: pb.ModelInferRequest, signature: Signature | None) -> np.ndarray:
+def _rows(request: pb.ModelInferRequest, app: AppRuntime) -> np.ndarray:
+    """One input as an array; several as records, checked against the declared inputs."""
+    if len(request.inputs) != 1:
+        return _records(request, app)
+    signature = app.signature()
     inputs = decode_request(request)
-    expected = f"'{signature.name}'" if signature else "one"
-    if len(inputs) != 1:
-        raise InvalidInput(f"the app takes one input ({expected}), the request has {len(inputs)}")
     name, array = next(iter(inputs.items()))
     if signature is not None and name != signature.name:
-        raise InvalidInput(f"unknown input '{name}'; the app's input is {expected}")
+        raise InvalidInput(f"unknown input '{name}'; the app's input is '{signature.name}'")
     return check_tensor(array, signature, name)
+
+
+def _records(request: pb.ModelInferRequest, app: AppRuntime) -> np.ndarray:
+    if not request.inputs:
+        raise InvalidInput("the inference request has no inputs")
+    declared = {sig.name: sig for sig in app.input_signatures()}
+    check_input_names([tensor.name for tensor in request.inputs], list(declared))
+    inputs = decode_request(request)
+    return pack({name: check_tensor(a, declared.get(name), name) for name, a in inputs.items()})
 
 
 def _context(request: pb.ModelInferRequest, metadata: dict[str, Any]) -> str:

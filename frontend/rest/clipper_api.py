@@ -1,12 +1,16 @@
 """Clipper's REST API: ``POST /{app}/predict`` and ``POST /{app}/feedback``.
 
 Predict takes ``{"input": row}`` (one query) or ``{"input_batch": [row, ...]}``
-(one query per row) and answers, per query::
+(one query per row); a model with several inputs takes an object of them,
+``{"input": {"a": row, "b": row}}`` (or ``"input_batch": {"a": rows, "b": rows}``).
+It answers, per query::
 
     {"query_id": 17, "output": 3, "default": false, "default_explanation": null,
      "models": ["svm"]}
 
-plus ``confidence`` for ensembles. A batch answers ``{"batch_predictions": [...]}``
+plus ``confidence`` for ensembles. A model with several outputs answers its
+first (primary) output, or the one named by ``"output": "name"`` in the body
+(an unknown name is a 400). A batch answers ``{"batch_predictions": [...]}``
 with one such object per row, as Clipper did.
 
 Feedback takes a label for an answered query, ``{"query_id": 17, "label": 3}``,
@@ -21,6 +25,7 @@ state; feedback by query id uses the context the query was answered in.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +34,9 @@ from aiohttp import web
 from clipper.common.errors import InvalidInput
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
+from clipper.frontend.oip import check_input_names
 from clipper.frontend.queries import Answer
+from clipper.frontend.records import field, is_record, pack
 from clipper.frontend.rest.http import (
     CONTEXT,
     Handler,
@@ -38,13 +45,18 @@ from clipper.frontend.rest.http import (
     json_response,
     read_body,
 )
-from clipper.frontend.signature import Signature, rows_from_json
+from clipper.frontend.routing.apps import AppRuntime
+from clipper.frontend.signature import rows_from_json
 
 
-def answer_json(answer: Answer) -> dict[str, Any]:
+def answer_json(
+    answer: Answer, output: str | None = None, primary: Callable[[], str] | None = None
+) -> dict[str, Any]:
+    """``output`` names the output to answer (else the primary); ``primary`` tells the
+    app's primary output name, for a default that is a mapping of outputs."""
     body = {
         "query_id": answer.query_id,
-        "output": answer.output,
+        "output": _output(answer, output, primary),
         "default": answer.default,
         "default_explanation": answer.explanation,
         "models": answer.models,
@@ -73,13 +85,17 @@ class ClipperApi:
         self.plane.door(name, start)
         body = json_object(await read_body(request, self.max_body_bytes))
         app = self.plane.app(name)
-        rows, batch = _rows(body, app.signature(), "predict")
+        rows, batch = _rows(body, app, "predict")
+        output = _output_name(body)
         context = request.headers.get(CONTEXT, "")
         answers = await self.plane.predict(name, rows, context, arrived=start)
+        if output is not None and not any(is_record(a.output) for a in answers):
+            _check_single_output(answers, output, app.output_name())
         if batch:
-            response = json_response({"batch_predictions": [answer_json(a) for a in answers]})
+            predictions = [answer_json(a, output, app.output_name) for a in answers]
+            response = json_response({"batch_predictions": predictions})
         else:
-            response = json_response(answer_json(answers[0]))
+            response = json_response(answer_json(answers[0], output, app.output_name))
         app.metrics.latency("clipper").observe(loop.time() - start)
         return response
 
@@ -93,7 +109,7 @@ class ClipperApi:
             ids = _query_ids(body, batch)
             losses = await self.plane.feedback_by_id(name, ids, labels)
         else:
-            rows, _ = _rows(body, app.signature(), "feedback", batch)
+            rows, _ = _rows(body, app, "feedback", batch)
             losses = await self.plane.feedback_by_input(name, rows, labels, context)
         result: dict[str, Any] = {"batch_losses": losses} if batch else {"losses": losses[0]}
         result["weights"] = app.policy.weights(context)
@@ -101,18 +117,65 @@ class ClipperApi:
 
 
 def _rows(
-    body: dict[str, Any], signature: Signature | None, what: str, batch: bool | None = None
+    body: dict[str, Any], app: AppRuntime, what: str, batch: bool | None = None
 ) -> tuple[np.ndarray, bool]:
     if "input" in body and batch is not True:
-        return rows_from_json(body["input"], False, signature, "input"), False
+        return _parse(body["input"], False, app, "input"), False
     if "input_batch" in body and batch is not False:
-        return rows_from_json(body["input_batch"], True, signature, "input_batch"), True
+        return _parse(body["input_batch"], True, app, "input_batch"), True
     if what == "predict":
         raise InvalidInput('predict needs "input" (one row) or "input_batch" (a list of rows)')
     raise InvalidInput(
         'feedback needs "query_id" or "input" with "label", '
         'or "query_ids" or "input_batch" with "label_batch"'
     )
+
+
+def _parse(value: Any, batch: bool, app: AppRuntime, what: str) -> np.ndarray:
+    """One input's rows; a model with several inputs takes an object ``{name: rows}``
+    (each as ``input`` or ``input_batch`` would hold it), as records."""
+    if not isinstance(value, dict):
+        return rows_from_json(value, batch, app.signature(), what)
+    declared = {sig.name: sig for sig in app.input_signatures()}
+    check_input_names(list(value), list(declared))
+    return pack(
+        {
+            name: rows_from_json(part, batch, declared.get(name), f"{what} '{name}'")
+            for name, part in value.items()
+        }
+    )
+
+
+def _output_name(body: dict[str, Any]) -> str | None:
+    name = body.get("output")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput(f'"output" names one of the model\'s outputs; got {name!r}')
+    return name
+
+
+def _output(answer: Answer, name: str | None, primary: Callable[[], str] | None) -> Any:
+    """The answer's primary output, or the one named; a default that is a mapping
+    ``{output: value}`` answers the named output's value, else the primary's (the
+    first declared output, else the mapping's first entry)."""
+    value = answer.output
+    if is_record(value):
+        return field(value, name)
+    if answer.default and isinstance(value, Mapping) and value:
+        if name is None:
+            first = primary() if primary is not None else None
+            return value[first] if first in value else next(iter(value.values()))
+        if name not in value:
+            known = ", ".join(f"'{k}'" for k in value)
+            raise InvalidInput(f"unknown output '{name}'; the app's outputs are {known}")
+        return value[name]
+    return value
+
+
+def _check_single_output(answers: list[Answer], name: str, output_name: str) -> None:
+    """An app with one output: naming another is a mistake the client should hear of."""
+    mapped = [a.output for a in answers if a.default and isinstance(a.output, Mapping)]
+    if not mapped and name != output_name:
+        raise InvalidInput(f"unknown output '{name}'; the app's output is '{output_name}'")
 
 
 def _labels(body: dict[str, Any], batch: bool) -> list[Any]:

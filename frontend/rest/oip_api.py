@@ -11,8 +11,10 @@ tensor extension that ``tritonclient`` uses by default: the body starts with
 ``parameters.binary_data_size`` is set, in order. The answer is binary when the
 request asks for it (``parameters.binary_data_output`` or an output's
 ``parameters.binary_data``), JSON otherwise. The first dimension of the input is
-the batch: each row is one query. How defaults are signalled: see
-``clipper.frontend.oip``.
+the batch: each row is one query. A request may carry several inputs (binary
+parts follow the header in the order of ``inputs``); the answer carries every
+output of the model, or the ones named in the request's ``outputs``. How
+defaults are signalled: see ``clipper.frontend.oip``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from clipper.common.errors import InvalidInput
 from clipper.common.protocol.tensors import datatype_of, from_raw, to_raw
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
-from clipper.frontend.oip import declared_row, response_parameters, stack_outputs
+from clipper.frontend.oip import (
+    check_input_names,
+    declared_row,
+    output_tensors,
+    response_parameters,
+)
+from clipper.frontend.records import pack
 from clipper.frontend.rest.http import (
     CONTEXT,
     Handler,
@@ -38,6 +46,7 @@ from clipper.frontend.rest.http import (
     parse_json,
     read_body,
 )
+from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.signature import Signature, check_tensor, tensor_from_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -93,23 +102,27 @@ class OipApi:
         body = await read_body(request, self.max_body_bytes)
         doc, binary = _split(body, request.headers.get(HEADER_LENGTH))
         app = self.plane.app(name)
-        rows = _input(doc, binary, app.signature())
-        output_name = app.output_name()
-        binary_output = _wants_binary(doc, output_name)
+        rows = _inputs(doc, binary, app)
+        requested = _requested(doc)
         context = request.headers.get(CONTEXT, "")
         answers = await self.plane.predict(name, rows, context, arrived=start)
-        output = stack_outputs(answers, declared_row(app.output_metadata()))
+        declared = declared_row(app.output_metadata())
+        tensors = output_tensors(answers, declared, app.output_name(), list(requested) or None)
         result: dict[str, Any] = {
             "model_name": name,
             "id": str(doc.get("id", "")),
             "parameters": response_parameters(answers),
             "outputs": [
-                {"name": output_name, "datatype": datatype_of(output.dtype), "shape": output.shape}
+                {"name": key, "datatype": datatype_of(out.dtype), "shape": out.shape}
+                for key, out in tensors.items()
             ],
         }
-        response = _binary_response(result, output) if binary_output else None
+        response = None
+        if _wants_binary(doc, requested):
+            response = _binary_response(result, list(tensors.values()))
         if response is None:
-            result["outputs"][0]["data"] = output.reshape(-1)
+            for entry, out in zip(result["outputs"], tensors.values(), strict=True):
+                entry["data"] = out.reshape(-1)
             response = json_response(result)
         app.metrics.latency("oip_rest").observe(loop.time() - start)
         return response
@@ -132,15 +145,44 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], byte
     return doc, binary
 
 
-def _input(doc: dict[str, Any], binary: bytes, signature: Signature | None) -> np.ndarray:
+def _inputs(doc: dict[str, Any], binary: bytes, app: AppRuntime) -> np.ndarray:
+    """The request's rows: one input as an array (as it always was), several as
+    records (``clipper.frontend.records``), checked against the declared inputs."""
     inputs = doc.get("inputs")
-    if not isinstance(inputs, list) or not inputs or not isinstance(inputs[0], dict):
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
         raise InvalidInput('the inference request needs "inputs": a list of tensors')
-    expected = f"'{signature.name}'" if signature else "one"
-    if len(inputs) != 1:
-        raise InvalidInput(f"the app takes one input ({expected}), the request has {len(inputs)}")
-    tensor = inputs[0]
+    if len(inputs) == 1:
+        return _input(inputs[0], binary, app.signature())
+    declared = {sig.name: sig for sig in app.input_signatures()}
+    names = [tensor.get("name") for tensor in inputs]
+    check_input_names(names, list(declared))
+    tensors: dict[str, np.ndarray] = {}
+    offset = 0
+    for tensor, tensor_name in zip(inputs, names, strict=True):
+        size = _binary_size(tensor)
+        part = binary[offset : offset + size] if size is not None else b""
+        offset += size or 0
+        tensors[str(tensor_name)] = _input(tensor, part, declared.get(str(tensor_name)))
+    if offset != len(binary):
+        raise InvalidInput(
+            f"the inputs declare {offset} bytes of binary data, but {len(binary)} follow "
+            "the JSON header"
+        )
+    return pack(tensors)
+
+
+def _binary_size(tensor: dict[str, Any]) -> int | None:
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise InvalidInput(
+            f"input {tensor.get('name')!r}: binary_data_size must be a non-negative integer"
+        )
+    return size
+
+
+def _input(tensor: dict[str, Any], binary: bytes, signature: Signature | None) -> np.ndarray:
     name = tensor.get("name")
+    expected = f"'{signature.name}'" if signature else "one"
     if not isinstance(name, str) or (signature is not None and name != signature.name):
         raise InvalidInput(f"unknown input {name!r}; the app's input is {expected}")
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
@@ -163,20 +205,29 @@ def _input(doc: dict[str, Any], binary: bytes, signature: Signature | None) -> n
     return check_tensor(array, signature, name)
 
 
-def _wants_binary(doc: dict[str, Any], output_name: str) -> bool:
+def _requested(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The outputs the request names (``outputs``), by name, with their parameters."""
+    requested: dict[str, dict[str, Any]] = {}
+    for entry in doc.get("outputs") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidInput(f'each of "outputs" needs a "name"; got {entry!r}')
+        requested[entry["name"]] = entry
+    return requested
+
+
+def _wants_binary(doc: dict[str, Any], requested: dict[str, dict[str, Any]]) -> bool:
     wanted = bool((doc.get("parameters") or {}).get("binary_data_output", False))
-    for requested in doc.get("outputs") or []:
-        if not isinstance(requested, dict) or requested.get("name") != output_name:
-            name = requested.get("name") if isinstance(requested, dict) else requested
-            raise InvalidInput(f"unknown output {name!r}; the app's output is '{output_name}'")
-        wanted = bool((requested.get("parameters") or {}).get("binary_data", wanted))
+    for entry in requested.values():
+        wanted = bool((entry.get("parameters") or {}).get("binary_data", wanted))
     return wanted
 
 
-def _binary_response(result: dict[str, Any], output: np.ndarray) -> web.Response:
-    raw = to_raw(output)
-    result["outputs"][0]["parameters"] = {"binary_data_size": len(raw)}
+def _binary_response(result: dict[str, Any], outputs: list[np.ndarray]) -> web.Response:
+    raws = [to_raw(output) for output in outputs]
+    for entry, raw in zip(result["outputs"], raws, strict=True):
+        entry["parameters"] = {"binary_data_size": len(raw)}
     header = dumps(result)
-    response = web.Response(body=header + raw, content_type="application/octet-stream")
+    body = b"".join([header, *raws])
+    response = web.Response(body=body, content_type="application/octet-stream")
     response.headers[HEADER_LENGTH] = str(len(header))
     return response

@@ -123,12 +123,27 @@ class AppRuntime:
         return self._learned
 
     def output_metadata(self) -> list[pb.ModelMetadataResponse.TensorMetadata]:
-        """The first model's declared output, once a replica told it (else empty)."""
+        """The first model's declared outputs, once a replica told them (else empty)."""
         for model in self.models.values():
             for version, _ in model.versions:
                 metadata = version.metadata()
                 if metadata is not None and metadata.outputs:
-                    return [metadata.outputs[0]]
+                    return list(metadata.outputs)
+        return []
+
+    def input_signatures(self) -> list[Signature]:
+        """Every declared input: the configured one, else the first model's declared
+        inputs once a replica told them (else empty: inputs are taken as they come)."""
+        if self.configured is not None:
+            return [self.configured]
+        for model in self.models.values():
+            for version, _ in model.versions:
+                metadata = version.metadata()
+                if metadata is not None and metadata.inputs:
+                    return [
+                        Signature.from_metadata(spec.name, spec.datatype, list(spec.shape))
+                        for spec in metadata.inputs
+                    ]
         return []
 
     def output_name(self) -> str:
