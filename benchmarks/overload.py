@@ -11,10 +11,11 @@ Per cell: model-answered rows/s (rows of 2xx answers that were not the default
 output), defaults, 429s (admission control and full queues), p99 (wrk, over
 every answer, 429s included), and the ratio of model-answered rows/s with the
 cache on to the same with it off. Both frontends run side by side and each cell
-is measured with the cache on and then at once with it off, so a change in the
-machine's load hits both halves of a ratio. The target is a ratio of at least 0.8 in
-every cell. The machine may be shared: compare the ratio, measured side by side
-in one run, rather than the absolute figures.
+is measured with the cache on and with it off back to back, twice, in alternating
+order (``--repeats``), so a change in the machine's load hits both halves of a
+ratio. The target is a ratio of at least 0.8 in every cell. The machine may be
+shared: compare the ratio, measured side by side in one run, rather than the
+absolute figures.
 
 ``wrk`` is the load generator, as in ``benchmarks/frontend.py`` (C, one
 thread: it builds each body in Lua and costs a fraction of what the frontend
@@ -155,20 +156,42 @@ def sweep(
     levels: list[int],
     row_counts: list[int],
     seconds: int,
+    repeats: int = 2,
 ) -> dict[str, dict[tuple[int, int], Cell]]:
-    """Each cell with the cache on, then at once with it off: both frontends run
-    side by side, so a change in the machine's load hits both halves of a ratio."""
+    """Each cell with the cache on and with it off, back to back, ``repeats`` times
+    with the order reversed each time (on-off, off-on, ...): both frontends run side
+    by side, so a change in the machine's load, or whatever the previous run left
+    behind in the shared model server, hits both halves of a ratio alike."""
     results: dict[str, dict[tuple[int, int], Cell]] = {mode: {} for mode in frontends}
     cells = itertools.count()
     for rows in row_counts:
         for concurrency in levels:
-            for mode, frontend in frontends.items():
-                script = wrk_script(directory, rows, next(cells))
-                result = measure(frontend, script, rows, concurrency, seconds)
-                results[mode][(rows, concurrency)] = result
-                print(f"  {rows} rows, concurrency {concurrency}, cache {mode}: "
-                      f"{' '.join(_cells(result))}", flush=True)  # fmt: skip
+            order = list(frontends.items())
+            for repeat in range(repeats):
+                for mode, frontend in order if repeat % 2 == 0 else reversed(order):
+                    script = wrk_script(directory, rows, next(cells))
+                    result = measure(frontend, script, rows, concurrency, seconds)
+                    key = (rows, concurrency)
+                    results[mode][key] = _merged(results[mode].get(key), result)
+                    print(f"  {rows} rows, concurrency {concurrency}, cache {mode}: "
+                          f"{' '.join(_cells(result))}", flush=True)  # fmt: skip
     return results
+
+
+def _merged(total: Cell | None, more: Cell) -> Cell:
+    """Two runs of one cell as one: counts and seconds added, the worse p99."""
+    if total is None:
+        return more
+    return Cell(
+        requests=total.requests + more.requests,
+        non_2xx=total.non_2xx + more.non_2xx,
+        socket_errors=total.socket_errors + more.socket_errors,
+        p99_ms=max(total.p99_ms, more.p99_ms),
+        defaults=total.defaults + more.defaults,
+        shed=total.shed + more.shed,
+        seconds=total.seconds + more.seconds,
+        rows=more.rows,
+    )
 
 
 def main() -> int:
@@ -176,6 +199,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="seconds per cell")
     parser.add_argument("--concurrency", default="16,64,256")
     parser.add_argument("--rows", default="1,16", help="rows per request")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs per cell and mode, in alternating order"
+    )
     parser.add_argument(
         "--frontend-args", default="", help="extra `clipper frontend` flags, e.g. admission bounds"
     )
@@ -212,7 +238,9 @@ def main() -> int:
                     routes = write_routes(directory / f"routes-{mode}.yaml", app)
                     process = FrontendProcess(routes, args=["--seed", "0", *extra])
                     frontends[mode] = stack.enter_context(process.wait_ready())
-                results = sweep(frontends, directory, levels, row_counts, args.seconds)
+                results = sweep(
+                    frontends, directory, levels, row_counts, args.seconds, args.repeats
+                )
         finally:
             server.stop()
     print_table(results, levels, row_counts)
