@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipper.frontend.cache import LRUCache, NullCache, cache_key
+from clipper.frontend.cache import LRUCache, NullCache, cache_key, cache_keys
 from clipper.frontend.selection import POLICIES
 
 BUDGET_NS = 1e9 / 3000  # one request's share of a core at 3,000 requests/s
@@ -83,28 +83,33 @@ def cache_rows(b: Bench) -> list[tuple[str, float]]:
     row = np.random.default_rng(0).random(64)
     key, other = cache_key("digits", "v1", row), cache_key("digits", "v1", np.zeros(64))
     value = np.arange(10, dtype=np.float64)
-
-    async def compute() -> np.ndarray:
-        return value
+    outputs = value.reshape(1, -1)
 
     cache = LRUCache(64 << 20)
     asyncio.run(cache.put(key, value))
     fresh = iter([cache_key("d", "1", np.array([i])) for i in range(b.number * b.repeat + 1)])
     miss_cache, null = LRUCache(1 << 20), NullCache()
+
+    async def miss() -> None:
+        """What a missed row costs the cache: lookup, a flight, the fill when it lands."""
+        keys = [next(fresh)]
+        await miss_cache.lookup(keys)
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        miss_cache.expect(keys, future)
+        future.set_result(outputs)
+        await asyncio.sleep(0)  # the fill runs as the future's done callback
+
     return [
         ("LRU get, hit", b.awaited(lambda: cache.get(key))),
         ("LRU get, miss", b.awaited(lambda: cache.get(other))),
         ("LRU put (replace, 10 x f64)", b.awaited(lambda: cache.put(key, value))),
-        ("LRU get_or_compute, hit", b.awaited(lambda: cache.get_or_compute(key, compute))),
+        ("LRU lookup, one hit", b.awaited(lambda: cache.lookup([key]))),
         (
-            "cache_key + get_or_compute, hit (64 x f64)",
-            b.awaited(lambda: cache.get_or_compute(cache_key("digits", "v1", row), compute)),
+            "cache_keys + lookup, hit (64 x f64)",
+            b.awaited(lambda: cache.lookup(cache_keys("digits", "v1", row[None, :]))),
         ),
-        (
-            "LRU get_or_compute, miss (task + copy + store)",
-            b.awaited(lambda: miss_cache.get_or_compute(next(fresh), compute)),
-        ),
-        ("disabled cache: get_or_compute", b.awaited(lambda: null.get_or_compute(key, compute))),
+        ("LRU lookup + expect + fill, miss", b.awaited(miss)),
+        ("disabled cache: lookup", b.awaited(lambda: null.lookup([key]))),
     ]
 
 

@@ -9,7 +9,6 @@ every request. See docs/selection_and_cache.md.
 """
 
 from clipper.frontend.cache.base import CacheStats, PredictionCache
-from clipper.frontend.cache.coalescing import Coalescer
 from clipper.frontend.cache.factory import make_cache
 from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey, RowKey, cache_key, cache_keys
@@ -19,7 +18,6 @@ from clipper.frontend.cache.null import NullCache
 __all__ = [
     "CacheKey",
     "CacheStats",
-    "Coalescer",
     "Flight",
     "Flights",
     "LRUCache",

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from clipper.frontend.cache.flights import Flight
 from clipper.frontend.cache.keys import CacheKey, RowKey
-
-Compute = Callable[[], Awaitable[np.ndarray]]
 
 Found = np.ndarray | tuple[Flight, int] | None
 """What ``lookup`` found for one key: the cached prediction, the flight already
@@ -79,20 +77,6 @@ class PredictionCache(ABC):
         """The chunk evaluating ``keys`` (its future resolves to their outputs, row
         ``j`` for ``keys[j]``): identical lookups join it until it lands, and its
         outputs fill the cache. Returns its flight, with the caller as a waiter."""
-
-    @abstractmethod
-    async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
-        """The prediction and whether it came without a new evaluation.
-
-        On a miss, ``compute()`` runs once, however many identical requests arrive
-        while it is in flight; they all get its result, or all its exception (and
-        nothing is cached). A caller that is cancelled leaves the evaluation running
-        for the others; it is cancelled only when no caller waits for it anymore.
-        """
-
-    @abstractmethod
-    async def discard(self, model: str, version: str | None = None) -> int:
-        """Drop a model's entries (one version, or all); returns how many."""
 
     @abstractmethod
     async def clear(self) -> None:

@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
-from clipper.frontend.cache.coalescing import Coalescer
+from clipper.frontend.cache.base import CacheStats, Found, PredictionCache
 from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey, RowKey
 
@@ -62,7 +61,6 @@ class LRUCache(PredictionCache):
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
-        self._inflight: Coalescer[np.ndarray] = Coalescer()
         self._flights = Flights()
         self._bytes = 0
         self._hits = self._misses = self._coalesced = self._evictions = self._expirations = 0
@@ -126,18 +124,6 @@ class LRUCache(PredictionCache):
             self._bytes -= evicted[1]
             self._evictions += 1
 
-    async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
-        value = self._lookup(key)
-        if value is not None:
-            self._hits += 1
-            return value, True
-        joined = self._inflight.pending(key)
-        if joined:
-            self._coalesced += 1
-        else:
-            self._misses += 1
-        return await self._inflight.run(key, lambda: self._evaluate(key, compute)), joined
-
     async def discard(self, model: str, version: str | None = None) -> int:
         doomed = [k for k in self._entries if k[0] == model and version in (None, k[1])]
         for key in doomed:
@@ -160,12 +146,6 @@ class LRUCache(PredictionCache):
             bytes=self._bytes,
             max_bytes=self.max_bytes,
         )
-
-    async def _evaluate(self, key: CacheKey, compute: Compute) -> np.ndarray:
-        """Runs once per miss, as the shared evaluation: stores whoever still waits."""
-        value = frozen_copy(await compute())
-        self._store(key, value)
-        return value
 
     def _lookup(self, key: RowKey) -> np.ndarray | None:
         entry = self._entries.get(key)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Compute, Found, PredictionCache
+from clipper.frontend.cache.base import CacheStats, Found, PredictionCache
 from clipper.frontend.cache.flights import Flight
 from clipper.frontend.cache.keys import CacheKey, RowKey
 
@@ -37,10 +37,6 @@ class NullCache(PredictionCache):
 
     def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
         return Flight(future)  # not registered: nothing joins it, nothing is stored
-
-    async def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[np.ndarray, bool]:
-        self._misses += 1
-        return await compute(), False
 
     async def discard(self, model: str, version: str | None = None) -> int:
         return 0
