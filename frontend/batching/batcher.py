@@ -88,7 +88,6 @@ class Batcher:
         self._observer = observer
         self._tasks = tasks
         self._stopping = False
-        self._waiter: asyncio.Future[None] | None = None
         self._held: list[Part] | None = None
         """The batch being sent: what a crash must fail."""
         self._task: Supervised | None = None
@@ -134,11 +133,11 @@ class Batcher:
                 if not replica.up:
                     if queue.rows:
                         queue.wake_one()  # the work this batcher was woken for goes elsewhere
-                    await self._wait(replica.wait_up())
+                    await replica.wait_up()
                 elif not queue.rows:
                     if queue.closed:
                         return
-                    await self._wait(queue.wait())
+                    await queue.wait()
                 else:
                     limit = self.limit.limit
                     if self.batch_wait_s and queue.rows < limit:
@@ -153,13 +152,6 @@ class Batcher:
             if queue.rows:
                 queue.wake_one()
 
-    async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
     async def _fill(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         """Delayed batching: wait for ``limit`` rows until the oldest has waited long enough."""
         oldest = self.queue.oldest_enqueued()
@@ -170,7 +162,7 @@ class Batcher:
                 return
             waiter = self.queue.wait()
             timer = loop.call_later(remaining, _resolve, waiter)
-            await self._wait(waiter)
+            await waiter
             timer.cancel()
 
     async def _send(self, parts: list[Part], now: float, loop: asyncio.AbstractEventLoop) -> None:

@@ -242,9 +242,7 @@ class DeadlineQueue:
         self.wake_all()
 
     def _retry_after(self) -> float:
-        if self._drain_rate <= 0:
-            return 1.0
-        return max(1.0, self.rows / self._drain_rate)
+        return max(1.0, self.expected_wait())
 
     def _drop(self, chunk: Chunk) -> None:
         self.rows -= len(chunk) - chunk.taken

@@ -58,10 +58,6 @@ class Flights:
     def __init__(self) -> None:
         self._pending: dict[Hashable, tuple[Flight, int]] = {}
 
-    def __len__(self) -> int:
-        """Rows in flight."""
-        return len(self._pending)
-
     def find(self, key: Hashable) -> tuple[Flight, int] | None:
         """The flight evaluating ``key`` and the row's index in it, if one is on its way."""
         entry = self._pending.get(key)
