@@ -23,6 +23,7 @@ from typing import Any
 
 from clipper.common import api
 from clipper.operator import naming
+from clipper.operator.builders.frontend import selector_labels
 from clipper.operator.builders.meta import common_labels, object_meta
 from clipper.operator.settings import OperatorSettings
 
@@ -31,8 +32,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def _frontends(app: api.ClipperApp) -> dict[str, Any]:
-    labels = {naming.LABEL_APP: app.metadata.name, naming.PART: "frontend"}
-    return {"podSelector": {"matchLabels": labels}}
+    return {"podSelector": {"matchLabels": selector_labels(app)}}
 
 
 def _scraper(settings: OperatorSettings) -> dict[str, Any] | None:

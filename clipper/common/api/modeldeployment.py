@@ -28,7 +28,7 @@ from clipper.common.api.base import (
 Framework = Literal["python", "sklearn", "pytorch", "onnx", "noop"]
 GPU_FRAMEWORKS: frozenset[str] = frozenset({"pytorch", "onnx", "python"})
 """Frameworks whose model server can use a GPU; the others run on CPU only (a python
-function learns its device from ``CLIPPER_MODEL_DEVICE``)."""
+function learns its device from ``CLIPPER_DEVICE``, which the python adapter sets)."""
 GPU_RESOURCE = "nvidia.com/gpu"
 
 Phase = Literal["Pending", "Progressing", "Serving", "Draining", "Retained", "Failed"]
