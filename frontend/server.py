@@ -39,12 +39,11 @@ async def serve(settings: FrontendSettings) -> int:
     # per-request garbage triggers stay short and the latency tail with them.
     gc.collect()
     gc.freeze()
-    received: list[int] = []
     stop = asyncio.Event()
     now = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _on_signal, signum, received, stop, now)
+        loop.add_signal_handler(signum, _on_signal, signum, stop, now)
     await stop.wait()
     await frontend.drain(cut_short=now)
     log.info("shutting down: finishing requests in flight")
@@ -52,12 +51,11 @@ async def serve(settings: FrontendSettings) -> int:
     return 0
 
 
-def _on_signal(signum: int, received: list[int], stop: asyncio.Event, now: asyncio.Event) -> None:
+def _on_signal(signum: int, stop: asyncio.Event, now: asyncio.Event) -> None:
     """The first SIGTERM drains; SIGINT or any second signal stops without the delay."""
-    received.append(signum)
-    stop.set()
-    if signum == signal.SIGINT or len(received) > 1:
+    if signum == signal.SIGINT or stop.is_set():
         now.set()
+    stop.set()
 
 
 def run(settings: FrontendSettings) -> int:
