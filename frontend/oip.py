@@ -41,6 +41,8 @@ from clipper.common.protocol import pb
 from clipper.common.protocol.tensors import DTYPES
 from clipper.frontend.queries import Answer
 from clipper.frontend.records import fill, from_mapping, unpack
+from clipper.frontend.routing.apps import AppRuntime
+from clipper.frontend.signature import Signature
 
 _REASON_ERRORS: dict[str, type[ClipperError]] = {
     "slo": DeadlineExceeded,
@@ -79,6 +81,14 @@ def output_tensors(
         known = ", ".join(f"'{n}'" for n in tensors)
         raise InvalidInput(f"unknown output {unknown[0]!r}; the app's outputs are {known}")
     return {name: tensors[name] for name in requested}
+
+
+def declared_inputs(app: AppRuntime, names: list[Any]) -> dict[str, Signature]:
+    """The app's declared inputs by name, once a request's input ``names`` have been
+    checked against them (``check_input_names``)."""
+    declared = {sig.name: sig for sig in app.input_signatures()}
+    check_input_names(names, list(declared))
+    return declared
 
 
 def check_input_names(names: list[Any], declared: list[str]) -> None:

@@ -33,7 +33,7 @@ from clipper.common.protocol.tensors import add_raw_outputs, decode_request
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
 from clipper.frontend.oip import (
-    check_input_names,
+    declared_inputs,
     declared_row,
     output_tensors,
     response_parameters,
@@ -139,8 +139,7 @@ def _rows(request: pb.ModelInferRequest, app: AppRuntime) -> np.ndarray:
 def _records(request: pb.ModelInferRequest, app: AppRuntime) -> np.ndarray:
     if not request.inputs:
         raise InvalidInput("the inference request has no inputs")
-    declared = {sig.name: sig for sig in app.input_signatures()}
-    check_input_names([tensor.name for tensor in request.inputs], list(declared))
+    declared = declared_inputs(app, [tensor.name for tensor in request.inputs])
     inputs = decode_request(request)
     return pack({name: check_tensor(a, declared.get(name), name) for name, a in inputs.items()})
 

@@ -34,7 +34,7 @@ from aiohttp import web
 from clipper.common.errors import InvalidInput
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
-from clipper.frontend.oip import check_input_names
+from clipper.frontend.oip import declared_inputs
 from clipper.frontend.queries import Answer
 from clipper.frontend.records import field, is_record, pack
 from clipper.frontend.rest.http import (
@@ -136,8 +136,7 @@ def _parse(value: Any, batch: bool, app: AppRuntime, what: str) -> np.ndarray:
     (each as ``input`` or ``input_batch`` would hold it), as records."""
     if not isinstance(value, dict):
         return rows_from_json(value, batch, app.signature(), what)
-    declared = {sig.name: sig for sig in app.input_signatures()}
-    check_input_names(list(value), list(declared))
+    declared = declared_inputs(app, list(value))
     return pack(
         {
             name: rows_from_json(part, batch, declared.get(name), f"{what} '{name}'")

@@ -31,7 +31,7 @@ from clipper.common.protocol.tensors import datatype_of, from_raw, to_raw
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.metrics import Metrics
 from clipper.frontend.oip import (
-    check_input_names,
+    declared_inputs,
     declared_row,
     output_tensors,
     response_parameters,
@@ -153,9 +153,8 @@ def _inputs(doc: dict[str, Any], binary: bytes, app: AppRuntime) -> np.ndarray:
         raise InvalidInput('the inference request needs "inputs": a list of tensors')
     if len(inputs) == 1:
         return _input(inputs[0], binary, app.signature())
-    declared = {sig.name: sig for sig in app.input_signatures()}
     names = [tensor.get("name") for tensor in inputs]
-    check_input_names(names, list(declared))
+    declared = declared_inputs(app, names)
     tensors: dict[str, np.ndarray] = {}
     offset = 0
     for tensor, tensor_name in zip(inputs, names, strict=True):
