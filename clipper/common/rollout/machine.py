@@ -19,9 +19,10 @@ Deliberate choices: the candidate runs ``spec.replicas`` from the start, so a
 promotion never waits for capacity; going back to a version that has been stable
 before (``promotedAt``) skips the canary steps, as a rollback should be quick; a
 first deploy has nothing to roll back to, so it keeps trying (Degraded) and
-becomes stable whenever it gets ready; a change of template under the same
-``spec.version`` updates that version in place (with a Warning event: bump the
-version for a safe rollout).
+becomes stable whenever it gets ready. Versions are immutable (see
+``immutable``): a spec that changes the template of a version that exists is
+refused -- the machine carries on with what it was doing, changes nothing in
+traffic or in the versions, and says why in ``Degraded`` and one Warning event.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from clipper.common.api import (
     RolloutStatus,
     TrafficWeight,
     VersionStatus,
+    find_condition,
 )
-from clipper.common.rollout import conditions
+from clipper.common.rollout import conditions, immutable
 from clipper.common.rollout.plan import (
     Action,
     DeleteVersion,
@@ -85,6 +87,8 @@ class _Reconcile:
         self.started: str | None = None
         """The version (re)started by this reconcile: what was observed of it predates
         the new template, so its readiness counts from the next observation on."""
+        self.refused: str | None = None
+        """Why the spec was refused (it changes an existing version), or None."""
 
     # --- the loop ------------------------------------------------------------------
 
@@ -156,6 +160,9 @@ class _Reconcile:
 
     def _follow_spec(self) -> None:
         target = self.spec.version
+        self.refused = immutable.refusal(self.st.version(target), self.template)
+        if self.refused is not None:
+            return
         if target == self.st.candidate_version:
             self._update_candidate(self._entry(target))
         elif target == self.st.stable_version:
@@ -171,14 +178,6 @@ class _Reconcile:
                 self._start(target)
 
     def _update_stable(self, entry: VersionStatus) -> None:
-        if entry.template != self.template:
-            entry.template = self.template
-            self._event(
-                "InPlaceUpdate",
-                f"the template of {entry.version} changed without a new version: it is"
-                " updated in place; change spec.version for a rollout that can roll back",
-                warning=True,
-            )
         if entry.replicas != self.spec.replicas:
             self._event(
                 "Scaled", f"{entry.version}: {entry.replicas} -> {self.spec.replicas} replicas"
@@ -189,8 +188,6 @@ class _Reconcile:
         if entry.phase == "Failed":
             if self._changed_since_failure(entry):
                 self._start(entry.version, restart=True)
-        elif entry.template != self.template:
-            self._start(entry.version, restart=True)
         elif entry.replicas != self.spec.replicas:
             self._event(
                 "Scaled", f"{entry.version}: {entry.replicas} -> {self.spec.replicas} replicas"
@@ -378,7 +375,16 @@ class _Reconcile:
         self.st.observed_generation = self.gen
         text = " ".join(f"{t.version}={t.weight}" for t in self.st.traffic)
         self.st.traffic_summary = text or None
-        conditions.update(self.st, self.spec.version, self.now, self.gen)
+        self._announce_refusal()
+        conditions.update(self.st, self.spec.version, self.now, self.gen, self.refused)
+
+    def _announce_refusal(self) -> None:
+        """One Warning per refusal: none while the status already says the same."""
+        if self.refused is None:
+            return
+        said = find_condition(self.st.conditions, "Degraded")
+        if said is None or (said.reason, said.message) != (conditions.IMMUTABLE, self.refused):
+            self._event(conditions.IMMUTABLE, self.refused, warning=True)
 
     def _actions(self) -> tuple[Action, ...]:
         actions: list[Action] = []

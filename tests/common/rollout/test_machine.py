@@ -8,10 +8,8 @@ server), so "all state lives in status" is tested on every step.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import pytest
 
@@ -24,87 +22,7 @@ from clipper.common.rollout import (
     VersionObservation,
     reconcile,
 )
-
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def make_spec(version: str = "v1", **rollout: Any) -> api.ModelDeploymentSpec:
-    extra = {k: rollout.pop(k) for k in ("replicas", "modelUri") if k in rollout}
-    return api.ModelDeploymentSpec.model_validate(
-        {
-            "version": version,
-            "framework": "sklearn",
-            "modelUri": extra.get("modelUri", f"models/{version}.joblib"),
-            "replicas": extra.get("replicas", 2),
-            "rollout": {"drainSeconds": 10, **rollout},
-        }
-    )
-
-
-def canary(version: str, **more: Any) -> api.ModelDeploymentSpec:
-    steps = [{"weight": 10, "pauseSeconds": 60}, {"weight": 50, "pauseSeconds": 60}]
-    return make_spec(version, strategy="Canary", steps=steps, **more)
-
-
-@dataclass
-class Controller:
-    """Drives reconcile like a controller; observations are set by hand."""
-
-    status: api.ModelDeploymentStatus = field(default_factory=api.ModelDeploymentStatus)
-    observed: dict[str, VersionObservation] = field(default_factory=dict)
-    now: datetime = T0
-    generation: int = 1
-    spec: api.ModelDeploymentSpec = field(default_factory=make_spec)
-    last: Plan | None = None
-
-    def apply(self, spec: api.ModelDeploymentSpec) -> None:
-        """A spec change, as the API server counts it."""
-        self.spec, self.generation = spec, self.generation + 1
-
-    def ready(self, version: str, replicas: int = 2) -> None:
-        self.observed[version] = VersionObservation(ready_replicas=replicas)
-
-    def step(self, seconds: float = 0) -> Plan:
-        self.now += timedelta(seconds=seconds)
-        plan = reconcile(self.spec, self.status, self.observed, self.now, self.generation)
-        # The status travels through JSON, as it does through the API server.
-        self.status = api.ModelDeploymentStatus.model_validate(
-            json.loads(json.dumps(plan.status.to_dict()))
-        )
-        self.last = plan
-        return plan
-
-    # --- reading the state ---
-
-    def traffic(self) -> dict[str, int]:
-        return {t.version: t.weight for t in self.status.traffic}
-
-    def phase(self, version: str) -> str | None:
-        entry = self.status.version(version)
-        return entry.phase if entry else None
-
-    def condition(self, type_: str) -> tuple[str, str]:
-        found = api.find_condition(self.status.conditions, type_)
-        assert found is not None
-        return found.status, found.reason
-
-
-def reasons(plan: Plan) -> list[str]:
-    return [e.reason for e in plan.events]
-
-
-def action(plan: Plan, version: str) -> object:
-    return plan.action_for(version)
-
-
-def stable_on(c: Controller, version: str = "v1") -> Controller:
-    c.spec = make_spec(version) if c.spec.version != version else c.spec
-    c.step()
-    c.ready(version)
-    c.step(1)
-    assert c.traffic() == {version: 100}
-    return c
-
+from clipper.testing.rollout import Controller, canary, make_spec, reasons, stable_on
 
 # --- first deploy ---------------------------------------------------------------------
 
@@ -161,7 +79,8 @@ def test_rolling_shifts_all_traffic_once_ready_then_drains_and_retains() -> None
     assert reasons(plan) == ["RolloutStarted"]
     assert c.traffic() == {"v1": 100}
     assert plan.action_for("v2") == EnsureVersion("v2", c.spec.template(), 2)
-    assert c.condition("Ready") == ("False", "RolloutInProgress")
+    assert c.condition("Ready") == ("True", "Serving")  # v1 serves while v2 starts
+    assert c.condition("Progressing") == ("True", "RolloutInProgress")
     assert c.condition("Available") == ("True", "StableServing")
     c.ready("v2")
     plan = c.step(3)
@@ -302,7 +221,7 @@ def test_deadline_rolls_back_and_is_not_retried_until_the_spec_changes() -> None
     assert c.condition("Degraded") == ("True", "ProgressDeadlineExceeded")
     assert c.condition("Progressing") == ("False", "RolledBack")
     assert c.condition("Available") == ("True", "StableServing")
-    assert c.condition("Ready")[0] == "False"
+    assert c.condition("Ready") == ("True", "Serving")  # on v1, the stable version
     # Same spec: nothing happens, however long we wait or whatever v2 does.
     c.ready("v2")
     plan = c.step(600)
@@ -403,19 +322,11 @@ def test_scaling_the_stable_version() -> None:
     plan = c.step(1)
     assert reasons(plan) == ["Scaled"]
     assert plan.action_for("v1") == EnsureVersion("v1", c.spec.template(), 5)
-    assert c.condition("Ready") == ("False", "ReplicasNotReady")
+    assert c.condition("Ready") == ("True", "Serving")  # with the 2 replicas ready so far
+    assert "v1 100% (2/5 replicas ready)" in c.message("Ready")
     c.ready("v1", 5)
     c.step(1)
     assert c.condition("Ready") == ("True", "Serving")
-
-
-def test_a_new_template_under_the_same_version_updates_in_place_with_a_warning() -> None:
-    c = stable_on(Controller())
-    c.apply(make_spec("v1", modelUri="models/other.joblib"))
-    plan = c.step(1)
-    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "InPlaceUpdate")]
-    assert plan.action_for("v1") == EnsureVersion("v1", c.spec.template(), 2)
-    assert c.traffic() == {"v1": 100}
 
 
 def test_scaled_to_zero() -> None:
