@@ -2,8 +2,15 @@
 
 Pure, so the operator and ``clipper run`` (for ``clipper status``) report an app
 the same way: a summary line per model, ``readyModels`` for ``kubectl get``, and
-two conditions. Ready: the frontend is up and every model has a version that
-serves. Degraded: some model is missing or serves nothing, or has a failed rollout.
+two conditions that answer different questions, as a model's do:
+
+- Ready: the frontend is up and every model has a version that serves. A model
+  whose rollout failed but that still serves on its stable version is serving:
+  the app is Ready, and the model's summary (and Ready's message) say what failed.
+- Degraded: some model serves nothing -- it is missing, lost its last ready
+  replica, or its first version failed. A model still starting its first version
+  is not Degraded (it is Progressing; Ready says it does not serve yet), and a
+  failed rollout beside a serving version is information, not degradation.
 """
 
 from __future__ import annotations
@@ -14,16 +21,26 @@ from datetime import datetime
 from clipper.common import api
 
 
+def _problem(status: api.ModelDeploymentStatus) -> str | None:
+    """The model's Degraded condition as one line, if it is True."""
+    degraded = api.find_condition(status.conditions, "Degraded")
+    if degraded is None or degraded.status != "True":
+        return None
+    return f"{degraded.reason}: {degraded.message}"
+
+
 def _summary(model: api.ModelDeployment | None, name: str) -> api.ModelSummary:
     if model is None:
         return api.ModelSummary(name=name, message="no such ModelDeployment")
     status = model.status
     serving = [t.version for t in status.traffic if t.weight > 0]
     ready = sum(v.ready_replicas for v in status.versions if v.version in serving)
-    degraded = api.find_condition(status.conditions, "Degraded")
+    problem = _problem(status)
     message = None
-    if degraded is not None and degraded.status == "True":
-        message = f"{degraded.reason}: {degraded.message}"
+    if ready > 0 and problem is not None:
+        message = f"serves on {', '.join(serving)}; {problem}"
+    elif problem is not None:
+        message = f"serves nothing; {problem}"
     elif ready == 0:
         message = "no version serves yet"
     return api.ModelSummary(
@@ -34,6 +51,13 @@ def _summary(model: api.ModelDeployment | None, name: str) -> api.ModelSummary:
         ready_replicas=ready,
         message=message,
     )
+
+
+def _starting(model: api.ModelDeployment | None) -> bool:
+    """Whether ``model`` is still on its first rollout, and it has not failed."""
+    if model is None or model.status.stable_version is not None:
+        return False
+    return _problem(model.status) is None
 
 
 def app_status(
@@ -56,24 +80,35 @@ def app_status(
         models=models,
         conditions=[c.model_copy() for c in app.status.conditions],
     )
-    troubled = [m for m in models if m.message]
+    notes = "; ".join(f"{m.name}: {m.message}" for m in models if m.message)
     gen = app.metadata.generation
     if not models:
         ready = (False, "NoModels", "the app's modelSelector selects no ModelDeployment")
     elif not frontend_ready:
         ready = (False, "FrontendNotReady", "the frontend is not ready")
     elif serving < len(models):
-        ready = (False, "ModelsNotServing", f"{serving} of {len(models)} models serve")
+        ready = (False, "ModelsNotServing", f"{serving} of {len(models)} models serve; {notes}")
     else:
-        ready = (True, "Serving", f"all {len(models)} models serve")
+        ready = (
+            True,
+            "Serving",
+            f"all {len(models)} models serve" + (f"; {notes}" if notes else ""),
+        )
     api.set_condition(
         status.conditions, "Ready", "True" if ready[0] else "False", *ready[1:], now, gen
     )
-    if troubled:
-        text = "; ".join(f"{m.name}: {m.message}" for m in troubled)
+    down = [m for m in models if not m.ready and not _starting(by_name.get(m.name))]
+    if down:
+        text = "; ".join(f"{m.name}: {m.message}" for m in down)
         api.set_condition(status.conditions, "Degraded", "True", "ModelNotServing", text, now, gen)
     else:
         api.set_condition(
-            status.conditions, "Degraded", "False", "Healthy", "every model serves", now, gen
+            status.conditions,
+            "Degraded",
+            "False",
+            "Healthy",
+            "every model serves or is starting",
+            now,
+            gen,
         )
     return status

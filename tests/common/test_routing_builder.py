@@ -108,7 +108,7 @@ def test_app_status(found: manifests.Manifests) -> None:
     assert _summary(status) == {
         "ready": "1/2",
         "Ready": ("False", "ModelsNotServing"),
-        "Degraded": ("True", "ModelNotServing"),
+        "Degraded": ("False", "Healthy"),  # noop has not started yet: not degraded
     }
     assert status.models[0].traffic == "v1=100"
     assert status.models[0].ready_replicas == 2
