@@ -179,6 +179,9 @@ def render(status: dict[str, Any]) -> str:
         "",
         *_versions(status),
     ]
+    degraded = _degraded(status)
+    if degraded:
+        lines += ["", "degraded models (see their events):", *degraded]
     rejected = _rejected(status)
     if rejected:
         lines += ["", "rejected by the frontend (it serves the apps as before):", *rejected]
@@ -189,6 +192,16 @@ def render(status: dict[str, Any]) -> str:
     if crashed:
         lines += ["", "background tasks that crashed (see the run's log for tracebacks):", *crashed]
     return "\n".join(lines)
+
+
+def _degraded(status: dict[str, Any]) -> list[str]:
+    """A ModelDeployment's Degraded condition while True: a failed rollout, a refused spec."""
+    return [
+        f"  {deployment['name']}: {c['reason']}: {c['message']}"
+        for deployment in status["deployments"]
+        for c in deployment["status"].get("conditions", [])
+        if c["type"] == "Degraded" and c["status"] == "True"
+    ]
 
 
 def _rejected(status: dict[str, Any]) -> list[str]:

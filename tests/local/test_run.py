@@ -343,6 +343,41 @@ def test_a_version_that_cannot_start_is_rolled_back(run: LocalRun, tmp_path: Pat
     assert answer["default"] is False
 
 
+def _degraded(status: dict[str, Any], name: str) -> dict[str, Any]:
+    conditions = deployment(status, name)["status"]["conditions"]
+    return next(c for c in conditions if c["type"] == "Degraded")
+
+
+def test_a_new_template_under_the_serving_version_is_refused(run: LocalRun, tmp_path: Path) -> None:
+    old = stable(run, "echo")
+    pids = sorted(p["pid"] for p in run.status()["processes"] if f"echo@{old}#" in p["name"])
+    changed = write_manifests(tmp_path / "changed.yaml", echo(old, threads=2))
+    assert run.apply(changed).returncode == 0
+    refused = run.wait_status(
+        lambda s: _degraded(s, "echo")["reason"] == "VersionImmutable",
+        timeout=60,
+        what="the changed template refused",
+    )
+    message = _degraded(refused, "echo")["message"]
+    assert message.startswith(f"{old} already exists with a different template (threads:")
+    assert "versions are immutable" in message
+    assert traffic(refused, "echo") == {old: 100}
+    shown = run.command("status", "--pid", str(run.pid)).stdout
+    assert f"echo: VersionImmutable: {old} already exists" in shown
+    wait_log(run, f"ModelDeployment/echo: VersionImmutable: {old} already exists")
+    # Nothing restarted; one Warning however many reconciles.
+    after = run.status()
+    assert sorted(p["pid"] for p in after["processes"] if f"echo@{old}#" in p["name"]) == pids
+    said = [e for e in after["events"] if e["reason"] == "VersionImmutable"]
+    assert [e["type"] for e in said][-1:] == ["Warning"]
+    assert len([e for e in said if e["message"] == message]) == 1
+    # Restoring the template clears it.
+    assert run.apply(write_manifests(tmp_path / "restored.yaml", echo(old))).returncode == 0
+    run.wait_status(
+        lambda s: _degraded(s, "echo")["status"] == "False", timeout=60, what="the refusal cleared"
+    )
+
+
 def test_a_saved_file_is_applied_and_a_bad_edit_is_ignored(run: LocalRun, manifests: Path) -> None:
     old = stable(run, "echo")
     bad = echo(f"{old}-edit")
