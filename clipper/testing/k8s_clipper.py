@@ -172,6 +172,13 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == kind), {})
 
 
+def condition_triple(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """(Ready, Progressing, Degraded) of ``obj``, each "Status/Reason" ("-" if unset)."""
+    found = [condition(obj, kind) for kind in ("Ready", "Progressing", "Degraded")]
+    ready, progressing, degraded = (f"{c['status']}/{c['reason']}" if c else "-" for c in found)
+    return ready, progressing, degraded
+
+
 def wait_for_object(
     plane: ControlPlane,
     namespace: str,
@@ -244,13 +251,15 @@ def reasons(found: Events, kind: str | None = None) -> list[str]:
 
 @dataclass
 class TrafficRecorder:
-    """Every distinct ``status.trafficSummary`` of one ModelDeployment, in order, from
-    a watch (each status write is one watch event, so no state is missed)."""
+    """Every distinct ``status.trafficSummary`` (and conditions) of one ModelDeployment,
+    in order, from a watch (each status write is one watch event, so no state is missed)."""
 
     plane: ControlPlane
     namespace: str
     name: str
     seen: list[tuple[float, str]] = field(default_factory=list)
+    states: list[tuple[str, str, str]] = field(default_factory=list)
+    """Every distinct (Ready, Progressing, Degraded), each "Status/Reason", in order."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -281,6 +290,9 @@ class TrafficRecorder:
                     summary = (event["object"].get("status") or {}).get("trafficSummary") or ""
                     if not self.seen or self.seen[-1][1] != summary:
                         self.seen.append((time.monotonic(), summary))
+                    state = condition_triple(event["object"])
+                    if not self.states or self.states[-1] != state:
+                        self.states.append(state)
                     if self._stop.is_set():
                         stream.stop()
             except ApiException as exc:

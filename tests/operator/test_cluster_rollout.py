@@ -23,6 +23,7 @@ from clipper.testing.k8s_clipper import (
     OperatorProcess,
     TrafficRecorder,
     condition,
+    condition_triple,
     create,
     model_deployment,
     operator,
@@ -254,3 +255,78 @@ def test_an_operator_killed_mid_rollout_is_replaced_and_the_new_one_finishes_it(
         k8s, namespace, "digits", lambda found: v2_rollout(found) == SWAP_EVENTS,
         "the v2 rollout's Events, each once",
     )  # fmt: skip
+
+
+def test_conditions_tell_the_truth_through_a_canary_a_refusal_and_a_rollback(
+    k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    """(Ready, Progressing, Degraded) at each stage, as kubectl shows them."""
+    with operator(operator_kubeconfig, namespace, tmp_path) as proc:
+        start_model(k8s, namespace, proc, rollout=CANARY)
+        # A healthy canary serves: Ready stays True while Progressing is True.
+        with TrafficRecorder(k8s, namespace, "digits") as canary:
+            swap(k8s, namespace, "v2")
+            wait_for_object(
+                k8s, namespace, MODELS, "digits",
+                lambda o: version(o, "v1").get("phase") == "Retained", "v1 retained",
+                timeout=60, operator=proc,
+            )  # fmt: skip
+        assert canary.summaries() == SWAP
+        assert {ready for ready, _, _ in canary.states} == {"True/Serving"}
+        assert "True/RolloutInProgress" in {progressing for _, progressing, _ in canary.states}
+        assert canary.states[-1] == ("True/Serving", "False/RolloutComplete", "False/Healthy")
+
+        # A new template under the retained v1 is refused: nothing moves.
+        patch_spec(k8s, namespace, MODELS, "digits",
+                   {"version": "v1", "modelUri": "/models/digits-other.joblib"})  # fmt: skip
+        refused = wait_for_object(
+            k8s, namespace, MODELS, "digits",
+            lambda o: condition(o, "Degraded").get("reason") == "VersionImmutable",
+            "the refusal", timeout=30, operator=proc,
+        )  # fmt: skip
+        assert condition(refused, "Degraded")["message"] == (
+            "v1 already exists with a different template (modelUri: /models/digits-v1.joblib"
+            " -> /models/digits-other.joblib); versions are immutable: choose a new"
+            " spec.version, or restore v1's template"
+        )
+        assert (
+            condition(refused, "Degraded")["observedGeneration"]
+            == (refused["metadata"]["generation"])
+        )
+        assert condition_triple(refused)[:2] == ("True/Serving", "False/RolloutComplete")
+        assert refused["status"]["trafficSummary"] == "v2=100"
+        assert version(refused, "v1")["template"]["modelUri"] == "/models/digits-v1.joblib"
+        assert replicas(k8s, namespace, "digits-v1") == (0, 0)
+        wait_for_events(
+            k8s, namespace, "digits",
+            lambda found: reasons(found, "Warning") == ["VersionImmutable"], "one Warning",
+        )  # fmt: skip
+        # Restoring a version's template (here: back to v2's) clears it.
+        swap(k8s, namespace, "v2")
+        wait_for_object(
+            k8s, namespace, MODELS, "digits",
+            lambda o: condition(o, "Degraded").get("status") == "False", "the refusal cleared",
+            timeout=30, operator=proc,
+        )  # fmt: skip
+
+        # A rollback ends Ready on the stable version, with the cause in Degraded.
+        with TrafficRecorder(k8s, namespace, "digits") as rollback:
+            swap(k8s, namespace, "v3", nodeSelector={"clipper.dev/test": "no-such-node"},
+                 rollout={**CANARY, "progressDeadlineSeconds": 4})  # fmt: skip
+            failed = wait_for_object(
+                k8s, namespace, MODELS, "digits",
+                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
+                timeout=60, operator=proc,
+            )  # fmt: skip
+        assert set(rollback.summaries()) == {"v2=100"}
+        assert {ready for ready, _, _ in rollback.states} == {"True/Serving"}
+        assert condition_triple(failed) == (
+            "True/Serving", "False/RolledBack", "True/ProgressDeadlineExceeded"
+        )  # fmt: skip
+        assert condition(failed, "Ready")["message"] == "serving: v2 100% (2/2 replicas ready)"
+        generation = failed["metadata"]["generation"]
+        assert {c.get("observedGeneration") for c in failed["status"]["conditions"]} == {generation}
+        print("\n(Ready, Progressing, Degraded) through a canary v1 -> v2:")
+        print("\n".join(f"  {state}" for state in canary.states))
+        print("through a rollback v2 -> v3 (never ready, deadline 4 s):")
+        print("\n".join(f"  {state}" for state in rollback.states))
