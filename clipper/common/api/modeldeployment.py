@@ -3,7 +3,9 @@
 The spec is split the way a rollout needs it. ``VersionTemplate`` is everything a
 version runs with (framework, model URI, image, resources...): the status records
 it per version, so a retained version can be scaled back up, and an old one
-drained, after the spec has moved on to another version. The rest of the spec
+drained, after the spec has moved on to another version. It is also what makes a
+version immutable: a spec that gives an existing version another template is
+refused. The rest of the spec
 (version, replicas, batching, rollout) steers the rollout and the frontend.
 
 The status holds the whole rollout state (see ``clipper.common.rollout``), so a
@@ -107,8 +109,13 @@ class ModelDeploymentSpec(VersionTemplate):
     """The model, how it is served, and how a new version rolls out."""
 
     version: str
+    """The version to serve. Versions are immutable: naming an existing one (serving,
+    draining, retained, the candidate) with a different template is refused
+    (``Degraded=True VersionImmutable``); naming a retained one with its own template
+    rolls back at once. See ``clipper.common.rollout.immutable``."""
     model_name: str | None = None
     replicas: int = 1
+    """Replicas of ``spec.version``: not part of the template, so it scales in place."""
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
 
@@ -162,6 +169,9 @@ class ModelDeploymentStatus(ApiModel):
     rollout: RolloutStatus = Field(default_factory=RolloutStatus)
     versions: list[VersionStatus] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
+    """Ready (the model serves, whatever version), Progressing (a rollout is under
+    way), Degraded (a failed rollout or a refused spec), Available (the stable
+    version has a ready replica); see ``clipper.common.rollout.conditions``."""
 
     def version(self, version: str | None) -> VersionStatus | None:
         return next((v for v in self.versions if v.version == version), None)
