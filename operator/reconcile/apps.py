@@ -23,6 +23,7 @@ from clipper.operator.builders import (
 )
 from clipper.operator.context import APPS, MODELS, Context
 from clipper.operator.reconcile.writes import (
+    applied,
     name_problem,
     post_events,
     report_problem,
@@ -97,12 +98,19 @@ async def _apply_objects(
         build_frontend_deployment(app, ctx.settings),
         build_frontend_service(app),
     ]
+    existing = []
     for obj in objects:
-        problem = await name_problem(ctx, app, obj["kind"], obj["metadata"]["name"])
-        if problem is not None:
+        found = await ctx.client.get(
+            obj["kind"], app.metadata.namespace or "", obj["metadata"]["name"]
+        )
+        if (problem := validation.name_conflict(found, app)) is not None:
             return None, problem
-    applied = [await ctx.client.apply(obj) for obj in objects]
-    return next(obj for obj in applied if obj["kind"] == "Deployment"), None
+        existing.append(found)
+    stored = []
+    for obj, before in zip(objects, existing, strict=True):
+        stored.append(await ctx.client.apply(obj))
+        applied(app, before, stored[-1])
+    return next(obj for obj in stored if obj["kind"] == "Deployment"), None
 
 
 async def _apply_network_policy(

@@ -110,6 +110,29 @@ async def post_events(ctx: Context, raw: Obj, events: Iterable[Event]) -> None:
             )  # fmt: skip
 
 
+def applied(
+    owner: api.ClipperApp | api.ModelDeployment, before: Obj | None, after: Obj
+) -> str | None:
+    """What an apply did to an object the owner had (``before``, as read in this
+    reconcile; None if absent): "created", "updated" (its spec or labels differ:
+    a rollout's change, or a repair of a hand edit), or None; logged at INFO."""
+    if before is None or before["metadata"].get("uid") != after["metadata"].get("uid"):
+        change = "created"
+    elif (before.get("spec"), before["metadata"].get("labels")) != (
+        after.get("spec"),
+        after["metadata"].get("labels"),
+    ):
+        change = "updated"
+    else:
+        return None
+    meta = owner.metadata
+    log.info(
+        "%s %s/%s: %s %s %s", owner.kind, meta.namespace, meta.name, change, after["kind"],
+        after["metadata"]["name"], extra=logs.about(owner.kind, meta.namespace or "", meta.name),
+    )  # fmt: skip
+    return change
+
+
 def owned(items: Iterable[Obj], uid: str | None) -> list[Obj]:
     """The objects among ``items`` whose controller is the object with ``uid``."""
     return [item for item in items if validation.controller_uid(item) == uid]

@@ -34,6 +34,7 @@ from clipper.testing.k8s_clipper import (
     wait_for_events,
     wait_for_object,
 )
+from clipper.testing.processes import wait_for
 
 CANARY = {
     "strategy": "Canary",
@@ -81,6 +82,10 @@ def test_an_unschedulable_version_rolls_back_with_the_schedulers_reason_and_json
         swap(k8s, namespace, nodeSelector={"clipper.dev/test": "no-such-node"})
         failed = rolled_back(k8s, namespace, proc)
         message = rollback_message(k8s, namespace)
+        # A repair is a decision too: v1's Deployment deleted by hand comes back.
+        client.AppsV1Api(k8s.api).delete_namespaced_deployment("digits-v1", namespace)
+        wait_for(lambda: proc.logs().count("created Deployment digits-v1") == 2, timeout=30,
+                 what="the repair logged")  # fmt: skip
     degraded = condition(failed, "Degraded")
     assert degraded["reason"] == "ProgressDeadlineExceeded"
     for text in (degraded["message"], message):
@@ -98,6 +103,8 @@ def test_an_unschedulable_version_rolls_back_with_the_schedulers_reason_and_json
     )
     assert any(level == "WARNING" and "RolledBack" in text and "Unschedulable" in text
                for level, text in said), said  # fmt: skip
+    created = ("INFO", f"ModelDeployment {namespace}/digits: created Deployment digits-v1")
+    assert said.count(created) == 2  # at the first deploy, and the repair
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
 
 
