@@ -88,6 +88,7 @@ def configure(
     handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    logging.captureWarnings(True)  # Python's warnings too: every line in one format
 
 
 def reconfigure(log_format: LogFormat | None) -> None:

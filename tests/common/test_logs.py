@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,7 @@ def captured() -> Iterator[io.StringIO]:
             root.removeHandler(handler)
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, object]]:
@@ -62,6 +64,15 @@ def test_kopfs_object_loggers_get_the_same_field(captured: io.StringIO) -> None:
     (line,) = lines(captured)
     assert line["object"] == {"kind": "ClipperApp", "namespace": "team-a", "name": "digits"}
     assert line["level"] == "WARNING"
+
+
+def test_pythons_warnings_are_lines_of_the_same_format(captured: io.StringIO) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("deprecated thing", DeprecationWarning, stacklevel=1)
+    (line,) = lines(captured)
+    assert line["logger"] == "py.warnings"
+    assert "DeprecationWarning: deprecated thing" in str(line["message"])
 
 
 def test_a_traceback_is_one_field_of_one_line(captured: io.StringIO) -> None:
