@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clipper.common import logs
 from clipper.common.settings_cli import add_settings_flags, field_help, log_invalid, settings_from
 from clipper.operator.settings import OperatorSettings
 
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(install_manifests(args.install_namespace, settings))
         return 0
+    logs.reconfigure(settings.log_format)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # read by kopf's login and our client
     from clipper.operator.runner import run as operate

@@ -14,10 +14,21 @@ or a Deployment that reports ``ProgressDeadlineExceeded`` or a
 ``ReplicaFailure`` (pods refused, e.g. by quota or Pod Security admission). A pod
 that is merely Pending (no node fits yet; a cluster autoscaler may add one) is not
 failing: the rollout's own ``progressDeadlineSeconds`` decides.
+
+Either way the observation's ``message`` names the cause, read from the pods'
+status (the only place it is written down): the scheduler's reason for a pod it
+cannot place, the kubelet's for an image it cannot pull, and for a crash the last
+exit's reason, code and termination message -- not the back-off, which only says
+when the kubelet tries again. The rollout quotes it in the version's status, the
+Degraded condition and the Event, so ``kubectl describe`` says why without a look
+at the pods.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,39 +64,101 @@ def _terminating(obj: Obj) -> bool:
     return obj.get("metadata", {}).get("deletionTimestamp") is not None
 
 
-def pod_failure(pod: Obj) -> str | None:
-    """Why a pod's container cannot start, if it cannot."""
+def _containers(pod: Obj) -> list[Obj]:
     status = pod.get("status", {})
-    containers = [
+    return [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
-    for container in containers:
+
+
+def pod_failure(pod: Obj) -> str | None:
+    """Why a pod's container cannot start, if it cannot: the waiting reason, and for a
+    crash loop the last exit (its reason, code and termination message) instead of
+    the kubelet's back-off, which says only when it will try again."""
+    for container in _containers(pod):
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in FAILING_REASONS:
-            name = pod.get("metadata", {}).get("name")
-            detail = f": {waiting['message']}" if waiting.get("message") else ""
-            restarts = container.get("restartCount", 0)
-            return (
-                f"pod {name}, container {container.get('name')}: {waiting['reason']}"
-                f" ({restarts} restarts){detail}{_last_exit(container)}"
-            )
+        reason = waiting.get("reason")
+        if reason not in FAILING_REASONS:
+            continue
+        restarts = container.get("restartCount", 0)
+        head = f"{_where(pod, container)}: {reason} ({restarts} restarts)"
+        exit_ = _exit(container, "lastState")
+        if exit_:
+            return f"{head}; last exit {exit_}"
+        return f"{head}: {waiting['message']}" if waiting.get("message") else head
     return None
 
 
-def _last_exit(container: Obj) -> str:
-    """Why the container last exited: its termination message (the model server's
-    ERROR line, say ``device cuda was asked for but no GPU is usable``), if any."""
-    terminated = (container.get("lastState") or {}).get("terminated") or {}
-    message = str(terminated.get("message") or "").strip()
-    if not message:
+def pod_pending(pod: Obj) -> str | None:
+    """Why a pod that is not failing is not ready yet, if its status says: the
+    scheduler's reason (no node fits), or a container that exited with an error and
+    is about to be restarted. Not a failure by itself (a node may come), but the
+    cause a deadline rollback names."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    for condition in conditions:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            name = pod.get("metadata", {}).get("name")
+            reason = condition.get("reason") or "NotScheduled"
+            detail = str(condition.get("message") or "").strip()
+            return shorten(f"pod {name}: {reason}: {detail}".rstrip(": "))
+    for container in _containers(pod):
+        exit_ = _exit(container, "state") or _exit(container, "lastState")
+        if exit_:
+            return f"{_where(pod, container)}: exited {exit_}"
+    return None
+
+
+def _where(pod: Obj, container: Obj) -> str:
+    return f"pod {pod.get('metadata', {}).get('name')}, container {container.get('name')}"
+
+
+def _exit(container: Obj, which: str) -> str:
+    """How the container's ``state`` or ``lastState`` ended, if it ended in an error:
+    ``Error (code 1): <termination message>``. The model server writes its reason
+    as its last ERROR line (``failed to load model 'digits' ... (uri '...'): ...``),
+    and the pod's ``FallbackToLogsOnError`` makes the log's tail the message."""
+    terminated = (container.get(which) or {}).get("terminated") or {}
+    code = terminated.get("exitCode")
+    if not terminated or code == 0:
         return ""
-    last_line = message.splitlines()[-1]
-    return f"; last exit {terminated.get('exitCode')}: {last_line[-MESSAGE_TAIL:]}"
+    text = f"{terminated.get('reason') or 'Terminated'} (code {code})"
+    message = termination_cause(str(terminated.get("message") or ""))
+    return f"{text}: {message}" if message else text
+
+
+def termination_cause(message: str) -> str:
+    """The line of a termination message that says why: the last ERROR line of a log
+    tail (text or JSON lines), else its last line; shortened to ``MESSAGE_TAIL``."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    errors = [line for line in lines if _ERROR_TEXT.search(line) or '"level": "ERROR"' in line]
+    line = (errors or lines)[-1]
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError, AttributeError):
+            line = str(json.loads(line).get("message") or line)
+    elif found := _ERROR_TEXT.search(line):
+        line = found.group(1)  # without the time, level and logger
+    return shorten(line)
+
+
+_ERROR_TEXT = re.compile(r" (?:ERROR|CRITICAL) \S+ \[[^\]]*\] (.*)$")
+"""An error line of ``clipper.common.logs``' text format; group 1 is its message."""
 
 
 MESSAGE_TAIL = 400
-"""Characters of a termination message kept in a status message."""
+"""Characters of a cause kept in a status message: enough for an error line, short
+enough that a condition stays readable (Events are cut at 1 KiB, see builders)."""
+
+
+def shorten(text: str, limit: int = MESSAGE_TAIL) -> str:
+    """``text``, cut in the middle if it is longer than ``limit``: the start names
+    what failed, the end usually says why."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def deployment_failure(deployment: Obj) -> str | None:
@@ -127,9 +200,11 @@ def observe_version(
     failure = deployment_failure(deployment) or next(
         (reason for pod in current if (reason := pod_failure(pod))), None
     )
-    return VersionObservation(
-        ready_replicas=ready, failing=failure is not None, message=failure or ""
-    )
+    if failure is not None:
+        return VersionObservation(ready_replicas=ready, failing=True, message=shorten(failure))
+    waiting = [pod for pod in current if not pod_ready(pod)]
+    cause = next((reason for pod in waiting if (reason := pod_pending(pod))), "")
+    return VersionObservation(ready_replicas=ready, message=cause)
 
 
 def observe_versions(

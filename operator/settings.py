@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clipper import __version__
+from clipper.common.logs import LogFormat
 
 
 class OperatorSettings(BaseSettings):
@@ -98,6 +99,11 @@ class OperatorSettings(BaseSettings):
 
     liveness_endpoint: str | None = None
     """Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."""
+
+    log_format: LogFormat | None = None
+    """text, or json: one JSON object per line (time, level, logger, message, and the
+    object a line is about), kopf's own lines included. Unset: as clipper --log-json
+    says (text by default)."""
 
     @field_validator("namespaces", mode="before")
     @classmethod

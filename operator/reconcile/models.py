@@ -22,6 +22,7 @@ from clipper.operator.builders import build_model_deployment, build_model_servic
 from clipper.operator.context import MODELS, Context
 from clipper.operator.observe import observe_versions
 from clipper.operator.reconcile.writes import (
+    applied,
     name_problem,
     owned,
     post_events,
@@ -74,20 +75,24 @@ async def _ensure(
     version: str,
     template: api.VersionTemplate,
     replicas: int,
+    have: _Owned,
 ) -> None:
-    await ctx.client.apply(build_model_deployment(md, version, template, replicas, ctx.settings))
-    await ctx.client.apply(build_model_service(md, version))
+    deployment = build_model_deployment(md, version, template, replicas, ctx.settings)
+    applied(md, have.deployments.get(version), await ctx.client.apply(deployment))
+    applied(
+        md, have.services.get(version), await ctx.client.apply(build_model_service(md, version))
+    )
 
 
 async def _apply(ctx: Context, md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> None:
     namespace = md.metadata.namespace or ""
     for action in plan.actions:
         if isinstance(action, rollout.EnsureVersion):
-            await _ensure(ctx, md, action.version, action.template, action.replicas)
+            await _ensure(ctx, md, action.version, action.template, action.replicas, have)
         elif isinstance(action, rollout.ScaleVersion):
             entry = plan.status.version(action.version)
             if action.version in have.deployments and entry is not None:
-                await _ensure(ctx, md, action.version, entry.template, action.replicas)
+                await _ensure(ctx, md, action.version, entry.template, action.replicas, have)
         else:
             name = naming.version_name(md.metadata.name, action.version)
             if action.version in have.deployments:

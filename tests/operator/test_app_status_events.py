@@ -32,10 +32,26 @@ def test_a_new_app_with_a_problem_says_so() -> None:
     assert summary(condition_events([], new)) == [("Warning", "ModelNameClash")]
 
 
-def test_becoming_ready_and_recovering_are_normal_events() -> None:
+def test_becoming_ready_and_recovering_is_one_normal_event() -> None:
     old = conditions(Ready=("False", "ModelsNotServing"), Degraded=("True", "ModelNotServing"))
     new = conditions(Ready=("True", "Serving"), Degraded=("False", "Healthy"))
-    assert summary(condition_events(old, new)) == [("Normal", "Ready"), ("Normal", "Recovered")]
+    assert summary(condition_events(old, new)) == [("Normal", "Ready")]
+
+
+def test_recovering_while_not_ready_yet_is_news_too() -> None:
+    old = conditions(Ready=("False", "ModelsNotServing"), Degraded=("True", "ModelNotServing"))
+    new = conditions(Ready=("False", "FrontendNotReady"), Degraded=("False", "Healthy"))
+    assert summary(condition_events(old, new)) == [("Warning", "FrontendNotReady")]
+    new = conditions(Ready=("False", "ModelsNotServing"), Degraded=("False", "Healthy"))
+    assert summary(condition_events(old, new)) == [("Normal", "Recovered")]
+
+
+def test_a_problem_names_its_cause_once() -> None:
+    """A model back but not serving yet: Ready says how many serve, Degraded which does
+    not; the one Warning is Degraded's."""
+    old = conditions(Ready=("False", "ModelNotFound"), Degraded=("True", "ModelNotFound"))
+    new = conditions(Ready=("False", "ModelsNotServing"), Degraded=("True", "ModelNotServing"))
+    assert summary(condition_events(old, new)) == [("Warning", "ModelNotServing")]
 
 
 def test_losing_readiness_warns_with_the_reason_once() -> None:
@@ -43,3 +59,18 @@ def test_losing_readiness_warns_with_the_reason_once() -> None:
     new = conditions(Ready=("False", "FrontendNotReady"), Degraded=("False", "Healthy"))
     assert summary(condition_events(old, new)) == [("Warning", "FrontendNotReady")]
     assert condition_events(new, new) == []
+
+
+def test_a_problem_that_turns_both_conditions_is_one_warning() -> None:
+    """Deleting a model a Ready app uses: Ready False and Degraded True, with the same
+    reason and message, are one transition and one Event."""
+    old = conditions(Ready=("True", "Serving"), Degraded=("False", "Healthy"))
+    new = [
+        api.Condition(type=kind, status=status, reason="ModelNotFound",  # type: ignore[arg-type]
+                      message="no ModelDeployment named digits", last_transition_time=NOW)
+        for kind, status in (("Ready", "False"), ("Degraded", "True"))
+    ]  # fmt: skip
+    found = condition_events(old, new)
+    assert [(e.type, e.reason, e.message) for e in found] == [
+        ("Warning", "ModelNotFound", "no ModelDeployment named digits")
+    ]

@@ -115,6 +115,6 @@ def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled
         wait_for_events(
             k8s, namespace, "clash",
             lambda found: [(t, r) for t, r, _ in found][-2:]
-            == [("Normal", "Ready"), ("Normal", "Recovered")],
-            "Ready and Recovered",
+            == [("Warning", "ModelNameClash"), ("Normal", "Ready")],
+            "one Ready Event after the clash",
         )  # fmt: skip

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clipper.common.rollout import VersionObservation
-from clipper.operator import naming
+from clipper.operator import naming, observe
 from clipper.operator.observe import observe_versions
+from clipper.testing.model_servers import serve_command
+from clipper.testing.processes import ClipperProcess
 
 
 def deployment(
@@ -83,17 +88,25 @@ def test_a_crash_loop_is_failing_with_the_pods_reason() -> None:
     assert "back-off 40s" in seen.message
 
 
-def test_a_crash_loop_carries_the_last_termination_message() -> None:
+def test_a_crash_loop_names_the_last_exit_not_the_back_off() -> None:
     crashed = pod("v2", ready=False, waiting="CrashLoopBackOff")
     reason = (
-        "2026-01-01 ERROR clipper.model_wrappers.server [-] failed to load model 'digits': "
-        "device cuda was asked for but no GPU is usable (torch.cuda.is_available() is False)"
+        "failed to load model 'digits': device cuda was asked for but no GPU is usable"
+        " (torch.cuda.is_available() is False)"
+    )
+    log = (
+        "2026-01-01 12:00:00,001 INFO clipper.model_wrappers.server [-] loading\n"
+        f"2026-01-01 12:00:01,002 ERROR clipper.model_wrappers.server [-] {reason}\n"
+        "2026-01-01 12:00:01,003 INFO clipper.model_wrappers.server [-] closed\n"
     )
     (status,) = crashed["status"]["containerStatuses"]
-    status["lastState"] = {"terminated": {"exitCode": 1, "message": f"loading\n{reason}\n"}}
+    status["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "message": log}}
     seen = observe_versions([deployment("v2")], [crashed], {})["v2"]
     assert seen.failing
-    assert seen.message.endswith(f"; last exit 1: {reason}")
+    assert seen.message.endswith(
+        f"CrashLoopBackOff (4 restarts); last exit Error (code 1): {reason}"
+    )
+    assert "back-off" not in seen.message
 
 
 def test_an_image_that_cannot_be_pulled_is_failing() -> None:
@@ -148,3 +161,131 @@ def test_a_progressing_deployment_is_not_failing() -> None:
         conditions=[{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}],
     )
     assert not observe_versions([fine], [pod("v2")], {})["v2"].failing
+
+
+# --- causes, from pod statuses as the API server returns them ---------------------------
+
+UNSCHEDULABLE = (
+    "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. "
+    "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+)
+
+
+def pending_pod(version: str = "v2") -> dict[str, Any]:
+    """A pod the scheduler cannot place (``kubectl get pod -o json``, trimmed)."""
+    found = pod(version, ready=False)
+    found["status"] = {
+        "phase": "Pending",
+        "qosClass": "Burstable",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": "2026-11-27T12:00:00Z",
+                "reason": "Unschedulable",
+                "message": UNSCHEDULABLE,
+            }
+        ],
+    }
+    return found
+
+
+def image_pull_pod(version: str = "v2") -> dict[str, Any]:
+    found = pod(version, ready=False)
+    found["status"]["containerStatuses"] = [
+        {
+            "name": "model",
+            "image": "registry.example/clipper-model:nope",
+            "imageID": "",
+            "ready": False,
+            "started": False,
+            "restartCount": 0,
+            "lastState": {},
+            "state": {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": 'failed to pull and unpack image "registry.example/clipper-model'
+                    ':nope": not found',
+                }
+            },
+        }
+    ]
+    return found
+
+
+def test_an_unschedulable_version_is_not_failing_but_names_the_schedulers_reason() -> None:
+    seen = observe_versions([deployment("v2")], [pending_pod(), pending_pod()], {})["v2"]
+    assert not seen.failing  # a node may still come (an autoscaler): the deadline decides
+    assert seen.ready_replicas == 0
+    assert seen.message.startswith("pod digits-v2-")
+    assert seen.message.endswith(f": Unschedulable: {UNSCHEDULABLE}")
+
+
+def test_ready_pods_say_nothing() -> None:
+    assert observe_versions([deployment("v2")], [pod("v2")], {})["v2"].message == ""
+
+
+def test_an_image_pull_error_is_failing_with_the_kubelets_message() -> None:
+    seen = observe_versions([deployment("v2")], [image_pull_pod()], {})["v2"]
+    assert seen.failing
+    assert "container model: ErrImagePull (0 restarts)" in seen.message
+    assert 'clipper-model:nope": not found' in seen.message
+
+
+def test_a_container_that_just_exited_is_the_cause_before_it_is_a_crash_loop() -> None:
+    exited = pod("v2", ready=False)
+    exited["status"]["containerStatuses"] = [
+        {
+            "name": "model",
+            "ready": False,
+            "restartCount": 0,
+            "state": {
+                "terminated": {
+                    "exitCode": 137,
+                    "reason": "OOMKilled",
+                    "startedAt": "2026-11-27T12:00:00Z",
+                    "finishedAt": "2026-11-27T12:00:09Z",
+                }
+            },
+        }
+    ]
+    seen = observe_versions([deployment("v2")], [exited], {})["v2"]
+    assert not seen.failing
+    assert seen.message.endswith("container model: exited OOMKilled (code 137)")
+
+
+def test_a_long_cause_is_cut_in_the_middle() -> None:
+    crashed = pod("v2", ready=False, waiting="CrashLoopBackOff")
+    (status,) = crashed["status"]["containerStatuses"]
+    line = "ERROR failed to load: " + "x" * 2000 + " the end"
+    status["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "message": line}}
+    seen = observe_versions([deployment("v2")], [crashed], {})["v2"]
+    assert len(seen.message) <= observe.MESSAGE_TAIL
+    assert "ERROR failed to load" in seen.message
+    assert seen.message.endswith(" the end")
+
+
+@pytest.mark.parametrize("log_json", [False, True], ids=["text", "json"])
+def test_a_model_that_cannot_be_fetched_names_its_uri_and_the_error(
+    tmp_path: Path, log_json: bool
+) -> None:
+    """The real model server, given a URI that does not exist, as the kubelet would
+    report its exit with ``FallbackToLogsOnError`` (the tail of its log)."""
+    missing = tmp_path / "models" / "digits-v2.joblib"
+    flags = ["--log-json"] if log_json else []
+    args = [*flags, *serve_command("sklearn", "digits", uri=missing, metrics=False)]
+    server = ClipperProcess(args, log_dir=tmp_path)
+    try:
+        code = server.wait(timeout=60)
+    finally:
+        server.stop()
+    crashed = pod("v2", ready=False, waiting="CrashLoopBackOff")
+    (status,) = crashed["status"]["containerStatuses"]
+    tail = server.logs()[-2048:]
+    status["lastState"] = {"terminated": {"exitCode": code, "reason": "Error", "message": tail}}
+    seen = observe_versions([deployment("v2")], [crashed], {})["v2"]
+    assert seen.failing
+    assert f"last exit Error (code {code}): failed to load model 'digits'" in seen.message
+    assert str(missing) in seen.message
+    assert code != 0

@@ -265,11 +265,13 @@ class _Reconcile:
         deadline = self.spec.rollout.progress_deadline_seconds
         left = self._after(rollout.waiting_since, deadline)
         if left <= 0:
+            seen = self.observed.get(entry.version)
+            cause = f": {seen.message}" if seen is not None and seen.message else ""
             self._fail(
                 entry,
                 "ProgressDeadlineExceeded",
                 f"{entry.version} was not ready within {deadline}s"
-                f" ({entry.ready_replicas}/{entry.replicas} replicas ready)",
+                f" ({entry.ready_replicas}/{entry.replicas} replicas ready){cause}",
             )
         else:
             self.wake.append(left)

@@ -44,7 +44,9 @@ class VersionObservation:
     """The version cannot start: crash-looping, an image that cannot be pulled, a
     process that keeps exiting. A failing candidate fails its rollout at once."""
     message: str = ""
-    """Why it is failing, for the Degraded condition and the event."""
+    """Why it is failing, for the Degraded condition and the event; for a version
+    that is not failing, why it is not ready yet, if known (say, no node fits its
+    pods), which a deadline rollback quotes."""
 
 
 @dataclass(frozen=True)

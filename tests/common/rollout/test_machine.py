@@ -234,6 +234,21 @@ def test_deadline_rolls_back_and_is_not_retried_until_the_spec_changes() -> None
     assert c.condition("Degraded") == ("False", "Healthy")
 
 
+def test_a_deadline_rollback_names_the_observed_cause() -> None:
+    c = stable_on(Controller(spec=canary("v1", progressDeadlineSeconds=120)))
+    c.apply(canary("v2", progressDeadlineSeconds=120))
+    c.step(1)
+    cause = "pod digits-v2-x: Unschedulable: 0/3 nodes are available"
+    c.observed["v2"] = VersionObservation(ready_replicas=0, message=cause)
+    plan = c.step(120)
+    assert reasons(plan) == ["RolledBack"]
+    expected = f"v2 was not ready within 120s (0/2 replicas ready): {cause}"
+    assert plan.events[0].message.startswith(expected)
+    assert c.status.version("v2").message == expected  # type: ignore[union-attr]
+    degraded = next(x for x in c.status.conditions if x.type == "Degraded")
+    assert degraded.message.startswith(expected)
+
+
 def test_a_failing_candidate_rolls_back_at_once() -> None:
     c = stable_on(Controller())
     c.apply(make_spec("v2"))
