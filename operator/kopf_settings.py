@@ -17,10 +17,11 @@
   kopf's are limited to warnings and errors about a handler, so ``kubectl
   describe`` is not flooded with framework chatter.
 - **Watching**: server-side label selectors on every kind the operator creates
-  (``clipper.operator.watched``) and on pods, so only its own objects stream in; watch requests end after 5 minutes and are
-  re-opened (fresh connections through proxies and load balancers), with a
-  client-side timeout a little longer, a 10 s connect timeout and a 1 s pause
-  between reconnects; a stream silent for 70 s is presumed dead.
+  (``clipper.operator.watched``) and on pods, so only its own objects stream in;
+  watch requests end after 5 minutes and are re-opened (fresh connections through
+  proxies and load balancers), with a client-side timeout a little longer, a 10 s
+  connect timeout and a 1 s pause between reconnects; a stream silent for 70 s is
+  presumed dead.
 - **Networking**: API calls time out after 30 s and are retried by kopf with
   back-off 1, 2, 4, 8, 16 s (its own calls; reconciles retry through the queue).
 - **Execution**: every handler is ``async``; the thread pool (kopf's sync calls

@@ -29,10 +29,12 @@ class Watched:
     plural: str
 
     @property
-    def resource(self) -> tuple[str, ...]:
+    def resource(self) -> tuple[str, str] | tuple[str, str, str]:
         """How kopf names it, in ``kopf.on.event(*resource)`` and as the key of
         ``settings.watching.label_selectors``: ``("v1", "pods")`` for the core group."""
-        return (self.group, self.version, self.plural) if self.group else (self.version, self.plural)
+        return (
+            (self.group, self.version, self.plural) if self.group else (self.version, self.plural)
+        )
 
 
 WATCHED: tuple[Watched, ...] = (

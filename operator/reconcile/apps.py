@@ -1,5 +1,10 @@
 """Reconcile one ClipperApp: its frontend, the Service clients call, RBAC, status.
 
+Like a ModelDeployment's reconcile, it observes first (the app's models, and each
+child it owns as stored), writes the status, and only then applies every child:
+a child that should exist and was not found is named in the conditions, then
+recreated (see ``children``); one that someone edited is put back by the apply.
+
 The frontend is deployed even while the app has a problem (a missing model, two
 models with one name): it serves what it can, and fixing the app's spec takes
 effect without a restart. The problem is the app's status: Ready False and
@@ -13,7 +18,7 @@ from typing import Any
 from clipper.common import api
 from clipper.common.app_status import app_status
 from clipper.common.rollout import Event
-from clipper.operator import validation
+from clipper.operator import naming, validation
 from clipper.operator.builders import (
     build_frontend_deployment,
     build_frontend_rbac,
@@ -22,8 +27,8 @@ from clipper.operator.builders import (
     frontend_endpoint,
 )
 from clipper.operator.context import APPS, MODELS, Context
+from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
 from clipper.operator.reconcile.writes import (
-    name_problem,
     post_events,
     report_problem,
     utcnow,
@@ -83,34 +88,55 @@ def _with_problems(
     return status
 
 
-async def _apply_objects(
-    ctx: Context, app: api.ClipperApp
-) -> tuple[Obj | None, validation.Problem | None]:
-    """Apply the app's objects; the frontend Deployment as stored, or why not."""
+def _children(ctx: Context, app: api.ClipperApp, models: list[api.ModelDeployment]) -> list[Obj]:
+    """Everything the app owns: RBAC, frontend Deployment and Service, NetworkPolicy."""
     objects = [
         *build_frontend_rbac(app),
         build_frontend_deployment(app, ctx.settings),
         build_frontend_service(app),
     ]
-    for obj in objects:
-        problem = await name_problem(ctx, app, obj["kind"], obj["metadata"]["name"])
-        if problem is not None:
-            return None, problem
-    applied = [await ctx.client.apply(obj) for obj in objects]
-    return next(obj for obj in applied if obj["kind"] == "Deployment"), None
-
-
-async def _apply_network_policy(
-    ctx: Context, app: api.ClipperApp, models: list[api.ModelDeployment]
-) -> validation.Problem | None:
-    """Admit only the app's frontends to its models' pods (see builders/network.py)."""
+    # Admit only the app's frontends to its models' pods (see builders/network.py).
     policy = build_model_network_policy(app, app.select_models(models), ctx.settings)
-    if policy is None:
-        return None
-    problem = await name_problem(ctx, app, "NetworkPolicy", policy["metadata"]["name"])
-    if problem is None:
-        await ctx.client.apply(policy)
-    return problem
+    return objects if policy is None else [*objects, policy]
+
+
+Found = dict[tuple[str, str], Obj | None]
+"""Each child as stored (None: absent), by (kind, name)."""
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+async def _observe(
+    ctx: Context, app: api.ClipperApp, objects: list[Obj]
+) -> tuple[Found, validation.Problem | None]:
+    """Each of ``objects`` as stored; or the problem of a name that someone else holds."""
+    found: Found = {}
+    for obj in objects:
+        kind, name = _key(obj)
+        existing = await ctx.client.get(kind, app.metadata.namespace or "", name)
+        problem = validation.name_conflict(existing, app)
+        if problem is not None:
+            return found, problem
+        found[kind, name] = existing
+    return found, None
+
+
+def _missing(app: api.ClipperApp, objects: list[Obj], found: Found) -> list[Child]:
+    """The children that should already exist but were not found: all of them once the
+    app has been reconciled (its status has an endpoint), the NetworkPolicy once its
+    status has found a model. Only the NetworkPolicy is not needed to serve."""
+    if app.status.endpoint is None:
+        return []
+    had_models = any(m.model_name for m in app.status.models)
+    missing = []
+    for obj in objects:
+        kind, name = _key(obj)
+        policy = kind == "NetworkPolicy"
+        if found.get((kind, name)) is None and (had_models or not policy):
+            missing.append(Child(kind, name, serving=not policy))
+    return missing
 
 
 def _frontend_ready(deployment: Obj) -> bool:
@@ -125,23 +151,31 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
         return None
     generation = raw["metadata"].get("generation")
     app, problem = validation.typed(raw)
-    deployment = None
+    objects: list[Obj] = []
+    models: list[api.ModelDeployment] = []
+    found: Found = {}
     if isinstance(app, api.ClipperApp) and problem is None:
-        deployment, problem = await _apply_objects(ctx, app)
-    if problem is not None or not isinstance(app, api.ClipperApp) or deployment is None:
+        models = _models(await ctx.client.list_custom(MODELS, namespace))
+        objects = _children(ctx, app, models)
+        found, problem = await _observe(ctx, app, objects)
+    if problem is not None or not isinstance(app, api.ClipperApp):
         status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
         problem = problem or validation.Problem("InvalidSpec", "not a ClipperApp")
         await report_problem(ctx, APPS, raw, status, problem, generation)
         return None
-    models = _models(await ctx.client.list_custom(MODELS, namespace))
-    problem = await _apply_network_policy(ctx, app, models)
-    if problem is not None:
-        status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
-        await report_problem(ctx, APPS, raw, status, problem, generation)
-        return None
-    status = app_status(app, models, frontend_endpoint(app), _frontend_ready(deployment), utcnow())
+    now = utcnow()
+    frontend = found.get(("Deployment", naming.frontend_name(app.metadata.name)))
+    ready = _frontend_ready(frontend or {})
+    status = app_status(app, models, frontend_endpoint(app), ready, now)
     problems = validation.app_problems(app, models)
     status = _with_problems(status, app.status.conditions, problems, generation)
+    missing = _missing(app, objects, found)
+    mark_missing(status.conditions, missing, now, generation)
     if await write_status(ctx, APPS, raw, app.status, status):
         await post_events(ctx, raw, condition_events(app.status.conditions, status.conditions))
+    for obj in objects:
+        applied = await ctx.client.apply(obj)
+        if recreated(found.get(_key(obj)), applied):
+            missing.append(Child(*_key(obj)))
+    await record_repairs(ctx, raw, missing)
     return None
