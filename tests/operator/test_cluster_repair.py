@@ -69,10 +69,11 @@ class Scenario:
     namespace: str
     operator: OperatorProcess
 
-    def call(self, kind: str, verb: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, kind: str, verb: str, name: str | None = None, *body: Any, **kw: Any) -> Any:
+        """``<verb>_namespaced_<kind>([name,] namespace, [body])`` of the kind's API."""
         api, suffix = KINDS[kind]
         method = getattr(api(self.k8s.api), f"{verb}_namespaced_{suffix}")
-        return method(*args, self.namespace, **kwargs)
+        return method(*([name] if name else []), self.namespace, *body, **kw)
 
     def child(self, kind: str, name: str) -> Any | None:
         try:
@@ -167,7 +168,7 @@ def test_a_settled_scenario_costs_no_writes_and_no_reconciles(scenario: Scenario
         versions = {
             f"{kind}/{item.metadata.name}": item.metadata.resource_version
             for kind in KINDS
-            for item in s.call(kind, "list", label_selector=MANAGED).items
+            for item in s.call(kind, "list", None, label_selector=MANAGED).items
         }
         for plural, name in ((MODELS, MODEL), (APPS, APP)):
             versions[name] = read(s.k8s, s.namespace, plural, name)["metadata"]["resourceVersion"]
