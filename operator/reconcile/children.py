@@ -18,9 +18,9 @@ cannot reach it). That status is written before the repair, as every status is
 (see ``writes``); the repair then applies the child, and posts one Normal Event
 ``Repaired`` per child, naming it (and logs it at INFO). A child deleted while the
 reconcile ran (read, then gone before the apply) is recreated by the apply as
-well; it is recognised by its new uid and recorded the same way. The recreated child's own
-watch event reconciles the owner again, which finds it and computes the usual
-conditions. A repair that fails (RBAC forbidden, say) leaves the conditions saying
+well; it is recognised by its new uid and recorded the same way. The recreated
+child's own watch event reconciles the owner again, which finds it and computes
+the usual conditions. A repair that fails (RBAC forbidden, say) leaves the conditions saying
 what is missing while the queue retries; a name taken by someone else's object is
 a ``NameConflict`` (``validation``), reported before any of this.
 """
