@@ -16,11 +16,12 @@
 - **Posting**: the operator posts its own Events (every rollout transition);
   kopf's are limited to warnings and errors about a handler, so ``kubectl
   describe`` is not flooded with framework chatter.
-- **Watching**: server-side label selectors on Deployments and pods, so only the
-  operator's own workloads stream in; watch requests end after 5 minutes and are
-  re-opened (fresh connections through proxies and load balancers), with a
-  client-side timeout a little longer, a 10 s connect timeout and a 1 s pause
-  between reconnects; a stream silent for 70 s is presumed dead.
+- **Watching**: server-side label selectors on every kind the operator creates
+  (``clipper.operator.watched``) and on pods, so only its own objects stream in;
+  watch requests end after 5 minutes and are re-opened (fresh connections through
+  proxies and load balancers), with a client-side timeout a little longer, a 10 s
+  connect timeout and a 1 s pause between reconnects; a stream silent for 70 s is
+  presumed dead.
 - **Networking**: API calls time out after 30 s and are retried by kopf with
   back-off 1, 2, 4, 8, 16 s (its own calls; reconciles retry through the queue).
 - **Execution**: every handler is ``async``; the thread pool (kopf's sync calls
@@ -36,6 +37,7 @@ import kopf
 
 from clipper.operator import naming
 from clipper.operator.settings import OperatorSettings
+from clipper.operator.watched import WATCHED
 
 PREFIX = "operator.clipper.dev"
 
@@ -59,8 +61,8 @@ def configure(
     watching.connect_timeout = 10
     watching.reconnect_backoff = 1.0
     watching.inactivity_timeout = 70
-    for resource in (("apps", "v1", "deployments"), ("v1", "pods")):
-        watching.label_selectors[resource] = naming.MANAGED_SELECTOR
+    for watched in WATCHED:
+        watching.label_selectors[watched.resource] = naming.MANAGED_SELECTOR
 
     networking = kopf_settings.networking
     networking.request_timeout = 30

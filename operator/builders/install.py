@@ -24,8 +24,10 @@ The namespaced rules, each for a call the operator really makes (see ``kube.py``
   block its owner's deletion;
 - Deployments, Services, ServiceAccounts, Roles, RoleBindings and NetworkPolicies
   are only ever server-side applied (``patch``; Kubernetes also checks ``create``
-  when an apply creates the object), read back (``get``, ``list``) and, for a
-  retired version's Deployment and Service, deleted. Never ``update``;
+  when an apply creates the object), read back (``get``, ``list``), watched
+  (``watch``: a deleted or edited one is put back at once, see
+  ``clipper.operator.watched``) and, for a retired version's Deployment and
+  Service, deleted. Never ``update``;
 - read pods (readiness, crash loops); post Events (kopf's and its own);
 - read EndpointSlices: the frontends' Roles grant that, and Kubernetes lets one
   grant only what one holds;
@@ -72,10 +74,10 @@ def namespaced_rules() -> list[dict[str, Any]]:
         _rule(api.GROUP, ["clipperapps/status"], ["patch"]),
         _rule(api.GROUP, [f"{k}/finalizers" for k in kinds], ["update"]),
         _rule("apps", ["deployments"], [*APPLY, "watch", "delete"]),
-        _rule("", ["services"], [*APPLY, "delete"]),
-        _rule("", ["serviceaccounts"], APPLY),
-        _rule(RBAC, ["roles", "rolebindings"], APPLY),
-        _rule("networking.k8s.io", ["networkpolicies"], APPLY),
+        _rule("", ["services"], [*APPLY, "watch", "delete"]),
+        _rule("", ["serviceaccounts"], [*APPLY, "watch"]),
+        _rule(RBAC, ["roles", "rolebindings"], [*APPLY, "watch"]),
+        _rule("networking.k8s.io", ["networkpolicies"], [*APPLY, "watch"]),
         _rule("", ["pods"], READ),
         _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
         _rule("discovery.k8s.io", ["endpointslices"], READ),

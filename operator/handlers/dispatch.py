@@ -22,6 +22,7 @@ CONFLICT_RETRY_SECONDS = 0.05
 async def dispatch(ctx: Context, key: Key) -> float | None:
     plural, namespace, name = key
     reconcile = reconcile_app if plural == APPS else reconcile_model
+    log.debug("reconcile %s/%s/%s", plural, namespace, name)
     try:
         delay = await reconcile(ctx, namespace, name)
     except Conflict as exc:

@@ -8,19 +8,26 @@ event on                               reconciles
 ClipperApp                             that app
 ModelDeployment                        that model, and every app in its namespace
                                        (an app's status summarises its models)
-Deployment, Pod (ours, by label)       the model (``clipper.dev/model``) or app
-                                       (``clipper.dev/app``) it belongs to
+what the operator creates, and pods     the model (``clipper.dev/model``) or app
+(ours, by label; ``watched.WATCHED``)  (``clipper.dev/app``) it belongs to
 =====================================  =============================================
 
-Deployments and pods are watched with a server-side label selector (see
-``kopf_settings``), so the operator never receives events for workloads that are
-not its own. Pod events matter for crash loops, which change no Deployment
-field; they are coalesced for a moment, as a rollout makes them in bursts.
+The operator's children (Deployments, Services, ServiceAccounts, Roles,
+RoleBindings, NetworkPolicies: the table in ``clipper.operator.watched``) and pods
+are watched with a server-side label selector (see ``kopf_settings``), so the
+operator never receives events for objects that are not its own. A child deleted
+or edited by someone else reconciles its owner at once, which puts it back: the
+resync is only a safety net. The operator's own writes come back as events too;
+they cost one reconcile that finds nothing to change (applying an unchanged
+object writes nothing, so no further event). Pod events matter for crash loops,
+which change no Deployment field. All of these are coalesced for a moment, as a
+rollout makes them in bursts.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -33,11 +40,12 @@ from clipper.operator.handlers.dispatch import dispatch
 from clipper.operator.handlers.supervision import check_tasks, start_queue
 from clipper.operator.kopf_settings import configure
 from clipper.operator.kube import Kube, client_configuration
+from clipper.operator.watched import WATCHED
 
 log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.2
-"""How long a reconcile caused by another object's event (a Deployment, a pod, a
+"""How long a reconcile caused by another object's event (a child, a pod, a
 model of the app) waits for more of them, so that a burst costs one reconcile."""
 
 MANAGED = {naming.MANAGED_BY: naming.COMPONENT}
@@ -97,15 +105,26 @@ def build_registry(ctx: Context) -> kopf.OperatorRegistry:
         for app in apps.get(namespace, []):
             ctx.queue.add((APPS, namespace, app), COALESCE_SECONDS)
 
-    @kopf.on.event(
-        "apps", "v1", "deployments", id="deployment_event", labels=MANAGED, registry=registry
-    )
-    @kopf.on.event("v1", "pods", id="pod_event", labels=MANAGED, registry=registry)
-    async def workload_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-        namespace = namespace or ""
-        if naming.LABEL_MODEL in labels:
-            ctx.queue.add((MODELS, namespace, labels[naming.LABEL_MODEL]), COALESCE_SECONDS)
-        elif naming.LABEL_APP in labels:
-            ctx.queue.add((APPS, namespace, labels[naming.LABEL_APP]), COALESCE_SECONDS)
+    async def child_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        owner = owner_key(namespace or "", labels)
+        if owner is not None:
+            ctx.queue.add(owner, COALESCE_SECONDS)
+
+    for watched in WATCHED:
+        kopf.on.event(
+            *watched.resource,
+            id=f"{watched.plural}_event",
+            labels=MANAGED,
+            registry=registry,
+        )(child_event)
 
     return registry
+
+
+def owner_key(namespace: str, labels: Mapping[str, str]) -> Key | None:
+    """The model or app that an object with ``labels`` belongs to, if any."""
+    if naming.LABEL_MODEL in labels:
+        return (MODELS, namespace, labels[naming.LABEL_MODEL])
+    if naming.LABEL_APP in labels:
+        return (APPS, namespace, labels[naming.LABEL_APP])
+    return None

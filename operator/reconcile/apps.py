@@ -1,5 +1,10 @@
 """Reconcile one ClipperApp: its frontend, the Service clients call, RBAC, status.
 
+Like a ModelDeployment's reconcile, it observes first (the app's models, and each
+child it owns as stored), writes the status, and only then applies every child:
+a child that should exist and was not found is named in the conditions, then
+recreated (see ``children``); one that someone edited is put back by the apply.
+
 The frontend is deployed even while the app has a problem (a missing model, two
 models with one name): it serves what it can, and fixing the app's spec takes
 effect without a restart. The problem is the app's status: Ready False and
@@ -13,7 +18,7 @@ from typing import Any
 from clipper.common import api
 from clipper.common.app_status import app_status
 from clipper.common.rollout import Event
-from clipper.operator import validation
+from clipper.operator import naming, validation
 from clipper.operator.builders import (
     build_frontend_deployment,
     build_frontend_rbac,
@@ -22,9 +27,9 @@ from clipper.operator.builders import (
     frontend_endpoint,
 )
 from clipper.operator.context import APPS, MODELS, Context
+from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
 from clipper.operator.reconcile.writes import (
     applied,
-    name_problem,
     post_events,
     report_problem,
     utcnow,
@@ -35,29 +40,24 @@ Obj = dict[str, Any]
 
 
 def condition_events(old: list[api.Condition], new: list[api.Condition]) -> list[Event]:
-    """The Event for a change of the app's Ready and Degraded conditions, if any.
+    """An Event for every change of the app's Ready and Degraded conditions.
 
     A condition seen for the first time is news only when it is a problem: a new
-    app that is not ready *yet* is not worth a Warning. One transition is one
-    Event, although it usually turns both conditions (a lost model makes Ready
-    False and Degraded True): a problem wins over good news, and the Degraded
-    condition, which names the cause, over Ready; good news is "Ready" when the
-    app became ready, "Recovered" when only Degraded cleared.
+    app that is not ready *yet* is not worth a Warning.
     """
     before = {c.type: c for c in old}
-    warnings, normals = [], []
-    for now in sorted(new, key=lambda c: c.type != "Degraded"):
+    events = []
+    for now in new:
         prior = before.get(now.type)
         if prior is not None and (prior.status, prior.reason) == (now.status, now.reason):
             continue
         good = (now.status == "True") == (now.type == "Ready")
         if good and prior is not None:
             reason = "Ready" if now.type == "Ready" else "Recovered"
-            normals.append(Event("Normal", reason, now.message))
+            events.append(Event("Normal", reason, now.message))
         elif not good and (prior is not None or now.type == "Degraded"):
-            warnings.append(Event("Warning", now.reason, now.message))
-    ready = [event for event in normals if event.reason == "Ready"]
-    return (warnings or ready or normals)[:1]
+            events.append(Event("Warning", now.reason, now.message))
+    return events
 
 
 def _models(raw_models: list[Obj]) -> list[api.ModelDeployment]:
@@ -89,41 +89,55 @@ def _with_problems(
     return status
 
 
-async def _apply_objects(
-    ctx: Context, app: api.ClipperApp
-) -> tuple[Obj | None, validation.Problem | None]:
-    """Apply the app's objects; the frontend Deployment as stored, or why not."""
+def _children(ctx: Context, app: api.ClipperApp, models: list[api.ModelDeployment]) -> list[Obj]:
+    """Everything the app owns: RBAC, frontend Deployment and Service, NetworkPolicy."""
     objects = [
         *build_frontend_rbac(app),
         build_frontend_deployment(app, ctx.settings),
         build_frontend_service(app),
     ]
-    existing = []
-    for obj in objects:
-        found = await ctx.client.get(
-            obj["kind"], app.metadata.namespace or "", obj["metadata"]["name"]
-        )
-        if (problem := validation.name_conflict(found, app)) is not None:
-            return None, problem
-        existing.append(found)
-    stored = []
-    for obj, before in zip(objects, existing, strict=True):
-        stored.append(await ctx.client.apply(obj))
-        applied(app, before, stored[-1])
-    return next(obj for obj in stored if obj["kind"] == "Deployment"), None
-
-
-async def _apply_network_policy(
-    ctx: Context, app: api.ClipperApp, models: list[api.ModelDeployment]
-) -> validation.Problem | None:
-    """Admit only the app's frontends to its models' pods (see builders/network.py)."""
+    # Admit only the app's frontends to its models' pods (see builders/network.py).
     policy = build_model_network_policy(app, app.select_models(models), ctx.settings)
-    if policy is None:
-        return None
-    problem = await name_problem(ctx, app, "NetworkPolicy", policy["metadata"]["name"])
-    if problem is None:
-        await ctx.client.apply(policy)
-    return problem
+    return objects if policy is None else [*objects, policy]
+
+
+Found = dict[tuple[str, str], Obj | None]
+"""Each child as stored (None: absent), by (kind, name)."""
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+async def _observe(
+    ctx: Context, app: api.ClipperApp, objects: list[Obj]
+) -> tuple[Found, validation.Problem | None]:
+    """Each of ``objects`` as stored; or the problem of a name that someone else holds."""
+    found: Found = {}
+    for obj in objects:
+        kind, name = _key(obj)
+        existing = await ctx.client.get(kind, app.metadata.namespace or "", name)
+        problem = validation.name_conflict(existing, app)
+        if problem is not None:
+            return found, problem
+        found[kind, name] = existing
+    return found, None
+
+
+def _missing(app: api.ClipperApp, objects: list[Obj], found: Found) -> list[Child]:
+    """The children that should already exist but were not found: all of them once the
+    app has been reconciled (its status has an endpoint), the NetworkPolicy once its
+    status has found a model. Only the NetworkPolicy is not needed to serve."""
+    if app.status.endpoint is None:
+        return []
+    had_models = any(m.model_name for m in app.status.models)
+    missing = []
+    for obj in objects:
+        kind, name = _key(obj)
+        policy = kind == "NetworkPolicy"
+        if found.get((kind, name)) is None and (had_models or not policy):
+            missing.append(Child(kind, name, serving=not policy))
+    return missing
 
 
 def _frontend_ready(deployment: Obj) -> bool:
@@ -138,23 +152,32 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
         return None
     generation = raw["metadata"].get("generation")
     app, problem = validation.typed(raw)
-    deployment = None
+    objects: list[Obj] = []
+    models: list[api.ModelDeployment] = []
+    found: Found = {}
     if isinstance(app, api.ClipperApp) and problem is None:
-        deployment, problem = await _apply_objects(ctx, app)
-    if problem is not None or not isinstance(app, api.ClipperApp) or deployment is None:
+        models = _models(await ctx.client.list_custom(MODELS, namespace))
+        objects = _children(ctx, app, models)
+        found, problem = await _observe(ctx, app, objects)
+    if problem is not None or not isinstance(app, api.ClipperApp):
         status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
         problem = problem or validation.Problem("InvalidSpec", "not a ClipperApp")
         await report_problem(ctx, APPS, raw, status, problem, generation)
         return None
-    models = _models(await ctx.client.list_custom(MODELS, namespace))
-    problem = await _apply_network_policy(ctx, app, models)
-    if problem is not None:
-        status = api.ClipperAppStatus.model_validate(raw.get("status") or {})
-        await report_problem(ctx, APPS, raw, status, problem, generation)
-        return None
-    status = app_status(app, models, frontend_endpoint(app), _frontend_ready(deployment), utcnow())
+    now = utcnow()
+    frontend = found.get(("Deployment", naming.frontend_name(app.metadata.name)))
+    ready = _frontend_ready(frontend or {})
+    status = app_status(app, models, frontend_endpoint(app), ready, now)
     problems = validation.app_problems(app, models)
     status = _with_problems(status, app.status.conditions, problems, generation)
+    missing = _missing(app, objects, found)
+    mark_missing(status.conditions, missing, now, generation)
     if await write_status(ctx, APPS, raw, app.status, status):
         await post_events(ctx, raw, condition_events(app.status.conditions, status.conditions))
+    for obj in objects:
+        before, stored = found.get(_key(obj)), await ctx.client.apply(obj)
+        applied(app, before, stored)
+        if recreated(before, stored):
+            missing.append(Child(*_key(obj)))
+    await record_repairs(ctx, raw, missing)
     return None

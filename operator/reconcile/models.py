@@ -3,11 +3,13 @@
 1. Read the ModelDeployment, its version Deployments, Services and pods, and
    check that the names its versions need are free (``NameConflict`` otherwise).
 2. Observe each version (``observe``), run ``clipper.common.rollout.reconcile``.
-3. Write the plan's status (traffic included: the frontends follow it), post its
-   Events, then apply its actions: ``EnsureVersion`` applies the version's
+3. Write the plan's status (traffic included: the frontends follow it; a child that
+   should exist and was not found is named in its conditions, see ``children``),
+   post its Events, then apply its actions: ``EnsureVersion`` applies the version's
    Deployment and headless Service, ``ScaleVersion`` scales an existing one to
    zero (with its recorded template, so it comes back as it was),
-   ``DeleteVersion`` deletes both.
+   ``DeleteVersion`` deletes both. Applying re-creates a deleted child and puts
+   back what someone edited of one; a ``Repaired`` Event names each child re-created.
 4. Return ``requeue_after``, so that a canary pause, a drain or a deadline comes
    due without any change to watch.
 """
@@ -21,6 +23,7 @@ from clipper.operator import naming, validation
 from clipper.operator.builders import build_model_deployment, build_model_service, template_hash
 from clipper.operator.context import MODELS, Context
 from clipper.operator.observe import observe_versions
+from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
 from clipper.operator.reconcile.writes import (
     applied,
     name_problem,
@@ -69,6 +72,25 @@ async def _names_taken(
     return None
 
 
+def _missing(md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> list[Child]:
+    """The Deployments and Services that the plan keeps and that should already exist
+    (their version was in the status read), but were not found."""
+    known = {v.version for v in md.status.versions}
+    serving = {t.version for t in plan.status.traffic if t.weight > 0}
+    missing = []
+    for action in plan.actions:
+        version = action.version
+        if isinstance(action, rollout.DeleteVersion) or version not in known:
+            continue
+        name, up = naming.version_name(md.metadata.name, version), version in serving
+        ensured = isinstance(action, rollout.EnsureVersion)
+        if ensured and version not in have.deployments:
+            missing.append(Child("Deployment", name, up))
+        if version not in have.services and (ensured or version in have.deployments):
+            missing.append(Child("Service", name, up))
+    return missing
+
+
 async def _ensure(
     ctx: Context,
     md: api.ModelDeployment,
@@ -76,29 +98,44 @@ async def _ensure(
     template: api.VersionTemplate,
     replicas: int,
     have: _Owned,
-) -> None:
+) -> list[Child]:
+    """Apply the version's Deployment and Service; those that this re-created after
+    they were read (deleted meanwhile: see ``children.recreated``)."""
+    raced = []
     deployment = build_model_deployment(md, version, template, replicas, ctx.settings)
-    applied(md, have.deployments.get(version), await ctx.client.apply(deployment))
-    applied(
-        md, have.services.get(version), await ctx.client.apply(build_model_service(md, version))
-    )
+    for obj, observed in (
+        (deployment, have.deployments.get(version)),
+        (build_model_service(md, version), have.services.get(version)),
+    ):
+        stored = await ctx.client.apply(obj)
+        applied(md, observed, stored)
+        if recreated(observed, stored):
+            raced.append(Child(obj["kind"], obj["metadata"]["name"]))
+    return raced
 
 
-async def _apply(ctx: Context, md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> None:
+async def _apply(
+    ctx: Context, md: api.ModelDeployment, plan: rollout.Plan, have: _Owned
+) -> list[Child]:
+    """Apply ``plan``'s actions; the children re-created that were read as present."""
     namespace = md.metadata.namespace or ""
+    raced = []
     for action in plan.actions:
         if isinstance(action, rollout.EnsureVersion):
-            await _ensure(ctx, md, action.version, action.template, action.replicas, have)
+            raced += await _ensure(ctx, md, action.version, action.template, action.replicas, have)
         elif isinstance(action, rollout.ScaleVersion):
             entry = plan.status.version(action.version)
             if action.version in have.deployments and entry is not None:
-                await _ensure(ctx, md, action.version, entry.template, action.replicas, have)
+                raced += await _ensure(
+                    ctx, md, action.version, entry.template, action.replicas, have
+                )
         else:
             name = naming.version_name(md.metadata.name, action.version)
             if action.version in have.deployments:
                 await ctx.client.delete("Deployment", namespace, name)
             if action.version in have.services:
                 await ctx.client.delete("Service", namespace, name)
+    return raced
 
 
 async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | None:
@@ -118,8 +155,13 @@ async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | No
         return None
     hashes = {v.version: template_hash(v.template) for v in md.status.versions}
     observed = observe_versions(have.deployments.values(), have.pods, hashes)
-    plan = rollout.reconcile(md.spec, md.status, observed, utcnow(), generation)
-    if await write_status(ctx, MODELS, raw, md.status, plan.status):
+    now = utcnow()
+    plan = rollout.reconcile(md.spec, md.status, observed, now, generation)
+    missing = _missing(md, plan, have)
+    status = plan.status.model_copy(deep=True)
+    mark_missing(status.conditions, missing, now, generation)
+    if await write_status(ctx, MODELS, raw, md.status, status):
         await post_events(ctx, raw, plan.events)
-    await _apply(ctx, md, plan, have)
+    raced = await _apply(ctx, md, plan, have)
+    await record_repairs(ctx, raw, [*missing, *raced])
     return plan.requeue_after

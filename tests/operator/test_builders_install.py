@@ -14,6 +14,7 @@ from clipper.operator.builders.install import (
     operator_rules,
 )
 from clipper.operator.settings import OperatorSettings
+from clipper.operator.watched import WATCHED, Watched
 
 
 def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
@@ -132,3 +133,11 @@ def test_the_namespaced_rules_hold_what_frontends_are_granted() -> None:
     )
     _, role, _ = build_frontend_rbac(app)
     assert granted(role["rules"]) <= granted(namespaced_rules())
+
+
+@pytest.mark.parametrize("watched", WATCHED, ids=lambda w: w.plural)
+def test_the_operator_may_list_and_watch_every_kind_it_watches(watched: Watched) -> None:
+    # kopf lists, then watches, each kind of clipper.operator.watched: without both,
+    # a deleted child would only come back at the resync.
+    for rules in (granted(operator_rules()), granted(namespaced_rules())):
+        assert {(watched.group, watched.plural, verb) for verb in ("list", "watch")} <= rules

@@ -8,6 +8,7 @@ import kopf
 
 from clipper.operator.kopf_settings import configure
 from clipper.operator.settings import OperatorSettings
+from clipper.operator.watched import WATCHED
 
 
 def configured() -> kopf.OperatorSettings:
@@ -24,10 +25,24 @@ def test_progress_would_go_to_our_annotations_never_to_status() -> None:
     assert persistence.finalizer.startswith("operator.clipper.dev/")
 
 
-def test_only_our_own_workloads_are_watched() -> None:
+def test_only_our_own_objects_are_watched() -> None:
     selectors = configured().watching.label_selectors
-    assert len(selectors) == 2
     assert set(selectors.values()) == {"app.kubernetes.io/managed-by=clipper-operator"}
+    for watched in WATCHED:
+        assert selectors[watched.resource] == "app.kubernetes.io/managed-by=clipper-operator"
+
+
+def test_every_kind_the_operator_creates_is_watched() -> None:
+    plurals = {w.plural for w in WATCHED}
+    assert {
+        "deployments",
+        "pods",
+        "services",
+        "serviceaccounts",
+        "roles",
+        "rolebindings",
+        "networkpolicies",
+    } <= plurals
 
 
 def test_watches_and_calls_time_out_and_back_off() -> None:
