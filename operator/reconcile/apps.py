@@ -40,24 +40,29 @@ Obj = dict[str, Any]
 
 
 def condition_events(old: list[api.Condition], new: list[api.Condition]) -> list[Event]:
-    """An Event for every change of the app's Ready and Degraded conditions.
+    """The Event for a change of the app's Ready and Degraded conditions, if any.
 
     A condition seen for the first time is news only when it is a problem: a new
-    app that is not ready *yet* is not worth a Warning.
+    app that is not ready *yet* is not worth a Warning. One transition is one
+    Event, although it usually turns both conditions (a lost model makes Ready
+    False and Degraded True): a problem wins over good news, and the Degraded
+    condition, which names the cause, over Ready; good news is "Ready" when the
+    app became ready, "Recovered" when only Degraded cleared.
     """
     before = {c.type: c for c in old}
-    events = []
-    for now in new:
+    warnings, normals = [], []
+    for now in sorted(new, key=lambda c: c.type != "Degraded"):
         prior = before.get(now.type)
         if prior is not None and (prior.status, prior.reason) == (now.status, now.reason):
             continue
         good = (now.status == "True") == (now.type == "Ready")
         if good and prior is not None:
             reason = "Ready" if now.type == "Ready" else "Recovered"
-            events.append(Event("Normal", reason, now.message))
+            normals.append(Event("Normal", reason, now.message))
         elif not good and (prior is not None or now.type == "Degraded"):
-            events.append(Event("Warning", now.reason, now.message))
-    return events
+            warnings.append(Event("Warning", now.reason, now.message))
+    ready = [event for event in normals if event.reason == "Ready"]
+    return (warnings or ready or normals)[:1]
 
 
 def _models(raw_models: list[Obj]) -> list[api.ModelDeployment]:
