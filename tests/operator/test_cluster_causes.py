@@ -188,6 +188,6 @@ def test_deleting_a_model_a_ready_app_uses_posts_one_warning(
     assert said[said.index(("Normal", "Ready")) :] == [
         ("Normal", "Ready"),
         ("Warning", "ModelNotFound"),
-        ("Warning", "ModelNotServing"),
+        ("Warning", "ModelsNotServing"),
         ("Normal", "Ready"),
     ], found
