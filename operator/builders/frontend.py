@@ -22,6 +22,7 @@ from clipper.operator.builders.meta import (
     POD_SECURITY,
     common_labels,
     object_meta,
+    with_owner_labels,
 )
 from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
@@ -105,7 +106,7 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
             },
             "template": {
                 "metadata": {
-                    "labels": labels,
+                    "labels": with_owner_labels(app, labels),
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(naming.FRONTEND_HTTP_PORT),

@@ -76,6 +76,7 @@ def namespaced_rules() -> list[dict[str, Any]]:
         _rule("", ["serviceaccounts"], APPLY),
         _rule(RBAC, ["roles", "rolebindings"], APPLY),
         _rule("networking.k8s.io", ["networkpolicies"], APPLY),
+        _rule("policy", ["poddisruptionbudgets"], [*APPLY, "watch", "delete"]),
         _rule("", ["pods"], READ),
         _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
         _rule("discovery.k8s.io", ["endpointslices"], READ),

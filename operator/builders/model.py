@@ -10,6 +10,12 @@ the model loads and while it drains), through Kubernetes' native gRPC probes. A
 startup probe gives loading its own, longer budget, so a slow model is not killed
 by the liveness probe before it has loaded.
 
+``spec.podTemplate`` (labels, annotations, affinity, priority class, image pull
+secrets, ServiceAccount) is not part of a version: it is read from the spec for
+every version's Deployment, so a change rolls through the running pods by the
+Deployment's own rolling update. The operator's labels and annotations win over
+the user's, and never the user's go into a selector.
+
 A request for ``nvidia.com/gpu`` gets the CUDA image by default, equal requests
 and limits (Kubernetes requires it of extended resources) and a toleration of the
 ``nvidia.com/gpu`` taint that GPU node pools carry.
@@ -30,6 +36,7 @@ from clipper.operator.builders.meta import (
     common_labels,
     object_meta,
     stable_hash,
+    with_owner_labels,
 )
 from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
@@ -125,6 +132,28 @@ def _container(
     return container
 
 
+POD_ANNOTATIONS = {
+    "kubectl.kubernetes.io/default-container": "model",
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(naming.METRICS_PORT),
+}
+
+
+def _pod_metadata(md: api.ModelDeployment, labels: dict[str, str]) -> dict[str, Any]:
+    """The pods' labels and annotations: the owner's and ``spec.podTemplate``'s, then ours."""
+    given = (md.spec.pod_template or api.PodTemplate()).metadata or api.PodMetadata()
+    return {
+        "labels": with_owner_labels(md, {**(given.labels or {}), **labels}),
+        "annotations": {**(given.annotations or {}), **POD_ANNOTATIONS},
+    }
+
+
+def _pod_settings(md: api.ModelDeployment) -> dict[str, Any]:
+    """The pod spec fields that ``spec.podTemplate.spec`` sets, as a Pod spells them."""
+    given = (md.spec.pod_template or api.PodTemplate()).spec or api.PodSettings()
+    return given.to_dict()
+
+
 def build_model_deployment(
     md: api.ModelDeployment,
     version: str,
@@ -144,6 +173,7 @@ def build_model_deployment(
         "enableServiceLinks": False,
         "tolerations": _tolerations(template),
         "nodeSelector": dict(template.node_selector or {}),
+        **_pod_settings(md),
     }
     return {
         "apiVersion": "apps/v1",
@@ -158,17 +188,7 @@ def build_model_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
             },
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "kubectl.kubernetes.io/default-container": "model",
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(naming.METRICS_PORT),
-                    },
-                },
-                "spec": pod_spec,
-            },
+            "template": {"metadata": _pod_metadata(md, pod_labels), "spec": pod_spec},
         },
     }
 

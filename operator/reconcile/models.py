@@ -5,9 +5,10 @@
 2. Observe each version (``observe``), run ``clipper.common.rollout.reconcile``.
 3. Write the plan's status (traffic included: the frontends follow it), post its
    Events, then apply its actions: ``EnsureVersion`` applies the version's
-   Deployment and headless Service, ``ScaleVersion`` scales an existing one to
+   Deployment and headless Service (and its PodDisruptionBudget while it runs
+   more than one replica), ``ScaleVersion`` scales an existing one to
    zero (with its recorded template, so it comes back as it was),
-   ``DeleteVersion`` deletes both.
+   ``DeleteVersion`` deletes them all.
 4. Return ``requeue_after``, so that a canary pause, a drain or a deadline comes
    due without any change to watch.
 """
@@ -18,7 +19,13 @@ from typing import Any
 
 from clipper.common import api, rollout
 from clipper.operator import naming, validation
-from clipper.operator.builders import build_model_deployment, build_model_service, template_hash
+from clipper.operator.builders import (
+    build_model_deployment,
+    build_model_disruption_budget,
+    build_model_service,
+    template_hash,
+    wants_budget,
+)
 from clipper.operator.context import MODELS, Context
 from clipper.operator.observe import observe_versions
 from clipper.operator.reconcile.writes import (
@@ -36,9 +43,12 @@ Obj = dict[str, Any]
 class _Owned:
     """What exists of one ModelDeployment's versions, by version."""
 
-    def __init__(self, deployments: list[Obj], services: list[Obj], pods: list[Obj]) -> None:
+    def __init__(
+        self, deployments: list[Obj], services: list[Obj], budgets: list[Obj], pods: list[Obj]
+    ) -> None:
         self.deployments = {_version(d): d for d in deployments}
         self.services = {_version(s): s for s in services}
+        self.budgets = {_version(b): b for b in budgets}
         self.pods = pods
 
 
@@ -51,8 +61,9 @@ async def _read_owned(ctx: Context, md: api.ModelDeployment) -> _Owned:
     selector = f"{naming.LABEL_MODEL}={md.metadata.name}"
     deployments = owned(await ctx.client.select("Deployment", namespace, selector), uid)
     services = owned(await ctx.client.select("Service", namespace, selector), uid)
+    budgets = owned(await ctx.client.select("PodDisruptionBudget", namespace, selector), uid)
     pods = await ctx.client.select("Pod", namespace, selector) if deployments else []
-    return _Owned(deployments, services, pods)
+    return _Owned(deployments, services, budgets, pods)
 
 
 async def _names_taken(
@@ -74,26 +85,46 @@ async def _ensure(
     version: str,
     template: api.VersionTemplate,
     replicas: int,
+    have: _Owned,
 ) -> None:
     await ctx.client.apply(build_model_deployment(md, version, template, replicas, ctx.settings))
     await ctx.client.apply(build_model_service(md, version))
+    if wants_budget(replicas):
+        await ctx.client.apply(build_model_disruption_budget(md, version))
+    elif version in have.budgets:
+        name = naming.version_name(md.metadata.name, version)
+        await ctx.client.delete("PodDisruptionBudget", md.metadata.namespace or "", name)
 
 
 async def _apply(ctx: Context, md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> None:
     namespace = md.metadata.namespace or ""
     for action in plan.actions:
         if isinstance(action, rollout.EnsureVersion):
-            await _ensure(ctx, md, action.version, action.template, action.replicas)
+            await _ensure(ctx, md, action.version, action.template, action.replicas, have)
         elif isinstance(action, rollout.ScaleVersion):
             entry = plan.status.version(action.version)
             if action.version in have.deployments and entry is not None:
-                await _ensure(ctx, md, action.version, entry.template, action.replicas)
+                await _ensure(ctx, md, action.version, entry.template, action.replicas, have)
         else:
             name = naming.version_name(md.metadata.name, action.version)
-            if action.version in have.deployments:
-                await ctx.client.delete("Deployment", namespace, name)
-            if action.version in have.services:
-                await ctx.client.delete("Service", namespace, name)
+            for kind, mine in (
+                ("Deployment", have.deployments),
+                ("Service", have.services),
+                ("PodDisruptionBudget", have.budgets),
+            ):
+                if action.version in mine:
+                    await ctx.client.delete(kind, namespace, name)
+
+
+def _scale_status(md: api.ModelDeployment, status: api.ModelDeploymentStatus) -> None:
+    """What the scale subresource reads: every version's replicas, and their selector.
+
+    Every version's, not spec.version's alone: an autoscaler sizes spec.replicas for
+    the model's whole load, which during a canary the old version still mostly
+    carries (the candidate's pods alone would look idle and be scaled down).
+    """
+    status.replicas = sum(v.replicas for v in status.versions)
+    status.selector = f"{naming.LABEL_MODEL}={md.metadata.name}"
 
 
 async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | None:
@@ -114,6 +145,7 @@ async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | No
     hashes = {v.version: template_hash(v.template) for v in md.status.versions}
     observed = observe_versions(have.deployments.values(), have.pods, hashes)
     plan = rollout.reconcile(md.spec, md.status, observed, utcnow(), generation)
+    _scale_status(md, plan.status)
     if await write_status(ctx, MODELS, raw, md.status, plan.status):
         await post_events(ctx, raw, plan.events)
     await _apply(ctx, md, plan, have)

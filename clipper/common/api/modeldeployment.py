@@ -13,7 +13,7 @@ restarted operator, or a restarted ``clipper run``, resumes where it stopped.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -77,6 +77,39 @@ class VersionTemplate(ApiModel):
         return any(GPU_RESOURCE in (group or {}) for group in (res.limits, res.requests))
 
 
+class PodMetadata(ApiModel):
+    """Labels and annotations added to every replica's pod."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the same namespace, by name."""
+
+    name: str
+
+
+class PodSettings(ApiModel):
+    """Fields of every replica's pod spec that are not part of a version."""
+
+    affinity: dict[str, Any] | None = None
+    priority_class_name: str | None = None
+    service_account_name: str | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+
+
+class PodTemplate(ApiModel):
+    """Kubernetes-only settings of every version's pods (local mode ignores them).
+
+    Not part of ``VersionTemplate``: they apply to every version at once, and a change
+    updates the running pods through each Deployment's rolling update, not a rollout.
+    """
+
+    metadata: PodMetadata | None = None
+    spec: PodSettings | None = None
+
+
 class BatchingSpec(ApiModel):
     """How the frontend batches queries to the model."""
 
@@ -109,6 +142,7 @@ class ModelDeploymentSpec(VersionTemplate):
     version: str
     model_name: str | None = None
     replicas: int = 1
+    pod_template: PodTemplate | None = None
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
 
@@ -155,6 +189,10 @@ class ModelDeploymentStatus(ApiModel):
     """The rollout state: every version, the traffic, the conditions."""
 
     observed_generation: int | None = None
+    replicas: int | None = None
+    """Replicas of every version together: the scale subresource's status.replicas."""
+    selector: str | None = None
+    """The label selector of every version's replicas: the scale subresource's selector."""
     stable_version: str | None = None
     candidate_version: str | None = None
     traffic: list[TrafficWeight] = Field(default_factory=list)

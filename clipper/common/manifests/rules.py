@@ -43,6 +43,16 @@ def _sorted(values: list[int]) -> bool:
 
 Mirror = Callable[[Any], bool]
 
+_RESERVED_KEYS = "self.all(k, !k.startsWith('clipper.dev/'))"
+_AFFINITY_RULE = "self.all(k, k in ['nodeAffinity', 'podAffinity', 'podAntiAffinity'])"
+_AFFINITY_KINDS = frozenset({"nodeAffinity", "podAffinity", "podAntiAffinity"})
+
+
+def _unreserved(mapping: dict[str, str]) -> bool:
+    """No key under ``clipper.dev/``, the prefix of the operator's own labels."""
+    return not any(key.startswith("clipper.dev/") for key in mapping)
+
+
 POLICY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "gamma": ("exp3",),
     "eta": ("exp3", "exp4"),
@@ -108,6 +118,13 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ): lambda r: r.get("strategy") == "Canary" or "steps" not in r,
     ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
         lambda steps: _sorted([s["weight"] for s in steps])
+    ),
+    **{
+        ("ModelDeployment", f"spec.podTemplate.metadata.{part}", _RESERVED_KEYS): _unreserved
+        for part in ("labels", "annotations")
+    },
+    ("ModelDeployment", "spec.podTemplate.spec.affinity", _AFFINITY_RULE): (
+        lambda affinity: set(affinity) <= _AFFINITY_KINDS
     ),
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
         lambda s: ("models" in s) != ("modelSelector" in s)
