@@ -32,6 +32,7 @@ from clipper.common.api.clipperapp import (
 from clipper.common.api.modeldeployment import (
     GPU_FRAMEWORKS,
     GPU_RESOURCE,
+    Affinity,
     BatchingSpec,
     CanaryStep,
     EnvVar,
@@ -65,6 +66,7 @@ __all__ = [
     "GROUP",
     "KINDS",
     "VERSION",
+    "Affinity",
     "ApiModel",
     "BatchingSpec",
     "CacheSpec",

@@ -84,6 +84,14 @@ class PodMetadata(ApiModel):
     annotations: dict[str, str] | None = None
 
 
+class Affinity(ApiModel):
+    """A Pod's affinity; its parts go to the pods as they are."""
+
+    node_affinity: dict[str, Any] | None = None
+    pod_affinity: dict[str, Any] | None = None
+    pod_anti_affinity: dict[str, Any] | None = None
+
+
 class LocalObjectReference(ApiModel):
     """A reference to an object in the same namespace, by name."""
 
@@ -93,7 +101,7 @@ class LocalObjectReference(ApiModel):
 class PodSettings(ApiModel):
     """Fields of every replica's pod spec that are not part of a version."""
 
-    affinity: dict[str, Any] | None = None
+    affinity: Affinity | None = None
     priority_class_name: str | None = None
     service_account_name: str | None = None
     image_pull_secrets: list[LocalObjectReference] | None = None

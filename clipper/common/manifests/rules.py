@@ -44,8 +44,6 @@ def _sorted(values: list[int]) -> bool:
 Mirror = Callable[[Any], bool]
 
 _RESERVED_KEYS = "self.all(k, !k.startsWith('clipper.dev/'))"
-_AFFINITY_RULE = "self.all(k, k in ['nodeAffinity', 'podAffinity', 'podAntiAffinity'])"
-_AFFINITY_KINDS = frozenset({"nodeAffinity", "podAffinity", "podAntiAffinity"})
 
 
 def _unreserved(mapping: dict[str, str]) -> bool:
@@ -123,9 +121,6 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
         ("ModelDeployment", f"spec.podTemplate.metadata.{part}", _RESERVED_KEYS): _unreserved
         for part in ("labels", "annotations")
     },
-    ("ModelDeployment", "spec.podTemplate.spec.affinity", _AFFINITY_RULE): (
-        lambda affinity: set(affinity) <= _AFFINITY_KINDS
-    ),
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
         lambda s: ("models" in s) != ("modelSelector" in s)
     ),
