@@ -287,7 +287,10 @@ def test_a_missing_service_account_shows_in_the_deployments_conditions(
     [
         ({"metadata": {"annotations": {"clipper.dev/x": "note"}}}, "are reserved for the operator"),
         ({"metadata": {"labels": {"clipper.dev/model": "other"}}}, "are reserved for the operator"),
-        ({"spec": {"affinity": {"nodeAfinity": {}}}}, 'unknown field "spec.podTemplate'),
+        (
+            {"spec": {"affinity": {"nodeAfinity": {}}}},
+            'unknown field "spec.podTemplate.spec.affinity.nodeAfinity"',
+        ),
         ({"spec": {"serviceAccountName": "Reader"}}, "spec.podTemplate.spec.serviceAccountName"),
         ({"spec": {"priorityClassName": "a_b"}}, "spec.podTemplate.spec.priorityClassName"),
     ],
