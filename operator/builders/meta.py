@@ -53,6 +53,21 @@ def with_owner_labels(owner: Owner, labels: dict[str, str]) -> dict[str, str]:
     return {**propagated_labels(owner), **labels}
 
 
+def pod_metadata(
+    owner: Owner,
+    given: api.PodMetadata | None,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> dict[str, Any]:
+    """A pod template's metadata: the owner's labels, then the user's ``podTemplate``
+    labels and annotations, then the operator's, which win a clash."""
+    given = given or api.PodMetadata()
+    return {
+        "labels": with_owner_labels(owner, {**(given.labels or {}), **labels}),
+        "annotations": {**(given.annotations or {}), **annotations},
+    }
+
+
 def object_meta(owner: Owner, name: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
     """``metadata`` of an object built for ``owner``, in its namespace, with its labels."""
     return {

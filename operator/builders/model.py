@@ -35,8 +35,8 @@ from clipper.operator.builders.meta import (
     POD_SECURITY,
     common_labels,
     object_meta,
+    pod_metadata,
     stable_hash,
-    with_owner_labels,
 )
 from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
@@ -139,18 +139,9 @@ POD_ANNOTATIONS = {
 }
 
 
-def _pod_metadata(md: api.ModelDeployment, labels: dict[str, str]) -> dict[str, Any]:
-    """The pods' labels and annotations: the owner's and ``spec.podTemplate``'s, then ours."""
-    given = (md.spec.pod_template or api.PodTemplate()).metadata or api.PodMetadata()
-    return {
-        "labels": with_owner_labels(md, {**(given.labels or {}), **labels}),
-        "annotations": {**(given.annotations or {}), **POD_ANNOTATIONS},
-    }
-
-
 def _pod_settings(md: api.ModelDeployment) -> dict[str, Any]:
     """The pod spec fields that ``spec.podTemplate.spec`` sets, as a Pod spells them."""
-    given = (md.spec.pod_template or api.PodTemplate()).spec or api.PodSettings()
+    given = (md.spec.pod_template or api.PodTemplate()).spec or api.ModelPodSettings()
     return given.to_dict()
 
 
@@ -164,6 +155,7 @@ def build_model_deployment(
     """The Deployment ``<name>-<version>`` running ``replicas`` model servers of ``template``."""
     labels = version_labels(md, version)
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash(template)}
+    pod_template = md.spec.pod_template or api.PodTemplate()
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, version, template, settings)],
         # preStop sleep + drain delay + grace period (see drain.py)
@@ -188,7 +180,10 @@ def build_model_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
             },
-            "template": {"metadata": _pod_metadata(md, pod_labels), "spec": pod_spec},
+            "template": {
+                "metadata": pod_metadata(md, pod_template.metadata, pod_labels, POD_ANNOTATIONS),
+                "spec": pod_spec,
+            },
         },
     }
 

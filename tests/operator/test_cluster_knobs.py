@@ -24,6 +24,7 @@ from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     MODELS,
     OperatorProcess,
+    clipper_app,
     create,
     model_deployment,
     operator,
@@ -264,6 +265,35 @@ def test_pod_template_settings_reach_the_pods_and_change_them_in_place(
         assert "candidateVersion" not in status
     finally:
         k8s.kubectl("delete", "priorityclass", priority, "--ignore-not-found")
+
+
+def test_an_apps_labels_and_frontend_pod_template_reach_its_frontend(
+    k8s: ControlPlane, knobs: Scenario
+) -> None:
+    ns = knobs.namespace
+    create(k8s, ns, model_deployment("shop-model"))
+    pod_template = {
+        "metadata": {"labels": {"mesh": "on"}, "annotations": {"example.com/owner": "search"}},
+        "spec": {"imagePullSecrets": [{"name": "registry"}]},
+    }
+    app = clipper_app("shop", ["shop-model"], frontend={"podTemplate": pod_template})
+    app["metadata"]["labels"] = {"team": "search"}
+    create(k8s, ns, app)
+    frontend = deployment_when(
+        k8s, ns, "shop-frontend", lambda d: (d.status.ready_replicas or 0) == 1,
+        "shop-frontend ready",
+    )  # fmt: skip
+    pod = frontend.spec.template
+    assert pod.metadata.labels["team"] == "search"
+    assert pod.metadata.labels["mesh"] == "on"
+    assert pod.metadata.annotations["example.com/owner"] == "search"
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["registry"]
+    assert pod.spec.service_account_name == "shop-frontend"
+    core = client.CoreV1Api(k8s.api)
+    assert core.read_namespaced_service("shop", ns).metadata.labels["team"] == "search"
+    account = core.read_namespaced_service_account("shop-frontend", ns)
+    assert account.metadata.labels["team"] == "search"
+    assert len(pods_of(k8s, ns, "clipper.dev/app=shop,mesh=on,team=search")) == 1
 
 
 def test_a_missing_service_account_shows_in_the_deployments_conditions(

@@ -99,12 +99,17 @@ class LocalObjectReference(ApiModel):
 
 
 class PodSettings(ApiModel):
-    """Fields of every replica's pod spec that are not part of a version."""
+    """Fields of a pod spec that a user may set on the pods the operator makes."""
 
     affinity: Affinity | None = None
     priority_class_name: str | None = None
-    service_account_name: str | None = None
     image_pull_secrets: list[LocalObjectReference] | None = None
+
+
+class ModelPodSettings(PodSettings):
+    """Fields of every replica's pod spec that are not part of a version."""
+
+    service_account_name: str | None = None
 
 
 class PodTemplate(ApiModel):
@@ -115,7 +120,7 @@ class PodTemplate(ApiModel):
     """
 
     metadata: PodMetadata | None = None
-    spec: PodSettings | None = None
+    spec: ModelPodSettings | None = None
 
 
 class BatchingSpec(ApiModel):

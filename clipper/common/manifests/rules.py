@@ -118,7 +118,11 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
         lambda steps: _sorted([s["weight"] for s in steps])
     ),
     **{
-        ("ModelDeployment", f"spec.podTemplate.metadata.{part}", _RESERVED_KEYS): _unreserved
+        (kind, f"{where}.metadata.{part}", _RESERVED_KEYS): _unreserved
+        for kind, where in (
+            ("ModelDeployment", "spec.podTemplate"),
+            ("ClipperApp", "spec.frontend.podTemplate"),
+        )
         for part in ("labels", "annotations")
     },
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
