@@ -180,7 +180,8 @@ def test_the_owners_labels_reach_its_children_and_follow_changes(
         assert labels["team"] == "search"
         assert "clipper.dev/reserved" not in labels
         assert labels["app.kubernetes.io/managed-by"] == "clipper-operator"
-    assert len(pods_of(k8s, ns, "team=search")) == 2
+    mine = "clipper.dev/model=labelled"  # other tests' pods carry team labels too
+    assert len(pods_of(k8s, ns, f"{mine},team=search")) == 2
     selector = {"clipper.dev/model": "labelled", "clipper.dev/version": "v1"}
     assert deployment.spec.selector.match_labels == selector
 
@@ -192,7 +193,8 @@ def test_the_owners_labels_reach_its_children_and_follow_changes(
         "the Deployment relabelled team=ads",
     )  # fmt: skip
     wait_for(
-        lambda: pods_of(k8s, ns, "team=ads") and not pods_of(k8s, ns, "team=search"),
+        lambda: pods_of(k8s, ns, f"{mine},team=ads")
+        and not pods_of(k8s, ns, f"{mine},team=search"),
         timeout=60, interval=0.2, what="the pods relabelled team=ads",
     )  # fmt: skip
     k8s.kubectl("label", "-n", ns, "modeldeployment", "labelled", "team-")
