@@ -80,6 +80,7 @@ _KINDS = {
     "Role": ("rbac", "role"),
     "RoleBinding": ("rbac", "role_binding"),
     "NetworkPolicy": ("networking", "network_policy"),
+    "PodDisruptionBudget": ("policy", "pod_disruption_budget"),
 }
 
 
@@ -93,6 +94,7 @@ class Kube:
             "core": client.CoreV1Api(self.api),
             "rbac": client.RbacAuthorizationV1Api(self.api),
             "networking": client.NetworkingV1Api(self.api),
+            "policy": client.PolicyV1Api(self.api),
         }
         self.custom = client.CustomObjectsApi(self.api)
 

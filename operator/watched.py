@@ -45,5 +45,6 @@ WATCHED: tuple[Watched, ...] = (
     Watched("rbac.authorization.k8s.io", "v1", "roles"),
     Watched("rbac.authorization.k8s.io", "v1", "rolebindings"),
     Watched("networking.k8s.io", "v1", "networkpolicies"),
+    Watched("policy", "v1", "poddisruptionbudgets"),
 )
 """Every kind whose events reconcile its owner (see the module docstring)."""

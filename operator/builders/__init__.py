@@ -6,6 +6,7 @@ builder returns the complete object (owner reference included) for server-side
 apply: applying it again is a no-op, and a field left out is a field removed.
 """
 
+from clipper.operator.builders.disruption import build_model_disruption_budget, wants_budget
 from clipper.operator.builders.events import build_event
 from clipper.operator.builders.frontend import (
     build_frontend_deployment,
@@ -26,8 +27,10 @@ __all__ = [
     "build_frontend_rbac",
     "build_frontend_service",
     "build_model_deployment",
+    "build_model_disruption_budget",
     "build_model_network_policy",
     "build_model_service",
     "frontend_endpoint",
     "template_hash",
+    "wants_budget",
 ]

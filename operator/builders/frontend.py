@@ -7,6 +7,11 @@ without the operator in the request path. It therefore gets a ServiceAccount of
 its own that may only *read* exactly those kinds in its namespace (and only its
 own ClipperApp), and patch its own ClipperApp's status (the ``RoutingRejected``
 condition, when it cannot apply the app's spec), nothing else.
+
+``spec.frontend.podTemplate`` adds labels, annotations, affinity, a priority class
+and image pull secrets to the frontend's pods, like a ModelDeployment's
+``spec.podTemplate``, but no ServiceAccount: the frontend's own is what lets its
+discovery read the API.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from clipper.operator.builders.meta import (
     POD_SECURITY,
     common_labels,
     object_meta,
+    pod_metadata,
 )
 from clipper.operator.builders.resources import container_resources
 from clipper.operator.settings import OperatorSettings
@@ -92,6 +98,11 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
     """The Deployment ``<app>-frontend``."""
     name = naming.frontend_name(app.metadata.name)
     labels = frontend_labels(app)
+    pod = app.spec.frontend.pod_template or api.FrontendPodTemplate()
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(naming.FRONTEND_HTTP_PORT),
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -104,14 +115,9 @@ def build_frontend_deployment(app: api.ClipperApp, settings: OperatorSettings) -
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
             "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(naming.FRONTEND_HTTP_PORT),
-                    },
-                },
+                "metadata": pod_metadata(app, pod.metadata, labels, annotations),
                 "spec": {
+                    **(pod.spec or api.PodSettings()).to_dict(),
                     "serviceAccountName": name,
                     "containers": [_container(app, settings)],
                     # preStop sleep + the app's drain delay + grace period (see drain.py)

@@ -78,6 +78,7 @@ def namespaced_rules() -> list[dict[str, Any]]:
         _rule("", ["serviceaccounts"], [*APPLY, "watch"]),
         _rule(RBAC, ["roles", "rolebindings"], [*APPLY, "watch"]),
         _rule("networking.k8s.io", ["networkpolicies"], [*APPLY, "watch"]),
+        _rule("policy", ["poddisruptionbudgets"], [*APPLY, "watch", "delete"]),
         _rule("", ["pods"], READ),
         _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
         _rule("discovery.k8s.io", ["endpointslices"], READ),

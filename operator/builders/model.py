@@ -10,6 +10,12 @@ the model loads and while it drains), through Kubernetes' native gRPC probes. A
 startup probe gives loading its own, longer budget, so a slow model is not killed
 by the liveness probe before it has loaded.
 
+``spec.podTemplate`` (labels, annotations, affinity, priority class, image pull
+secrets, ServiceAccount) is not part of a version: it is read from the spec for
+every version's Deployment, so a change rolls through the running pods by the
+Deployment's own rolling update. The operator's labels and annotations win over
+the user's, and never the user's go into a selector.
+
 A request for ``nvidia.com/gpu`` gets the CUDA image by default, equal requests
 and limits (Kubernetes requires it of extended resources) and a toleration of the
 ``nvidia.com/gpu`` taint that GPU node pools carry.
@@ -29,6 +35,7 @@ from clipper.operator.builders.meta import (
     POD_SECURITY,
     common_labels,
     object_meta,
+    pod_metadata,
     stable_hash,
 )
 from clipper.operator.builders.resources import container_resources
@@ -125,6 +132,19 @@ def _container(
     return container
 
 
+POD_ANNOTATIONS = {
+    "kubectl.kubernetes.io/default-container": "model",
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(naming.METRICS_PORT),
+}
+
+
+def _pod_settings(md: api.ModelDeployment) -> dict[str, Any]:
+    """The pod spec fields that ``spec.podTemplate.spec`` sets, as a Pod spells them."""
+    given = (md.spec.pod_template or api.PodTemplate()).spec or api.ModelPodSettings()
+    return given.to_dict()
+
+
 def build_model_deployment(
     md: api.ModelDeployment,
     version: str,
@@ -135,6 +155,7 @@ def build_model_deployment(
     """The Deployment ``<name>-<version>`` running ``replicas`` model servers of ``template``."""
     labels = version_labels(md, version)
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash(template)}
+    pod_template = md.spec.pod_template or api.PodTemplate()
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, version, template, settings)],
         # preStop sleep + drain delay + grace period (see drain.py)
@@ -144,6 +165,7 @@ def build_model_deployment(
         "enableServiceLinks": False,
         "tolerations": _tolerations(template),
         "nodeSelector": dict(template.node_selector or {}),
+        **_pod_settings(md),
     }
     return {
         "apiVersion": "apps/v1",
@@ -159,14 +181,7 @@ def build_model_deployment(
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
             },
             "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "kubectl.kubernetes.io/default-container": "model",
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(naming.METRICS_PORT),
-                    },
-                },
+                "metadata": pod_metadata(md, pod_template.metadata, pod_labels, POD_ANNOTATIONS),
                 "spec": pod_spec,
             },
         },

@@ -6,10 +6,11 @@
 3. Write the plan's status (traffic included: the frontends follow it; a child that
    should exist and was not found is named in its conditions, see ``children``),
    post its Events, then apply its actions: ``EnsureVersion`` applies the version's
-   Deployment and headless Service, ``ScaleVersion`` scales an existing one to
-   zero (with its recorded template, so it comes back as it was),
-   ``DeleteVersion`` deletes both. Applying re-creates a deleted child and puts
-   back what someone edited of one; a ``Repaired`` Event names each child re-created.
+   Deployment and headless Service (and its PodDisruptionBudget while it runs more
+   than one replica), ``ScaleVersion`` scales an existing one to zero (with its
+   recorded template, so it comes back as it was), ``DeleteVersion`` deletes them
+   all. Applying re-creates a deleted child and puts back what someone edited of
+   one; a ``Repaired`` Event names each child re-created.
 4. Return ``requeue_after``, so that a canary pause, a drain or a deadline comes
    due without any change to watch.
 """
@@ -20,7 +21,13 @@ from typing import Any
 
 from clipper.common import api, rollout
 from clipper.operator import naming, validation
-from clipper.operator.builders import build_model_deployment, build_model_service, template_hash
+from clipper.operator.builders import (
+    build_model_deployment,
+    build_model_disruption_budget,
+    build_model_service,
+    template_hash,
+    wants_budget,
+)
 from clipper.operator.context import MODELS, Context
 from clipper.operator.observe import observe_versions
 from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
@@ -40,9 +47,12 @@ Obj = dict[str, Any]
 class _Owned:
     """What exists of one ModelDeployment's versions, by version."""
 
-    def __init__(self, deployments: list[Obj], services: list[Obj], pods: list[Obj]) -> None:
+    def __init__(
+        self, deployments: list[Obj], services: list[Obj], budgets: list[Obj], pods: list[Obj]
+    ) -> None:
         self.deployments = {_version(d): d for d in deployments}
         self.services = {_version(s): s for s in services}
+        self.budgets = {_version(b): b for b in budgets}
         self.pods = pods
 
 
@@ -55,8 +65,9 @@ async def _read_owned(ctx: Context, md: api.ModelDeployment) -> _Owned:
     selector = f"{naming.LABEL_MODEL}={md.metadata.name}"
     deployments = owned(await ctx.client.select("Deployment", namespace, selector), uid)
     services = owned(await ctx.client.select("Service", namespace, selector), uid)
+    budgets = owned(await ctx.client.select("PodDisruptionBudget", namespace, selector), uid)
     pods = await ctx.client.select("Pod", namespace, selector) if deployments else []
-    return _Owned(deployments, services, pods)
+    return _Owned(deployments, services, budgets, pods)
 
 
 async def _names_taken(
@@ -99,14 +110,21 @@ async def _ensure(
     replicas: int,
     have: _Owned,
 ) -> list[Child]:
-    """Apply the version's Deployment and Service; those that this re-created after
-    they were read (deleted meanwhile: see ``children.recreated``)."""
+    """Apply the version's Deployment, Service and (above one replica) its
+    PodDisruptionBudget; those that this re-created after they were read (deleted
+    meanwhile: see ``children.recreated``)."""
     raced = []
-    deployment = build_model_deployment(md, version, template, replicas, ctx.settings)
-    for obj, observed in (
-        (deployment, have.deployments.get(version)),
+    objects = [
+        (build_model_deployment(md, version, template, replicas, ctx.settings),
+         have.deployments.get(version)),
         (build_model_service(md, version), have.services.get(version)),
-    ):
+    ]  # fmt: skip
+    if wants_budget(replicas):
+        objects.append((build_model_disruption_budget(md, version), have.budgets.get(version)))
+    elif version in have.budgets:
+        name = naming.version_name(md.metadata.name, version)
+        await ctx.client.delete("PodDisruptionBudget", md.metadata.namespace or "", name)
+    for obj, observed in objects:
         stored = await ctx.client.apply(obj)
         applied(md, observed, stored)
         if recreated(observed, stored):
@@ -131,11 +149,25 @@ async def _apply(
                 )
         else:
             name = naming.version_name(md.metadata.name, action.version)
-            if action.version in have.deployments:
-                await ctx.client.delete("Deployment", namespace, name)
-            if action.version in have.services:
-                await ctx.client.delete("Service", namespace, name)
+            for kind, mine in (
+                ("Deployment", have.deployments),
+                ("Service", have.services),
+                ("PodDisruptionBudget", have.budgets),
+            ):
+                if action.version in mine:
+                    await ctx.client.delete(kind, namespace, name)
     return raced
+
+
+def _scale_status(md: api.ModelDeployment, status: api.ModelDeploymentStatus) -> None:
+    """What the scale subresource reads: every version's replicas, and their selector.
+
+    Every version's, not spec.version's alone: an autoscaler sizes spec.replicas for
+    the model's whole load, which during a canary the old version still mostly
+    carries (the candidate's pods alone would look idle and be scaled down).
+    """
+    status.replicas = sum(v.replicas for v in status.versions)
+    status.selector = f"{naming.LABEL_MODEL}={md.metadata.name}"
 
 
 async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | None:
@@ -157,6 +189,7 @@ async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | No
     observed = observe_versions(have.deployments.values(), have.pods, hashes)
     now = utcnow()
     plan = rollout.reconcile(md.spec, md.status, observed, now, generation)
+    _scale_status(md, plan.status)
     missing = _missing(md, plan, have)
     status = plan.status.model_copy(deep=True)
     mark_missing(status.conditions, missing, now, generation)

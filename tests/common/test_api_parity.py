@@ -89,7 +89,7 @@ def test_version_template_is_the_spec_minus_rollout_fields() -> None:
     template = schema_["properties"]["status"]["properties"]["versions"]["items"]["properties"]
     assert compare(api.VersionTemplate, template["template"], "template", True) == []
     spec_fields = set(schema_["properties"]["spec"]["properties"])
-    steering = {"version", "modelName", "replicas", "batching", "rollout"}
+    steering = {"version", "modelName", "replicas", "batching", "rollout", "podTemplate"}
     assert set(template["template"]["properties"]) == spec_fields - steering
 
 

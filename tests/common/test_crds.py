@@ -57,10 +57,32 @@ def test_names_scope_and_subresources(kind: str) -> None:
     assert spec["names"]["shortNames"][0] == {"ClipperApp": "capp", "ModelDeployment": "mdep"}[kind]
     (version,) = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"]["status"] == {}
+    scale = {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    expected = {"ClipperApp": None, "ModelDeployment": scale}[kind]
+    assert version["subresources"].get("scale") == expected
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     assert {"Ready", "Age"} <= set(columns)
     assert {"ClipperApp": "Endpoint", "ModelDeployment": "Traffic"}[kind] in columns
+
+
+def test_scale_paths_point_at_integer_and_string_fields() -> None:
+    """The API server reads the scale paths from the object: they must be real fields."""
+    scale = crds.version_of("ModelDeployment")["subresources"]["scale"]
+    props = crds.schema("ModelDeployment")["properties"]
+    types = {
+        path: props[path.split(".")[1]]["properties"][path.split(".")[2]]["type"]
+        for path in scale.values()
+    }
+    assert types == {
+        ".spec.replicas": "integer",
+        ".status.replicas": "integer",
+        ".status.selector": "string",
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -75,5 +75,5 @@ def test_every_frontend_knob_of_the_crd_is_passed() -> None:
     flags = frontend_flags(api.FrontendSpec())
     passed = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
     assert passed == set(KNOBS.values())
-    structural = {"replicas", "image", "resources", "service"}
+    structural = {"replicas", "image", "resources", "service", "podTemplate"}
     assert set(crd_frontend()) - structural == set(KNOBS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clipper.common import manifests
+from clipper.common import api, manifests
 from clipper.common.errors import ConfigError, InvalidManifests
 
 HERE = Path(__file__).parent / "manifests"
@@ -144,6 +144,32 @@ INVALID = [
      "ClipperApp/digits: spec.models", "ModelDeployments m and n both serve the model name 'm'"),
     ("defined-twice", md() + "---\n" + md(), "ModelDeployment/m: metadata.name",
      "defined twice: also in"),
+    ("pod-label-reserved", md("podTemplate: {metadata: {labels: {clipper.dev/model: x}}}"),
+     "ModelDeployment/m: spec.podTemplate.metadata.labels",
+     "label keys under clipper.dev/ are reserved for the operator"),
+    ("pod-annotation-reserved",
+     md("podTemplate: {metadata: {annotations: {clipper.dev/note: x}}}"),
+     "ModelDeployment/m: spec.podTemplate.metadata.annotations",
+     "annotation keys under clipper.dev/ are reserved for the operator"),
+    ("pod-label-value", md("podTemplate: {metadata: {labels: {team: 'a b'}}}"),
+     "ModelDeployment/m: spec.podTemplate.metadata.labels.team", "'a b'"),
+    ("pod-affinity-typo", md("podTemplate: {spec: {affinity: {nodeAfinity: {}}}}"),
+     "ModelDeployment/m: spec.podTemplate.spec.affinity.nodeAfinity",
+     "did you mean 'nodeAffinity'?"),
+    ("pod-priority-class-name", md("podTemplate: {spec: {priorityClassName: High_Prio}}"),
+     "ModelDeployment/m: spec.podTemplate.spec.priorityClassName", "'High_Prio'"),
+    ("pod-service-account-name", md("podTemplate: {spec: {serviceAccountName: Reader}}"),
+     "ModelDeployment/m: spec.podTemplate.spec.serviceAccountName", "'Reader'"),
+    ("frontend-pod-label-reserved",
+     app("frontend: {podTemplate: {metadata: {labels: {clipper.dev/app: x}}}}"),
+     "ClipperApp/digits: spec.frontend.podTemplate.metadata.labels",
+     "label keys under clipper.dev/ are reserved for the operator"),
+    ("frontend-pod-service-account",
+     app("frontend: {podTemplate: {spec: {serviceAccountName: a}}}"),
+     "ClipperApp/digits: spec.frontend.podTemplate.spec.serviceAccountName", "unknown field"),
+    ("pod-pull-secret-shape", md("podTemplate: {spec: {imagePullSecrets: [registry]}}"),
+     "ModelDeployment/m: spec.podTemplate.spec.imagePullSecrets[0]",
+     "'registry' is not of type 'object'"),
 ]  # fmt: skip
 
 
@@ -326,3 +352,24 @@ def test_pytorch_factory_must_import(tmp_path: Path) -> None:
     (error,) = caught.value.errors
     assert error.location.endswith("ModelDeployment/m: spec.factory")
     assert "cannot import 'nets_nowhere:make'" in error.message
+
+
+def test_a_pod_template_loads_typed_and_is_no_part_of_the_version(tmp_path: Path) -> None:
+    pod = """\
+        podTemplate:
+          metadata: {labels: {team: search}, annotations: {example.com/owner: search}}
+          spec:
+            affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: []}}
+            priorityClassName: serving-high
+            serviceAccountName: model-reader
+            imagePullSecrets: [{name: registry}]
+        """
+    (tmp_path / "m.yaml").write_text(md(pod))
+    (tmp_path / "model.joblib").write_bytes(b"")
+    (loaded,) = manifests.load(tmp_path / "m.yaml").deployments
+    settings = loaded.spec.pod_template
+    assert settings is not None
+    assert settings.spec is not None
+    assert settings.spec.priority_class_name == "serving-high"
+    assert settings.spec.image_pull_secrets == [api.LocalObjectReference(name="registry")]
+    assert "podTemplate" not in loaded.spec.template().to_dict()

@@ -114,3 +114,29 @@ def test_frontend_knobs_of_the_app_become_flags() -> None:
     assert args[args.index("--aimd-budget-fraction") + 1] == "0.3"
     assert args[args.index("--drain-delay-s") + 1] == "11"
     assert args[args.index("--feedback-max-bytes") + 1] == str(64 * 1024 * 1024)
+
+
+def test_frontend_pod_template_reaches_its_pods_but_not_its_account() -> None:
+    pod_template = {
+        "metadata": {
+            "labels": {"mesh": "on", "clipper.dev/app": "not-this"},
+            "annotations": {"example.com/owner": "search", "prometheus.io/port": "1"},
+        },
+        "spec": {
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+            "priorityClassName": "serving-high",
+            "imagePullSecrets": [{"name": "registry"}],
+        },
+    }
+    obj = build_frontend_deployment(app(frontend={"podTemplate": pod_template}), SETTINGS)
+    plain = build_frontend_deployment(app(), SETTINGS)
+    pod = obj["spec"]["template"]
+    assert pod["metadata"]["labels"]["mesh"] == "on"
+    assert pod["metadata"]["labels"]["clipper.dev/app"] == "digits"  # the operator's wins
+    assert pod["metadata"]["annotations"]["example.com/owner"] == "search"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8080"
+    assert pod["spec"]["affinity"] == pod_template["spec"]["affinity"]
+    assert pod["spec"]["priorityClassName"] == "serving-high"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["spec"]["serviceAccountName"] == "digits-frontend"
+    assert obj["spec"]["selector"] == plain["spec"]["selector"]

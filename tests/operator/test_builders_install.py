@@ -67,11 +67,16 @@ def test_operator_may_write_what_it_creates_and_only_status_of_its_kinds() -> No
         ("rbac.authorization.k8s.io", "roles"),
         ("rbac.authorization.k8s.io", "rolebindings"),
         ("networking.k8s.io", "networkpolicies"),
+        ("policy", "poddisruptionbudgets"),
     ):
         # Server-side apply is a patch (a create when the object is new), never an update.
         assert {(group, resource, verb) for verb in ("create", "patch")} <= rules
         assert (group, resource, "update") not in rules
-    for group, resource in (("apps", "deployments"), ("", "services")):
+    for group, resource in (
+        ("apps", "deployments"),
+        ("", "services"),
+        ("policy", "poddisruptionbudgets"),
+    ):
         assert (group, resource, "delete") in rules  # a retired version's objects
     assert ("", "serviceaccounts", "delete") not in rules  # the garbage collector's job
     assert ("clipper.dev", "modeldeployments/status", "update") in rules

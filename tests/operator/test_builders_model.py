@@ -201,3 +201,67 @@ def test_service_is_headless_with_a_named_grpc_port() -> None:
 def test_a_model_server_that_cannot_load_leaves_its_reason_in_the_pod_status() -> None:
     # e.g. device cuda without a GPU: the server exits 1 with one ERROR line.
     assert container(deployment(model()))["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+POD_TEMPLATE = {
+    "metadata": {
+        "labels": {"sidecar.istio.io/inject": "true", naming.MANAGED_BY: "me"},
+        "annotations": {"example.com/owner": "search", "prometheus.io/scrape": "false"},
+    },
+    "spec": {
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "labelSelector": {"matchLabels": {naming.LABEL_MODEL: "digits"}},
+                        },
+                    }
+                ]
+            }
+        },
+        "priorityClassName": "serving-high",
+        "serviceAccountName": "model-reader",
+        "imagePullSecrets": [{"name": "registry"}],
+    },
+}
+
+
+def test_pod_template_settings_reach_every_versions_pods() -> None:
+    md = model(podTemplate=POD_TEMPLATE)
+    pod = deployment(md)["spec"]["template"]
+    assert pod["spec"]["affinity"] == POD_TEMPLATE["spec"]["affinity"]
+    assert pod["spec"]["priorityClassName"] == "serving-high"
+    assert pod["spec"]["serviceAccountName"] == "model-reader"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    assert pod["metadata"]["annotations"]["example.com/owner"] == "search"
+    # A retained version scaled back up runs its recorded template, with today's pod settings.
+    old = build_model_deployment(md, "v1", md.spec.template(), 1, SETTINGS)
+    assert old["spec"]["template"]["spec"]["priorityClassName"] == "serving-high"
+
+
+def test_the_operators_pod_labels_and_annotations_win_and_selectors_stay() -> None:
+    md = model(podTemplate=POD_TEMPLATE)
+    obj, plain = deployment(md), deployment(model())
+    pod = obj["spec"]["template"]["metadata"]
+    assert pod["labels"][naming.MANAGED_BY] == naming.COMPONENT
+    assert pod["annotations"]["prometheus.io/scrape"] == "true"
+    assert obj["spec"]["selector"] == plain["spec"]["selector"]
+
+
+def test_pod_template_is_not_part_of_the_version() -> None:
+    # Not in the recorded template, nor in its hash: changing it starts no rollout.
+    with_pod, without = model(podTemplate=POD_TEMPLATE), model()
+    assert with_pod.spec.template() == without.spec.template()
+    assert template_hash(with_pod.spec.template()) == template_hash(without.spec.template())
+
+
+def test_without_a_pod_template_the_pod_spec_sets_none_of_its_fields() -> None:
+    spec = deployment(model())["spec"]["template"]["spec"]
+    assert not {"affinity", "priorityClassName", "serviceAccountName", "imagePullSecrets"} & set(
+        spec
+    )

@@ -20,7 +20,7 @@ from clipper.common.api.base import (
     ResourceRequirements,
     TensorSignature,
 )
-from clipper.common.api.modeldeployment import ModelDeployment
+from clipper.common.api.modeldeployment import ModelDeployment, PodMetadata, PodSettings
 
 
 class SelectionPolicySpec(ApiModel):
@@ -46,6 +46,13 @@ class ServiceSpec(ApiModel):
     grpc_port: int = 8081
 
 
+class FrontendPodTemplate(ApiModel):
+    """Kubernetes-only settings of the frontend's pods (local mode ignores them)."""
+
+    metadata: PodMetadata | None = None
+    spec: PodSettings | None = None
+
+
 class FrontendSpec(ApiModel):
     """The app's frontend processes."""
 
@@ -56,6 +63,7 @@ class FrontendSpec(ApiModel):
     aimd_budget_fraction: float = 0.5
     feedback_max_bytes: int = 64 * 1024 * 1024
     drain_delay_seconds: int = 5
+    pod_template: FrontendPodTemplate | None = None
     service: ServiceSpec = Field(default_factory=ServiceSpec)
 
 

@@ -15,7 +15,7 @@ restarted operator, or a restarted ``clipper run``, resumes where it stopped.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -79,6 +79,52 @@ class VersionTemplate(ApiModel):
         return any(GPU_RESOURCE in (group or {}) for group in (res.limits, res.requests))
 
 
+class PodMetadata(ApiModel):
+    """Labels and annotations added to every replica's pod."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Affinity(ApiModel):
+    """A Pod's affinity; its parts go to the pods as they are."""
+
+    node_affinity: dict[str, Any] | None = None
+    pod_affinity: dict[str, Any] | None = None
+    pod_anti_affinity: dict[str, Any] | None = None
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the same namespace, by name."""
+
+    name: str
+
+
+class PodSettings(ApiModel):
+    """Fields of a pod spec that a user may set on the pods the operator makes."""
+
+    affinity: Affinity | None = None
+    priority_class_name: str | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+
+
+class ModelPodSettings(PodSettings):
+    """Fields of every replica's pod spec that are not part of a version."""
+
+    service_account_name: str | None = None
+
+
+class PodTemplate(ApiModel):
+    """Kubernetes-only settings of every version's pods (local mode ignores them).
+
+    Not part of ``VersionTemplate``: they apply to every version at once, and a change
+    updates the running pods through each Deployment's rolling update, not a rollout.
+    """
+
+    metadata: PodMetadata | None = None
+    spec: ModelPodSettings | None = None
+
+
 class BatchingSpec(ApiModel):
     """How the frontend batches queries to the model."""
 
@@ -116,6 +162,7 @@ class ModelDeploymentSpec(VersionTemplate):
     model_name: str | None = None
     replicas: int = 1
     """Replicas of ``spec.version``: not part of the template, so it scales in place."""
+    pod_template: PodTemplate | None = None
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
 
@@ -162,6 +209,10 @@ class ModelDeploymentStatus(ApiModel):
     """The rollout state: every version, the traffic, the conditions."""
 
     observed_generation: int | None = None
+    replicas: int | None = None
+    """Replicas of every version together: the scale subresource's status.replicas."""
+    selector: str | None = None
+    """The label selector of every version's replicas: the scale subresource's selector."""
     stable_version: str | None = None
     candidate_version: str | None = None
     traffic: list[TrafficWeight] = Field(default_factory=list)

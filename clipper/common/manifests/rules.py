@@ -43,6 +43,14 @@ def _sorted(values: list[int]) -> bool:
 
 Mirror = Callable[[Any], bool]
 
+_RESERVED_KEYS = "self.all(k, !k.startsWith('clipper.dev/'))"
+
+
+def _unreserved(mapping: dict[str, str]) -> bool:
+    """No key under ``clipper.dev/``, the prefix of the operator's own labels."""
+    return not any(key.startswith("clipper.dev/") for key in mapping)
+
+
 POLICY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "gamma": ("exp3",),
     "eta": ("exp3", "exp4"),
@@ -109,6 +117,14 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
         lambda steps: _sorted([s["weight"] for s in steps])
     ),
+    **{
+        (kind, f"{where}.metadata.{part}", _RESERVED_KEYS): _unreserved
+        for kind, where in (
+            ("ModelDeployment", "spec.podTemplate"),
+            ("ClipperApp", "spec.frontend.podTemplate"),
+        )
+        for part in ("labels", "annotations")
+    },
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
         lambda s: ("models" in s) != ("modelSelector" in s)
     ),
