@@ -88,16 +88,16 @@ def missing(md: api.ModelDeployment, have: _Owned) -> list[Child]:
 def test_a_serving_versions_deleted_service_is_missing_and_needed_to_serve() -> None:
     md = serving_model()
     assert md.status.traffic[0].version == "v1"
-    have = _Owned([child("Deployment")], [], [])
+    have = _Owned([child("Deployment")], [], [], [])
     assert missing(md, have) == [Child("Service", "digits-logreg-v1", serving=True)]
-    assert missing(md, _Owned([], [child("Service")], [])) == [
+    assert missing(md, _Owned([], [child("Service")], [], [])) == [
         Child("Deployment", "digits-logreg-v1", serving=True)
     ]
-    assert missing(md, _Owned([child("Deployment")], [child("Service")], [])) == []
+    assert missing(md, _Owned([child("Deployment")], [child("Service")], [], [])) == []
 
 
 def test_a_version_not_yet_in_the_status_is_created_not_repaired() -> None:
-    assert missing(model(), _Owned([], [], [])) == []
+    assert missing(model(), _Owned([], [], [], [])) == []
 
 
 # --- an app's children -----------------------------------------------------------------
