@@ -84,8 +84,9 @@ async def _names_taken(
 
 
 def _missing(md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> list[Child]:
-    """The Deployments and Services that the plan keeps and that should already exist
-    (their version was in the status read), but were not found."""
+    """The Deployments, Services and PodDisruptionBudgets that the plan keeps and that
+    should already exist (their version was in the status read, a budget with the
+    replicas it had there), but were not found. A budget protects, it does not serve."""
     known = {v.version for v in md.status.versions}
     serving = {t.version for t in plan.status.traffic if t.weight > 0}
     missing = []
@@ -99,6 +100,10 @@ def _missing(md: api.ModelDeployment, plan: rollout.Plan, have: _Owned) -> list[
             missing.append(Child("Deployment", name, up))
         if version not in have.services and (ensured or version in have.deployments):
             missing.append(Child("Service", name, up))
+        had = md.status.version(version)
+        budget = ensured and had is not None and wants_budget(had.replicas)
+        if budget and version in have.deployments and version not in have.budgets:
+            missing.append(Child("PodDisruptionBudget", name, serving=False))
     return missing
 
 

@@ -60,6 +60,7 @@ KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "Role": (client.RbacAuthorizationV1Api, "role"),
     "RoleBinding": (client.RbacAuthorizationV1Api, "role_binding"),
     "NetworkPolicy": (client.NetworkingV1Api, "network_policy"),
+    "PodDisruptionBudget": (client.PolicyV1Api, "pod_disruption_budget"),
 }
 
 
@@ -101,7 +102,7 @@ def scenario(
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLIPPER_LOG_LEVEL", "DEBUG")  # the dispatcher's line per reconcile
         with operator(operator_kubeconfig, namespace, logs, "--resync-seconds", "3600") as proc:
-            create(k8s, namespace, model_deployment(MODEL, replicas=1))
+            create(k8s, namespace, model_deployment(MODEL, replicas=2))  # 2: a budget
             create(k8s, namespace, clipper_app(APP, [MODEL]))
             found = Scenario(k8s, namespace, proc)
             found.healthy(MODELS, MODEL)
@@ -152,6 +153,7 @@ def repaired(found: list[tuple[str, str, str]], child: str) -> list[str]:
 CHILDREN = [
     (MODELS, MODEL, "Service", "digits-logreg-v1"),
     (MODELS, MODEL, "Deployment", "digits-logreg-v1"),
+    (MODELS, MODEL, "PodDisruptionBudget", "digits-logreg-v1"),
     (APPS, APP, "Service", "digits"),
     (APPS, APP, "Deployment", "digits-frontend"),
     (APPS, APP, "ServiceAccount", "digits-frontend"),
@@ -216,7 +218,7 @@ def test_a_deleted_child_is_recreated_at_once_reported_and_recorded(
     said = owners_conditions_since(s, plural, owner, version)
     missing = ("Degraded", "ChildMissing", f"missing: {kind} {name} (being recreated)")
     assert missing in said
-    serving = kind != "NetworkPolicy"
+    serving = kind not in ("NetworkPolicy", "PodDisruptionBudget")
     assert (("Ready", *missing[1:]) in said) == serving
 
 
@@ -237,8 +239,8 @@ def test_a_model_deployment_scaled_by_hand_is_scaled_back(scenario: Scenario) ->
         name, s.namespace, {"spec": {"replicas": 0}}
     )
     wait_for(
-        lambda: s.child("Deployment", name).spec.replicas == 1,
-        what="the model Deployment scaled back to 1",
+        lambda: s.child("Deployment", name).spec.replicas == 2,
+        what="the model Deployment scaled back to 2",
     )
     s.healthy(MODELS, MODEL)
 
