@@ -74,17 +74,25 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
 
 def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     """The key of each row of ``rows`` (one request's rows for ``model@version``),
-    as plain tuples equal to ``cache_key``'s, row by row; the header is hashed once
-    and each row's hash continues from a copy of that state."""
+    as plain tuples equal to ``cache_key``'s, row by row. The header is hashed once
+    and each row's hash continues from a copy of that state, over a slice of one
+    byte view of the contiguous rows: no numpy view or ``memoryview`` is built per
+    row (that was a sixth of the keys' cost for a digits row)."""
     rows = np.asarray(rows)
     if rows.dtype.hasobject or len(rows) == 0:
         return [tuple(cache_key(model, version, row)) for row in rows]  # type: ignore[misc]
-    base = sha256(_header(rows[0]))
+    rows = np.ascontiguousarray(rows)
+    copy = sha256(_header(rows[0])).copy
+    width = rows.nbytes // len(rows)
+    if width == 0:  # rows without elements: all alike
+        return [(model, version, copy().digest()[:DIGEST_SIZE])] * len(rows)
+    data = rows.reshape(-1).view(np.uint8).data
     keys: list[RowKey] = []
-    for row in np.ascontiguousarray(rows):
-        h = base.copy()
-        h.update(row.data)
-        keys.append((model, version, h.digest()[:DIGEST_SIZE]))
+    append = keys.append
+    for start in range(0, len(data), width):
+        h = copy()
+        h.update(data[start : start + width])
+        append((model, version, h.digest()[:DIGEST_SIZE]))
     return keys
 
 

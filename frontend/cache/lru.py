@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Found, PredictionCache
+from clipper.frontend.cache.base import Cached, CacheStats, Found, PredictionCache
 from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey, RowKey
 
@@ -43,7 +43,7 @@ strings and bytes (never a ``NamedTuple``). The same goes for the entry, a plain
 ``(value, size, expires)`` tuple (arrays are not tracked). A full cache of 100,000
 entries then adds nothing to each full collection's work; as NamedTuples they made
 the cache's collections a tail-latency cost under load (``benchmarks/overload.py``)."""
-_Entry = tuple[np.ndarray, int, float]
+_Entry = tuple[Cached, int, float]
 
 
 class LRUCache(PredictionCache):
@@ -65,7 +65,7 @@ class LRUCache(PredictionCache):
         self._bytes = 0
         self._hits = self._misses = self._coalesced = self._evictions = self._expirations = 0
 
-    async def get(self, key: CacheKey) -> np.ndarray | None:
+    async def get(self, key: CacheKey) -> Cached | None:
         value = self._lookup(key)
         if value is None:
             self._misses += 1
@@ -77,19 +77,26 @@ class LRUCache(PredictionCache):
         self._store(key, frozen_copy(value))
 
     async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
+        """``_lookup`` inlined and the counters added once: this runs for every row."""
         found: list[Found] = []
-        flights = self._flights
+        append = found.append
+        get = self._entries.get
+        find = self._flights.find
+        hits = coalesced = misses = 0
         for key in keys:
-            value = self._lookup(key)
-            if value is not None:
-                self._hits += 1
-                found.append(value)
-            elif (entry := flights.find(key)) is not None:
-                self._coalesced += 1
-                found.append(entry)
+            entry = get(key)
+            if entry is not None and (value := self._fresh(key, entry)) is not None:
+                hits += 1
+                append(value)
+            elif (flying := find(key)) is not None:
+                coalesced += 1
+                append(flying)
             else:
-                self._misses += 1
-                found.append(None)
+                misses += 1
+                append(None)
+        self._hits += hits
+        self._coalesced += coalesced
+        self._misses += misses
         return found
 
     def expect(self, keys: Sequence[RowKey], future: asyncio.Future[np.ndarray]) -> Flight:
@@ -97,7 +104,13 @@ class LRUCache(PredictionCache):
 
     def _fill(self, keys: Sequence[RowKey], outputs: np.ndarray) -> None:
         """Store a landed chunk's rows: ``_store`` row by row, unrolled (one clock read,
-        sizes from the chunk's dtype), because it runs for every row of every miss."""
+        sizes from the chunk's dtype), because it runs for every row of every miss.
+
+        A 1-D output's rows (class labels, scores) are stored as the numpy scalars
+        that indexing gives, which own their value and cannot be changed: no copy
+        and no array per row, and the answer is what the model's own chunk gives
+        a row without the cache. Other rows are read-only copies of their own, so a
+        stored value never keeps the chunk's buffer alive nor aliases it."""
         if outputs.dtype.hasobject:  # text, or records with a text output
             for key, output in zip(keys, outputs, strict=True):
                 self._store(key, frozen_copy(output))
@@ -107,15 +120,16 @@ class LRUCache(PredictionCache):
         if size > self.max_bytes:
             return
         expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
+        if outputs.ndim == 1 and outputs.dtype.names is None:
+            values: list[Cached] = list(outputs)
+        else:
+            values = [frozen_copy(output) for output in outputs]
         added = 0
-        for key, output in zip(keys, outputs, strict=True):
-            old = entries.pop(key, None)
+        pop = entries.pop
+        for key, value in zip(keys, values, strict=True):
+            old = pop(key, None)
             if old is not None:
                 added -= old[1]
-            # np.array, not output.copy(): a 1-D output's rows are numpy scalars,
-            # whose flags cannot be set; this gives them a 0-d array of their own.
-            value = np.array(output, copy=True)
-            value.flags.writeable = False
             entries[key] = (value, size, expires)
             added += size
         self._bytes += added
@@ -147,10 +161,12 @@ class LRUCache(PredictionCache):
             max_bytes=self.max_bytes,
         )
 
-    def _lookup(self, key: RowKey) -> np.ndarray | None:
+    def _lookup(self, key: RowKey) -> Cached | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
+        return None if entry is None else self._fresh(key, entry)
+
+    def _fresh(self, key: RowKey, entry: _Entry) -> Cached | None:
+        """A found entry's value, now the most recently used; ``None`` if it expired."""
         if entry[2] <= self._clock():
             self._bytes -= self._entries.pop(key)[1]
             self._expirations += 1
