@@ -36,7 +36,7 @@ OrderedDict node, entry tuple: about 440 bytes measured with tracemalloc on
 CPython 3.11 and numpy 2.4."""
 
 
-_Key = tuple[str, str, bytes]
+_Key = tuple[str, str, bytes, bytes]
 """A ``CacheKey`` stored as a plain tuple: equal to it and hashed alike, so lookups
 by ``CacheKey`` find it, but the garbage collector stops tracking a plain tuple of
 strings and bytes (never a ``NamedTuple``). The same goes for the entry, a plain
@@ -183,7 +183,7 @@ class LRUCache(PredictionCache):
             return
         expires = self._clock() + self.ttl_seconds if self.ttl_seconds else float("inf")
         if type(key) is not tuple:  # a CacheKey: stored as a plain tuple (see _Key)
-            key = (key[0], key[1], key[2])
+            key = (key[0], key[1], key[2], key[3])
         self._entries[key] = (value, size, expires)
         self._bytes += size
         while self._bytes > self.max_bytes:

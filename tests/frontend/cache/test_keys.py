@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,21 @@ def test_a_requests_keys_in_one_pass_equal_the_keys_row_by_row() -> None:
     wide = np.arange(48, dtype=np.float32).reshape(4, 12)
     for rows in (wide, wide[:, ::2], wide[::2], np.array([["ab", "c"], ["a", "bc"]], dtype=object)):
         assert cache_keys("m", "1", rows) == [cache_key("m", "1", row) for row in rows]
+
+
+def test_the_kind_is_a_field_of_its_own_shared_by_a_requests_keys() -> None:
+    """dtype and shape are compared as they are, not hashed in with the row, so
+    each row costs one hash of its own bytes; the rows of one kind share one kind."""
+    rows = np.arange(8.0).reshape(2, 4)
+    first, second = cache_keys("m", "1", rows)
+    assert first[2] == b"<f8(4,)"
+    assert first[2] is second[2]
+    assert first[3] == hashlib.sha256(rows[0].tobytes()).digest()[:16]
+    as_ints = cache_key("m", "1", rows[0].view(np.int64))
+    assert as_ints.digest == first[3]
+    assert as_ints != first  # same bytes, another kind
+
+
+def test_rows_without_elements_have_one_key() -> None:
+    empty = np.zeros((3, 0))
+    assert cache_keys("m", "1", empty) == [cache_key("m", "1", empty[0])] * 3
