@@ -4,8 +4,9 @@ A key is the model, its version, the row's kind (its dtype and shape, as text)
 and a 128-bit digest of the row's bytes. The kind is part of the key, because
 the same bytes mean different inputs as float32[16] and float64[8] or as [2, 8]
 and [4, 4]; it is a field of its own rather than hashed in, so that each row
-costs one hash call (continuing a copied hash state per row cost as much again)
-and keys of one kind share one kind object. The digest covers the row's own
+costs one hash call (continuing a copied hash state per row cost as much again).
+The per-request path packs a key into one ``bytes`` object (``RowKey``), which
+the garbage collector never tracks, unlike a tuple. The digest covers the row's own
 values (made contiguous first, so a row sliced out of a batch hashes like the
 same values built afresh). Text (BYTES) rows are numpy object arrays whose
 buffer holds pointers, so each element is hashed by value, length-prefixed so
@@ -38,6 +39,7 @@ import numpy as np
 
 DIGEST_SIZE = 16
 _KINDS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
+_PREFIXES: dict[tuple[str, str, bytes], bytes] = {}
 _MAX_KINDS = 4096
 
 
@@ -51,14 +53,28 @@ class CacheKey(NamedTuple):
     def __str__(self) -> str:
         return f"{self.model}@{self.version}/{self.kind.decode()}/{self.digest.hex()}"
 
+    @property
+    def packed(self) -> RowKey:
+        """The key as the cache stores it (``RowKey``)."""
+        return _prefix(self.model, self.version, self.kind) + self.digest
 
-RowKey = tuple[str, str, bytes, bytes]
-"""A key as a plain tuple ``(model, version, kind, digest)``: equal to the ``CacheKey``
-with the same fields and hashed alike, so either finds the other's entry. The
-per-request path uses it because the garbage collector stops tracking a plain
-tuple of strings and bytes after one collection, never a NamedTuple (nor one
-built with ``tuple.__new__``): a cache of 100,000 entries and the keys of every
-row in flight then add nothing to the collector's work."""
+
+RowKey = bytes
+"""A key as the cache stores it: one ``bytes`` object, the length-prefixed model
+and version, the kind, then the digest (fixed length, last, so the fields cannot
+run into each other). Not a tuple because the garbage collector tracks every new
+tuple until a collection finds it holds nothing to track: the cache's entries,
+which live long, then pile up in the oldest generation, and its full collections
+(which also walk the whole cache) came several times a second under load.
+A ``bytes`` object is never tracked."""
+
+
+def owner(key: RowKey) -> tuple[str, str]:
+    """The model and version of a packed key."""
+    size, _, rest = key.partition(b":")
+    model, rest = rest[: int(size)], rest[int(size) :]
+    size, _, rest = rest.partition(b":")
+    return model.decode(), rest[: int(size)].decode()
 
 
 def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
@@ -79,22 +95,33 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
 
 def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     """The key of each row of ``rows`` (one request's rows for ``model@version``),
-    as plain tuples equal to ``cache_key``'s, row by row: one hash call per row,
-    over a slice of one byte view of the contiguous rows (no numpy view, hash
+    packed (``RowKey``), equal to ``cache_key``'s row by row: one hash call per
+    row, over a slice of one byte view of the contiguous rows (no numpy view, hash
     state or ``memoryview`` of its own per row)."""
     rows = np.asarray(rows)
     if rows.dtype.hasobject or len(rows) == 0:
-        return [tuple(cache_key(model, version, row)) for row in rows]  # type: ignore[misc]
+        return [cache_key(model, version, row).packed for row in rows]
     rows = np.ascontiguousarray(rows)
-    kind = _kind(rows[0])
+    prefix = _prefix(model, version, _kind(rows[0]))
     width = rows.nbytes // len(rows)
     if width == 0:  # rows without elements: all alike
-        return [(model, version, kind, sha256().digest()[:DIGEST_SIZE])] * len(rows)
+        return [prefix + sha256().digest()[:DIGEST_SIZE]] * len(rows)
     data = rows.reshape(-1).view(np.uint8).data
     return [
-        (model, version, kind, sha256(data[start : start + width]).digest()[:DIGEST_SIZE])
+        prefix + sha256(data[start : start + width]).digest()[:DIGEST_SIZE]
         for start in range(0, len(data), width)
     ]
+
+
+def _prefix(model: str, version: str, kind: bytes) -> bytes:
+    key = (model, version, kind)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        if len(_PREFIXES) >= _MAX_KINDS:
+            _PREFIXES.clear()
+        name, tag = model.encode(), version.encode()
+        prefix = _PREFIXES[key] = b"%d:%s%d:%s%s" % (len(name), name, len(tag), tag, kind)
+    return prefix
 
 
 def _kind(row: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ ROWS = np.arange(12.0).reshape(3, 4)
 async def test_misses_register_one_flight_that_identical_lookups_join_and_that_fills() -> None:
     cache = LRUCache(1 << 20)
     keys = cache_keys("m", "1", ROWS)
-    assert keys == [cache_key("m", "1", row) for row in ROWS]
+    assert keys == [cache_key("m", "1", row).packed for row in ROWS]
     gc.collect()
     assert not any(gc.is_tracked(key) for key in keys)  # no work for the collector
     assert await cache.lookup(keys) == [None, None, None]
