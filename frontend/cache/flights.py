@@ -65,6 +65,10 @@ class Flights:
             return None
         return entry
 
+    def any_of(self, keys: Sequence[Hashable]) -> bool:
+        """Whether some of ``keys`` are registered (in flight, or landed a moment ago)."""
+        return any(map(self._pending.__contains__, keys))
+
     def start(
         self, keys: Sequence[Hashable], future: asyncio.Future[np.ndarray], fill: Fill
     ) -> Flight:

@@ -81,10 +81,16 @@ class LRUCache(PredictionCache):
         self._store(key.packed, frozen_copy(value))
 
     async def lookup(self, keys: Sequence[RowKey]) -> list[Found]:
-        """``_lookup`` inlined and the counters added once: this runs for every row."""
+        """``_lookup`` inlined and the counters added once: this runs for every row.
+        A request none of whose rows is stored or in flight (every row of a stream
+        without repeats) is answered by two C loops over its keys."""
+        entries = self._entries
+        if not any(map(entries.__contains__, keys)) and not self._flights.any_of(keys):
+            self._misses += len(keys)
+            return [None] * len(keys)
         found: list[Found] = []
         append = found.append
-        get = self._entries.get
+        get = entries.get
         find = self._flights.find
         hits = coalesced = misses = 0
         for key in keys:
@@ -129,15 +135,12 @@ class LRUCache(PredictionCache):
         else:
             values = [frozen_copy(output) for output in outputs]
         entries = self._entries
-        pop = entries.pop
-        added = 0
-        for key, value in zip(keys, values, strict=True):
-            old = pop(key, None)
-            if old is not None:
-                self._forget(key, old)
-            entries[key] = value
-            added += size
-        self._bytes += added
+        if any(map(entries.__contains__, keys)):  # some stored meanwhile: replace them
+            for key in keys:
+                if key in entries:
+                    self._drop(key)
+        entries.update(zip(keys, values, strict=True))  # C loops: runs for every missed row
+        self._bytes += size * len(keys)
         self._evict()
 
     async def discard(self, model: str, version: str | None = None) -> int:
@@ -195,10 +198,16 @@ class LRUCache(PredictionCache):
 
     def _evict(self) -> None:
         entries = self._entries
+        side = self._text_bytes or self._expires
+        evicted = 0
         while self._bytes > self.max_bytes:
             key, value = entries.popitem(last=False)
-            self._forget(key, value)
-            self._evictions += 1
+            if side:
+                self._forget(key, value)
+            else:
+                self._bytes -= value.nbytes + ENTRY_OVERHEAD
+            evicted += 1
+        self._evictions += evicted
 
     def _drop(self, key: RowKey) -> None:
         self._forget(key, self._entries.pop(key))
