@@ -63,10 +63,9 @@ RowKey = bytes
 """A key as the cache stores it: one ``bytes`` object, the length-prefixed model
 and version, the kind, then the digest (fixed length, last, so the fields cannot
 run into each other). Not a tuple because the garbage collector tracks every new
-tuple until a collection finds it holds nothing to track: the cache's entries,
-which live long, then pile up in the oldest generation, and its full collections
-(which also walk the whole cache) came several times a second under load.
-A ``bytes`` object is never tracked."""
+tuple until a collection finds it holds nothing to track, so the cache's keys,
+which live long, were walked by young collections and moved into the oldest
+generation (see ``clipper.frontend.cache.lru``). A ``bytes`` object is never tracked."""
 
 
 def owner(key: RowKey) -> tuple[str, str]:

@@ -20,9 +20,11 @@ packed ``bytes`` (``RowKey``), values are numpy arrays and scalars, stored as
 they are (no ``(value, size, expires)`` tuple); an entry's size is computed
 again from its value, and only text values and a TTL keep a number on the side,
 in dicts of bytes to numbers. A new tuple is tracked until a collection looks
-at it, so a tuple per entry -- which lives long -- piled up in the oldest
-generation at the rate rows were stored and brought a full collection, which
-also walks the whole cache, several times a second under load.
+at it, so tuples per entry (which live long) were walked by young collections
+and moved into the oldest generation, whose full collections walk the whole
+cache (7-30 ms for 147,000 entries). Under ``benchmarks/overload.py`` (16 rows x
+16 connections, 10 s) the collector took 10.7% of the cache-on frontend's CPU
+against 8.0% with the cache off; with nothing tracked, 6.2% against 9.6%.
 """
 
 from __future__ import annotations
