@@ -87,7 +87,8 @@ def cache_rows(b: Bench) -> list[tuple[str, float]]:
 
     cache = LRUCache(64 << 20)
     asyncio.run(cache.put(key, value))
-    fresh = iter([cache_key("d", "1", np.array([i])) for i in range(b.number * b.repeat + 1)])
+    calls = b.number * b.repeat + 1
+    fresh = iter([cache_key("d", "1", np.array([i])).packed for i in range(calls)])
     miss_cache, null = LRUCache(1 << 20), NullCache()
 
     async def miss() -> None:
@@ -99,17 +100,34 @@ def cache_rows(b: Bench) -> list[tuple[str, float]]:
         future.set_result(outputs)
         await asyncio.sleep(0)  # the fill runs as the future's done callback
 
+    full = LRUCache(1 << 20)  # small, so that it is full and every fill evicts
+    request = np.random.default_rng(1).random((16, 64))
+    labels = np.arange(16)
+    counter = iter(range(1, 1 << 62))
+
+    async def unique_request() -> None:
+        """A 16-row request of unique digits rows (as in benchmarks/overload.py): its
+        keys, the lookup, one flight for the chunk, and the fill of 16 labels, evicting."""
+        request[:, 0] = next(counter)
+        keys = cache_keys("digits", "v1", request)
+        await full.lookup(keys)
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        full.expect(keys, future)
+        future.set_result(labels)
+        await asyncio.sleep(0)
+
     return [
         ("LRU get, hit", b.awaited(lambda: cache.get(key))),
         ("LRU get, miss", b.awaited(lambda: cache.get(other))),
         ("LRU put (replace, 10 x f64)", b.awaited(lambda: cache.put(key, value))),
-        ("LRU lookup, one hit", b.awaited(lambda: cache.lookup([key]))),
+        ("LRU lookup, one hit", b.awaited(lambda: cache.lookup([key.packed]))),
         (
             "cache_keys + lookup, hit (64 x f64)",
             b.awaited(lambda: cache.lookup(cache_keys("digits", "v1", row[None, :]))),
         ),
         ("LRU lookup + expect + fill, miss", b.awaited(miss)),
-        ("disabled cache: lookup", b.awaited(lambda: null.lookup([key]))),
+        ("16 unique rows, keys + lookup + expect + fill", b.awaited(unique_request)),
+        ("disabled cache: lookup", b.awaited(lambda: null.lookup([key.packed]))),
     ]
 
 

@@ -86,11 +86,19 @@ class Cell:
     shed: int = 0
     seconds: float = 1.0
     rows: int = 1
+    cpu_s: float = 0.0
+    """CPU seconds the frontend process used during the cell."""
 
     @property
     def answered_rows_per_s(self) -> float:
         ok_rows = (self.requests - self.non_2xx) * self.rows
         return max(0, ok_rows - self.defaults) / self.seconds
+
+    @property
+    def cpu_us_per_row(self) -> float:
+        """Frontend CPU per row answered (2xx: predictions and defaults)."""
+        ok_rows = (self.requests - self.non_2xx) * self.rows
+        return self.cpu_s * 1e6 / ok_rows if ok_rows else 0.0
 
 
 def wrk_script(directory: Path, rows: int, cell: int) -> Path:
@@ -136,13 +144,20 @@ def counters(frontend: FrontendProcess) -> tuple[float, float]:
     return defaults, shed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     frontend: FrontendProcess, script: Path, rows: int, concurrency: int, seconds: int
 ) -> Cell:
-    before = counters(frontend)
+    before, cpu = counters(frontend), cpu_seconds(frontend.process.pid)
     cell = run_wrk(f"{frontend.url}/{APP}/predict", script, concurrency, seconds)
     time.sleep(0.2)  # answers still in flight land in the counters
     after = counters(frontend)
+    cell.cpu_s = cpu_seconds(frontend.process.pid) - cpu
     cell.rows = rows
     cell.defaults = int(after[0] - before[0])
     cell.shed = int(after[1] - before[1])
@@ -191,6 +206,7 @@ def _merged(total: Cell | None, more: Cell) -> Cell:
         shed=total.shed + more.shed,
         seconds=total.seconds + more.seconds,
         rows=more.rows,
+        cpu_s=total.cpu_s + more.cpu_s,
     )
 
 
@@ -254,16 +270,20 @@ def print_table(
     print()
     print(f"Unique rows (no repeats), one digits replica, SLO {SLO_MS} ms; rows/s = rows a")
     print("model answered (2xx, not the default); err = other errors and socket timeouts;")
-    print("on/off = model-answered rows/s with the cache on / with it off:")
-    head = ["rows", "conc", "on rows/s", "dflt", "429", "err", "p99 ms",
-            "off rows/s", "dflt", "429", "err", "p99 ms", "on/off"]  # fmt: skip
+    print("us/row = frontend CPU per 2xx row; on/off = model-answered rows/s with the")
+    print("cache on / with it off; cpu on/off = the same for us/row:")
+    head = ["rows", "conc", "on rows/s", "dflt", "429", "err", "p99 ms", "us/row",
+            "off rows/s", "dflt", "429", "err", "p99 ms", "us/row",
+            "on/off", "cpu on/off"]  # fmt: skip
     table = []
     for rows in row_counts:
         for c in levels:
             on, off = results["on"][(rows, c)], results["off"][(rows, c)]
             off_rate = off.answered_rows_per_s
             ratio = f"{on.answered_rows_per_s / off_rate:.2f}" if off_rate else "-"
-            table.append([str(rows), str(c), *_cells(on), *_cells(off), ratio])
+            off_cpu = off.cpu_us_per_row
+            cpu = f"{on.cpu_us_per_row / off_cpu:.2f}" if off_cpu else "-"
+            table.append([str(rows), str(c), *_cells(on), *_cells(off), ratio, cpu])
     widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
     for row in [head, ["-" * w for w in widths], *table]:
         print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
@@ -276,6 +296,7 @@ def _cells(cell: Cell) -> list[str]:
         f"{cell.shed:,}",
         f"{max(0, cell.non_2xx - cell.shed) + cell.socket_errors:,}",
         f"{cell.p99_ms:,.0f}",
+        f"{cell.cpu_us_per_row:,.0f}",
     ]
 
 

@@ -12,8 +12,8 @@ answered in time. Two checks, both O(1):
   whose rows would pass the limit gets 429 at once (see ``Admission``).
 * a request that cannot make its deadline (``shed_late``): when the rows
   already queued for a model version are expected to wait longer than the
-  request has left (``expected_wait``: the queue stands -- its oldest chunk has
-  waited that long, and its rows take that long at the measured drain rate),
+  request has left (``expected_wait``: the queue stands -- the chunk it serves
+  next has waited that long, and its rows take that long at the measured drain rate),
   its rows would only wait and become defaults. For a single-model app the request
   gets 429 at the door; for an ensemble that model is a straggler and the others
   answer (``clipper.frontend.queries``).
@@ -105,8 +105,15 @@ def expected_wait(version: VersionRuntime, now: float) -> float:
     estimates, so that load is shed only when both agree. The queued rows at the
     measured drain rate (per replica, so divided by the replicas up) alone
     overestimates when the queue has been short (small batches drain slowly);
-    how long the oldest queued chunk has waited alone overestimates right after
-    a burst. Both are large only when the queue really stands."""
+    how long the chunk at the head has waited alone overestimates right after
+    a burst. Both are large only when the queue really stands.
+
+    The head is the chunk the queue serves next (the earliest deadline), not
+    always the one queued first: its wait is the queue's sojourn time, as CoDel
+    measures it at the head. With one objective per version the two are the same
+    chunk (a deadline is arrival plus the objective); where a version serves apps
+    with different objectives, the tight chunks that jump ahead are what a new
+    tight request waits behind, and the oldest lax chunk would shed it wrongly."""
     queue = version.queue
     oldest = queue.oldest_enqueued()
     if oldest is None:

@@ -55,10 +55,10 @@ SLO_MISSED = DeadlineExceeded("slo")
 """What a row whose evaluation did not land by the deadline gets: one shared
 instance, never raised, so an expired row costs no exception object."""
 
-Source = tuple["asyncio.Future[Any]", int] | np.ndarray | BaseException
+Source = tuple["asyncio.Future[Any]", int] | np.ndarray | np.generic | BaseException
 """Where one model's output for one row comes from: a chunk's future and the row's
-index in it, the cached output itself, or the error that stopped it before it
-started."""
+index in it, the cached output itself (an array, or the scalar that is a row of a
+1-D output), or the error that stopped it before it started."""
 
 
 @dataclass(slots=True)
@@ -82,7 +82,7 @@ class Answer:
 class Evaluation:
     """The model evaluations for the rows of one request, in flight."""
 
-    __slots__ = ("app", "context", "deadline", "flights", "selections", "sources")
+    __slots__ = ("app", "context", "deadline", "flights", "refused", "selections", "sources")
 
     def __init__(self, app: AppRuntime, context: str, deadline: float) -> None:
         self.app = app
@@ -92,6 +92,8 @@ class Evaluation:
         self.sources: list[dict[str, Source]] = []
         self.flights: dict[int, Flight] = {}
         """The chunks this request waits on (its own and those it joined), by id."""
+        self.refused = False
+        """Whether an overloaded version refused rows (``_refuse_if_overloaded``)."""
 
     @property
     def futures(self) -> list[asyncio.Future[Any]]:
@@ -182,15 +184,30 @@ def _submit(
 def _in_chunks(evaluation: Evaluation, groups: list[Group], rows: np.ndarray, now: float) -> None:
     for version, members in groups:
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
-        try:
-            future = _submit(evaluation, version, chunk_rows, now)
-        except (Unavailable, Overloaded) as exc:
-            _record(evaluation, members, exc)
-            continue
-        evaluation.wait_on(Flight(future), joined=False)
-        sources = evaluation.sources
-        for position, (i, model) in enumerate(members):
-            sources[i][model] = (future, position)
+        _send(evaluation, version, members, chunk_rows, now)
+
+
+def _send(
+    evaluation: Evaluation,
+    version: VersionRuntime,
+    members: list[tuple[int, str]],
+    chunk_rows: np.ndarray,
+    now: float,
+    keys: list[RowKey] | None = None,
+) -> None:
+    """Queue ``chunk_rows`` as one chunk, ``members[j]``'s row at index ``j``; with
+    ``keys``, through the cache (identical rows join it, its outputs fill the cache)."""
+    try:
+        future = _submit(evaluation, version, chunk_rows, now)
+    except (Unavailable, Overloaded) as exc:
+        _record(evaluation, members, exc)
+        return
+    cache = evaluation.app.cache
+    flight = Flight(future) if keys is None else cache.expect(keys, future)
+    evaluation.wait_on(flight, joined=False)
+    sources = evaluation.sources
+    for position, (i, model) in enumerate(members):
+        sources[i][model] = (future, position)
 
 
 async def _through_cache(
@@ -221,20 +238,25 @@ async def _through_cache(
                     sources[i][model] = (flight.future, index)
                 else:
                     sources[i][model] = hit
-        if missed:
-            misses = chunk_rows if len(firsts) == len(chunk_rows) else chunk_rows[firsts]
-            try:
-                future = _submit(evaluation, version, misses, now)
-            except (Unavailable, Overloaded) as exc:
-                _record(evaluation, [members[p] for p in waiting], exc)
-                continue
-            evaluation.wait_on(cache.expect(list(missed), future), joined=False)
-            for position in waiting:
-                i, model = members[position]
-                sources[i][model] = (future, missed[keys[position]])
+        if not missed:
+            continue
+        if len(firsts) == len(chunk_rows):  # every row a distinct miss: the chunk as it is
+            _send(evaluation, version, members, chunk_rows, now, keys)
+            continue
+        try:
+            future = _submit(evaluation, version, chunk_rows[firsts], now)
+        except (Unavailable, Overloaded) as exc:
+            _record(evaluation, [members[p] for p in waiting], exc)
+            continue
+        evaluation.wait_on(cache.expect(list(missed), future), joined=False)
+        for position in waiting:
+            i, model = members[position]
+            sources[i][model] = (future, missed[keys[position]])
 
 
 def _record(evaluation: Evaluation, members: list[tuple[int, str]], error: BaseException) -> None:
+    if isinstance(error, Overloaded):
+        evaluation.refused = True
     for i, model in members:
         evaluation.sources[i][model] = error
 
@@ -245,8 +267,11 @@ def _refuse_if_overloaded(evaluation: Evaluation) -> None:
     An ensemble's row with one overloaded model goes on with the others (a
     straggler). A row that no model took gets no answer but the default, which a
     client cannot tell from a prediction's quality; 429 with Retry-After tells it
-    to back off, and it costs the frontend nothing more.
+    to back off, and it costs the frontend nothing more. Without a refusal recorded
+    (``_record``) no row can have one, and the rows are not scanned.
     """
+    if not evaluation.refused:
+        return
     for row in evaluation.sources:
         refusal = None
         for source in row.values():
@@ -295,11 +320,11 @@ def outputs_of(evaluation: Evaluation, i: int) -> tuple[dict[str, np.ndarray], l
     outputs: dict[str, np.ndarray] = {}
     errors: list[BaseException] = []
     for model, source in evaluation.sources[i].items():
-        if isinstance(source, BaseException):
-            errors.append(source)
-            continue
-        if isinstance(source, np.ndarray):
-            outputs[model] = source
+        if not isinstance(source, tuple):
+            if isinstance(source, BaseException):
+                errors.append(source)
+            else:  # a cached output
+                outputs[model] = source  # type: ignore[assignment]
             continue
         future, index = source
         if not future.done() or future.cancelled():

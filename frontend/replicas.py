@@ -26,9 +26,15 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clipper.common.errors import ClipperError, ModelError, error_from_grpc
+from clipper.common.errors import ClipperError, InvalidInput, ModelError, error_from_grpc
 from clipper.common.protocol import pb, pb_grpc
-from clipper.common.protocol.tensors import add_raw_inputs, decode_response, dtype_of
+from clipper.common.protocol.tensors import (
+    add_raw_inputs,
+    datatype_of,
+    decode_response,
+    dtype_of,
+    widened,
+)
 from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.frontend.records import pack, unpack
 
@@ -98,9 +104,7 @@ class Replica:
         if rows.dtype.names is not None:
             add_raw_inputs(request, unpack(rows))
         else:
-            if self._input_dtype is not None and rows.dtype != self._input_dtype:
-                rows = rows.astype(self._input_dtype)
-            add_raw_inputs(request, {self._input_name: rows})
+            add_raw_inputs(request, {self._input_name: self._as_input(rows)})
         try:
             response = await self._stub.ModelInfer(request, timeout=max(seconds_left, 0.001))
         except grpc.aio.AioRpcError as exc:
@@ -117,6 +121,32 @@ class Replica:
         if len(outputs) == 1:
             return next(iter(outputs.values()))
         return pack(outputs, "output")
+
+    def _as_input(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` in the datatype the container declared: widened where that is
+        lossless (``widened``), narrowed only where every value survives the round
+        trip (FP64 pixels 0..16 into FP32), else refused with ``InvalidInput``: a
+        silent ``astype`` would have the model answer for numbers nobody sent. An
+        app that declares a wider input than its model's gets this error for exactly
+        the rows the model cannot take as they are."""
+        dtype = self._input_dtype
+        if dtype is None or rows.dtype == dtype:
+            return rows
+        target = datatype_of(dtype)
+        converted = widened(rows, target)
+        if converted is not None:
+            return converted
+        if rows.dtype.kind in "iuf" and dtype.kind in "iuf":
+            with np.errstate(all="ignore"):
+                narrowed = rows.astype(dtype)
+                if np.array_equal(narrowed.astype(rows.dtype), rows, equal_nan=True):
+                    return narrowed
+        raise InvalidInput(
+            f"model {self.model}@{self.version} takes {target}; the input is "
+            f"{datatype_of(rows.dtype)} with values that {target} cannot hold exactly, and "
+            f"converting them would change what the model is asked (declare the app's input "
+            f"as {target}, or send values that {target} holds)"
+        )
 
     def mark_down(self, reason: str) -> None:
         if self.up:

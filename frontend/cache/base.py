@@ -18,7 +18,11 @@ import numpy as np
 from clipper.frontend.cache.flights import Flight
 from clipper.frontend.cache.keys import CacheKey, RowKey
 
-Found = np.ndarray | tuple[Flight, int] | None
+Cached = np.ndarray | np.generic
+"""A stored prediction: a read-only array, or the numpy scalar that is a row of a
+1-D output (immutable, as a row of that output is without the cache)."""
+
+Found = Cached | tuple[Flight, int] | None
 """What ``lookup`` found for one key: the cached prediction, the flight already
 evaluating it and the row's index there, or ``None`` (a miss to evaluate)."""
 
@@ -53,13 +57,13 @@ class CacheStats:
 
 
 class PredictionCache(ABC):
-    """Predictions by ``CacheKey``; returned arrays are read-only and shared."""
+    """Predictions by ``CacheKey``; returned values are read-only and shared."""
 
     enabled: bool = True
     """False for the disabled cache: the frontend can skip computing keys."""
 
     @abstractmethod
-    async def get(self, key: CacheKey) -> np.ndarray | None:
+    async def get(self, key: CacheKey) -> Cached | None:
         """The cached prediction, or ``None`` on a miss."""
 
     @abstractmethod

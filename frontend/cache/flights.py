@@ -65,6 +65,10 @@ class Flights:
             return None
         return entry
 
+    def any_of(self, keys: Sequence[Hashable]) -> bool:
+        """Whether some of ``keys`` are registered (in flight, or landed a moment ago)."""
+        return any(map(self._pending.__contains__, keys))
+
     def start(
         self, keys: Sequence[Hashable], future: asyncio.Future[np.ndarray], fill: Fill
     ) -> Flight:
@@ -84,10 +88,11 @@ class Flights:
         future: asyncio.Future[np.ndarray],
     ) -> None:
         pending = self._pending
+        pop = pending.pop
         for key in keys:
-            entry = pending.get(key)
-            if entry is not None and entry[0] is flight:
-                del pending[key]
+            entry = pop(key, None)
+            if entry is not None and entry[0] is not flight:
+                pending[key] = entry  # a later flight's (this one had landed): keep it
         if future.cancelled() or future.exception() is not None:
             return  # nothing to store; the error reached its waiters through the future
         fill(keys, future.result())

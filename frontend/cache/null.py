@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clipper.frontend.cache.base import CacheStats, Found, PredictionCache
+from clipper.frontend.cache.base import Cached, CacheStats, Found, PredictionCache
 from clipper.frontend.cache.flights import Flight
 from clipper.frontend.cache.keys import CacheKey, RowKey
 
@@ -24,7 +24,7 @@ class NullCache(PredictionCache):
     def __init__(self) -> None:
         self._misses = 0
 
-    async def get(self, key: CacheKey) -> np.ndarray | None:
+    async def get(self, key: CacheKey) -> Cached | None:
         self._misses += 1
         return None
 

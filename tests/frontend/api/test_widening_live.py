@@ -101,3 +101,34 @@ async def test_fp64_into_an_fp32_app_is_refused_naming_both_and_fp32_is_served(
     assert refused.startswith("input 'input' has datatype FP64; the app expects FP32")
     expected = joblib.load(digits_models.logistic_regression).predict_proba(pixels)
     same_predictions(np.reshape(output["data"], (2, 10)), expected)
+
+
+FP64_INPUT = {"name": "input", "datatype": "FP64", "shape": [64]}
+
+
+async def test_an_fp64_app_over_an_fp32_model_is_narrowed_only_without_loss(
+    routes: Path, digits_models: DigitsModels
+) -> None:
+    """The app declares FP64, its model FP32: pixels 0..16 survive the conversion and
+    are answered; a value FP32 cannot hold (0.1) is refused with 400, not rounded
+    silently, and the frontend goes on serving."""
+    args = ["--method", "predict_proba", "--threads", "1", "--input-datatype", "FP32"]
+    uri = digits_models.logistic_regression
+    with ModelServer.start("sklearn", uri, name="digits-fp32", args=args) as server:
+        app = route("digits", {"digits-fp32": [server.address]})
+        write_routes(routes, {**app, "latency_slo_ms": 5000, "input": FP64_INPUT})
+        exact = digits_batch(2, offset=950)
+        inexact = exact.copy()
+        inexact[0, 0] = 0.1
+        async with serving(routes) as fe, aiohttp.ClientSession() as http:
+            url = f"{fe.url}/v2/models/digits/infer"
+            async with http.post(url, json={"inputs": [tensor(inexact, "FP64")]}) as r:
+                assert r.status == 400, await r.text()
+                refused = (await r.json())["error"]
+            async with http.post(url, json={"inputs": [tensor(exact, "FP64")]}) as r:
+                assert r.status == 200, await r.text()
+                (output,) = (await r.json())["outputs"]
+    assert "takes FP32" in refused
+    assert "cannot hold exactly" in refused
+    expected = joblib.load(digits_models.logistic_regression).predict_proba(exact)
+    same_predictions(np.reshape(output["data"], (2, 10)), expected)

@@ -17,7 +17,7 @@ ROWS = np.arange(12.0).reshape(3, 4)
 async def test_misses_register_one_flight_that_identical_lookups_join_and_that_fills() -> None:
     cache = LRUCache(1 << 20)
     keys = cache_keys("m", "1", ROWS)
-    assert keys == [cache_key("m", "1", row) for row in ROWS]
+    assert keys == [cache_key("m", "1", row).packed for row in ROWS]
     gc.collect()
     assert not any(gc.is_tracked(key) for key in keys)  # no work for the collector
     assert await cache.lookup(keys) == [None, None, None]
@@ -89,3 +89,21 @@ async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -
     assert await cache.lookup(first[:1]) == [None]  # the oldest row went first
     (kept,) = await cache.lookup(first[1:2])
     np.testing.assert_array_equal(kept, np.arange(4.0, 8.0) * 2)  # type: ignore[arg-type]
+
+
+async def test_a_1d_chunk_fills_scalars_that_neither_alias_nor_change() -> None:
+    """Class labels: each row is stored as the numpy scalar indexing gives (what
+    the row is without the cache), not as an array copied per row; reusing or
+    changing the chunk's buffer afterwards changes no stored value."""
+    cache = LRUCache(1 << 20)
+    keys = cache_keys("m", "1", ROWS)
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    cache.expect(keys, future)
+    labels = np.array([7, 8, 9])
+    future.set_result(labels)
+    await asyncio.sleep(0)
+    labels[:] = -1  # the buffer reused
+    hits = await cache.lookup(keys)
+    assert hits == [7, 8, 9]
+    assert all(type(hit) is np.int64 for hit in hits)
+    assert [type(label) for label in np.array([7, 8, 9])] == [type(hit) for hit in hits]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
+
 import numpy as np
 import pytest
 
 from clipper.frontend.cache import CacheKey, cache_key, cache_keys
+from clipper.frontend.cache.keys import owner
 
 
 def test_same_row_from_different_arrays_has_the_same_key() -> None:
@@ -78,4 +82,33 @@ def test_key_is_small_and_printable() -> None:
 def test_a_requests_keys_in_one_pass_equal_the_keys_row_by_row() -> None:
     wide = np.arange(48, dtype=np.float32).reshape(4, 12)
     for rows in (wide, wide[:, ::2], wide[::2], np.array([["ab", "c"], ["a", "bc"]], dtype=object)):
-        assert cache_keys("m", "1", rows) == [cache_key("m", "1", row) for row in rows]
+        assert cache_keys("m", "1", rows) == [cache_key("m", "1", row).packed for row in rows]
+
+
+def test_the_kind_is_a_field_of_its_own_and_keys_are_packed_bytes() -> None:
+    """dtype and shape are compared as they are, not hashed in with the row, so
+    each row costs one hash of its own bytes; a request's keys are ``bytes``, which
+    the garbage collector never tracks (a tuple it tracks until a collection)."""
+    rows = np.arange(8.0).reshape(2, 4)
+    first = cache_key("m", "1", rows[0])
+    assert first.kind == b"<f8(4,)"
+    assert first.digest == hashlib.sha256(rows[0].tobytes()).digest()[:16]
+    as_ints = cache_key("m", "1", rows[0].view(np.int64))
+    assert as_ints.digest == first.digest
+    assert as_ints.packed != first.packed  # same bytes, another kind
+    keys = cache_keys("m", "1", rows)
+    assert keys[0] == first.packed
+    assert all(type(key) is bytes for key in keys)
+    assert not any(gc.is_tracked(key) for key in keys)
+    assert owner(cache_key("a:b", "2@x", rows[0]).packed) == ("a:b", "2@x")
+
+
+def test_model_and_version_cannot_run_into_each_other() -> None:
+    row = np.zeros(2)
+    assert cache_key("ab", "c", row).packed != cache_key("a", "bc", row).packed
+    assert cache_key("1", "1:x", row).packed != cache_key("1:1", "x", row).packed
+
+
+def test_rows_without_elements_have_one_key() -> None:
+    empty = np.zeros((3, 0))
+    assert cache_keys("m", "1", empty) == [cache_key("m", "1", empty[0]).packed] * 3

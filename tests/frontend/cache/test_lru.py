@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import numpy as np
 import pytest
 
-from clipper.frontend.cache import CacheKey, LRUCache, cache_key
+from clipper.frontend.cache import CacheKey, LRUCache, cache_key, cache_keys
 from clipper.frontend.cache.lru import ENTRY_OVERHEAD, entry_size
 
 
@@ -58,7 +59,7 @@ async def test_bytes_stay_within_the_bound_for_mixed_sizes() -> None:
     assert stats.evictions > 0
     assert stats.entries == 300 - stats.evictions
     # The accounting matches what is really stored.
-    assert stats.bytes == sum(entry_size(value) for value, _, _ in cache._entries.values())
+    assert stats.bytes == sum(entry_size(value) for value in cache._entries.values())
 
 
 async def test_a_value_larger_than_the_cache_is_not_stored() -> None:
@@ -150,8 +151,34 @@ async def test_a_full_cache_adds_nothing_to_the_garbage_collectors_work() -> Non
     cache = LRUCache(1 << 20)
     for i in range(200):
         await cache.put(cache_key("m", "1", np.array([float(i)])), np.array([float(i)]))
-    gc.collect()  # plain tuples of untracked parts leave the collector's sight here
-    key, entry = next(iter(cache._entries.items()))
-    assert not gc.is_tracked(key)
-    assert not gc.is_tracked(entry)
+    key, value = next(iter(cache._entries.items()))
+    assert not gc.is_tracked(key)  # untracked from the start, not after a collection
+    assert not gc.is_tracked(value)
     assert await cache.get(cache_key("m", "1", np.array([0.0]))) is not None  # found by CacheKey
+
+
+async def test_storing_rows_leaves_no_object_for_the_collector_to_track() -> None:
+    """Every tracked object that outlives its request moves toward the oldest
+    generation, and enough of them bring a full collection, which walks the whole
+    cache: a stream of unique rows must not leave one behind per row stored."""
+    cache = LRUCache(1 << 20)
+    rows = np.arange(4000.0).reshape(1000, 4)
+    keys = cache_keys("m", "1", rows)
+    loop = asyncio.get_running_loop()
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for start in range(0, 1000, 16):
+            chunk = keys[start : start + 16]
+            await cache.lookup(chunk)
+            future: asyncio.Future[np.ndarray] = loop.create_future()
+            cache.expect(chunk, future)
+            future.set_result(np.arange(len(chunk)))
+            await asyncio.sleep(0)
+        del chunk, future
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert cache.stats.entries == 1000
+    assert grown < 100  # not one per row stored (two, with tuples for keys and entries)
