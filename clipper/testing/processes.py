@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from clipper.testing.diagnostics import REGISTRY
+from clipper.testing.timeouts import scaled
+
 T = TypeVar("T")
 
 
@@ -50,23 +53,43 @@ def wait_for(
     timeout: float = 30.0,
     interval: float = 0.05,
     what: str = "condition",
+    *,
+    seen: Callable[[], object] | None = None,
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; raise after ``timeout``.
+    """Poll ``condition`` until it returns something truthy; raise ``TimeoutError``
+    after ``timeout`` quiet-machine seconds (``scaled()``: see ``clipper.testing.timeouts``).
+
     Errors of the condition count as "not yet", except ``ProcessExited``, which
-    ends the wait at once (so a server that dies at start fails its test early)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    ends the wait at once (so a server that dies at start fails its test early).
+    The error says what it waited for and what it saw last: the condition's last
+    value or its last error, or what ``seen()`` returns if given (for a condition
+    that returns only "not yet", say what it looked at)."""
+    limit = scaled(timeout)
+    deadline = time.monotonic() + limit
+    last: object = None
+    while True:
         try:
             value = condition()
             if value:
                 return value
+            last = value
         except ProcessExited:
             raise
         except Exception as exc:  # the condition may fail until the server is up
-            last_error = exc
+            last = exc
+        if time.monotonic() >= deadline:
+            break
         time.sleep(interval)
-    raise TimeoutError(f"{what} not met within {timeout}s (last error: {last_error!r})")
+    if seen is not None and not isinstance(last, Exception):
+        last = seen()
+    raise TimeoutError(
+        f"timed out after {limit:.1f}s waiting for {what}; last seen: {_shown(last)}"
+    )
+
+
+def _shown(value: object, chars: int = 2000) -> str:
+    text = repr(value)
+    return text if len(text) <= chars else text[:chars] + f"... [{len(text) - chars} more]"
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -99,6 +122,7 @@ class ClipperProcess:
             cwd=cwd,
             start_new_session=True,
         )
+        REGISTRY.add_process(self)  # its log goes into the report of a failing test
 
     @property
     def pid(self) -> int:
@@ -112,12 +136,17 @@ class ClipperProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def returncode(self) -> int | None:
+        """The exit code, or ``None`` while it runs."""
+        return self.proc.poll()
+
     def signal(self, signum: int) -> None:
         if self.alive():
             self.proc.send_signal(signum)
 
     def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
+        """The exit code, once it exits within ``timeout`` quiet-machine seconds (scaled)."""
+        return self.proc.wait(timeout=scaled(timeout))
 
     def wait_port(self, port: int, timeout: float = 60.0) -> None:
         """Wait until the process listens on ``port``; fail early if it exits."""
@@ -135,7 +164,8 @@ class ClipperProcess:
             raise TimeoutError(f"{exc}\n--- logs ---\n{self.logs()}") from None
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then SIGKILL the whole process group after ``timeout``."""
+        """SIGTERM, then SIGKILL the whole process group after ``timeout`` (scaled)."""
+        timeout = scaled(timeout)
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
