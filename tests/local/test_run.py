@@ -36,6 +36,7 @@ from clipper.testing.local import (
 )
 from clipper.testing.models import DigitsModels, digits, digits_batch
 from clipper.testing.processes import free_port, wait_for
+from clipper.testing.timeouts import scaled
 
 ROLLOUT = {"drainSeconds": 1, "progressDeadlineSeconds": 60}
 CANARY = {
@@ -91,7 +92,7 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
         loaded: dict[str, Any] = json.loads(answer.read())
         return loaded
 
@@ -164,7 +165,7 @@ def test_feedback_moves_the_selection_weights(run: LocalRun) -> None:
 
 
 def _metrics(run: LocalRun) -> str:
-    with urllib.request.urlopen(f"{run.url}/metrics", timeout=10) as answer:
+    with urllib.request.urlopen(f"{run.url}/metrics", timeout=scaled(10)) as answer:
         return str(answer.read().decode())
 
 
@@ -430,7 +431,7 @@ def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refus
         json.dumps({"input": digits_batch(1)[0].tolist()}).encode(),
         {"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as answer:
+    with urllib.request.urlopen(request, timeout=scaled(60)) as answer:
         assert answer.status == 200
     run.wait_status(
         lambda s: _pid_of(s, "frontend") not in (None, victim), timeout=60, what="new frontend"

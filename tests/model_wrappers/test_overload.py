@@ -26,6 +26,7 @@ from clipper.model_wrappers.server import serve
 from clipper.model_wrappers.settings import ModelSettings, ServerSettings
 from clipper.testing.frontend import metric
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.timeouts import scaled
 
 CALLS = 8
 QUEUED = 2
@@ -65,7 +66,8 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         calls = [
-            asyncio.ensure_future(stub.ModelInfer(request(i), timeout=120)) for i in range(CALLS)
+            asyncio.ensure_future(stub.ModelInfer(request(i), timeout=scaled(120)))
+            for i in range(CALLS)
         ]
         refused = CALLS - 1 - QUEUED
         for _ in range(12000):  # the refusals come back at once; the admitted wait
@@ -88,7 +90,7 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
         answers = await asyncio.gather(*(call for _, call in admitted))
         for (sent, _), answer in zip(admitted, answers, strict=True):  # each its own answer
             assert float(decode_response(answer)["output"][0, 0]) == sent
-        again = decode_response(await stub.ModelInfer(request(42.0), timeout=30))
+        again = decode_response(await stub.ModelInfer(request(42.0), timeout=scaled(30)))
         assert float(again["output"][0, 0]) == 42.0
     text = server.metrics_text()
     assert metric(text, "clipper_model_rejected_total") == refused
@@ -108,14 +110,14 @@ async def test_rpcs_past_the_grpc_bound_are_refused_and_the_server_recovers(
         for watch in watches:  # each is held by the server once it has sent a status
             await watch.read()
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.ServerLive(pb.ServerLiveRequest(), timeout=30)
+            await stub.ServerLive(pb.ServerLiveRequest(), timeout=scaled(30))
         assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         for watch in watches:
             watch.cancel()
         live, codes = None, set()
         for _ in range(500):  # the server lets go of a cancelled watch soon after
             try:
-                live = await stub.ServerLive(pb.ServerLiveRequest(), timeout=30)
+                live = await stub.ServerLive(pb.ServerLiveRequest(), timeout=scaled(30))
                 break
             except grpc.aio.AioRpcError as exc:
                 codes.add(exc.code())

@@ -36,6 +36,7 @@ from clipper.testing.k8s_clipper import (
     service_account_kubeconfig,
     wait_for_object,
 )
+from clipper.testing.timeouts import scaled
 
 
 async def configuration(kubeconfig: Path) -> client.Configuration:
@@ -70,14 +71,14 @@ class Stream:
         if self.seen and check(self.seen[-1]):
             return self.seen[-1]
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(scaled(within)):
                 async for table in self.tables:
                     self.seen.append(table)
                     if check(table):
                         return table
         except TimeoutError:
             pass
-        raise AssertionError(f"no such table within {within}s; last: {self.seen[-1:]}")
+        raise AssertionError(f"waiting for a table (scaled {within}s); last seen: {self.seen[-1:]}")
 
     async def close(self) -> None:
         await self.tables.aclose()
@@ -227,7 +228,7 @@ async def test_a_watch_from_an_expired_version_lists_again(
         reflector.version = "1"  # long compacted away: the server answers 410 Gone
         task = asyncio.create_task(reflector.run())
         try:
-            await asyncio.wait_for(reflector.listed.wait(), 30)
+            await asyncio.wait_for(reflector.listed.wait(), scaled(30))
             assert reflector.lists == 1
             assert "resourceVersion 1 expired" in caplog.text  # 410 Gone, not another error
             assert received[0] == (None, [])  # the complete (empty) list
