@@ -14,15 +14,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from clipper.testing.diagnostics import REGISTRY
 from clipper.testing.timeouts import scaled
-
-T = TypeVar("T")
+from clipper.testing.waiting import ProcessExited as ProcessExited
+from clipper.testing.waiting import wait_for as wait_for
 
 
 def free_port() -> int:
@@ -42,54 +40,6 @@ def refusing_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-class ProcessExited(RuntimeError):
-    """The process a condition waits on has exited: waiting longer cannot help."""
-
-
-def wait_for(
-    condition: Callable[[], T | None],
-    timeout: float = 30.0,
-    interval: float = 0.05,
-    what: str = "condition",
-    *,
-    seen: Callable[[], object] | None = None,
-) -> T:
-    """Poll ``condition`` until it returns something truthy; raise ``TimeoutError``
-    after ``timeout`` quiet-machine seconds (``scaled()``: see ``clipper.testing.timeouts``).
-
-    Errors of the condition count as "not yet", except ``ProcessExited``, which
-    ends the wait at once (so a server that dies at start fails its test early).
-    The error says what it waited for and what it saw last: the condition's last
-    value or its last error, or what ``seen()`` returns if given (for a condition
-    that returns only "not yet", say what it looked at)."""
-    limit = scaled(timeout)
-    deadline = time.monotonic() + limit
-    last: object = None
-    while True:
-        try:
-            value = condition()
-            if value:
-                return value
-            last = value
-        except ProcessExited:
-            raise
-        except Exception as exc:  # the condition may fail until the server is up
-            last = exc
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    if seen is not None and not isinstance(last, Exception):
-        last = seen()
-    raise TimeoutError(
-        f"timed out after {limit:.1f}s waiting for {what}; last seen: {_shown(last)}"
-    )
-
-
-def _shown(value: object, chars: int = 2000) -> str:
-    text = repr(value)
-    return text if len(text) <= chars else text[:chars] + f"... [{len(text) - chars} more]"
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -27,6 +27,7 @@ from clipper.model_wrappers.settings import ModelSettings, ServerSettings
 from clipper.testing.frontend import metric
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import polls
 
 CALLS = 8
 QUEUED = 2
@@ -70,10 +71,9 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
             for i in range(CALLS)
         ]
         refused = CALLS - 1 - QUEUED
-        for _ in range(12000):  # the refusals come back at once; the admitted wait
+        async for _ in polls(120, interval=0.01):  # refusals come back at once; admitted wait
             if sum(call.done() for call in calls) >= refused:
                 break
-            await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # nothing more finishes while the gate is shut
         done = [call for call in calls if call.done()]
         assert len(done) == refused
@@ -115,13 +115,12 @@ async def test_rpcs_past_the_grpc_bound_are_refused_and_the_server_recovers(
         for watch in watches:
             watch.cancel()
         live, codes = None, set()
-        for _ in range(500):  # the server lets go of a cancelled watch soon after
+        async for _ in polls(10, interval=0.01):  # it lets go of a cancelled watch soon after
             try:
                 live = await stub.ServerLive(pb.ServerLiveRequest(), timeout=scaled(30))
                 break
             except grpc.aio.AioRpcError as exc:
                 codes.add(exc.code())
-                await asyncio.sleep(0.01)
         assert codes <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert live is not None
         assert live.live

@@ -31,6 +31,7 @@ from clipper.operator.queue import ReconcileQueue
 from clipper.operator.settings import OperatorSettings
 from clipper.testing.processes import free_port
 from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import polls
 
 QUICK = Backoff(first_s=0.01, max_s=0.05, healthy_after_s=60.0)
 BAD: Key = ("modeldeployments", "ns", "bad")
@@ -60,10 +61,9 @@ def context(liveness: str | None = None) -> Context:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3000):
+    async for _ in polls(30, interval=0.01):
         if condition():
             return
-        await asyncio.sleep(0.01)
     pytest.fail(f"timed out waiting for {what}")
 
 

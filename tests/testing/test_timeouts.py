@@ -6,6 +6,7 @@ import pytest
 
 from clipper.testing.processes import wait_for
 from clipper.testing.timeouts import SCALE_VARIABLE, scale, scaled
+from clipper.testing.waiting import eventually, polls
 
 
 def test_the_scale_is_1_on_a_quiet_machine_and_3_under_ci(
@@ -102,3 +103,27 @@ def test_an_explicit_timeout_option_is_taken_as_given(
     pytester.makepyfile(PER_TEST_LIMIT.format(expected=7.0))
     result = pytester.runpytest_subprocess("-p", "clipper.testing.plugin", "--timeout", "7")
     result.assert_outcomes(passed=1)
+
+
+async def test_eventually_awaits_a_coroutine_condition_and_fails_like_wait_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([None, 0, "ready"])
+
+    async def check() -> str | int | None:
+        return next(answers)
+
+    assert await eventually(check, interval=0) == "ready"
+    monkeypatch.setenv(SCALE_VARIABLE, "0.01")
+    with pytest.raises(TimeoutError, match=r"waiting for a reply; last seen: 0$"):
+        await eventually(lambda: 0, 20, what="a reply")
+
+
+async def test_polls_runs_its_body_until_the_scaled_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SCALE_VARIABLE, "0.01")  # 10 s -> 0.1 s
+    attempts = [attempt async for attempt in polls(10, interval=0.01)]
+    # At least the first try, however busy the machine; then it ends by itself.
+    assert attempts[0] == 0
+    assert attempts == list(range(len(attempts)))
