@@ -25,16 +25,28 @@ if ! command -v stress-ng >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q stress-ng >/dev/null
 fi
 
+HOG="" PYTEST=""
+cleanup() {
+    for pid in $PYTEST $HOG; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 stress-ng --cpu "$HOG_CPUS" --timeout "${HOG_SECONDS}s" --quiet &
 HOG=$!
-trap 'kill "$HOG" 2>/dev/null || true; wait "$HOG" 2>/dev/null || true' EXIT
 echo "test-stress: stress-ng --cpu $HOG_CPUS running (pid $HOG) on $(nproc) cores; $RUNS runs"
 
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(tests)
 for run in $(seq 1 "$RUNS"); do
     started=$(date +%s)
-    if "$BIN/pytest" "${ARGS[@]}"; then status=passed; else status=FAILED; fi
+    # In the background, so that a signal to this script is handled at once.
+    "$BIN/pytest" "${ARGS[@]}" &
+    PYTEST=$!
+    if wait "$PYTEST"; then status=passed; else status=FAILED; fi
+    PYTEST=""
     echo "test-stress: run $run/$RUNS $status in $(($(date +%s) - started))s"
     if [ "$status" = FAILED ]; then
         exit 1

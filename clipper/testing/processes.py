@@ -8,6 +8,7 @@ so that stopping one also stops anything it spawned.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -21,6 +22,8 @@ from clipper.testing.diagnostics import REGISTRY
 from clipper.testing.timeouts import scaled
 from clipper.testing.waiting import ProcessExited as ProcessExited
 from clipper.testing.waiting import wait_for as wait_for
+
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -122,6 +125,7 @@ class ClipperProcess:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                logger.warning("%s ignored SIGTERM for %.0fs; killing it", self.args, timeout)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=timeout)
