@@ -226,7 +226,7 @@ def test_version_swap_under_load_fails_no_request(run: LocalRun, tmp_path: Path)
 def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_request(
     run: LocalRun, manifests: Path, tmp_path: Path
 ) -> None:
-    old = _pid_of(run.status(), "frontend")
+    old = _ready_pid(run, "frontend")
     assert old is not None
     # The first app's spec.frontend configures the run's one frontend.
     apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
@@ -239,7 +239,7 @@ def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_re
         wait_for(lambda: load.result.requests > 100, timeout=60, what="load flowing")
         applied = run.apply(write_manifests(tmp_path / "apps.yaml", first))
         assert applied.returncode == 0, applied.stderr
-        run.wait_status(
+        replaced = run.wait_status(
             lambda s: _pid_of(s, "frontend") not in (None, old), timeout=90, what="new frontend"
         )
         wait_for(lambda: not alive(old), timeout=60, what="the old frontend drained and gone")
@@ -252,7 +252,9 @@ def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_re
         f"{result.seconds:.1f}s, {result.failures} failed"
     )
     assert result.failures == 0, result.examples
-    new = _pid_of(run.status(), "frontend")
+    # Its pid from the status that showed it ready: a later status may show it "live"
+    # only, for a moment (one health probe that timed out under load), and no pid.
+    new = _pid_of(replaced, "frontend")
     cmdline = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
     assert cmdline[cmdline.index(b"--queue-capacity") + 1] == str(capacity).encode()
     assert "the frontend was replaced" in run.logs()
@@ -385,8 +387,15 @@ def _pid_of(status: dict[str, Any], prefix: str) -> int | None:
     return found[0]["pid"] if found and found[0]["state"] == "ready" else None
 
 
+def _ready_pid(run: LocalRun, prefix: str) -> int | None:
+    """The pid of the process named ``prefix...`` once the status shows it ready: one
+    status may show it "live" only (a health probe that timed out under load)."""
+    status = run.wait_status(lambda s: _pid_of(s, prefix) is not None, what=f"{prefix} ready")
+    return _pid_of(status, prefix)
+
+
 def test_a_crashed_model_server_is_restarted(run: LocalRun) -> None:
-    victim = _pid_of(run.status(), "model digits-forest@")
+    victim = _ready_pid(run, "model digits-forest@")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     run.wait_status(
@@ -407,7 +416,7 @@ def test_a_crashed_model_server_is_restarted(run: LocalRun) -> None:
 
 
 def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> None:
-    victim = _pid_of(run.status(), "frontend")
+    victim = _ready_pid(run, "frontend")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     run.wait_status(
@@ -420,7 +429,7 @@ def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> Non
 def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refused(
     run: LocalRun,
 ) -> None:
-    victim = _pid_of(run.status(), "frontend")
+    victim = _ready_pid(run, "frontend")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: not alive(victim), timeout=30, what="the frontend gone")
