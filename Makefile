@@ -7,11 +7,12 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test lint fmt bench run-example proto controlplane clean
+.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
 	@echo "make test         set up, lint, build the test control plane (cached), run the tests"
+	@echo "make test-stress  run the tests RUNS times (default 3) with one core kept busy by stress-ng"
 	@echo "make lint         ruff, ruff format --check, mypy, import contracts"
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml
 
 test: venv lint controlplane
 	$(BIN)/pytest tests
+
+test-stress: venv controlplane
+	BIN=$(BIN) scripts/test-stress.sh tests
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,11 +26,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clipper.testing.diagnostics import REGISTRY
 from clipper.testing.k8s_component import Component
 from clipper.testing.k8s_install import Installation
 from clipper.testing.k8s_nodes import DEFAULT_NODES, FakeNode, node_manifest, node_schedulable
 from clipper.testing.k8s_pki import SERVER_DNS_NAMES, ClusterPKI
 from clipper.testing.processes import free_port
+from clipper.testing.timeouts import scaled
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +93,9 @@ class ControlPlane:
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, timeout: float = 180.0) -> None:
+        """Start every component; ``timeout`` in quiet-machine seconds (scaled)."""
         started = time.monotonic()
-        deadline = started + timeout
+        deadline = started + scaled(timeout)
         self._write_credentials()
         self._spawn("etcd", self._etcd_argv())
         self._wait(deadline, self._etcd_healthy, "etcd /health")
@@ -112,6 +115,7 @@ class ControlPlane:
     def stop(self, timeout: float = 15.0) -> None:
         """End every component, newest first: the API server drains cleanly only while
         etcd is still there, and the clients of the API server go before it."""
+        timeout = scaled(timeout)
         if self.api is not None:
             self.api.close()
         for component in reversed(self.components):
@@ -135,7 +139,8 @@ class ControlPlane:
         body = client.V1Namespace(metadata=client.V1ObjectMeta(generate_name=prefix))
         created = core.create_namespace(body=body)
         name = str(created.metadata.name if created.metadata else "")
-        deadline = time.monotonic() + timeout
+        REGISTRY.add_namespace(name)  # its objects go into the report of a failing test
+        deadline = time.monotonic() + scaled(timeout)
         self._wait(
             deadline,
             lambda: bool(core.read_namespaced_service_account("default", name)),
@@ -158,13 +163,15 @@ class ControlPlane:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``kubectl`` against this cluster; raise ``KubectlError`` on failure."""
+        """Run the real ``kubectl`` against this cluster; raise ``KubectlError`` on failure.
+        ``timeout``: quiet-machine seconds (scaled); a ``kubectl wait --timeout`` inside
+        it must be shorter."""
         result = subprocess.run(
             [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=scaled(timeout),
             check=False,
         )
         if check and result.returncode != 0:
@@ -210,8 +217,9 @@ class ControlPlane:
             utils.create_from_dict(self.api, node_manifest(node))
 
     def _wait(self, deadline: float, check: Callable[[], bool], what: str) -> None:
-        """Poll ``check`` until ``deadline``; fail at once if a component exits."""
-        last_error: Exception | None = None
+        """Poll ``check`` until ``deadline`` (already scaled); fail at once if a
+        component exits."""
+        last: object = None
         while time.monotonic() < deadline:
             for component in self.components:
                 if not component.alive():
@@ -221,13 +229,14 @@ class ControlPlane:
                         f"{component.tail()}"
                     )
             try:
-                if check():
+                last = check()
+                if last:
                     return
             except Exception as exc:  # not up yet: connection refused, 503, 404
-                last_error = exc
+                last = exc
             time.sleep(0.2)
         raise ControlPlaneError(
-            f"timed out waiting for {what} (last error: {last_error!r}); logs in {self.log_dir}"
+            f"timed out waiting for {what}; last seen: {last!r}; logs in {self.log_dir}"
         )
 
     # -- readiness checks ---------------------------------------------------------

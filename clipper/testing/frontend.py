@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clipper.testing.model_servers import ModelServer, serve_command
 from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
+from clipper.testing.timeouts import scaled
 
 
 def route(
@@ -72,11 +73,16 @@ class Serving:
     grpc_address: str
 
     async def wait_ready(self, within_s: float = 60.0) -> None:
-        """Until every app has a replica up (health checked, metadata read)."""
-        deadline = time.monotonic() + within_s
+        """Until every app has a replica up (health checked, metadata read);
+        ``within_s`` in quiet-machine seconds (scaled)."""
+        limit = scaled(within_s)
+        deadline = time.monotonic() + limit
         while not self.frontend.plane.ready:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"frontend not ready within {within_s}s")
+                raise TimeoutError(
+                    f"timed out after {limit:.1f}s waiting for the frontend ready; "
+                    f"last seen: plane.ready={self.frontend.plane.ready!r}"
+                )
             await asyncio.sleep(0.05)
 
     def metrics(self) -> str:
@@ -150,7 +156,7 @@ class FrontendProcess:
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=scaled(10)) as answer:
             return str(answer.read().decode())
 
     def stop(self, timeout: float = 30.0) -> int:

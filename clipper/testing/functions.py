@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from clipper.common.errors import InvalidInput
+from clipper.testing.timeouts import scaled
 
 
 def identity(batch: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ def gated_identity(batch: np.ndarray) -> np.ndarray:
     """Identity once the file ``CLIPPER_TESTING_GATE`` exists: batches held in the
     model for as long as a test needs, with no timing involved."""
     gate = os.environ["CLIPPER_TESTING_GATE"]
-    deadline = time.monotonic() + 120  # never hold a worker forever
+    deadline = time.monotonic() + scaled(120)  # never hold a worker forever
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     return batch

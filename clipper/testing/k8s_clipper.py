@@ -28,6 +28,7 @@ import yaml
 
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.timeouts import scaled
 
 GROUP, VERSION = "clipper.dev", "v1alpha1"
 APPS, MODELS = "clipperapps", "modeldeployments"
@@ -41,14 +42,15 @@ def install_operator(plane: ControlPlane) -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "clipper", "operator", "manifests",
          "--install-namespace", OPERATOR_NAMESPACE],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True, text=True, check=True, timeout=scaled(60),
     ).stdout  # fmt: skip
     docs = [d for d in yaml.safe_load_all(printed) if d and d["kind"] != "Deployment"]
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     for doc in docs:
         if doc["kind"] == "CustomResourceDefinition":
             name = doc["metadata"]["name"]
-            plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+            wait = f"--timeout={scaled(60):.0f}s"
+            plane.kubectl("wait", "--for=condition=Established", wait, f"crd/{name}", timeout=90)
 
 
 def service_account_kubeconfig(
@@ -199,12 +201,12 @@ def wait_for_object(
         return last if predicate(last) else None
 
     try:
-        return wait_for(check, timeout=timeout, interval=0.1, what=what)
+        return wait_for(
+            check, timeout=timeout, interval=0.1, what=what, seen=lambda: last.get("status")
+        )
     except TimeoutError as exc:
         logs = operator.logs()[-6000:] if operator is not None else ""
-        raise TimeoutError(
-            f"{exc}\nstatus: {last.get('status')}\n--- operator ---\n{logs}"
-        ) from None
+        raise TimeoutError(f"{exc}\n--- operator ---\n{logs}") from None
 
 
 def events(plane: ControlPlane, namespace: str, name: str) -> list[tuple[str, str, str]]:
@@ -238,10 +240,7 @@ def wait_for_events(
         last = events(plane, namespace, name)
         return last if predicate(last) else None
 
-    try:
-        return wait_for(check, timeout=timeout, interval=0.1, what=what)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\nevents: {last}") from None
+    return wait_for(check, timeout=timeout, interval=0.1, what=what, seen=lambda: last)
 
 
 def reasons(found: Events, kind: str | None = None) -> list[str]:

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipper.testing.timeouts import in_ci
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "scripts" / "controlplane.env"
 BINARIES = (
@@ -77,10 +79,6 @@ def find_installation() -> tuple[Installation | None, str]:
     if missing:
         return None, f"{root / 'bin'} lacks {', '.join(missing)}"
     return Installation(root / "bin", root / "kwok-stages.yaml", versions["KUBERNETES_VERSION"]), ""
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def require_installation() -> Installation:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
+from clipper.testing.timeouts import scaled
 
 SERVING_BANNER = "clipper run: serving"
 
@@ -125,7 +126,7 @@ class LocalRun:
     def status(self) -> dict[str, Any]:
         from clipper.local.client import ControlClient
 
-        return ControlClient(self.info(), timeout=30).status()
+        return ControlClient(self.info(), timeout=scaled(30)).status()
 
     def wait_status(
         self, check: Callable[[dict[str, Any]], bool], timeout: float = 60.0, what: str = "status"
@@ -159,7 +160,7 @@ class LocalRun:
             env={**os.environ, **self.env},
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=scaled(timeout),
         )
 
     def apply(self, path: Path) -> subprocess.CompletedProcess[str]:
@@ -264,7 +265,7 @@ class LoadLoop:
             return True
 
     def _client(self, index: int) -> None:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=scaled(30))
         sent = 0
         while self._take():
             body = self.bodies[(index + sent) % len(self.bodies)]
@@ -281,7 +282,7 @@ class LoadLoop:
                 with self._lock:
                     self.result.fail(f"{type(exc).__name__}: {exc}")
                 conn.close()
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=scaled(30))
         conn.close()
 
 

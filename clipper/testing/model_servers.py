@@ -28,6 +28,7 @@ import numpy as np
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
+from clipper.testing.timeouts import scaled
 
 _LISTENING = re.compile(r"listening on \S+:(\d+) \(metrics port (\d+|off)\)")
 
@@ -130,13 +131,13 @@ class ModelServer:
 
     def infer(self, inputs: Mapping[str, np.ndarray], timeout: float = 30) -> dict[str, np.ndarray]:
         """Predict ``inputs`` (raw contents); the decoded outputs."""
-        response = self.stub.ModelInfer(self.request(inputs), timeout=timeout)
+        response = self.stub.ModelInfer(self.request(inputs), timeout=scaled(timeout))
         return decode_response(response)
 
     def metrics_text(self) -> str:
         """The Prometheus exposition text from the metrics port."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(url, timeout=scaled(10)) as answer:
             return str(answer.read().decode())
 
     def logs(self) -> str:
@@ -144,7 +145,7 @@ class ModelServer:
         return self.process.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM (then SIGKILL after ``timeout``); the exit code."""
+        """SIGTERM (then SIGKILL after ``timeout``, scaled); the exit code."""
         if "channel" in self.__dict__:
             self.channel.close()
         return self.process.stop(timeout)

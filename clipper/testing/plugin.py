@@ -9,15 +9,25 @@ missing it skips its tests with the command that builds them, except under ``CI=
 where a control plane that cannot start fails the run: CI never goes green by skipping.
 Its folder (logs, kubeconfig, certificates) is deleted after a session with no failures
 and kept, with its path in the summary, after any failure.
+
+Every wait is on one time scale (``clipper.testing.timeouts``): this plugin scales
+pytest-timeout's per-test limit by it too, unless ``--timeout`` or ``PYTEST_TIMEOUT``
+set one explicitly. A failing test's report carries the logs of the processes it
+started and, on the control plane, the cluster's Events and objects
+(``clipper.testing.diagnostics``), so CI's log alone is enough to diagnose it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from clipper.testing.diagnostics import REGISTRY, cluster_sections
+from clipper.testing.timeouts import scale, scaled
 
 if TYPE_CHECKING:
     from clipper.testing.controlplane import ControlPlane
@@ -26,6 +36,7 @@ if TYPE_CHECKING:
 
 _PLANE = pytest.StashKey["ControlPlane"]()
 _KEPT = pytest.StashKey[bool]()
+_REPORTED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,6 +50,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="keep the test control plane's folder (logs, kubeconfig) even when all pass",
     )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings
+def pytest_configure(config: pytest.Config) -> None:
+    explicit = config.getoption("timeout", None) is not None or os.environ.get("PYTEST_TIMEOUT")
+    try:
+        ini = config.getini("timeout")  # pytest-timeout's setting
+    except ValueError:  # pytest-timeout is not installed
+        return
+    if not explicit and ini:
+        config.option.timeout = scaled(float(ini))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    timeout = config.getoption("timeout", None)
+    limit = f"; per-test limit {timeout:.0f}s" if timeout else ""
+    return f"clipper: test timeouts scaled by {scale():g} (CLIPPER_TEST_TIMEOUT_SCALE){limit}"
 
 
 @pytest.fixture(scope="session")
@@ -125,13 +153,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.controlplane)
 
 
+@pytest.hookimpl(tryfirst=True)  # before the fixtures of the test start anything
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    REGISTRY.begin_test()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The first failing phase of a test (setup, call or teardown) gets the logs of
+    the processes it started and, on the control plane, the cluster's state."""
     report = yield
+    if not report.failed or item.stash.get(_REPORTED, False):
+        return report
+    item.stash[_REPORTED] = True
+    report.sections.extend(REGISTRY.process_sections())
     plane = item.config.stash.get(_PLANE, None)
-    if report.failed and plane is not None and "k8s" in getattr(item, "fixturenames", ()):
+    if plane is not None and plane.api is not None and "k8s" in getattr(item, "fixturenames", ()):
+        report.sections.extend(cluster_sections(plane.kubectl, REGISTRY.namespaces))
         report.sections.append(("control plane", f"component logs are kept in {plane.log_dir}"))
     return report
 

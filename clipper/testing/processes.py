@@ -8,18 +8,22 @@ so that stopping one also stops anything it spawned.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from clipper.testing.diagnostics import REGISTRY
+from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import ProcessExited as ProcessExited
+from clipper.testing.waiting import wait_for as wait_for
+
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -39,34 +43,6 @@ def refusing_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-class ProcessExited(RuntimeError):
-    """The process a condition waits on has exited: waiting longer cannot help."""
-
-
-def wait_for(
-    condition: Callable[[], T | None],
-    timeout: float = 30.0,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """Poll ``condition`` until it returns something truthy; raise after ``timeout``.
-    Errors of the condition count as "not yet", except ``ProcessExited``, which
-    ends the wait at once (so a server that dies at start fails its test early)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except ProcessExited:
-            raise
-        except Exception as exc:  # the condition may fail until the server is up
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not met within {timeout}s (last error: {last_error!r})")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -99,6 +75,7 @@ class ClipperProcess:
             cwd=cwd,
             start_new_session=True,
         )
+        REGISTRY.add_process(self)  # its log goes into the report of a failing test
 
     @property
     def pid(self) -> int:
@@ -112,12 +89,17 @@ class ClipperProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def returncode(self) -> int | None:
+        """The exit code, or ``None`` while it runs."""
+        return self.proc.poll()
+
     def signal(self, signum: int) -> None:
         if self.alive():
             self.proc.send_signal(signum)
 
     def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
+        """The exit code, once it exits within ``timeout`` quiet-machine seconds (scaled)."""
+        return self.proc.wait(timeout=scaled(timeout))
 
     def wait_port(self, port: int, timeout: float = 60.0) -> None:
         """Wait until the process listens on ``port``; fail early if it exits."""
@@ -135,13 +117,15 @@ class ClipperProcess:
             raise TimeoutError(f"{exc}\n--- logs ---\n{self.logs()}") from None
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then SIGKILL the whole process group after ``timeout``."""
+        """SIGTERM, then SIGKILL the whole process group after ``timeout`` (scaled)."""
+        timeout = scaled(timeout)
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                logger.warning("%s ignored SIGTERM for %.0fs; killing it", self.args, timeout)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=timeout)

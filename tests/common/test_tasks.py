@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from clipper.common.tasks import Backoff, TaskRegistry, spawn, supervise
+from clipper.testing.timeouts import scaled
 
 FAST = Backoff(first_s=0.001, max_s=0.002, healthy_after_s=60)
 
@@ -29,7 +30,7 @@ async def test_a_crash_is_logged_with_its_traceback_and_the_task_restarts(
 
     registry = TaskRegistry()
     task = supervise("worker", work, registry=registry, on_crash=held.append, backoff=FAST)
-    await asyncio.wait_for(second_run.wait(), 10)
+    await asyncio.wait_for(second_run.wait(), scaled(10))
     assert [str(e) for e in held] == ["boom"]
     assert registry.crashes == {"worker": 1}
     assert registry.healthy
@@ -66,7 +67,7 @@ async def test_max_crashes_gives_up_after_that_many() -> None:
 
     registry = TaskRegistry()
     task = supervise("flaky", work, registry=registry, backoff=FAST, max_crashes=3)
-    await asyncio.wait_for(task.wait(), 10)
+    await asyncio.wait_for(task.wait(), scaled(10))
     assert calls == 3
     assert task.dead
     assert "flaky" in registry.failures

@@ -12,6 +12,7 @@ import yaml
 from kubernetes import client
 
 from clipper.testing.controlplane import ControlPlane
+from clipper.testing.timeouts import scaled
 
 pytestmark = pytest.mark.controlplane
 
@@ -59,7 +60,8 @@ def installed(k8s: ControlPlane) -> None:
     k8s.kubectl("apply", "-f", str(CRDS))
     for crd in load_crds():
         name = crd["metadata"]["name"]
-        k8s.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+        wait = f"--timeout={scaled(60):.0f}s"
+        k8s.kubectl("wait", "--for=condition=Established", wait, f"crd/{name}", timeout=90)
 
 
 @pytest.mark.usefixtures("installed")

@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clipper.testing.controlplane import ControlPlane
+from clipper.testing.timeouts import scaled
 
 pytestmark = pytest.mark.controlplane
 
@@ -24,7 +25,8 @@ GROUP, VERSION, PLURAL = "smoke.clipper.test", "v1", "gadgets"
 @pytest.fixture(scope="module")
 def gadgets(k8s: ControlPlane) -> client.CustomObjectsApi:
     k8s.kubectl("apply", "-f", str(CRD))
-    k8s.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD))
+    wait = f"--timeout={scaled(60):.0f}s"
+    k8s.kubectl("wait", "--for=condition=Established", wait, "-f", str(CRD), timeout=90)
     return client.CustomObjectsApi(k8s.api)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from clipper.testing.k8s_install import require_installation
 from clipper.testing.processes import wait_for
+from clipper.testing.timeouts import scaled
 
 pytestmark = pytest.mark.controlplane
 
@@ -64,7 +65,7 @@ def test_session_teardown_stops_every_component_and_keeps_logs_of_a_failure(
         env={**os.environ, "CLIPPER_TEST_RECORD": str(record)},
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=scaled(400),
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
@@ -100,7 +101,7 @@ def test_components_die_with_the_test_process(tmp_path: Path) -> None:
         sleeper = int(parent.stdout.readline())
         assert not process_gone(sleeper)
         parent.send_signal(signal.SIGKILL)  # no chance to clean up
-        parent.wait(timeout=10)
+        parent.wait(timeout=scaled(10))
         wait_for(lambda: process_gone(sleeper), timeout=10, what="orphaned component to die")
     finally:
         parent.kill()

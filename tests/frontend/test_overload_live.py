@@ -21,6 +21,7 @@ from clipper.frontend.batching.queue import Chunk
 from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
 from clipper.testing.latency import URI, LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.waiting import polls
 
 ARGS = ["--input-datatype", "FP64", "--input-shape=-1,4", "--threads", "1"]
 
@@ -30,11 +31,10 @@ def rows(n: int, start: int = 0) -> np.ndarray:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(400):
+    async for _ in polls(10, interval=0.01):
         if condition():
             return
-        await asyncio.sleep(0.01)
-    raise TimeoutError(what)
+    raise TimeoutError(f"waiting for {what}")
 
 
 def echo_app(server: ModelServer, cache: bool = True, slo_ms: float = 5000) -> dict[str, object]:

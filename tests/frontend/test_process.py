@@ -16,6 +16,7 @@ from clipper.testing.frontend import FrontendProcess, metric, route, write_route
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.timeouts import scaled
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 
@@ -26,7 +27,7 @@ def predict(url: str, request_id: str) -> tuple[int, dict]:
         data=json.dumps({"input": ROW}).encode(),
         headers={"Content-Type": "application/json", "X-Request-ID": request_id},
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
         return answer.status, json.loads(answer.read())
 
 
@@ -56,7 +57,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(
         wait_for(lambda: metric(frontend.metrics(), name) >= 2, what="a slow batch in flight")
         frontend.process.signal(signal.SIGTERM)
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=scaled(30))
         assert frontend.process.wait(timeout=30) == 0
     finally:
         frontend.stop()
@@ -67,7 +68,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(
 
 def readyz(url: str) -> int:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as answer:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=scaled(10)) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -76,7 +77,7 @@ def readyz(url: str) -> int:
 def grpc_health(address: str) -> str:
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=scaled(10))
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
 
 
@@ -94,7 +95,7 @@ def test_sigterm_drains_serving_with_readiness_503_until_a_second_signal(
             data=json.dumps({"input": ROW}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
             assert answer.status == 200
             assert json.loads(answer.read())["output"] == ROW
             assert answer.headers["Connection"] == "close"  # keep-alive clients move on

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper.frontend.queries import wait_until
+from clipper.testing.timeouts import scaled
 
 FAR = 3600.0  # a deadline no test reaches: returning means the futures ended the wait
 
@@ -35,7 +36,7 @@ async def test_returns_when_every_future_is_done() -> None:
         await asyncio.sleep(0)
         assert not waiting.done()
         future.set_result(None)
-    await asyncio.wait_for(waiting, timeout=5)
+    await asyncio.wait_for(waiting, timeout=scaled(5))
 
 
 async def test_returns_at_the_deadline_leaving_stragglers_running_and_unwatched() -> None:
@@ -43,7 +44,7 @@ async def test_returns_at_the_deadline_leaving_stragglers_running_and_unwatched(
     done, straggler = loop.create_future(), Watched()
     done.set_result(1)
     deadline = loop.time() + 0.01
-    await asyncio.wait_for(wait_until([done, straggler], deadline), timeout=5)
+    await asyncio.wait_for(wait_until([done, straggler], deadline), timeout=scaled(5))
     assert loop.time() >= deadline  # the deadline ended the wait, not the futures
     assert not straggler.done()
     assert straggler.callbacks == []  # nothing of the finished wait fires when it ends
@@ -53,5 +54,5 @@ async def test_futures_already_done_return_at_once_without_waiting_for_the_deadl
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     done.set_result(None)
-    await asyncio.wait_for(wait_until([done], loop.time() + FAR), timeout=5)
-    await asyncio.wait_for(wait_until([], loop.time() + FAR), timeout=5)
+    await asyncio.wait_for(wait_until([done], loop.time() + FAR), timeout=scaled(5))
+    await asyncio.wait_for(wait_until([], loop.time() + FAR), timeout=scaled(5))

@@ -20,6 +20,7 @@ import pytest
 
 from clipper.testing.local import LocalRun, clipper_app, model_deployment, write_manifests
 from clipper.testing.processes import free_port
+from clipper.testing.timeouts import scaled
 
 FIRST_S = 0.2
 HEALTHY_S = 3.0
@@ -66,7 +67,7 @@ def _kill_when_healthy(run: LocalRun, name: str, before: int | None) -> int:
 def _delays(run: LocalRun, pattern: str, count: int) -> list[float]:
     """The first ``count`` restart delays the run logged for lines matching ``pattern``."""
     regex = re.compile(pattern + r".*; restarting it in ([0-9.]+)s")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + scaled(60)
     while True:
         found = [float(m.group(1)) for m in regex.finditer(run.logs())]
         if len(found) >= count or time.monotonic() > deadline:

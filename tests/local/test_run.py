@@ -36,6 +36,7 @@ from clipper.testing.local import (
 )
 from clipper.testing.models import DigitsModels, digits, digits_batch
 from clipper.testing.processes import free_port, wait_for
+from clipper.testing.timeouts import scaled
 
 ROLLOUT = {"drainSeconds": 1, "progressDeadlineSeconds": 60}
 CANARY = {
@@ -91,7 +92,7 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
         loaded: dict[str, Any] = json.loads(answer.read())
         return loaded
 
@@ -164,7 +165,7 @@ def test_feedback_moves_the_selection_weights(run: LocalRun) -> None:
 
 
 def _metrics(run: LocalRun) -> str:
-    with urllib.request.urlopen(f"{run.url}/metrics", timeout=10) as answer:
+    with urllib.request.urlopen(f"{run.url}/metrics", timeout=scaled(10)) as answer:
         return str(answer.read().decode())
 
 
@@ -225,7 +226,7 @@ def test_version_swap_under_load_fails_no_request(run: LocalRun, tmp_path: Path)
 def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_request(
     run: LocalRun, manifests: Path, tmp_path: Path
 ) -> None:
-    old = _pid_of(run.status(), "frontend")
+    old = _ready_pid(run, "frontend")
     assert old is not None
     # The first app's spec.frontend configures the run's one frontend.
     apps = list(yaml.safe_load_all((manifests / "apps.yaml").read_text()))
@@ -238,7 +239,7 @@ def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_re
         wait_for(lambda: load.result.requests > 100, timeout=60, what="load flowing")
         applied = run.apply(write_manifests(tmp_path / "apps.yaml", first))
         assert applied.returncode == 0, applied.stderr
-        run.wait_status(
+        replaced = run.wait_status(
             lambda s: _pid_of(s, "frontend") not in (None, old), timeout=90, what="new frontend"
         )
         wait_for(lambda: not alive(old), timeout=60, what="the old frontend drained and gone")
@@ -251,7 +252,9 @@ def test_changed_frontend_settings_replace_the_frontend_under_load_failing_no_re
         f"{result.seconds:.1f}s, {result.failures} failed"
     )
     assert result.failures == 0, result.examples
-    new = _pid_of(run.status(), "frontend")
+    # Its pid from the status that showed it ready: a later status may show it "live"
+    # only, for a moment (one health probe that timed out under load), and no pid.
+    new = _pid_of(replaced, "frontend")
     cmdline = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
     assert cmdline[cmdline.index(b"--queue-capacity") + 1] == str(capacity).encode()
     assert "the frontend was replaced" in run.logs()
@@ -419,8 +422,15 @@ def _pid_of(status: dict[str, Any], prefix: str) -> int | None:
     return found[0]["pid"] if found and found[0]["state"] == "ready" else None
 
 
+def _ready_pid(run: LocalRun, prefix: str) -> int | None:
+    """The pid of the process named ``prefix...`` once the status shows it ready: one
+    status may show it "live" only (a health probe that timed out under load)."""
+    status = run.wait_status(lambda s: _pid_of(s, prefix) is not None, what=f"{prefix} ready")
+    return _pid_of(status, prefix)
+
+
 def test_a_crashed_model_server_is_restarted(run: LocalRun) -> None:
-    victim = _pid_of(run.status(), "model digits-forest@")
+    victim = _ready_pid(run, "model digits-forest@")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     run.wait_status(
@@ -441,7 +451,7 @@ def test_a_crashed_model_server_is_restarted(run: LocalRun) -> None:
 
 
 def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> None:
-    victim = _pid_of(run.status(), "frontend")
+    victim = _ready_pid(run, "frontend")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     run.wait_status(
@@ -454,7 +464,7 @@ def test_a_crashed_frontend_is_restarted_on_the_same_ports(run: LocalRun) -> Non
 def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refused(
     run: LocalRun,
 ) -> None:
-    victim = _pid_of(run.status(), "frontend")
+    victim = _ready_pid(run, "frontend")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: not alive(victim), timeout=30, what="the frontend gone")
@@ -465,7 +475,7 @@ def test_a_request_sent_while_the_frontend_restarts_waits_instead_of_being_refus
         json.dumps({"input": digits_batch(1)[0].tolist()}).encode(),
         {"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as answer:
+    with urllib.request.urlopen(request, timeout=scaled(60)) as answer:
         assert answer.status == 200
     run.wait_status(
         lambda s: _pid_of(s, "frontend") not in (None, victim), timeout=60, what="new frontend"

@@ -29,8 +29,9 @@ from clipper.local.ports import PortChoice, listen
 from clipper.local.process import LogSink, Process
 from clipper.local.replica import Launch, ModelReplica
 from clipper.local.routes_file import RoutesFile
+from clipper.testing.timeouts import scaled
 
-TIMEOUT_S = 90.0
+TIMEOUT_S = scaled(90.0)
 
 
 class FlakyTerminal(io.StringIO):

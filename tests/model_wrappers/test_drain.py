@@ -13,6 +13,7 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.processes import wait_for
+from clipper.testing.timeouts import scaled
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -38,7 +39,7 @@ async def test_sigterm_loses_no_request_in_flight() -> None:
             async def infer(value: float) -> np.ndarray:
                 request = pb.ModelInferRequest(model_name="slow")
                 add_raw_inputs(request, {"x": np.full((2, 3), value)})
-                return decode_response(await stub.ModelInfer(request, timeout=60))["output"]
+                return decode_response(await stub.ModelInfer(request, timeout=scaled(60)))["output"]
 
             # A health watch stays open through the drain; it must not hold the exit up.
             watch = health.Watch(health_pb2.HealthCheckRequest(service=""))

@@ -12,6 +12,7 @@ from clipper.common.protocol import pb
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import digits_batch
 from clipper.testing.processes import ClipperProcess
+from clipper.testing.timeouts import scaled
 
 Build = Callable[[], pb.ModelInferRequest]
 NAME = "digits-logistic"
@@ -99,7 +100,7 @@ MALFORMED: dict[str, tuple[Build, grpc.StatusCode, str]] = {
 def test_malformed_request_then_a_good_one(digits_logistic_server: ModelServer, case: str) -> None:
     build, code, message = MALFORMED[case]
     with pytest.raises(grpc.RpcError) as caught:
-        digits_logistic_server.stub.ModelInfer(build(), timeout=30)
+        digits_logistic_server.stub.ModelInfer(build(), timeout=scaled(30))
     assert caught.value.code() == code
     assert message in caught.value.details()
     assert_still_serves(digits_logistic_server)

@@ -7,11 +7,12 @@ import sys
 
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.processes import refusing_port
+from clipper.testing.timeouts import scaled
 
 
 def health(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "clipper", "model", "health", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=scaled(60), check=False)
 
 
 def test_a_serving_container_is_healthy(digits_logistic_server: ModelServer) -> None:

@@ -26,6 +26,8 @@ from clipper.model_wrappers.server import serve
 from clipper.model_wrappers.settings import ModelSettings, ServerSettings
 from clipper.testing.frontend import metric
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import polls
 
 CALLS = 8
 QUEUED = 2
@@ -65,13 +67,13 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         calls = [
-            asyncio.ensure_future(stub.ModelInfer(request(i), timeout=120)) for i in range(CALLS)
+            asyncio.ensure_future(stub.ModelInfer(request(i), timeout=scaled(120)))
+            for i in range(CALLS)
         ]
         refused = CALLS - 1 - QUEUED
-        for _ in range(12000):  # the refusals come back at once; the admitted wait
+        async for _ in polls(120, interval=0.01):  # refusals come back at once; admitted wait
             if sum(call.done() for call in calls) >= refused:
                 break
-            await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # nothing more finishes while the gate is shut
         done = [call for call in calls if call.done()]
         assert len(done) == refused
@@ -88,7 +90,7 @@ async def test_calls_past_the_queue_bound_are_refused_and_the_rest_served(
         answers = await asyncio.gather(*(call for _, call in admitted))
         for (sent, _), answer in zip(admitted, answers, strict=True):  # each its own answer
             assert float(decode_response(answer)["output"][0, 0]) == sent
-        again = decode_response(await stub.ModelInfer(request(42.0), timeout=30))
+        again = decode_response(await stub.ModelInfer(request(42.0), timeout=scaled(30)))
         assert float(again["output"][0, 0]) == 42.0
     text = server.metrics_text()
     assert metric(text, "clipper_model_rejected_total") == refused
@@ -108,18 +110,17 @@ async def test_rpcs_past_the_grpc_bound_are_refused_and_the_server_recovers(
         for watch in watches:  # each is held by the server once it has sent a status
             await watch.read()
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.ServerLive(pb.ServerLiveRequest(), timeout=30)
+            await stub.ServerLive(pb.ServerLiveRequest(), timeout=scaled(30))
         assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         for watch in watches:
             watch.cancel()
         live, codes = None, set()
-        for _ in range(500):  # the server lets go of a cancelled watch soon after
+        async for _ in polls(10, interval=0.01):  # it lets go of a cancelled watch soon after
             try:
-                live = await stub.ServerLive(pb.ServerLiveRequest(), timeout=30)
+                live = await stub.ServerLive(pb.ServerLiveRequest(), timeout=scaled(30))
                 break
             except grpc.aio.AioRpcError as exc:
                 codes.add(exc.code())
-                await asyncio.sleep(0.01)
         assert codes <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert live is not None
         assert live.live

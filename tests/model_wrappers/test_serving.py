@@ -16,6 +16,7 @@ from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import DigitsModels, digits_batch
 from clipper.testing.processes import ClipperProcess, free_port
+from clipper.testing.timeouts import scaled
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_cuda_asked_for_but_absent_never_becomes_ready(digits_models: DigitsMode
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + scaled(90)
             while process.alive() and time.monotonic() < deadline:
                 try:
                     status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
@@ -187,7 +188,7 @@ async def test_concurrent_requests_each_get_their_own_answer(
         async def infer(x: np.ndarray) -> np.ndarray:
             request = pb.ModelInferRequest(model_name="digits-logistic")
             add_raw_inputs(request, {"input": x})
-            return decode_response(await stub.ModelInfer(request, timeout=60))["output"]
+            return decode_response(await stub.ModelInfer(request, timeout=scaled(60)))["output"]
 
         answers = await asyncio.gather(*(infer(x) for x in batches))
     for x, answer in zip(batches, answers, strict=True):

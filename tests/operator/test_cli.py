@@ -12,6 +12,7 @@ import yaml
 from clipper.cli import build_parser
 from clipper.common.settings_cli import settings_from
 from clipper.operator.settings import OperatorSettings
+from clipper.testing.timeouts import scaled
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -51,7 +52,7 @@ def test_one_cannot_watch_some_namespaces_and_all_of_them() -> None:
 def test_invalid_settings_exit_2_with_the_flag_named() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "clipper", "operator", "--workers", "0"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=scaled(60), check=False,
     )  # fmt: skip
     assert result.returncode == 2
     assert "invalid --workers" in result.stderr
@@ -61,7 +62,7 @@ def test_manifests_print_a_yaml_stream_for_kubectl() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "clipper", "operator", "manifests", "--install-namespace", "ops",
          "--model-image", "registry.example/model:1"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True, text=True, timeout=scaled(60), check=True,
     )  # fmt: skip
     docs = list(yaml.safe_load_all(result.stdout))
     deployment = docs[-1]

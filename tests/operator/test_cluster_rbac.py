@@ -30,6 +30,7 @@ from clipper.testing.k8s_clipper import (
     service_account_kubeconfig,
     wait_for_object,
 )
+from clipper.testing.timeouts import scaled
 
 
 @dataclass
@@ -50,7 +51,7 @@ def install(
     printed = subprocess.run(
         [sys.executable, "-m", "clipper", "operator", "manifests",
          "--install-namespace", home, "--namespace", watched],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True, text=True, check=True, timeout=scaled(60),
     ).stdout  # fmt: skip
     keep = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     docs = [d for d in yaml.safe_load_all(printed) if d and d["kind"] in keep]
@@ -70,7 +71,7 @@ def install(
 def can_i(k8s: ControlPlane, install: Install, *what: str) -> subprocess.CompletedProcess[str]:
     """``kubectl auth can-i`` with the operator's own token."""
     argv = [k8s.kubectl_path, f"--kubeconfig={install.kubeconfig}", "auth", "can-i", *what]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=scaled(60), check=False)
 
 
 def test_it_may_apply_in_its_namespace_and_is_denied_outside(

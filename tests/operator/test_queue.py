@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from clipper.operator.queue import ReconcileQueue
+from clipper.testing.waiting import polls
 
 
 class Recorder:
@@ -38,10 +39,9 @@ class Recorder:
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
-    for _ in range(2000):
+    async for _ in polls(10, interval=0.005):
         if condition():
             return
-        await asyncio.sleep(0.005)
     pytest.fail("condition not met")
 
 
@@ -50,10 +50,9 @@ async def run_until(
 ) -> None:
     task = asyncio.create_task(queue.run(recorder, workers))
     try:
-        for _ in range(2000):
+        async for _ in polls(10, interval=0.005):
             if done():
                 return
-            await asyncio.sleep(0.005)
         pytest.fail(f"not done; calls: {recorder.calls}")
     finally:
         task.cancel()

@@ -30,6 +30,8 @@ from clipper.operator.handlers.supervision import QUEUE_TASK, check_tasks, start
 from clipper.operator.queue import ReconcileQueue
 from clipper.operator.settings import OperatorSettings
 from clipper.testing.processes import free_port
+from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import polls
 
 QUICK = Backoff(first_s=0.01, max_s=0.05, healthy_after_s=60.0)
 BAD: Key = ("modeldeployments", "ns", "bad")
@@ -59,10 +61,9 @@ def context(liveness: str | None = None) -> Context:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3000):
+    async for _ in polls(30, interval=0.01):
         if condition():
             return
-        await asyncio.sleep(0.01)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -89,7 +90,7 @@ async def liveness(ctx: Context, endpoint: str) -> AsyncIterator[None]:
         )
     )
     try:
-        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.wait_for(ready.wait(), scaled(30))
         yield
     finally:
         reporter.cancel()
@@ -135,7 +136,7 @@ async def test_the_liveness_probe_fails_once_the_queue_is_dead(
     for crashes in (1, 2):
         ctx.queue.add(BAD)
         await until(lambda n=crashes: ctx.tasks.crashes.get(QUEUE_TASK) == n, "a crash")
-    await asyncio.wait_for(queue.wait(), 30)
+    await asyncio.wait_for(queue.wait(), scaled(30))
     assert queue.dead
     assert QUEUE_TASK in ctx.tasks.failures
     assert len(crash_logs(caplog)) == 2

@@ -13,7 +13,11 @@ the traffic) -> Serving (stable) -> Draining (out of traffic, still up for
 not ready within ``progressDeadlineSeconds``, is Failed: with ``autoRollback`` the
 traffic returns to the stable version and the candidate scales to zero, otherwise
 the rollout pauses as it is. Either way the failure is remembered (its
-``failedGeneration``) and not retried until the spec changes again.
+``failedGeneration``) and not retried until the spec changes again. A failure first
+seen once the deadline has passed counts as the deadline (its message appended):
+the operator sets the same deadline on the Deployment, whose controller may report
+it a moment before the operator's own timer does, and the reason must not depend
+on which of the two clocks a reconcile happens to see first.
 
 Deliberate choices: the candidate runs ``spec.replicas`` from the start, so a
 promotion never waits for capacity; going back to a version that has been stable
@@ -245,9 +249,9 @@ class _Reconcile:
                 self._promote(entry)
             return
         seen = self.observed.get(entry.version)
-        if seen is not None and seen.failing:
+        if seen is not None and seen.failing and not self._deadline_passed():
             self._fail(entry, "VersionFailing", f"{entry.version} is failing: {seen.message}")
-        elif not self._ready(entry):
+        elif not self._ready(entry):  # a failing version is never ready
             self._wait(entry)
         else:
             was_waiting = self.st.rollout.waiting_since is not None
@@ -257,6 +261,11 @@ class _Reconcile:
                 self._promote(entry)
             else:
                 self._canary(entry, restart_pause=was_waiting)
+
+    def _deadline_passed(self) -> bool:
+        since = self.st.rollout.waiting_since
+        deadline = self.spec.rollout.progress_deadline_seconds
+        return since is not None and self._after(since, deadline) <= 0
 
     def _wait(self, entry: VersionStatus) -> None:
         rollout = self.st.rollout

@@ -261,6 +261,22 @@ def test_a_failing_candidate_rolls_back_at_once() -> None:
     assert c.traffic() == {"v1": 100}
 
 
+def test_a_failure_first_seen_after_the_deadline_is_reported_as_the_deadline() -> None:
+    # The operator sets the rollout's deadline on the Deployment too; on a busy
+    # machine the Deployment controller's ProgressDeadlineExceeded can reach the
+    # operator before its own timer fires. The reason must not depend on which
+    # clock a reconcile sees first.
+    c = stable_on(Controller(spec=make_spec(progressDeadlineSeconds=4)))
+    c.apply(make_spec("v2", progressDeadlineSeconds=4))
+    c.step(1)
+    stuck = "Deployment ProgressDeadlineExceeded: ReplicaSet has timed out progressing"
+    c.observed["v2"] = VersionObservation(failing=True, message=stuck)
+    plan = c.step(4)
+    assert reasons(plan) == ["RolledBack"]
+    assert c.condition("Degraded") == ("True", "ProgressDeadlineExceeded")
+    assert "v2 was not ready within 4s (0/2 replicas ready): " + stuck in plan.events[0].message
+
+
 def test_without_auto_rollback_a_failed_rollout_pauses_as_it_is() -> None:
     c = stable_on(Controller(spec=canary("v1", autoRollback=False)))
     c.apply(canary("v2", autoRollback=False))

@@ -15,6 +15,7 @@ from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.frontend import metric, route, same_predictions, serving, write_routes
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import DigitsModels, digits_batch
+from clipper.testing.timeouts import scaled
 
 
 @pytest.fixture
@@ -32,7 +33,9 @@ async def test_raw_tensors_equal_in_process_sklearn(
     request = pb.ModelInferRequest(model_name="digits", id="g-1")
     add_raw_inputs(request, {"input": pixels})
     async with serving(digits_routes) as fe, grpc.aio.insecure_channel(fe.grpc_address) as ch:
-        response = await pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(request, timeout=10)
+        response = await pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(
+            request, timeout=scaled(10)
+        )
     assert response.model_name == "digits"
     assert response.id == "g-1"
     same_predictions(decode_response(response)["output"], expected)
@@ -47,7 +50,9 @@ async def test_typed_tensors_are_accepted(digits_routes: Path, digits_models: Di
     tensor.contents.fp64_contents.extend(pixels.ravel().tolist())
     request = pb.ModelInferRequest(model_name="digits", inputs=[tensor])
     async with serving(digits_routes) as fe, grpc.aio.insecure_channel(fe.grpc_address) as ch:
-        response = await pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(request, timeout=10)
+        response = await pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(
+            request, timeout=scaled(10)
+        )
     same_predictions(decode_response(response)["output"], expected)
 
 
@@ -88,10 +93,10 @@ async def test_bad_requests_get_statuses_and_serving_goes_on(
     async with serving(digits_routes) as fe, grpc.aio.insecure_channel(fe.grpc_address) as ch:
         stub = pb_grpc.GRPCInferenceServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.ModelInfer(bad, timeout=10)
+            await stub.ModelInfer(bad, timeout=scaled(10))
         assert error.value.code() == (code or grpc.StatusCode.INVALID_ARGUMENT)
         assert re.search(message, error.value.details() or "")
-        response = await stub.ModelInfer(good, timeout=10)
+        response = await stub.ModelInfer(good, timeout=scaled(10))
         assert decode_response(response)["output"].shape == (1, 10)
         counted = metric(fe.metrics(), "clipper_frontend_errors_total", api="oip_grpc")
         assert counted == 1

@@ -25,6 +25,7 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs, decode_response
 from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.timeouts import scaled
 
 A = np.array([[1.0, 2.0, 3.0, 4.0], [-1.0, -2.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5]])
 B = np.array([[2.0], [3.0], [0.0]])
@@ -155,7 +156,7 @@ async def test_unknown_outputs_and_missing_inputs_are_the_clients_errors(
             add_raw_inputs(request, {"a": A, "b": B})
             request.outputs.add().name = "nope"
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await stub.ModelInfer(request, timeout=10)
+                await stub.ModelInfer(request, timeout=scaled(10))
     assert unknown[0] == 400
     assert "unknown output 'nope'" in unknown[1]["error"]
     assert missing[0] == 400
@@ -212,7 +213,7 @@ async def test_a_default_for_a_multi_output_app_is_well_formed(routes: Path) -> 
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
             request = pb.ModelInferRequest(model_name="two")
             add_raw_inputs(request, {"a": A, "b": B})
-            reply = decode_response(await stub.ModelInfer(request, timeout=10))
+            reply = decode_response(await stub.ModelInfer(request, timeout=scaled(10)))
     status, body = oip
     assert status == 200
     assert body["parameters"]["default"] is True

@@ -13,6 +13,7 @@ from clipper.common.protocol.tensors import add_raw_inputs
 from clipper.testing.frontend import metric, route, serving, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.timeouts import scaled
 
 
 async def test_calls_past_the_concurrency_bound_are_resource_exhausted(
@@ -26,7 +27,7 @@ async def test_calls_past_the_concurrency_bound_are_resource_exhausted(
         request = pb.ModelInferRequest(model_name="echo")
         add_raw_inputs(request, {"input": np.ones((1, 4))})
         try:
-            await stub.ModelInfer(request, timeout=30)
+            await stub.ModelInfer(request, timeout=scaled(30))
         except grpc.aio.AioRpcError as exc:
             return exc.code()
         return grpc.StatusCode.OK

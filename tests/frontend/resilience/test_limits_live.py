@@ -15,6 +15,7 @@ from clipper.common.protocol.tensors import add_raw_inputs
 from clipper.testing.frontend import metric, route, serving, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.timeouts import scaled
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 
@@ -70,7 +71,7 @@ async def test_a_full_queue_is_resource_exhausted_over_grpc(slow_routes: Path) -
             request = pb.ModelInferRequest(model_name="echo")
             add_raw_inputs(request, {"input": np.array([[i, 0.0, 0.0, 0.0]])})
             try:
-                await stub.ModelInfer(request, timeout=10)
+                await stub.ModelInfer(request, timeout=scaled(10))
             except grpc.aio.AioRpcError as exc:
                 return exc
             return None
@@ -97,6 +98,6 @@ async def test_an_oversized_grpc_message_is_refused(
     ):
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.ModelInfer(big, timeout=10)
+            await stub.ModelInfer(big, timeout=scaled(10))
         assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        await stub.ModelInfer(small, timeout=10)
+        await stub.ModelInfer(small, timeout=scaled(10))

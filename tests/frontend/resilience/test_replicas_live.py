@@ -24,6 +24,7 @@ from clipper.testing.frontend import (
 )
 from clipper.testing.latency import URI, LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.waiting import polls
 
 ARGS = ["--input-datatype", "FP64", "--input-shape=-1,4", "--threads", "1"]
 
@@ -58,10 +59,9 @@ def app(versions: list[dict[str, object]], **fields: object) -> dict[str, object
 
 
 async def wait_metric(fe: object, name: str, at_least: float, **labels: str) -> None:
-    for _ in range(400):
+    async for _ in polls(10):
         if metric(fe.metrics(), name, **labels) >= at_least:  # type: ignore[attr-defined]
             return
-        await asyncio.sleep(0.025)
     raise TimeoutError(f"{name}{labels} never reached {at_least}")
 
 
@@ -137,8 +137,7 @@ async def test_traffic_weights_between_versions_are_honoured(
 
         swapped = [{**split[0], "weight": 0}, {**split[1], "weight": 100}]  # a version swap
         write_routes(routes, app(swapped))
-        for _ in range(200):
-            await asyncio.sleep(0.025)
+        async for _ in polls(10):
             if fe.frontend.router.apps["app"].models["m"].versions[0][0].version == "2":
                 break
         before = metric(fe.metrics(), "clipper_frontend_batch_size_sum", version="1")
@@ -180,10 +179,9 @@ async def test_a_replica_that_comes_back_is_found_by_its_health_checks(
         async with serving(routes) as fe:
             server.process.signal(signal.SIGKILL)
             await asyncio.to_thread(server.stop)  # the frontend serves on this loop meanwhile
-            for _ in range(400):
+            async for _ in polls(10):
                 if metric(fe.metrics(), "clipper_frontend_replica_up", replica=server.address) == 0:
                     break
-                await asyncio.sleep(0.025)
             ((_, down),) = await hammer(fe.url, "app", rows(1), concurrency=1)
             assert down["default_explanation"].startswith("unavailable"), down
 

@@ -22,8 +22,9 @@ import pytest
 
 from clipper.testing.frontend import Serving, metric, route, serving, write_routes
 from clipper.testing.processes import refusing_port
+from clipper.testing.timeouts import scaled
 
-PATIENCE_S = 30.0  # generous: only a hang takes this long
+PATIENCE_S = scaled(30.0)  # generous: only a hang takes this long
 HEAD = b"POST /digits/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
 READYZ = b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n"
 CLOSED = "clipper_frontend_http_connections_closed_total"

@@ -18,6 +18,7 @@ from clipper.common.tasks import TaskRegistry
 from clipper.frontend.routing.discovery.kubernetes import KubernetesDiscovery
 from clipper.testing.asyncio_checks import unretrieved_task_errors
 from clipper.testing.processes import refusing_port
+from clipper.testing.waiting import polls
 
 
 async def test_a_cancelled_watch_stops_its_reflectors_and_leaks_no_exception(
@@ -34,16 +35,17 @@ async def test_a_cancelled_watch_stops_its_reflectors_and_leaks_no_exception(
 
         with caplog.at_level(logging.WARNING):
             follower = asyncio.create_task(follow())
-            for _ in range(400):  # at most 10 s: every reflector has tried once
+            async for _ in polls(10):  # every reflector has tried once
                 if caplog.text.count("listing again") >= 3:
                     break
-                await asyncio.sleep(0.025)
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
             assert follower.cancelled()
-            await asyncio.sleep(0.1)  # what it cancelled on its way out has finished too
-            left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            async for _ in polls(5):  # what it cancelled on its way out finishes too
+                left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not left:
+                    break
             errors = unretrieved_task_errors(caplog)
     assert left == []
     assert errors == []

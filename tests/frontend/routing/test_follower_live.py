@@ -11,7 +11,6 @@ watch, which reads the file again once it is back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from clipper.testing.asyncio_checks import unretrieved_task_errors
 from clipper.testing.frontend import hammer, metric, route, serving, write_routes
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.waiting import polls
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 CRASHES = "clipper_frontend_task_crashes_total"
@@ -38,10 +38,9 @@ async def test_the_follower_restarts_when_the_routes_directory_is_replaced(
     with caplog.at_level(logging.WARNING):
         async with serving(routes) as fe, aiohttp.ClientSession() as http:
             shutil.rmtree(conf)
-            for _ in range(800):  # at most 20 s
+            async for _ in polls(20):
                 if metric(fe.metrics(), CRASHES, task="routing_follower") >= 1:
                     break
-                await asyncio.sleep(0.025)
             else:
                 raise TimeoutError("the follower never noticed the directory was removed")
             # Meanwhile the last table serves on, and the frontend stays in its Service.
@@ -53,10 +52,9 @@ async def test_the_follower_restarts_when_the_routes_directory_is_replaced(
             conf.mkdir()
             write_routes(routes, {**app, "latency_slo_ms": 250})
             echo = fe.frontend.router.apps["echo"]
-            for _ in range(1200):  # at most 30 s (restarts back off from 0.5 s)
+            async for _ in polls(30):  # restarts back off from 0.5 s
                 if echo.slo_s == 0.25:
                     break
-                await asyncio.sleep(0.025)
             assert echo.slo_s == 0.25
         errors = unretrieved_task_errors(caplog)
     died = [r for r in caplog.records if r.getMessage().startswith("task routing_follower died")]

@@ -36,6 +36,8 @@ from clipper.testing.k8s_clipper import (
     service_account_kubeconfig,
     wait_for_object,
 )
+from clipper.testing.timeouts import scaled
+from clipper.testing.waiting import polls
 
 
 async def configuration(kubeconfig: Path) -> client.Configuration:
@@ -70,14 +72,14 @@ class Stream:
         if self.seen and check(self.seen[-1]):
             return self.seen[-1]
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(scaled(within)):
                 async for table in self.tables:
                     self.seen.append(table)
                     if check(table):
                         return table
         except TimeoutError:
             pass
-        raise AssertionError(f"no such table within {within}s; last: {self.seen[-1:]}")
+        raise AssertionError(f"waiting for a table (scaled {within}s); last seen: {self.seen[-1:]}")
 
     async def close(self) -> None:
         await self.tables.aclose()
@@ -214,28 +216,27 @@ async def test_a_watch_from_an_expired_version_lists_again(
         # Right after a CRD is installed its watch cache may still be starting (429):
         # wait until a watch from version 1 -- long gone -- is refused with 410.
         probe = Reflector(MODELS, models, lambda *_: None)
-        for _ in range(100):
+        async for _ in polls(20, interval=0.2):
             probe.version = "1"
             try:
                 await probe._watch()
             except Expired:
                 break
             except ApiError:
-                await asyncio.sleep(0.2)
+                pass  # 429: not yet
         reflector = Reflector(MODELS, models, lambda kind, kind_of_event, payload: received.append(
             (kind_of_event, payload)))  # fmt: skip
         reflector.version = "1"  # long compacted away: the server answers 410 Gone
         task = asyncio.create_task(reflector.run())
         try:
-            await asyncio.wait_for(reflector.listed.wait(), 30)
+            await asyncio.wait_for(reflector.listed.wait(), scaled(30))
             assert reflector.lists == 1
             assert "resourceVersion 1 expired" in caplog.text  # 410 Gone, not another error
             assert received[0] == (None, [])  # the complete (empty) list
             create(k8s, namespace, model_deployment("digits"))
-            for _ in range(300):
+            async for _ in polls(30, interval=0.1):
                 if any(kind == "ADDED" for kind, _ in received):
                     break
-                await asyncio.sleep(0.1)
             added = [obj for kind, obj in received if kind == "ADDED"]
             assert [obj["metadata"]["name"] for obj in added] == ["digits"]
         finally:

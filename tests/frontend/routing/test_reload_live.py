@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from clipper.testing.frontend import hammer, route, serving, write_routes
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.waiting import polls
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 
@@ -23,10 +23,9 @@ async def test_a_bad_update_is_rejected_and_a_good_one_applied(
         app = fe.frontend.router.apps["echo"]
         with caplog.at_level(logging.ERROR):
             write_routes(routes, {**good, "selection": {"type": "exp3", "params": {"gama": 1}}})
-            for _ in range(400):
+            async for _ in polls(10):
                 if "routing table rejected" in caplog.text:
                     break
-                await asyncio.sleep(0.025)
         assert "apps.echo.selection" in caplog.text
         assert "gama" in caplog.text
         assert fe.frontend.router.apps["echo"] is app
@@ -36,8 +35,7 @@ async def test_a_bad_update_is_rejected_and_a_good_one_applied(
         assert (status, answer["output"]) == (200, ROW)
 
         write_routes(routes, {**good, "latency_slo_ms": 250})
-        for _ in range(400):
+        async for _ in polls(10):
             if app.config.latency_slo_ms == 250:
                 break
-            await asyncio.sleep(0.025)
         assert app.slo_s == 0.25

@@ -10,6 +10,7 @@ import pytest
 
 from clipper.common.errors import ConfigError
 from clipper.frontend.routing.discovery.static import StaticFileDiscovery, load_routes
+from clipper.testing.timeouts import scaled
 
 ROUTES = """
 apps:
@@ -67,7 +68,7 @@ async def edit_until_yielded(path: Path, text: str, nxt: asyncio.Future[object])
     an edit made before it starts is never seen. Proves the watcher is running."""
     for _ in range(40):
         await asyncio.to_thread(path.write_text, text)
-        done, _ = await asyncio.wait([nxt], timeout=0.5)
+        done, _ = await asyncio.wait([nxt], timeout=scaled(0.5))
         if done:
             return nxt.result()
     pytest.fail("the routes file watcher never yielded an edit")
@@ -91,6 +92,6 @@ async def test_changes_are_yielded_and_bad_edits_keep_the_last_table(tmp_path: P
     replaced = tmp_path / "routes.yaml.tmp"  # the editor way: write aside, rename over
     replaced.write_text(ROUTES.replace("weight: 90", "weight: 50"))
     replaced.rename(path)
-    second = await asyncio.wait_for(nxt, timeout=20)
+    second = await asyncio.wait_for(nxt, timeout=scaled(20))
     assert second != first
     assert second.apps["digits"].models[0].versions[0].weight == 50

@@ -8,7 +8,6 @@ the new model would get 400 until the frontend restarted.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from clipper.testing.frontend import route, serving, write_routes
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.waiting import polls
 
 OLD_ROW = [1.0, 2.0, 3.0, 4.0]  # the echo model: FP64 rows of 4
 
@@ -65,11 +65,10 @@ async def test_a_swapped_model_s_input_is_accepted_right_after_the_change(
 
         write_routes(routes, new)
         router = fe.frontend.router
-        for _ in range(800):  # at most 20 s: the new table applied, its replica up
+        async for _ in polls(20):  # the new table applied, its replica up
             runtime = router.versions.get((model, version))
             if runtime is not None and runtime.up and model in router.apps["swap"].models:
                 break
-            await asyncio.sleep(0.025)
         else:
             raise TimeoutError("the new model never came up")
 
