@@ -34,7 +34,9 @@ The namespaced rules, each for a call the operator really makes (see ``kube.py``
 - kopf's namespaced peering objects (only used with ``--peering``).
 
 The Deployment runs one replica with the ``Recreate`` strategy (standalone, see
-``kopf_settings``), as a non-root user, with kopf's liveness endpoint as probe.
+``kopf_settings``), as a non-root user with a read-only root filesystem (it writes
+nothing to disk), with kopf's liveness endpoint as probe. helm/clipper renders the
+same objects (tests/helm/test_one_source.py compares them).
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def build_operator_deployment(namespace: str, settings: OperatorSettings) -> dic
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
         },
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True},
     }
     return {
         "apiVersion": "apps/v1",
