@@ -5,13 +5,14 @@ keeps crds/).
 
 kwok fakes the pods, so the operator itself runs as a local process with the token
 of the chart's ServiceAccount (as tests/operator/test_cluster_rbac.py does with the
-printed manifests). The tests share one release and run in file order: install,
-use, upgrade, uninstall.
+printed manifests). The tests share one release (an upgrade puts it back as it
+was) in any order; the uninstall test installs a release of its own.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,16 +72,17 @@ def release(k8s: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iter
             k8s.delete_namespace(name)
 
 
-def install_objects(k8s: ControlPlane, release: Release) -> set[str]:
-    """Every object that carries the release's labels, in its namespaces and cluster-wide."""
+def install_objects(k8s: ControlPlane, *namespaces: str) -> set[str]:
+    """Every object that carries the release's labels, in these namespaces, and the
+    cluster-wide ones named for the first (the install namespace)."""
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/managed-by=Helm"
     found = set()
-    for ns in (release.home, release.watched, release.extra):
+    for ns in namespaces:
         kinds = "serviceaccounts,deployments,roles,rolebindings,poddisruptionbudgets,configmaps"
         out = k8s.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout
         found |= {f"{ns}/{name}" for name in out.split()}
     out = k8s.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name")
-    return found | {n for n in out.stdout.split() if release.home in n}
+    return found | {n for n in out.stdout.split() if namespaces[0] in n}
 
 
 def test_install_makes_the_operator_deployment_available(
@@ -147,12 +149,33 @@ def granted_to_everyone(k8s: ControlPlane) -> set[Grant]:
     return found
 
 
-def can_i_list(k8s: ControlPlane, kubeconfig: Path, namespace: str) -> set[Grant]:
-    """``kubectl auth can-i --list`` as the ServiceAccount itself, as grants."""
+ROW = re.compile(r"^(\S*)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
+
+
+def shown(grants: set[Grant]) -> set[tuple[str, str]]:
+    """Grants as ``kubectl auth can-i --list`` names them: ``resource.group/sub``, verb."""
+
+    def name(group: str, resource: str) -> str:
+        base, slash, sub = resource.partition("/")
+        return f"{base}.{group}{slash}{sub}" if group else resource
+
+    return {(name(g, r), v) for g, r, v in grants}
+
+
+def can_i_list(k8s: ControlPlane, kubeconfig: Path, namespace: str) -> set[tuple[str, str]]:
+    """``kubectl auth can-i --list`` as the ServiceAccount itself: (resource, verb)."""
     argv = [k8s.kubectl_path, f"--kubeconfig={kubeconfig}", "auth", "can-i", "--list",
-            "-n", namespace, "-o", "json"]  # fmt: skip
+            "-n", namespace]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
-    return grants(json.loads(out).get("resourceRules") or [])
+    rows = set()
+    for line in out.splitlines()[1:]:
+        match = ROW.match(line)
+        assert match, f"unexpected line {line!r} in:\n{out}"
+        resource, _urls, names, verbs = match.groups()
+        assert not names, line  # no grant is limited to named objects
+        if resource:
+            rows |= {(resource, verb) for verb in verbs.split()}
+    return rows
 
 
 def test_can_i_list_shows_exactly_the_rules_of_install_py(
@@ -162,9 +185,9 @@ def test_can_i_list_shows_exactly_the_rules_of_install_py(
     everyone = granted_to_everyone(k8s)
     cluster_reads = grants(discovery_rules())
     watched = can_i_list(k8s, kubeconfig, release.watched)
-    assert watched == grants(namespaced_rules()) | cluster_reads | everyone
+    assert watched == shown(grants(namespaced_rules()) | cluster_reads | everyone)
     for elsewhere in (release.extra, release.home):
-        assert can_i_list(k8s, kubeconfig, elsewhere) == cluster_reads | everyone
+        assert can_i_list(k8s, kubeconfig, elsewhere) == shown(cluster_reads | everyone)
     print(f"\nkubectl auth can-i --list -n {release.watched}: {len(watched)} grants, as install.py")
 
 
@@ -177,7 +200,7 @@ def test_upgrade_adds_and_removes_namespaces_without_orphans(
     roles = k8s.kubectl("get", "role", ACCOUNT, "-n", release.extra, "-o", "name").stdout
     assert roles.strip() == f"role.rbac.authorization.k8s.io/{ACCOUNT}"
     release.helm.run(*upgrade, "--set", f"watchNamespaces={{{release.watched}}}", timeout=240)
-    left = install_objects(k8s, release)
+    left = install_objects(k8s, release.home, release.watched, release.extra)
     assert not {o for o in left if o.startswith(f"{release.extra}/")}, left
     deployment = json.loads(
         k8s.kubectl("get", "deployment", ACCOUNT, "-n", release.home, "-o", "json").stdout
@@ -190,10 +213,25 @@ def test_upgrade_adds_and_removes_namespaces_without_orphans(
 
 
 def test_uninstall_leaves_only_the_crds(k8s: ControlPlane, release: Release) -> None:
-    assert install_objects(k8s, release)
-    release.helm.run("uninstall", RELEASE, "--namespace", release.home, "--wait", timeout=240)
-    assert install_objects(k8s, release) == set()
-    secrets = k8s.kubectl("get", "secrets", "-n", release.home, "-o", "name").stdout
-    assert "sh.helm.release" not in secrets
-    crds = k8s.kubectl("get", "crd", "clipperapps.clipper.dev", "modeldeployments.clipper.dev")
-    assert crds.returncode == 0
+    # A release of its own, so that the shared one stays for the other tests.
+    home, watched = (k8s.create_namespace(p) for p in ("helm-gone", "helm-gone-watched"))
+    try:
+        release.helm.run(
+            "install", RELEASE, str(CHART), "--namespace", home,
+            "--set", f"watchNamespaces={{{watched}}}", "--wait", timeout=240,
+        )  # fmt: skip
+        installed = install_objects(k8s, home, watched)
+        assert f"{watched}/role.rbac.authorization.k8s.io/{ACCOUNT}" in installed
+        assert f"clusterrole.rbac.authorization.k8s.io/{ACCOUNT}:{home}:discovery" in installed
+        release.helm.run("uninstall", RELEASE, "--namespace", home, "--wait", timeout=240)
+        assert install_objects(k8s, home, watched) == set()
+        secrets = k8s.kubectl("get", "secrets", "-n", home, "-o", "name").stdout
+        assert "sh.helm.release" not in secrets
+        crds = k8s.kubectl("get", "crd", "clipperapps.clipper.dev", "modeldeployments.clipper.dev")
+        assert crds.returncode == 0
+    finally:
+        release.helm.run(
+            "uninstall", RELEASE, "--namespace", home, "--ignore-not-found", check=False
+        )
+        for name in (home, watched):
+            k8s.delete_namespace(name)
