@@ -35,6 +35,8 @@ def test_every_pod_is_non_root_read_only_without_capabilities(helm: Helm) -> Non
                 assert security["readOnlyRootFilesystem"] is True
                 assert container["resources"]["requests"]
                 assert container["resources"]["limits"]["memory"]
+            for volume in spec.get("volumes", []):  # writable space is bounded
+                assert volume["emptyDir"]["sizeLimit"], volume
 
 
 def test_exact_namespaces_get_roles_and_only_cluster_reads(helm: Helm) -> None:
