@@ -81,8 +81,8 @@ def install_objects(k8s: ControlPlane, *namespaces: str) -> set[str]:
         kinds = "serviceaccounts,deployments,roles,rolebindings,poddisruptionbudgets,configmaps"
         out = k8s.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout
         found |= {f"{ns}/{name}" for name in out.split()}
-    out = k8s.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name")
-    return found | {n for n in out.stdout.split() if namespaces[0] in n}
+    wide = k8s.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name")
+    return found | {n for n in wide.stdout.split() if namespaces[0] in n}
 
 
 def test_install_makes_the_operator_deployment_available(
@@ -164,7 +164,7 @@ def shown(grants: set[Grant]) -> set[tuple[str, str]]:
 
 def can_i_list(k8s: ControlPlane, kubeconfig: Path, namespace: str) -> set[tuple[str, str]]:
     """``kubectl auth can-i --list`` as the ServiceAccount itself: (resource, verb)."""
-    argv = [k8s.kubectl_path, f"--kubeconfig={kubeconfig}", "auth", "can-i", "--list",
+    argv = [str(k8s.kubectl_path), f"--kubeconfig={kubeconfig}", "auth", "can-i", "--list",
             "-n", namespace]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     rows = set()
