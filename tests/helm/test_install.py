@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from clipper.operator.builders.install import discovery_rules, namespaced_rules
 from clipper.testing.controlplane import ControlPlane
@@ -38,6 +39,7 @@ from clipper.testing.k8s_clipper import (
 from clipper.testing.k8s_helm import CHART, RELEASE, Helm, require_helm
 
 ACCOUNT = "clipper-operator"
+CUSTOM = CHART / "ci" / "custom-values.yaml"
 Grant = tuple[str, str, str]
 
 
@@ -235,3 +237,28 @@ def test_uninstall_leaves_only_the_crds(k8s: ControlPlane, release: Release) -> 
         )
         for name in (home, watched):
             k8s.delete_namespace(name)
+
+
+def test_non_default_values_render_objects_the_api_server_accepts(
+    k8s: ControlPlane, release: Release
+) -> None:
+    # A namespace where nothing exists yet, so the dry run checks the objects as
+    # rendered, not merged into the release's. The ServiceMonitor's CRD
+    # (prometheus-operator) is not installed here; every other object is validated
+    # by the API server itself.
+    home = k8s.create_namespace("helm-dry-run")
+    try:
+        objects = release.helm.template(
+            f"watchNamespaces={{{home}}}", namespace=home, values=[CUSTOM]
+        )
+        kinds = {o["kind"] for o in objects}
+        assert {"Deployment", "PodDisruptionBudget", "ConfigMap", "ServiceMonitor"} <= kinds
+        skip = ("ServiceMonitor", "CustomResourceDefinition")
+        checked = [o for o in objects if o["kind"] not in skip]
+        result = k8s.kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(checked), check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("(server dry run)") == len(checked), result.stdout
+    finally:
+        k8s.delete_namespace(home)
