@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane clean
+.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
+	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
+	@echo "make chart        copy crds/ into helm/clipper/crds (the chart's CRDs are copies)"
 
 venv: $(STAMP)
 
@@ -26,10 +28,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: venv lint controlplane
+test: venv lint controlplane helm
 	$(BIN)/pytest tests
 
-test-stress: venv controlplane
+test-stress: venv controlplane helm
 	BIN=$(BIN) scripts/test-stress.sh tests
 
 lint: venv
@@ -59,6 +61,13 @@ proto: venv
 
 controlplane:
 	scripts/build-controlplane.sh
+
+helm:
+	scripts/build-helm.sh
+
+chart:
+	rm -f helm/clipper/crds/*.yaml
+	cp crds/*.yaml helm/clipper/crds/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -34,7 +34,10 @@ The namespaced rules, each for a call the operator really makes (see ``kube.py``
 - kopf's namespaced peering objects (only used with ``--peering``).
 
 The Deployment runs one replica with the ``Recreate`` strategy (standalone, see
-``kopf_settings``), as a non-root user, with kopf's liveness endpoint as probe.
+``kopf_settings``), as a non-root user with a read-only root filesystem (only
+``/tmp``, a small bounded emptyDir, is writable), with kopf's liveness endpoint as
+probe. helm/clipper renders the same objects (tests/helm/test_one_source.py
+compares them).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ READ = ["get", "list", "watch"]
 APPLY = ["get", "list", "create", "patch"]
 """Server-side apply (``patch``, plus ``create`` for an apply that creates) and reads."""
 LIVENESS_PORT = 8080
+TMP_SIZE = "64Mi"
+"""The one writable path (``/tmp``, the images' ``HOME``): the root filesystem is
+read-only, and a client library that writes a temporary file still finds room."""
 RBAC = "rbac.authorization.k8s.io"
 RBAC_V1 = f"{RBAC}/v1"
 
@@ -197,7 +203,8 @@ def build_operator_deployment(namespace: str, settings: OperatorSettings) -> dic
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
         },
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": {**CONTAINER_SECURITY, "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     return {
         "apiVersion": "apps/v1",
@@ -214,6 +221,7 @@ def build_operator_deployment(namespace: str, settings: OperatorSettings) -> dic
                     "containers": [container],
                     "securityContext": POD_SECURITY,
                     "terminationGracePeriodSeconds": 40,
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}],
                 },
             },
         },
