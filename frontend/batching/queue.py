@@ -91,8 +91,12 @@ class Chunk:
         return self.parent is not None
 
     def retry(self, start: int, count: int) -> Chunk:
-        """A chunk for rows ``start:start+count`` that delivers into this one."""
-        return Chunk(self.rows[start : start + count], self.deadline, self.future, self, start)
+        """A chunk for rows ``start:start+count`` that delivers into this one. It keeps
+        this one's arrival, not its own: its rows have waited since then, and the
+        queue's age (admission's expected wait, delayed batching) must say so."""
+        child = Chunk(self.rows[start : start + count], self.deadline, self.future, self, start)
+        child.enqueued = self.enqueued
+        return child
 
     def deliver(self, start: int, outputs: np.ndarray) -> None:
         """Outputs for rows ``start:start+len(outputs)``; resolves when all rows have one."""
@@ -155,8 +159,10 @@ class DeadlineQueue:
         self.push(chunk, now)
 
     def push(self, chunk: Chunk, now: float) -> None:
-        """Enqueue without the capacity check (a retry, whose rows were admitted)."""
-        chunk.enqueued = now
+        """Enqueue without the capacity check (a retry, whose rows were admitted and
+        which keeps their arrival time)."""
+        if not chunk.retried:
+            chunk.enqueued = now
         heapq.heappush(self._heap, (chunk.deadline, next(self._seq), chunk))
         self.rows += len(chunk)
         self.wake_one()

@@ -67,6 +67,19 @@ async def test_a_retried_part_delivers_into_its_original_chunk() -> None:
     np.testing.assert_array_equal(await big.future, np.arange(4.0).reshape(4, 1) + 1)
 
 
+async def test_a_retried_part_keeps_its_arrival_so_the_queue_age_stays_true() -> None:
+    # A retry keeps the original deadline, so it sits at the head: with its own
+    # push time as its arrival, the queue would look fresh (age 0) and admission
+    # control would stop shedding until it was taken.
+    queue = DeadlineQueue(100)
+    original = chunk(4, 10.0)
+    queue.put(original, now=1.0)
+    queue.put(chunk(1, 20.0, start=100), now=1.5)
+    [(taken, start, count)] = queue.take(4, now=2.0)
+    queue.push(taken.retry(start + 2, count - 2), now=3.0)
+    assert queue.oldest_enqueued() == 1.0
+
+
 async def test_expired_and_abandoned_chunks_never_reach_a_batch() -> None:
     queue = DeadlineQueue(100)
     expired, abandoned, alive = chunk(2, 5.0), chunk(1, 50.0), chunk(1, 60.0)
