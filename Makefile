@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test lint fmt bench run-example proto controlplane clean
+.PHONY: help venv test lint fmt bench run-example proto controlplane s3server clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
+	@echo "make s3server     build the tests' S3-compatible server (SeaweedFS, cached)"
 
 venv: $(STAMP)
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: venv lint controlplane
+test: venv lint controlplane s3server
 	$(BIN)/pytest tests
 
 lint: venv
@@ -55,6 +56,9 @@ proto: venv
 
 controlplane:
 	scripts/build-controlplane.sh
+
+s3server:
+	scripts/build-s3-server.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
