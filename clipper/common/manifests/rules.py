@@ -17,6 +17,7 @@ it (``rollout: {}`` has no ``strategy`` there), so rules guard optional fields w
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,15 @@ _GPU_RULE = (
     "self.framework in ['pytorch', 'onnx', 'python'] || !has(self.resources) || "
     "((!has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits)) && "
     "(!has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.requests)))"
+)
+
+_URI_PATTERN = (
+    "^(file://|image:///|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^#]+$|https?://[^/#]+"
+    "|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^#]+)[^#]*(#sha256=[0-9a-fA-F]{64})?$"
+)
+_URI_RULE = (
+    "!has(self.modelUri) || !self.modelUri.contains('://') || "
+    f"self.modelUri.matches('{_URI_PATTERN}')"
 )
 
 
@@ -89,6 +99,9 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ),
     ("ModelDeployment", "spec", "self.framework == 'noop' || has(self.modelUri)"): (
         lambda s: s["framework"] == "noop" or "modelUri" in s
+    ),
+    ("ModelDeployment", "spec", _URI_RULE): lambda s: (
+        "://" not in s.get("modelUri", "") or bool(re.search(_URI_PATTERN, s["modelUri"]))
     ),
     ("ModelDeployment", "spec", "!has(self.method) || self.framework == 'sklearn'"): (
         lambda s: "method" not in s or s["framework"] == "sklearn"
