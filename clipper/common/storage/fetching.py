@@ -26,11 +26,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from clipper.common.errors import ModelFetchError
 from clipper.common.storage.locations import HttpUri, Remote, S3Uri
+
+if TYPE_CHECKING:
+    from minio import Minio
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 """8 GiB: above any model this project serves on one replica; the emptyDir's limit too."""
@@ -94,7 +97,7 @@ def _http_chunks(location: HttpUri, timeout_s: float) -> Iterator[bytes]:
         raise ModelFetchError(f"fetching {uri}: {reason}") from exc
 
 
-def _s3_client(timeout_s: float, env: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def _s3_client(timeout_s: float, env: Mapping[str, str]) -> Minio:
     import urllib3
     from minio import Minio
 
