@@ -128,6 +128,8 @@ def s3_server(weed: Path, timeout: float = 120.0) -> Iterator[S3Server]:
             f"-s3.port={ports['s3']}",
             f"-s3.port.grpc={grpc['s3']}",
             f"-s3.config={work / 's3.json'}",
+            "-s3.port.iceberg=0",  # off: their fixed default ports would clash
+            "-s3.port.lance=0",
             "-volume.max=4",
             "-master.volumeSizeLimitMB=64",
         ]
