@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from clipper.common import api
+from clipper.common.errors import ConfigError
 from clipper.common.storage import (
     DEFAULT_MAX_BYTES,
     HttpUri,
@@ -60,7 +61,13 @@ def model_source(template: api.VersionTemplate, image: str, pull_policy: str) ->
     """The model's place in the pod for ``template``, whose model container runs ``image``."""
     if not template.model_uri or template.framework == "noop":
         return ModelSource(template.model_uri)
-    location = parse_uri(template.model_uri)
+    try:
+        location = parse_uri(template.model_uri)
+    except ConfigError:
+        # The CRD's rule refuses what parse_uri does; an object stored before that
+        # rule reaches the model server as written, which fails to load it with the
+        # reason, and the rollout rolls the version back.
+        return ModelSource(template.model_uri)
     if isinstance(location, LocalPath):
         return ModelSource(template.model_uri)
     if isinstance(location, ImageUri):

@@ -23,6 +23,7 @@ def problems(uri: str) -> list[str]:
     "uri",
     [
         "models/m.joblib",
+        "../models/m.joblib",
         "file:///m.joblib",
         "image:///opt/m.joblib",
         "pvc://models/team/m.joblib",
@@ -44,9 +45,13 @@ def test_storage_uris_are_accepted(uri: str) -> None:
         "pvc://claim",
         "image://relative/m.joblib",
         "https://h/m.joblib#sha256=abc",
+        "s3://bucket//m.joblib",
+        "s3://bucket/a/../m.joblib",
+        "pvc://claim/..",
+        "file:///models/./m.joblib",
     ],
 )
 def test_other_uris_are_refused_with_the_schemes_that_work(uri: str) -> None:
     (message,) = problems(uri)
     assert "spec.modelUri" in message
-    assert "file://, image:///, pvc://CLAIM/PATH, http(s):// or s3://BUCKET/KEY" in message
+    assert "file://, image:///, pvc://CLAIM/PATH, http(s):// or s3://BUCKET/KEY URI" in message

@@ -92,3 +92,9 @@ def test_an_image_model_and_a_plain_path_are_loaded_as_they_are() -> None:
         assert "initContainers" not in spec
         assert "volumes" not in spec
         assert "volumeMounts" not in spec["containers"][0]
+
+
+def test_a_uri_the_crd_would_refuse_goes_to_the_model_server_as_written() -> None:
+    spec = pod_spec("s3://bucket/a/../m.joblib")  # stored before the CRD's rule, say
+    assert served_uri(spec) == "s3://bucket/a/../m.joblib"
+    assert "initContainers" not in spec
