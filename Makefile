@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart clean
+.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -19,6 +19,7 @@ help:
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
 	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
 	@echo "make chart        copy crds/ into helm/clipper/crds (the chart's CRDs are copies)"
+	@echo "make s3server     build the tests' S3-compatible server (SeaweedFS, cached)"
 
 venv: $(STAMP)
 
@@ -28,10 +29,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: venv lint controlplane helm
+test: venv lint controlplane helm s3server
 	$(BIN)/pytest tests
 
-test-stress: venv controlplane helm
+test-stress: venv controlplane helm s3server
 	BIN=$(BIN) scripts/test-stress.sh tests
 
 lint: venv
@@ -68,6 +69,8 @@ helm:
 chart:
 	rm -f helm/clipper/crds/*.yaml
 	cp crds/*.yaml helm/clipper/crds/
+s3server:
+	scripts/build-s3-server.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -20,8 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from clipper.common.errors import ClipperError
 from clipper.common.settings_cli import add_settings_flags, log_invalid
 from clipper.common.settings_cli import settings_from as settings_from_args
+from clipper.common.storage import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S
 from clipper.model_wrappers.settings import ModelSettings, ServerSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,27 @@ def register(subparsers: Any) -> None:
     )
     health.add_argument("--timeout-s", type=float, default=3.0, help="default 3")
     health.set_defaults(func=run_health)
+    register_fetch(commands)
+
+
+def register_fetch(commands: Any) -> None:
+    fetch = commands.add_parser(
+        "fetch",
+        help="download a model (http, https, s3) to a local file: the init container's command",
+        description="Download the model at --uri to --dest, atomically: bounded by --max-bytes, "
+        "each read timed out by --timeout-s, checked against the URI's #sha256= when given. "
+        "S3 reads AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION, AWS_ACCESS_KEY_ID "
+        "and AWS_SECRET_ACCESS_KEY from the environment.",
+        epilog="Exit codes: 0 when the model is in place, 1 when it cannot be fetched (the "
+        "last line says why), 2 for invalid flags.",
+    )
+    fetch.add_argument("--uri", required=True, help="http(s)://...[#sha256=HEX] or s3://B/KEY")
+    fetch.add_argument("--dest", required=True, help="the local file to write")
+    fetch.add_argument(
+        "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="default %(default)s (8 GiB)"
+    )
+    fetch.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="default 60")
+    fetch.set_defaults(func=run_fetch)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ModelSettings, ServerSettings]:
@@ -111,3 +134,26 @@ def run_health(args: argparse.Namespace) -> int:
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     print(f"{args.host}:{port}: {status}")
     return 0 if answer.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    """Fetch one model; its last ERROR line is the init container's termination message."""
+    from pathlib import Path
+
+    from clipper.common.storage import HttpUri, S3Uri, fetch, parse_uri
+
+    try:
+        location = parse_uri(args.uri)
+        if not isinstance(location, HttpUri | S3Uri):
+            log.error("%s: nothing to fetch: only http, https and s3 URIs are fetched", args.uri)
+            return 2
+        size = (
+            fetch(location, Path(args.dest), max_bytes=args.max_bytes, timeout_s=args.timeout_s)
+            .stat()
+            .st_size
+        )
+    except ClipperError as exc:
+        log.error("%s", exc.message)
+        return 1
+    log.info("fetched %s to %s (%d bytes)", location.url, args.dest, size)
+    return 0

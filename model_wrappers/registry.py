@@ -18,6 +18,7 @@ import numpy as np
 from clipper.common.errors import ClipperError, ModelLoadError
 from clipper.common.protocol.tensors import DTYPES
 from clipper.model_wrappers.base import Model
+from clipper.model_wrappers.remote import local_copy
 from clipper.model_wrappers.settings import ModelSettings
 from clipper.model_wrappers.signature import TensorSpec
 
@@ -67,7 +68,8 @@ async def load_model(settings: ModelSettings) -> Model:
 async def load(model: Model) -> None:
     """Load and warm up ``model``; any failure is a ``ModelLoadError``."""
     try:
-        await model.load()
+        async with local_copy(model):
+            await model.load()
     except ModelLoadError:
         raise
     except ClipperError as exc:

@@ -9,7 +9,9 @@ expects for the version.
 A version is *failing* when it cannot start, which the rollout turns into an
 immediate rollback rather than waiting for the deadline: a container waiting for
 a reason that does not heal by itself (crash loop, image that cannot be pulled,
-bad configuration; the container's last termination message says why it exited),
+bad configuration; the container's last termination message says why it exited;
+an init container counts too, so a model that cannot be fetched fails the version
+with the fetch's error, as Init:CrashLoopBackOff),
 or a Deployment that reports ``ProgressDeadlineExceeded`` or a
 ``ReplicaFailure`` (pods refused, e.g. by quota or Pod Security admission). A pod
 that is merely Pending (no node fits yet; a cluster autoscaler may add one) is not
@@ -64,10 +66,16 @@ def _terminating(obj: Obj) -> bool:
     return obj.get("metadata", {}).get("deletionTimestamp") is not None
 
 
+_INIT = "clipper.dev/init"
+"""Marks an init container's status in ``_containers``' list (for ``_where``)."""
+
+
 def _containers(pod: Obj) -> list[Obj]:
+    """Init containers first: while one fails (a model that cannot be fetched), the
+    model container only waits in PodInitializing, which says nothing."""
     status = pod.get("status", {})
     return [
-        *(status.get("initContainerStatuses") or []),
+        *({**c, _INIT: True} for c in status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
 
@@ -110,7 +118,8 @@ def pod_pending(pod: Obj) -> str | None:
 
 
 def _where(pod: Obj, container: Obj) -> str:
-    return f"pod {pod.get('metadata', {}).get('name')}, container {container.get('name')}"
+    kind = "init container" if container.get(_INIT) else "container"
+    return f"pod {pod.get('metadata', {}).get('name')}, {kind} {container.get('name')}"
 
 
 def _exit(container: Obj, which: str) -> str:

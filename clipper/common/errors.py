@@ -167,3 +167,12 @@ def error_from_grpc(code: grpc.StatusCode, details: str | None) -> ClipperError:
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
         return PayloadTooLarge(message)
     return _BY_GRPC_CODE.get(code, ClipperError)(message)
+
+
+class ModelFetchError(ModelLoadError):
+    """A model could not be fetched from its URI (http, https, s3) into local storage.
+
+    The message names the URI (never credentials) and the cause; it is what
+    ``clipper model fetch`` prints as its last line, so it becomes the init
+    container's termination message and the ModelDeployment's failure reason.
+    """

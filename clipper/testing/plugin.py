@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from clipper.testing.controlplane import ControlPlane
     from clipper.testing.model_servers import ModelServer
     from clipper.testing.models import DigitsModels
+    from clipper.testing.s3 import S3Server
 
 _PLANE = pytest.StashKey["ControlPlane"]()
 _KEPT = pytest.StashKey[bool]()
@@ -100,6 +101,15 @@ def digits_logistic_server(digits_models: DigitsModels) -> Iterator[ModelServer]
     args = ["--method", "predict_proba", "--threads", "1"]
     uri = digits_models.logistic_regression
     with ModelServer.start("sklearn", uri, name="digits-logistic", args=args) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) on 127.0.0.1, shared by the session."""
+    from clipper.testing.s3 import require_weed, s3_server
+
+    with s3_server(require_weed()) as server:
         yield server
 
 

@@ -16,6 +16,10 @@ every version's Deployment, so a change rolls through the running pods by the
 Deployment's own rolling update. The operator's labels and annotations win over
 the user's, and never the user's go into a selector.
 
+The model reaches the pod by its URI's scheme (an init container that fetches
+http(s) and s3 into an emptyDir, a read-only PVC mount, or a path in the image):
+see ``storage.py``.
+
 A request for ``nvidia.com/gpu`` gets the CUDA image by default, equal requests
 and limits (Kubernetes requires it of extended resources) and a toleration of the
 ``nvidia.com/gpu`` taint that GPU node pools carry.
@@ -39,6 +43,7 @@ from clipper.operator.builders.meta import (
     stable_hash,
 )
 from clipper.operator.builders.resources import container_resources
+from clipper.operator.builders.storage import ModelSource, model_source
 from clipper.operator.settings import OperatorSettings
 
 GPU_TOLERATION = {"key": api.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -92,10 +97,18 @@ def _grpc_probe(period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _container(
-    md: api.ModelDeployment, version: str, template: api.VersionTemplate, settings: OperatorSettings
-) -> dict[str, Any]:
+def _image(template: api.VersionTemplate, settings: OperatorSettings) -> str:
     default = settings.model_image_cuda if template.gpus() else settings.model_image
+    return template.image or default
+
+
+def _container(
+    md: api.ModelDeployment,
+    version: str,
+    template: api.VersionTemplate,
+    settings: OperatorSettings,
+    source: ModelSource,
+) -> dict[str, Any]:
     args = serve_args(
         template,
         name=md.model_name,
@@ -103,12 +116,13 @@ def _container(
         port=naming.GRPC_PORT,
         host="0.0.0.0",
         metrics_port=naming.METRICS_PORT,
+        model_uri=source.uri,
         extra=drain.model_server_flags(drain.MODEL),
     )
     startup_period = 5
     container: dict[str, Any] = {
         "name": "model",
-        "image": template.image or default,
+        "image": _image(template, settings),
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["clipper", "model", "serve"],
         "args": args,
@@ -129,6 +143,8 @@ def _container(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": CONTAINER_SECURITY,
     }
+    if source.mounts:
+        container["volumeMounts"] = source.mounts
     return container
 
 
@@ -156,8 +172,9 @@ def build_model_deployment(
     labels = version_labels(md, version)
     pod_labels = {**labels, naming.LABEL_TEMPLATE_HASH: template_hash(template)}
     pod_template = md.spec.pod_template or api.PodTemplate()
+    source = model_source(template, _image(template, settings), settings.image_pull_policy)
     pod_spec: dict[str, Any] = {
-        "containers": [_container(md, version, template, settings)],
+        "containers": [_container(md, version, template, settings, source)],
         # preStop sleep + drain delay + grace period (see drain.py)
         "terminationGracePeriodSeconds": drain.MODEL.termination_grace_s,
         "securityContext": POD_SECURITY,
@@ -167,6 +184,10 @@ def build_model_deployment(
         "nodeSelector": dict(template.node_selector or {}),
         **_pod_settings(md),
     }
+    if source.init_containers:
+        pod_spec["initContainers"] = source.init_containers
+    if source.volumes:
+        pod_spec["volumes"] = source.volumes
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

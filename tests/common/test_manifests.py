@@ -294,11 +294,19 @@ def test_model_uris_of_the_valid_manifests_exist() -> None:
     assert len(found.deployments) == 3
 
 
+def test_remote_model_uris_are_left_to_the_model_server_to_fetch(tmp_path: Path) -> None:
+    for uri in ("s3://bucket/m.joblib", "https://models.example/m.joblib"):
+        (tmp_path / "m.yaml").write_text(md().replace("model.joblib", uri))
+        (found,) = manifests.load(tmp_path, check_models=True).deployments
+        assert found.spec.model_uri == uri
+
+
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
     [
         ("modelUri: missing.joblib", "spec.modelUri", "missing.joblib does not exist"),
-        ("modelUri: s3://bucket/m.joblib", "spec.modelUri", "local mode loads files only"),
+        ("modelUri: pvc://claim/m.joblib", "spec.modelUri", "names a place in a cluster"),
+        ("modelUri: image:///m.joblib", "spec.modelUri", "names a place in a cluster"),
         ("modelUri: file:///no/such/m.joblib", "spec.modelUri", "/no/such/m.joblib does not exist"),
     ],
 )

@@ -10,6 +10,7 @@ import pytest
 from clipper.common.rollout import VersionObservation
 from clipper.operator import naming, observe
 from clipper.operator.observe import observe_versions
+from clipper.testing.file_server import serve_directory
 from clipper.testing.model_servers import serve_command
 from clipper.testing.processes import ClipperProcess
 
@@ -289,3 +290,37 @@ def test_a_model_that_cannot_be_fetched_names_its_uri_and_the_error(
     assert f"last exit Error (code {code}): failed to load model 'digits'" in seen.message
     assert str(missing) in seen.message
     assert code != 0
+
+
+def test_a_model_fetch_that_fails_in_the_init_container_fails_the_version(
+    tmp_path: Path,
+) -> None:
+    """The real ``clipper model fetch`` against a real HTTP server that has no such
+    file, reported as the kubelet does for an init container in Init:CrashLoopBackOff:
+    its status has the log's tail as termination message; the model container waits."""
+    with serve_directory(tmp_path) as web:
+        uri = f"{web}/models/digits-v2.joblib"
+        fetcher = ClipperProcess(
+            ["model", "fetch", "--uri", uri, "--dest", str(tmp_path / "m.joblib")],
+            log_dir=tmp_path,
+        )
+        try:
+            code = fetcher.wait(timeout=60)
+        finally:
+            fetcher.stop()
+    failed = pod("v2", ready=False, waiting="PodInitializing")
+    failed["status"]["initContainerStatuses"] = [
+        {
+            "name": "fetch-model",
+            "restartCount": 2,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+            "lastState": {
+                "terminated": {"exitCode": code, "reason": "Error", "message": fetcher.logs()}
+            },
+        }
+    ]
+    seen = observe_versions([deployment("v2")], [failed], {})["v2"]
+    assert code == 1
+    assert seen.failing
+    assert "init container fetch-model: CrashLoopBackOff (2 restarts)" in seen.message
+    assert f"last exit Error (code 1): fetching {uri}: HTTP 404" in seen.message

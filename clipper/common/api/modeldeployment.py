@@ -53,11 +53,29 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = None
 
 
+class S3Storage(ApiModel):
+    """Where an ``s3://`` modelUri's store is and how to sign in (cluster only)."""
+
+    endpoint: str | None = None
+    """The S3-compatible endpoint URL; AWS S3 when unset."""
+    region: str | None = None
+    secret_name: str | None = None
+    """A Secret in the namespace whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    optionally AWS_SESSION_TOKEN) become the fetching init container's environment."""
+
+
+class ModelStorage(ApiModel):
+    """How the model at a remote modelUri is fetched (cluster only)."""
+
+    s3: S3Storage | None = None
+
+
 class VersionTemplate(ApiModel):
     """What one version runs: everything that goes into its model-server processes."""
 
     framework: Framework
     model_uri: str | None = None
+    storage: ModelStorage | None = None
     image: str | None = None
     method: Literal["predict", "predict_proba"] | None = None
     factory: str | None = None

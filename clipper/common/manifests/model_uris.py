@@ -5,10 +5,13 @@ cleanly); without one, ``clipper run`` checks before it starts anything, so a ty
 in a path is one clear error instead of a crash-looping process.
 
 ``modelUri`` is a path or a ``file://`` URI, relative to the manifest's directory,
-or, for the python framework, ``module:function``. A module is looked up with the
-manifest's directory first on ``sys.path`` -- the runner gives model servers the
-same ``PYTHONPATH`` (``python_path``) -- and imported in a child process, so a
-module's side effects (or a slow ``import torch``) never touch the runner.
+or, for the python framework, ``module:function``; an http(s):// or s3:// URI is
+fetched by the model server when it starts (not checked here: a check would
+download the model twice), and pvc:// or image:/// are refused (cluster only).
+A module is looked up with the manifest's directory first on ``sys.path`` -- the
+runner gives model servers the same ``PYTHONPATH`` (``python_path``) -- and
+imported in a child process, so a module's side effects (or a slow ``import
+torch``) never touch the runner.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from clipper.common import api
 from clipper.common.errors import ConfigError
 from clipper.common.manifests.loading import Manifests
+from clipper.common.storage import HttpUri, ImageUri, PvcUri, S3Uri, parse_uri
 
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
 IMPORT_TIMEOUT_S = 120.0
@@ -48,14 +51,16 @@ def resolve_model_uri(uri: str, framework: str, base_dir: Path) -> str:
     """
     if framework == "python" and _REFERENCE.match(uri) and not (base_dir / uri).exists():
         return uri
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
-        raise ConfigError(f"{uri!r}: local mode loads files only, not {parsed.scheme}:// URIs")
-    else:
-        path = Path(uri)
-    return str((base_dir / path.expanduser()).resolve())
+    location = parse_uri(uri)
+    if isinstance(location, HttpUri | S3Uri):
+        return uri  # the model server fetches it when it starts
+    if isinstance(location, PvcUri | ImageUri):
+        scheme = uri.split(":", 1)[0]
+        raise ConfigError(
+            f"{uri!r}: {scheme}:// names a place in a cluster; local mode loads a path, "
+            "file://, http(s):// or s3:// URI"
+        )
+    return str((base_dir / Path(location.path).expanduser()).resolve())
 
 
 def check_importable(reference: str, base_dir: Path) -> str | None:
@@ -75,6 +80,15 @@ def check_importable(reference: str, base_dir: Path) -> str | None:
     return f"cannot import {reference!r}: {last}"
 
 
+def _missing(target: str, base_dir: Path) -> str | None:
+    """Why a resolved model URI cannot be loaded, if it cannot."""
+    if "://" in target:  # remote: its fetch, when the server starts, says what fails
+        return None
+    if _REFERENCE.match(target) and not Path(target).exists():
+        return check_importable(target, base_dir)
+    return None if Path(target).exists() else f"{target} does not exist"
+
+
 def _problems(model: api.ModelDeployment, base_dir: Path) -> list[tuple[str, str]]:
     spec = model.spec
     problems: list[tuple[str, str]] = []
@@ -84,11 +98,8 @@ def _problems(model: api.ModelDeployment, base_dir: Path) -> list[tuple[str, str
         except ConfigError as exc:
             problems.append(("spec.modelUri", exc.message))
         else:
-            if _REFERENCE.match(target) and not Path(target).exists():
-                why = check_importable(target, base_dir)
-                problems.extend([("spec.modelUri", why)] if why else [])
-            elif not Path(target).exists():
-                problems.append(("spec.modelUri", f"{target} does not exist"))
+            why = _missing(target, base_dir)
+            problems.extend([("spec.modelUri", why)] if why else [])
     if spec.factory:
         why = check_importable(spec.factory, base_dir)
         problems.extend([("spec.factory", why)] if why else [])

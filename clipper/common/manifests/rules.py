@@ -17,6 +17,7 @@ it (``rollout: {}`` has no ``strategy`` there), so rules guard optional fields w
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,25 @@ _GPU_RULE = (
     "((!has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits)) && "
     "(!has(self.resources.requests) || !('nvidia.com/gpu' in self.resources.requests)))"
 )
+
+_URI_PATTERN = (
+    "^(file://|image:///|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^#]+$|https?://[^/#]+"
+    "|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^#]+)[^#]*(#sha256=[0-9a-fA-F]{64})?$"
+)
+_URI_SEGMENTS = "[^:/]//|/[.][.]?(/|#|$)"
+"""An empty, ``.`` or ``..`` path segment (the ``//`` after a scheme is not one)."""
+_URI_RULE = (
+    "!has(self.modelUri) || !self.modelUri.contains('://') || "
+    f"(self.modelUri.matches('{_URI_PATTERN}') && "
+    f"!self.modelUri.matches('{_URI_SEGMENTS}'))"
+)
+
+
+def _storage_uri(spec: dict[str, Any]) -> bool:
+    uri = spec.get("modelUri", "")
+    if "://" not in uri:
+        return True
+    return bool(re.search(_URI_PATTERN, uri)) and not re.search(_URI_SEGMENTS, uri)
 
 
 def _no_gpu(spec: dict[str, Any]) -> bool:
@@ -90,6 +110,7 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ModelDeployment", "spec", "self.framework == 'noop' || has(self.modelUri)"): (
         lambda s: s["framework"] == "noop" or "modelUri" in s
     ),
+    ("ModelDeployment", "spec", _URI_RULE): _storage_uri,
     ("ModelDeployment", "spec", "!has(self.method) || self.framework == 'sklearn'"): (
         lambda s: "method" not in s or s["framework"] == "sklearn"
     ),

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build the tests' S3-compatible server (SeaweedFS's `weed`) from the Go module proxy,
+# once, into a cache keyed by its version.
+#
+# The storage tests fetch models over s3:// from a real S3 server, not a mock of the
+# client library. SeaweedFS (Apache-2.0) is served by the Go module proxy and has one
+# binary, `weed`, whose `server -s3` mode is a complete S3 endpoint with SigV4 auth.
+# Like scripts/build-controlplane.sh: the binary and the Go caches live under
+# ${CLIPPER_CACHE_DIR:-~/.cache/clipper}; a stamp names the version, so a complete
+# cache returns at once; a lock keeps two concurrent runs from both building.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=s3server.env
+source "$here/s3server.env"
+
+cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
+dest="$cache_root/seaweedfs-$SEAWEEDFS_VERSION"
+want="seaweedfs=$SEAWEEDFS_VERSION"
+
+complete() { [[ -f "$dest/STAMP" && "$(cat "$dest/STAMP")" == "$want" && -x "$dest/bin/weed" ]]; }
+
+if complete; then
+    echo "s3 server: cached in $dest ($want)"
+    exit 0
+fi
+mkdir -p "$cache_root"
+exec 9>"$cache_root/s3-build.lock"
+flock 9
+if complete; then
+    echo "s3 server: cached in $dest ($want)"
+    exit 0
+fi
+command -v go >/dev/null || {
+    echo "build-s3-server: 'go' not found; install Go 1.26 or newer" >&2
+    exit 1
+}
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
+export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
+export GOFLAGS="-mod=mod -buildvcs=false"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/clipper-s3server.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+t0=$SECONDS
+say() { echo "s3 server: [$((SECONDS - t0))s] $*"; }
+
+say "building SeaweedFS $SEAWEEDFS_VERSION with $(go version)"
+mod="$work/mod"
+mkdir -p "$mod" "$work/bin"
+printf 'module clipper.invalid/s3server-build\n\ngo %s\n' "$(go env GOVERSION | sed 's/^go//')" \
+    >"$mod/go.mod"
+(cd "$mod" && go get "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" &&
+    go build -trimpath -gcflags="all=-dwarf=false" -ldflags="-s -w" -o "$work/bin/" \
+        github.com/seaweedfs/seaweedfs/weed)
+
+rm -rf "$dest.new"
+mkdir -p "$dest.new"
+mv "$work/bin" "$dest.new/bin"
+echo "$want" >"$dest.new/STAMP"
+rm -rf "$dest"
+mv "$dest.new" "$dest"
+say "done: $dest/bin/weed"
