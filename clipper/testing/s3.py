@@ -130,7 +130,7 @@ def s3_server(weed: Path, timeout: float = 120.0) -> Iterator[S3Server]:
             f"-s3.config={work / 's3.json'}",
             "-s3.port.iceberg=0",  # off: their fixed default ports would clash
             "-s3.port.lance=0",
-            "-volume.max=4",
+            "-volume.max=64",  # each bucket grows its own volumes: 4 ran out at the third bucket
             "-master.volumeSizeLimitMB=64",
         ]
         log_path = work / "weed.log"
