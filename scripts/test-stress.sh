@@ -27,7 +27,14 @@ fi
 
 HOG="" PYTEST=""
 cleanup() {
-    for pid in $PYTEST $HOG; do kill "$pid" 2>/dev/null || true; done
+    # pytest runs its teardowns (servers, control plane) on SIGINT, not on SIGTERM:
+    # interrupt it, give it 60 s, then kill it.
+    if [ -n "$PYTEST" ]; then
+        kill -INT "$PYTEST" 2>/dev/null || true
+        for _ in $(seq 60); do kill -0 "$PYTEST" 2>/dev/null || break; sleep 1; done
+        kill -KILL "$PYTEST" 2>/dev/null || true
+    fi
+    [ -z "$HOG" ] || kill "$HOG" 2>/dev/null || true
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
