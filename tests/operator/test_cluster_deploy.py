@@ -28,7 +28,7 @@ from clipper.testing.k8s_clipper import (
     condition,
     create,
     model_deployment,
-    operator,
+    operator_namespace,
     read,
     reasons,
     wait_for_events,
@@ -49,8 +49,7 @@ class Scenario:
 @contextlib.contextmanager
 def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterator[Scenario]:
     """The scenario in a new namespace, its operator running, the app Ready."""
-    namespace = k8s.create_namespace(name)
-    with operator(kubeconfig, namespace, logs) as proc:
+    with operator_namespace(k8s, kubeconfig, logs, name) as (namespace, proc):
         sklearn = model_deployment("digits-sklearn", replicas=2, method="predict_proba")
         gpu = {"limits": {GPU_RESOURCE: 1}}
         torch = model_deployment(
@@ -65,7 +64,6 @@ def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterat
             "ClipperApp digits Ready", timeout=90, operator=proc,
         )  # fmt: skip
         yield Scenario(namespace, proc)
-    k8s.delete_namespace(namespace)
 
 
 @pytest.fixture(scope="module")
