@@ -248,6 +248,18 @@ def reasons(found: Events, kind: str | None = None) -> list[str]:
     return [reason for type_, reason, _ in found if kind is None or type_ == kind]
 
 
+def wait_ready(
+    plane: ControlPlane, namespace: str, plural: str, name: str, operator: OperatorProcess,
+    timeout: float = 60.0,
+) -> dict[str, Any]:  # fmt: skip
+    """The object (a ClipperApp or a ModelDeployment) once its Ready condition is True."""
+    return wait_for_object(
+        plane, namespace, plural, name,
+        lambda obj: condition(obj, "Ready").get("status") == "True", f"{plural}/{name} Ready",
+        timeout=timeout, operator=operator,
+    )  # fmt: skip
+
+
 # --- rollouts: a model serving, its canary, a failing version -------------------------
 
 

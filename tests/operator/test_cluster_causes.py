@@ -38,6 +38,7 @@ from clipper.testing.k8s_clipper import (
     wait_for_events,
     wait_for_object,
     wait_for_traffic,
+    wait_ready,
 )
 from clipper.testing.processes import wait_for
 
@@ -108,9 +109,7 @@ def test_deleting_a_model_a_ready_app_uses_posts_one_warning(
     with operator(operator_kubeconfig, namespace, tmp_path) as proc:
         create(k8s, namespace, model_deployment("digits", replicas=1))
         create(k8s, namespace, clipper_app("shop", ["digits"]))
-        wait_for_object(k8s, namespace, APPS, "shop",
-                        lambda app: condition(app, "Ready").get("status") == "True",
-                        "shop Ready", timeout=90, operator=proc)  # fmt: skip
+        wait_ready(k8s, namespace, APPS, "shop", proc, timeout=90)
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, MODELS, "digits")
         wait_for_object(k8s, namespace, APPS, "shop",
                         lambda app: condition(app, "Degraded").get("reason") == "ModelNotFound",

@@ -32,7 +32,7 @@ from clipper.testing.k8s_clipper import (
     read,
     reasons,
     wait_for_events,
-    wait_for_object,
+    wait_ready,
 )
 from clipper.testing.k8s_nodes import GPU_RESOURCE
 from clipper.testing.processes import wait_for
@@ -58,11 +58,7 @@ def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterat
         create(k8s, namespace, sklearn)
         create(k8s, namespace, torch)
         create(k8s, namespace, clipper_app("digits", ["digits-sklearn", "mlp-torch"]))
-        wait_for_object(
-            k8s, namespace, APPS, "digits",
-            lambda app: condition(app, "Ready").get("status") == "True",
-            "ClipperApp digits Ready", timeout=90, operator=proc,
-        )  # fmt: skip
+        wait_ready(k8s, namespace, APPS, "digits", proc, timeout=90)
         yield Scenario(namespace, proc)
 
 
