@@ -27,8 +27,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=controlplane.env
 source "$here/controlplane.env"
+# shellcheck source=lib/cached-build.sh
+source "$here/lib/cached-build.sh"
 
-cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
 dest="$cache_root/k8s-$KUBERNETES_VERSION"
 want="kubernetes=$KUBERNETES_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
@@ -40,26 +41,7 @@ complete() {
     [[ -f "$dest/kwok-stages.yaml" ]]
 }
 
-if complete; then
-    echo "control plane: cached in $dest ($want)"
-    exit 0
-fi
-
-mkdir -p "$cache_root"
-exec 9>"$cache_root/build.lock"
-flock 9
-if complete; then # another run built it while we waited for the lock
-    echo "control plane: cached in $dest ($want)"
-    exit 0
-fi
-
-command -v go >/dev/null || {
-    echo "build-controlplane: 'go' not found; install Go 1.26 or newer" >&2
-    exit 1
-}
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
+cached_build_start "control plane" build.lock build-controlplane
 export GOFLAGS="-mod=mod -buildvcs=false"
 # -s -w drop the symbol table and DWARF at link time; -dwarf=false keeps the compiler
 # from generating the DWARF that would be dropped (a build cache ~25% smaller).
@@ -134,7 +116,5 @@ rm -rf "$dest.new"
 mkdir -p "$dest.new"
 mv "$out" "$dest.new/bin"
 mv "$work/kwok-stages.yaml" "$dest.new/kwok-stages.yaml"
-echo "$want" >"$dest.new/STAMP"
-rm -rf "$dest"
-mv "$dest.new" "$dest"
+cached_build_finish
 say "done: $dest/bin"

@@ -14,8 +14,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=controlplane.env
 source "$here/controlplane.env"
+# shellcheck source=lib/cached-build.sh
+source "$here/lib/cached-build.sh"
 
-cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
 dest="$cache_root/helm-$HELM_VERSION"
 want="helm=$HELM_VERSION"
 
@@ -23,26 +24,7 @@ complete() {
     [[ -f "$dest/STAMP" && "$(cat "$dest/STAMP")" == "$want" && -x "$dest/bin/helm" ]]
 }
 
-if complete; then
-    echo "helm: cached in $dest ($want)"
-    exit 0
-fi
-
-mkdir -p "$cache_root"
-exec 9>"$cache_root/build.lock"
-flock 9
-if complete; then # another run built it while we waited for the lock
-    echo "helm: cached in $dest ($want)"
-    exit 0
-fi
-
-command -v go >/dev/null || {
-    echo "build-helm: 'go' not found; install Go 1.26 or newer" >&2
-    exit 1
-}
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
+cached_build_start helm build.lock build-helm
 export GOFLAGS="-buildvcs=false"
 t0=$SECONDS
 rm -rf "$dest.new"
@@ -52,7 +34,5 @@ echo "helm: building $HELM_VERSION with $(go version)"
 GOBIN="$dest.new/bin" go install -trimpath -gcflags="all=-dwarf=false" \
     -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-echo "$want" >"$dest.new/STAMP"
-rm -rf "$dest"
-mv "$dest.new" "$dest"
+cached_build_finish
 echo "helm: [$((SECONDS - t0))s] done: $dest/bin/helm"

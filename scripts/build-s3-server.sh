@@ -13,31 +13,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=s3server.env
 source "$here/s3server.env"
+# shellcheck source=lib/cached-build.sh
+source "$here/lib/cached-build.sh"
 
-cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
 dest="$cache_root/seaweedfs-$SEAWEEDFS_VERSION"
 want="seaweedfs=$SEAWEEDFS_VERSION"
 
 complete() { [[ -f "$dest/STAMP" && "$(cat "$dest/STAMP")" == "$want" && -x "$dest/bin/weed" ]]; }
 
-if complete; then
-    echo "s3 server: cached in $dest ($want)"
-    exit 0
-fi
-mkdir -p "$cache_root"
-exec 9>"$cache_root/s3-build.lock"
-flock 9
-if complete; then
-    echo "s3 server: cached in $dest ($want)"
-    exit 0
-fi
-command -v go >/dev/null || {
-    echo "build-s3-server: 'go' not found; install Go 1.26 or newer" >&2
-    exit 1
-}
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
-export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
+cached_build_start "s3 server" s3-build.lock build-s3-server
 export GOFLAGS="-mod=mod -buildvcs=false"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/clipper-s3server.XXXXXX")"
@@ -57,7 +41,5 @@ printf 'module clipper.invalid/s3server-build\n\ngo %s\n' "$(go env GOVERSION | 
 rm -rf "$dest.new"
 mkdir -p "$dest.new"
 mv "$work/bin" "$dest.new/bin"
-echo "$want" >"$dest.new/STAMP"
-rm -rf "$dest"
-mv "$dest.new" "$dest"
+cached_build_finish
 say "done: $dest/bin/weed"

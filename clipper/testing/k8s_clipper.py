@@ -248,6 +248,151 @@ def reasons(found: Events, kind: str | None = None) -> list[str]:
     return [reason for type_, reason, _ in found if kind is None or type_ == kind]
 
 
+def wait_ready(
+    plane: ControlPlane, namespace: str, plural: str, name: str, operator: OperatorProcess,
+    timeout: float = 60.0,
+) -> dict[str, Any]:  # fmt: skip
+    """The object (a ClipperApp or a ModelDeployment) once its Ready condition is True."""
+    return wait_for_object(
+        plane, namespace, plural, name,
+        lambda obj: condition(obj, "Ready").get("status") == "True", f"{plural}/{name} Ready",
+        timeout=timeout, operator=operator,
+    )  # fmt: skip
+
+
+# --- rollouts: a model serving, its canary, a failing version -------------------------
+
+
+HELD_CANARY: dict[str, Any] = {
+    "strategy": "Canary",
+    "steps": [{"weight": 10, "pauseSeconds": 600}],
+    "drainSeconds": 1,
+    "progressDeadlineSeconds": 4,
+}
+"""A rollout that holds a new version at 10% (its pause outlasts any test) and gives up
+on a version not ready within 4 s: for the tests of what a rollback says."""
+
+
+def serving(obj: dict[str, Any], wanted: str) -> bool:
+    """``wanted`` is the stable version, with all the traffic, and the object is Ready."""
+    status = obj.get("status") or {}
+    return (
+        status.get("stableVersion") == wanted
+        and status.get("trafficSummary") == f"{wanted}=100"
+        and condition(obj, "Ready").get("status") == "True"
+    )
+
+
+def start_model(
+    plane: ControlPlane, namespace: str, operator: OperatorProcess, name: str = "digits",
+    **spec: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """ModelDeployment ``name`` at v1 with two replicas (``spec`` added), once v1 serves."""
+    create(plane, namespace, model_deployment(name, replicas=2, **spec))
+    return wait_for_object(
+        plane, namespace, MODELS, name, lambda o: serving(o, "v1"), "v1 serving",
+        timeout=60, operator=operator,
+    )  # fmt: skip
+
+
+def swap(plane: ControlPlane, namespace: str, to: str, model: str = "digits", **spec: Any) -> None:
+    """Edit ModelDeployment ``model`` to version ``to`` (``/models/<model>-<to>.joblib``)."""
+    patch_spec(plane, namespace, MODELS, model,
+               {"version": to, "modelUri": f"/models/{model}-{to}.joblib", **spec})  # fmt: skip
+
+
+def wait_for_traffic(
+    plane: ControlPlane, namespace: str, name: str, summary: str, what: str,
+    operator: OperatorProcess,
+) -> dict[str, Any]:  # fmt: skip
+    """The ModelDeployment once its ``status.trafficSummary`` is ``summary``."""
+    return wait_for_object(
+        plane, namespace, MODELS, name,
+        lambda o: (o.get("status") or {}).get("trafficSummary") == summary, what,
+        operator=operator,
+    )  # fmt: skip
+
+
+def version_pods(plane: ControlPlane, namespace: str, version: str) -> list[Any]:
+    """The pods of every ModelDeployment's version ``version`` in ``namespace``."""
+    from kubernetes import client
+
+    found: Any = client.CoreV1Api(plane.api).list_namespaced_pod(
+        namespace, label_selector=f"clipper.dev/version={version}"
+    )
+    return list(found.items)
+
+
+def wait_degraded(
+    plane: ControlPlane, namespace: str, name: str, operator: OperatorProcess,
+    timeout: float = 60.0,
+) -> dict[str, Any]:  # fmt: skip
+    """The ModelDeployment once its Degraded condition is True (a rollback, a refusal)."""
+    return wait_for_object(
+        plane, namespace, MODELS, name,
+        lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
+        timeout=timeout, operator=operator,
+    )  # fmt: skip
+
+
+def rollback_message(plane: ControlPlane, namespace: str, name: str) -> str:
+    """The message of the RolledBack Warning Event about ``name`` (waited for)."""
+    found = wait_for_events(
+        plane, namespace, name, lambda found: "RolledBack" in reasons(found, "Warning"),
+        "a RolledBack Warning",
+    )  # fmt: skip
+    return next(message for _, reason, message in found if reason == "RolledBack")
+
+
+def crash_looping(name: str, image: str, log_tail: str | None = None) -> dict[str, Any]:
+    """A container's status in CrashLoopBackOff after 3 restarts, as a kubelet writes it;
+    with ``log_tail``, its last exit's termination message (``FallbackToLogsOnError``)."""
+    status: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": False,
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff",
+                              "message": "back-off 40s restarting failed container"}},
+    }  # fmt: skip
+    if log_tail is not None:
+        status["lastState"] = {
+            "terminated": {"exitCode": 1, "reason": "Error", "message": log_tail}
+        }
+    return status
+
+
+def patch_pod_status(plane: ControlPlane, namespace: str, pod: Any, status: dict[str, Any]) -> None:
+    """Write ``status`` as the pod's kubelet would (kwok runs no containers)."""
+    from kubernetes import client
+
+    client.CoreV1Api(plane.api).patch_namespaced_pod_status(
+        pod.metadata.name, namespace, {"status": status}
+    )
+
+
+def crash(plane: ControlPlane, namespace: str, pod: Any, log_tail: str | None = None) -> None:
+    """Report the pod's model container in CrashLoopBackOff (see ``crash_looping``)."""
+    status = {
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [crash_looping("model", pod.spec.containers[0].image, log_tail)],
+    }
+    patch_pod_status(plane, namespace, pod, status)
+
+
+@contextlib.contextmanager
+def operator_namespace(
+    plane: ControlPlane, kubeconfig: Path, log_dir: Path, prefix: str, *args: str
+) -> Iterator[tuple[str, OperatorProcess]]:
+    """A new namespace and an operator watching it (``args`` added), for a module's
+    scenario; the namespace is deleted after the operator stops."""
+    namespace = plane.create_namespace(prefix)
+    with operator(kubeconfig, namespace, log_dir, *args) as proc:
+        yield namespace, proc
+    plane.delete_namespace(namespace)
+
+
 @dataclass
 class TrafficRecorder:
     """Every distinct ``status.trafficSummary`` (and conditions) of one ModelDeployment,

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from clipper.testing.k8s_install import REPO_ROOT, cache_dir, in_ci, read_versions
+from clipper.testing.k8s_install import REPO_ROOT, cache_dir, read_versions, require_build
 
 CHART = REPO_ROOT / "helm" / "clipper"
 RELEASE = "clipper"
@@ -40,15 +40,8 @@ def find_helm() -> tuple[Path | None, str]:
 
 def require_helm() -> Path:
     """The cached helm; else skip the test, or fail it under ``CI=true``."""
-    import pytest
-
     binary, why = find_helm()
-    if binary is None:
-        message = f"helm is not built ({why}): run `make helm`"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return binary
+    return require_build(binary, why, "helm", "helm")
 
 
 class Helm:

@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from clipper.testing.timeouts import in_ci
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "scripts" / "controlplane.env"
@@ -41,12 +44,33 @@ def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
     return versions
 
 
-def cache_dir(versions: dict[str, str]) -> Path:
-    """Where scripts/build-controlplane.sh puts the binaries (keep the two in step)."""
+def cache_root() -> Path:
+    """Where the scripts/build-*.sh builds live (scripts/lib/cached-build.sh; keep in step)."""
     root = os.environ.get("CLIPPER_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "clipper"
     )
-    return Path(root) / f"k8s-{versions['KUBERNETES_VERSION']}"
+    return Path(root)
+
+
+def cache_dir(versions: dict[str, str]) -> Path:
+    """Where scripts/build-controlplane.sh puts the binaries (keep the two in step)."""
+    return cache_root() / f"k8s-{versions['KUBERNETES_VERSION']}"
+
+
+def require_build(found: T | None, why: str, what: str, make_target: str) -> T:
+    """``found``; else skip the test, or fail it under ``CI=true`` (never skip in CI).
+
+    The one place the three cached builds (control plane, helm, S3 server) turn
+    "not built" into a skip that names the ``make`` target that builds them.
+    """
+    import pytest
+
+    if found is None:
+        message = f"{what} is not built ({why}): run `make {make_target}`"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return found
 
 
 @dataclass(frozen=True)
@@ -83,12 +107,5 @@ def find_installation() -> tuple[Installation | None, str]:
 
 def require_installation() -> Installation:
     """The cached build; else skip the test, or fail it under ``CI=true`` (never skip in CI)."""
-    import pytest
-
     installation, why = find_installation()
-    if installation is None:
-        message = f"the test Kubernetes control plane is not built ({why}): run `make controlplane`"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return installation
+    return require_build(installation, why, "the test Kubernetes control plane", "controlplane")

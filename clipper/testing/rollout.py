@@ -107,3 +107,13 @@ def stable_on(c: Controller, version: str = "v1") -> Controller:
     c.step(1)
     assert c.traffic() == {version: 100}
     return c
+
+
+def candidate_ready() -> Controller:
+    """v1 stable under a canary spec, then v2 applied: its rollout started and all its
+    replicas ready, but no traffic yet (the next step gives it the first weight)."""
+    c = stable_on(Controller(spec=canary("v1")))
+    c.apply(canary("v2"))
+    c.step(1)  # the rollout starts
+    c.ready("v2")
+    return c

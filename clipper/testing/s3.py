@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipper.testing.k8s_install import REPO_ROOT, in_ci, read_versions
+from clipper.testing.k8s_install import REPO_ROOT, cache_root, read_versions, require_build
 from clipper.testing.processes import ProcessExited, free_port, port_open, wait_for
 
 VERSIONS_FILE = REPO_ROOT / "scripts" / "s3server.env"
@@ -35,10 +35,7 @@ REGION = "us-east-1"
 def weed_binary() -> tuple[Path | None, str]:
     """The cached ``weed``, or ``None`` and why it is not usable."""
     version = read_versions(VERSIONS_FILE)["SEAWEEDFS_VERSION"]
-    root = os.environ.get("CLIPPER_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "clipper"
-    )
-    dest = Path(root) / f"seaweedfs-{version}"
+    dest = cache_root() / f"seaweedfs-{version}"
     stamp = dest / "STAMP"
     if not stamp.is_file() or stamp.read_text().strip() != f"seaweedfs={version}":
         return None, f"no build of seaweedfs {version} in {dest}"
@@ -49,15 +46,8 @@ def weed_binary() -> tuple[Path | None, str]:
 
 def require_weed() -> Path:
     """The cached ``weed``; else skip the test, or fail it under ``CI=true``."""
-    import pytest
-
     weed, why = weed_binary()
-    if weed is None:
-        message = f"the test S3 server is not built ({why}): run `make s3server`"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return weed
+    return require_build(weed, why, "the test S3 server", "s3server")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,11 @@ from clipper.testing.k8s_clipper import (
     APPS,
     MODELS,
     clipper_app,
-    condition,
     create,
     model_deployment,
     operator,
     service_account_kubeconfig,
-    wait_for_object,
+    wait_ready,
 )
 from clipper.testing.k8s_helm import CHART, RELEASE, Helm, require_helm
 
@@ -108,17 +107,9 @@ def test_the_chart_account_runs_an_app_with_two_models(
         for name in ("digits-a", "digits-b"):
             create(k8s, ns, model_deployment(name))
         create(k8s, ns, clipper_app("digits", ["digits-a", "digits-b"]))
-        wait_for_object(
-            k8s, ns, APPS, "digits",
-            lambda app: condition(app, "Ready").get("status") == "True",
-            "ClipperApp digits Ready", timeout=120, operator=proc,
-        )  # fmt: skip
+        wait_ready(k8s, ns, APPS, "digits", proc, timeout=120)
         for name in ("digits-a", "digits-b"):
-            md = wait_for_object(
-                k8s, ns, MODELS, name,
-                lambda obj: condition(obj, "Ready").get("status") == "True",
-                f"ModelDeployment {name} Ready", timeout=60, operator=proc,
-            )  # fmt: skip
+            md = wait_ready(k8s, ns, MODELS, name, proc)
             assert md["status"]["stableVersion"] == "v1"
         logs = proc.logs()
     assert "forbidden" not in logs.lower(), logs[-4000:]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client
 
@@ -20,68 +19,38 @@ from clipper.testing.controlplane import ControlPlane
 from clipper.testing.k8s_clipper import (
     APPS,
     GROUP,
+    HELD_CANARY,
     MODELS,
     VERSION,
-    OperatorProcess,
     clipper_app,
     condition,
+    crash,
     create,
     events,
     model_deployment,
     operator,
-    patch_spec,
     reasons,
+    rollback_message,
+    start_model,
+    swap,
+    version_pods,
+    wait_degraded,
     wait_for_events,
     wait_for_object,
+    wait_for_traffic,
+    wait_ready,
 )
 from clipper.testing.processes import wait_for
-
-CANARY = {
-    "strategy": "Canary",
-    "steps": [{"weight": 10, "pauseSeconds": 600}],
-    "drainSeconds": 1,
-    "progressDeadlineSeconds": 4,
-}
-
-
-def start_model(k8s: ControlPlane, namespace: str, proc: OperatorProcess) -> None:
-    create(k8s, namespace, model_deployment("digits", replicas=2, rollout=CANARY))
-    wait_for_object(
-        k8s, namespace, MODELS, "digits",
-        lambda o: (o.get("status") or {}).get("trafficSummary") == "v1=100", "v1 serving",
-        timeout=60, operator=proc,
-    )  # fmt: skip
-
-
-def swap(k8s: ControlPlane, namespace: str, **spec: Any) -> None:
-    patch_spec(k8s, namespace, MODELS, "digits",
-               {"version": "v2", "modelUri": "/models/digits-v2.joblib", **spec})  # fmt: skip
-
-
-def rolled_back(k8s: ControlPlane, namespace: str, proc: OperatorProcess) -> dict[str, Any]:
-    return wait_for_object(
-        k8s, namespace, MODELS, "digits",
-        lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
-        timeout=60, operator=proc,
-    )  # fmt: skip
-
-
-def rollback_message(k8s: ControlPlane, namespace: str) -> str:
-    found = wait_for_events(
-        k8s, namespace, "digits", lambda found: "RolledBack" in reasons(found, "Warning"),
-        "a RolledBack Warning",
-    )  # fmt: skip
-    return next(message for _, reason, message in found if reason == "RolledBack")
 
 
 def test_an_unschedulable_version_rolls_back_with_the_schedulers_reason_and_json_logs(
     k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
     with operator(operator_kubeconfig, namespace, tmp_path, "--log-format", "json") as proc:
-        start_model(k8s, namespace, proc)
-        swap(k8s, namespace, nodeSelector={"clipper.dev/test": "no-such-node"})
-        failed = rolled_back(k8s, namespace, proc)
-        message = rollback_message(k8s, namespace)
+        start_model(k8s, namespace, proc, rollout=HELD_CANARY)
+        swap(k8s, namespace, "v2", nodeSelector={"clipper.dev/test": "no-such-node"})
+        failed = wait_degraded(k8s, namespace, "digits", proc)
+        message = rollback_message(k8s, namespace, "digits")
         # A repair is a decision too: v1's Deployment deleted by hand comes back.
         client.AppsV1Api(k8s.api).delete_namespaced_deployment("digits-v1", namespace)
         wait_for(lambda: proc.logs().count("created Deployment digits-v1") == 2, timeout=30,
@@ -108,30 +77,6 @@ def test_an_unschedulable_version_rolls_back_with_the_schedulers_reason_and_json
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
 
 
-def crash(k8s: ControlPlane, namespace: str, pod: Any, log_tail: str) -> None:
-    """Report a container in CrashLoopBackOff after it exited with ``log_tail`` as its
-    termination message (``FallbackToLogsOnError``), as a kubelet would."""
-    status = {
-        "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [
-            {
-                "name": "model",
-                "image": pod.spec.containers[0].image,
-                "imageID": "",
-                "ready": False,
-                "restartCount": 3,
-                "state": {"waiting": {"reason": "CrashLoopBackOff",
-                                      "message": "back-off 40s restarting failed container"}},
-                "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
-                                             "message": log_tail}},
-            }
-        ],
-    }  # fmt: skip
-    client.CoreV1Api(k8s.api).patch_namespaced_pod_status(
-        pod.metadata.name, namespace, {"status": status}
-    )
-
-
 def test_a_crash_rolls_back_with_the_containers_termination_message(
     k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -144,17 +89,12 @@ def test_a_crash_rolls_back_with_the_containers_termination_message(
         f"2026-11-27 12:00:01,002 ERROR clipper.model_wrappers.server [-] {reason}\n"
     )
     with operator(operator_kubeconfig, namespace, tmp_path) as proc:
-        start_model(k8s, namespace, proc)
-        swap(k8s, namespace)
-        wait_for_object(k8s, namespace, MODELS, "digits",
-                        lambda o: o["status"].get("trafficSummary") == "v1=90 v2=10",
-                        "canary at 10%", operator=proc)  # fmt: skip
-        pods = client.CoreV1Api(k8s.api).list_namespaced_pod(
-            namespace, label_selector="clipper.dev/version=v2"
-        )
-        crash(k8s, namespace, pods.items[0], tail)
-        failed = rolled_back(k8s, namespace, proc)
-        message = rollback_message(k8s, namespace)
+        start_model(k8s, namespace, proc, rollout=HELD_CANARY)
+        swap(k8s, namespace, "v2")
+        wait_for_traffic(k8s, namespace, "digits", "v1=90 v2=10", "canary at 10%", proc)
+        crash(k8s, namespace, version_pods(k8s, namespace, "v2")[0], tail)
+        failed = wait_degraded(k8s, namespace, "digits", proc)
+        message = rollback_message(k8s, namespace, "digits")
     degraded = condition(failed, "Degraded")
     assert degraded["reason"] == "VersionFailing"
     for text in (degraded["message"], message):
@@ -169,9 +109,7 @@ def test_deleting_a_model_a_ready_app_uses_posts_one_warning(
     with operator(operator_kubeconfig, namespace, tmp_path) as proc:
         create(k8s, namespace, model_deployment("digits", replicas=1))
         create(k8s, namespace, clipper_app("shop", ["digits"]))
-        wait_for_object(k8s, namespace, APPS, "shop",
-                        lambda app: condition(app, "Ready").get("status") == "True",
-                        "shop Ready", timeout=90, operator=proc)  # fmt: skip
+        wait_ready(k8s, namespace, APPS, "shop", proc, timeout=90)
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, MODELS, "digits")
         wait_for_object(k8s, namespace, APPS, "shop",
                         lambda app: condition(app, "Degraded").get("reason") == "ModelNotFound",

@@ -28,11 +28,11 @@ from clipper.testing.k8s_clipper import (
     condition,
     create,
     model_deployment,
-    operator,
+    operator_namespace,
     read,
     reasons,
     wait_for_events,
-    wait_for_object,
+    wait_ready,
 )
 from clipper.testing.k8s_nodes import GPU_RESOURCE
 from clipper.testing.processes import wait_for
@@ -49,8 +49,7 @@ class Scenario:
 @contextlib.contextmanager
 def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterator[Scenario]:
     """The scenario in a new namespace, its operator running, the app Ready."""
-    namespace = k8s.create_namespace(name)
-    with operator(kubeconfig, namespace, logs) as proc:
+    with operator_namespace(k8s, kubeconfig, logs, name) as (namespace, proc):
         sklearn = model_deployment("digits-sklearn", replicas=2, method="predict_proba")
         gpu = {"limits": {GPU_RESOURCE: 1}}
         torch = model_deployment(
@@ -59,13 +58,8 @@ def deploy(k8s: ControlPlane, kubeconfig: Path, logs: Path, name: str) -> Iterat
         create(k8s, namespace, sklearn)
         create(k8s, namespace, torch)
         create(k8s, namespace, clipper_app("digits", ["digits-sklearn", "mlp-torch"]))
-        wait_for_object(
-            k8s, namespace, APPS, "digits",
-            lambda app: condition(app, "Ready").get("status") == "True",
-            "ClipperApp digits Ready", timeout=90, operator=proc,
-        )  # fmt: skip
+        wait_ready(k8s, namespace, APPS, "digits", proc, timeout=90)
         yield Scenario(namespace, proc)
-    k8s.delete_namespace(namespace)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from clipper.testing.k8s_clipper import (
     reasons,
     wait_for_events,
     wait_for_object,
+    wait_ready,
 )
 
 
@@ -97,9 +98,7 @@ def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled
         assert read(k8s, namespace, MODELS, "a")["status"]["trafficSummary"] == "b-c=100"
         # Everything else is reconciled as usual.
         for name in ("x-sklearn", "y-sklearn", "a"):
-            wait_for_object(k8s, namespace, MODELS, name,
-                            lambda o: condition(o, "Ready").get("status") == "True",
-                            f"{name} Ready", operator=proc)  # fmt: skip
+            wait_ready(k8s, namespace, MODELS, name, proc)
         for name, reason in (("clash", "ModelNameClash"), ("ghost", "ModelNotFound"),
                              ("a-b", "NameConflict")):  # fmt: skip
             wait_for_events(
@@ -109,9 +108,7 @@ def test_semantic_errors_become_conditions_and_events_and_the_rest_is_reconciled
 
         # Fixing the spec is enough: no restart, no retry loop to wait for.
         patch_spec(k8s, namespace, MODELS, "y-sklearn", {"modelName": "digits-too"})
-        wait_for_object(k8s, namespace, APPS, "clash",
-                        lambda o: condition(o, "Ready").get("status") == "True",
-                        "clash Ready", operator=proc)  # fmt: skip
+        wait_ready(k8s, namespace, APPS, "clash", proc)
         wait_for_events(
             k8s, namespace, "clash",
             lambda found: [(t, r) for t, r, _ in found][-2:]

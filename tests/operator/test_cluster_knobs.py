@@ -27,7 +27,7 @@ from clipper.testing.k8s_clipper import (
     clipper_app,
     create,
     model_deployment,
-    operator,
+    operator_namespace,
     patch_spec,
     read,
     wait_for_object,
@@ -45,11 +45,9 @@ class Scenario:
 def knobs(
     k8s: ControlPlane, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
-    namespace = k8s.create_namespace("operator-knobs")
     logs = tmp_path_factory.mktemp("operator-knobs")
-    with operator(operator_kubeconfig, namespace, logs) as proc:
+    with operator_namespace(k8s, operator_kubeconfig, logs, "operator-knobs") as (namespace, proc):
         yield Scenario(namespace, proc)
-    k8s.delete_namespace(namespace)
 
 
 def apply(k8s: ControlPlane, namespace: str, obj: dict[str, Any]) -> None:

@@ -23,12 +23,11 @@ from clipper.testing.k8s_clipper import (
     MODELS,
     OPERATOR_ACCOUNT,
     clipper_app,
-    condition,
     create,
     model_deployment,
     operator,
     service_account_kubeconfig,
-    wait_for_object,
+    wait_ready,
 )
 from clipper.testing.timeouts import scaled
 
@@ -125,16 +124,8 @@ def test_the_namespaced_grants_are_enough_to_run_an_app(
     with operator(install.kubeconfig, install.watched, tmp_path) as proc:
         create(k8s, install.watched, model_deployment("digits-sklearn"))
         create(k8s, install.watched, clipper_app("digits", ["digits-sklearn"]))
-        wait_for_object(
-            k8s, install.watched, APPS, "digits",
-            lambda app: condition(app, "Ready").get("status") == "True",
-            "ClipperApp digits Ready", timeout=90, operator=proc,
-        )  # fmt: skip
-        md = wait_for_object(
-            k8s, install.watched, MODELS, "digits-sklearn",
-            lambda obj: condition(obj, "Ready").get("status") == "True",
-            "ModelDeployment Ready", timeout=60, operator=proc,
-        )  # fmt: skip
+        wait_ready(k8s, install.watched, APPS, "digits", proc, timeout=90)
+        md = wait_ready(k8s, install.watched, MODELS, "digits-sklearn", proc)
         assert md["status"]["stableVersion"] == "v1"
         logs = proc.logs()
     assert "forbidden" not in logs.lower(), logs[-4000:]

@@ -38,7 +38,7 @@ from clipper.testing.k8s_clipper import (
     create,
     events,
     model_deployment,
-    operator,
+    operator_namespace,
     read,
     wait_for_events,
     wait_for_object,
@@ -97,18 +97,18 @@ class Scenario:
 def scenario(
     k8s: ControlPlane, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
-    namespace = k8s.create_namespace("operator-repair")
     logs = tmp_path_factory.mktemp("operator-repair")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLIPPER_LOG_LEVEL", "DEBUG")  # the dispatcher's line per reconcile
-        with operator(operator_kubeconfig, namespace, logs, "--resync-seconds", "3600") as proc:
+        with operator_namespace(
+            k8s, operator_kubeconfig, logs, "operator-repair", "--resync-seconds", "3600"
+        ) as (namespace, proc):
             create(k8s, namespace, model_deployment(MODEL, replicas=2))  # 2: a budget
             create(k8s, namespace, clipper_app(APP, [MODEL]))
             found = Scenario(k8s, namespace, proc)
             found.healthy(MODELS, MODEL)
             found.healthy(APPS, APP)
             yield found
-    k8s.delete_namespace(namespace)
 
 
 def reconciles(s: Scenario) -> int:

@@ -24,13 +24,18 @@ from clipper.testing.k8s_clipper import (
     TrafficRecorder,
     condition,
     condition_triple,
-    create,
-    model_deployment,
+    crash,
     operator,
     patch_spec,
     reasons,
+    serving,
+    start_model,
+    swap,
+    version_pods,
+    wait_degraded,
     wait_for_events,
     wait_for_object,
+    wait_for_traffic,
 )
 from clipper.testing.processes import wait_for
 
@@ -63,30 +68,6 @@ def replicas(k8s: ControlPlane, namespace: str, name: str) -> tuple[int, int] | 
             return None
         raise
     return found.spec.replicas, found.status.replicas or 0
-
-
-def serving(obj: dict[str, Any], wanted: str) -> bool:
-    status = obj.get("status") or {}
-    return (
-        status.get("stableVersion") == wanted
-        and status.get("trafficSummary") == f"{wanted}=100"
-        and condition(obj, "Ready").get("status") == "True"
-    )
-
-
-def start_model(
-    k8s: ControlPlane, namespace: str, proc: OperatorProcess, **spec: Any
-) -> dict[str, Any]:
-    create(k8s, namespace, model_deployment("digits", replicas=2, **spec))
-    return wait_for_object(
-        k8s, namespace, MODELS, "digits", lambda o: serving(o, "v1"), "v1 serving",
-        timeout=60, operator=proc,
-    )  # fmt: skip
-
-
-def swap(k8s: ControlPlane, namespace: str, to: str, **spec: Any) -> None:
-    patch_spec(k8s, namespace, MODELS, "digits",
-               {"version": to, "modelUri": f"/models/digits-{to}.joblib", **spec})  # fmt: skip
 
 
 def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_version(
@@ -148,11 +129,7 @@ def test_a_version_that_never_becomes_ready_is_rolled_back_and_never_gets_traffi
         start_model(k8s, namespace, proc, rollout={**CANARY, "progressDeadlineSeconds": 4})
         with TrafficRecorder(k8s, namespace, "digits") as traffic:
             swap(k8s, namespace, "v2", nodeSelector={"clipper.dev/test": "no-such-node"})
-            failed = wait_for_object(
-                k8s, namespace, MODELS, "digits",
-                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
-                timeout=60, operator=proc,
-            )  # fmt: skip
+            failed = wait_degraded(k8s, namespace, "digits", proc)
         assert set(traffic.summaries()) == {"v1=100"}
         degraded = condition(failed, "Degraded")
         assert degraded["reason"] == "ProgressDeadlineExceeded"
@@ -170,27 +147,6 @@ def test_a_version_that_never_becomes_ready_is_rolled_back_and_never_gets_traffi
         assert "all traffic is back on v1" in next(m for _, r, m in found if r == "RolledBack")
 
 
-def crash(k8s: ControlPlane, namespace: str, pod: Any) -> None:
-    """Report a container in CrashLoopBackOff, as a kubelet would (kwok runs nothing)."""
-    status = {
-        "conditions": [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [
-            {
-                "name": "model",
-                "image": pod.spec.containers[0].image,
-                "imageID": "",
-                "ready": False,
-                "restartCount": 3,
-                "state": {"waiting": {"reason": "CrashLoopBackOff",
-                                      "message": "back-off 40s restarting failed container"}},
-            }
-        ],
-    }  # fmt: skip
-    client.CoreV1Api(k8s.api).patch_namespaced_pod_status(
-        pod.metadata.name, namespace, {"status": status}
-    )
-
-
 def test_a_crash_looping_canary_sends_its_traffic_back_to_the_stable_version_at_once(
     k8s: ControlPlane, namespace: str, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -199,18 +155,9 @@ def test_a_crash_looping_canary_sends_its_traffic_back_to_the_stable_version_at_
         start_model(k8s, namespace, proc, rollout=slow)
         with TrafficRecorder(k8s, namespace, "digits") as traffic:
             swap(k8s, namespace, "v2")
-            wait_for_object(k8s, namespace, MODELS, "digits",
-                            lambda o: o["status"].get("trafficSummary") == "v1=90 v2=10",
-                            "canary at 10%", operator=proc)  # fmt: skip
-            pods = client.CoreV1Api(k8s.api).list_namespaced_pod(
-                namespace, label_selector="clipper.dev/version=v2"
-            )
-            crash(k8s, namespace, pods.items[0])
-            failed = wait_for_object(
-                k8s, namespace, MODELS, "digits",
-                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
-                timeout=30, operator=proc,
-            )  # fmt: skip
+            wait_for_traffic(k8s, namespace, "digits", "v1=90 v2=10", "canary at 10%", proc)
+            crash(k8s, namespace, version_pods(k8s, namespace, "v2")[0])
+            failed = wait_degraded(k8s, namespace, "digits", proc, timeout=30)
         assert traffic.summaries() == ["v1=100", "v1=90 v2=10", "v1=100"]
         degraded = condition(failed, "Degraded")
         assert degraded["reason"] == "VersionFailing"
@@ -228,9 +175,7 @@ def test_an_operator_killed_mid_rollout_is_replaced_and_the_new_one_finishes_it(
         start_model(k8s, namespace, first, rollout=rollout)
         with TrafficRecorder(k8s, namespace, "digits") as traffic:
             swap(k8s, namespace, "v2")
-            wait_for_object(k8s, namespace, MODELS, "digits",
-                            lambda o: o["status"].get("trafficSummary") == "v1=90 v2=10",
-                            "canary at 10%", operator=first)  # fmt: skip
+            wait_for_traffic(k8s, namespace, "digits", "v1=90 v2=10", "canary at 10%", first)
             first.kill()
             time.sleep(1.0)  # the pause goes on without any operator
             with operator(operator_kubeconfig, namespace, tmp_path) as second:
@@ -313,11 +258,7 @@ def test_conditions_tell_the_truth_through_a_canary_a_refusal_and_a_rollback(
         with TrafficRecorder(k8s, namespace, "digits") as rollback:
             swap(k8s, namespace, "v3", nodeSelector={"clipper.dev/test": "no-such-node"},
                  rollout={**CANARY, "progressDeadlineSeconds": 4})  # fmt: skip
-            failed = wait_for_object(
-                k8s, namespace, MODELS, "digits",
-                lambda o: condition(o, "Degraded").get("status") == "True", "Degraded",
-                timeout=60, operator=proc,
-            )  # fmt: skip
+            failed = wait_degraded(k8s, namespace, "digits", proc)
         assert set(rollback.summaries()) == {"v2=100"}
         assert {ready for ready, _, _ in rollback.states} == {"True/Serving"}
         assert condition_triple(failed) == (

@@ -9,7 +9,7 @@ way?"; Degraded "is something wrong that needs a person?".
 from __future__ import annotations
 
 from clipper.common.rollout import VersionObservation
-from clipper.testing.rollout import Controller, canary, make_spec, stable_on
+from clipper.testing.rollout import Controller, canary, candidate_ready, make_spec, stable_on
 
 SERVING = "True/Serving"
 
@@ -38,10 +38,7 @@ def test_a_healthy_canary_is_ready_and_progressing() -> None:
 
 
 def test_a_promotion_ends_ready_and_no_longer_progressing() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)
-    c.ready("v2")
+    c = candidate_ready()
     for _ in range(3):
         c.step(61)
     assert c.traffic() == {"v2": 100}
@@ -62,10 +59,7 @@ def test_a_deadline_rollback_is_ready_on_the_stable_version_and_degraded_with_th
 
 
 def test_a_crash_rollback_is_ready_on_the_stable_version_and_degraded_with_the_cause() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)
-    c.ready("v2")
+    c = candidate_ready()
     c.step(1)
     c.observed["v2"] = VersionObservation(failing=True, message="CrashLoopBackOff: exit 1")
     c.step(1)

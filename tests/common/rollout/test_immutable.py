@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from clipper.common.rollout import EnsureVersion, Plan, ScaleVersion
 from clipper.common.rollout.immutable import differences
-from clipper.testing.rollout import Controller, canary, make_spec, reasons, stable_on
+from clipper.testing.rollout import (
+    Controller,
+    canary,
+    candidate_ready,
+    make_spec,
+    reasons,
+    stable_on,
+)
 
 OTHER = "models/other.joblib"
 
@@ -34,10 +41,7 @@ def assert_refused(c: Controller, plan: Plan, version: str, before: Plan) -> Non
 
 
 def retained_v1() -> Controller:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)
-    c.ready("v2")
+    c = candidate_ready()
     for _ in range(4):
         c.step(61)
     assert c.phase("v1") == "Retained"
@@ -90,10 +94,7 @@ def test_a_retained_version_with_its_own_template_is_a_quick_rollback() -> None:
 
 
 def test_a_new_template_under_the_candidate_is_refused_and_the_canary_goes_on() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)
-    c.ready("v2")
+    c = candidate_ready()
     before = c.step(1)
     assert c.traffic() == {"v1": 90, "v2": 10}
     c.apply(canary("v2", modelUri=OTHER))

@@ -22,7 +22,14 @@ from clipper.common.rollout import (
     VersionObservation,
     reconcile,
 )
-from clipper.testing.rollout import Controller, canary, make_spec, reasons, stable_on
+from clipper.testing.rollout import (
+    Controller,
+    canary,
+    candidate_ready,
+    make_spec,
+    reasons,
+    stable_on,
+)
 
 # --- first deploy ---------------------------------------------------------------------
 
@@ -135,10 +142,7 @@ def test_canary_steps_hold_their_pause_then_promote() -> None:
 
 
 def test_canary_pause_starts_over_when_the_candidate_stops_being_ready() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)  # the rollout starts
-    c.ready("v2")
+    c = candidate_ready()
     c.step(1)
     assert c.traffic() == {"v1": 90, "v2": 10}
     c.ready("v2", 1)
@@ -153,10 +157,7 @@ def test_canary_pause_starts_over_when_the_candidate_stops_being_ready() -> None
 
 
 def test_going_back_to_a_retained_version_scales_it_up_and_skips_the_steps() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)  # the rollout starts
-    c.ready("v2")
+    c = candidate_ready()
     for _ in range(4):
         c.step(61)
     assert c.traffic() == {"v2": 100}
@@ -174,10 +175,7 @@ def test_going_back_to_a_retained_version_scales_it_up_and_skips_the_steps() -> 
 
 
 def test_reverting_to_the_stable_version_mid_canary_abandons_the_candidate() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)  # the rollout starts
-    c.ready("v2")
+    c = candidate_ready()
     c.step(1)
     assert c.traffic() == {"v1": 90, "v2": 10}
     c.apply(canary("v1"))
@@ -373,10 +371,7 @@ def test_scaled_to_zero() -> None:
 
 
 def test_same_inputs_same_plan_and_applied_plans_converge() -> None:
-    c = stable_on(Controller(spec=canary("v1")))
-    c.apply(canary("v2"))
-    c.step(1)  # the rollout starts
-    c.ready("v2")
+    c = candidate_ready()
     c.step(1)
     again = reconcile(c.spec, c.status, c.observed, c.now, c.generation)
     twice = reconcile(c.spec, c.status, c.observed, c.now, c.generation)
