@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test lint fmt bench run-example proto controlplane clean
+.PHONY: help venv test lint fmt bench run-example proto controlplane images test-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
+	@echo "make images       build the clipper, clipper-model and clipper-model:*-cuda images (Docker)"
+	@echo "make test-images  build the images, then check them (tests/images --images)"
 
 venv: $(STAMP)
 
@@ -55,6 +57,15 @@ proto: venv
 
 controlplane:
 	scripts/build-controlplane.sh
+
+# Installs docker.io and debootstrap with apt and starts dockerd when they are absent
+# (and stops the dockerd it started); caches the Debian base under ~/.cache/clipper.
+images: venv
+	PY=$(abspath $(PY)) scripts/build-images.sh
+
+# Opt-in, not part of `make test`: a cold build takes many minutes (the CUDA image).
+# build-images.sh runs tests/images at its end, with the engine it started still up.
+test-images: images
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
