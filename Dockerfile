@@ -17,11 +17,15 @@
 # and `clipper operator manifests` runs the operator from it too.
 ARG BASE=clipper-base:bookworm
 FROM ${BASE} AS build
+# Marks this stage's image, so that build-images.sh can prune it once it is used.
+LABEL dev.clipper.stage=build
 ARG REQUIREMENT=clipper-k8s
 COPY *.whl /wheels/
 RUN python3 -m venv /opt/clipper \
     && /opt/clipper/bin/pip install --no-index --find-links /wheels --no-cache-dir \
         --disable-pip-version-check "${REQUIREMENT}" \
+    && /opt/clipper/bin/pip uninstall --yes --disable-pip-version-check setuptools \
+    && /opt/clipper/bin/pip check --disable-pip-version-check \
     && /opt/clipper/bin/pip uninstall --yes --disable-pip-version-check pip
 
 FROM ${BASE}

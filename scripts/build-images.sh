@@ -34,6 +34,9 @@ PY="${PY:-$repo/.venv/bin/python}"
 cache_root="${CLIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper}"
 work="$cache_root/images"
 mkdir -p "$work"
+# One build at a time: two would share the engine, the contexts and the wheelhouse.
+exec 8>"$work/build.lock"
+flock 8
 
 log() { echo "build-images: $*" >&2; }
 
@@ -53,6 +56,15 @@ fi
 # The legacy builder: BuildKit would fetch its Dockerfile frontend from a registry.
 export DOCKER_BUILDKIT=0
 started_dockerd=""
+cleanup() {
+    rm -rf "$work"/context-*
+    # Images that builds replaced, and build stages: a CUDA build stage alone is ~9 GB.
+    if docker info >/dev/null 2>&1; then
+        docker image prune --force --filter "label=dev.clipper.inputs" >/dev/null || true
+        docker image prune --force --filter "label=dev.clipper.stage=build" >/dev/null || true
+    fi
+    stop_dockerd
+}
 stop_dockerd() {
     [[ -n "$started_dockerd" ]] || return 0
     log "stopping the dockerd this script started (pid $started_dockerd)"
@@ -63,7 +75,7 @@ stop_dockerd() {
     done
     kill -9 "$started_dockerd" 2>/dev/null || true
 }
-trap stop_dockerd EXIT
+trap cleanup EXIT
 
 if ! docker info >/dev/null 2>&1; then
     log "no Docker engine answers: starting dockerd (log: $work/dockerd.log)"
@@ -122,6 +134,16 @@ names=("$@")
 ((${#names[@]})) || names=(clipper clipper-model clipper-model-cuda)
 declare -A seconds=()
 
+# Run a command; print its output only if it fails (the client's warning that the
+# legacy builder is deprecated otherwise fills the log).
+quietly() {
+    local out
+    out="$("$@" 2>&1)" || {
+        echo "$out" >&2
+        return 1
+    }
+}
+
 build() {
     local name="$1" dockerfile="$repo/${dockerfiles[$1]}" tag="${tags[$1]}"
     local requirement inputs current context started
@@ -144,13 +166,23 @@ build() {
     "$PY" -m pip wheel --quiet --disable-pip-version-check --only-binary=:all: \
         --no-binary=clipper-k8s --find-links "$work/wheelhouse" --wheel-dir "$context" \
         "${requirement/clipper-k8s/$repo}"
-    find "$context" -name '*.whl' -not -name 'clipper_k8s-*' -exec cp -n -t "$work/wheelhouse" {} +
+    # Keep new wheels, and make the context's copies hard links into the wheelhouse
+    # (the CUDA wheels are 3 GB: one copy on disk, not two).
+    local wheel
+    for wheel in "$context"/*.whl; do
+        [[ "$(basename "$wheel")" != clipper_k8s-* ]] || continue
+        [[ -e "$work/wheelhouse/$(basename "$wheel")" ]] || mv "$wheel" "$work/wheelhouse/"
+        ln -f "$work/wheelhouse/$(basename "$wheel")" "$wheel"
+    done
     log "$tag: docker build ($(du -sh "$context" | cut -f1) of wheels)"
-    docker build --network none --quiet --file "$dockerfile" --tag "$tag" \
+    quietly docker build --network none --quiet --force-rm --file "$dockerfile" --tag "$tag" \
         --build-arg BASE="$base" --build-arg VERSION="$version" \
         --build-arg REVISION="$revision" --build-arg SOURCE="$source_url" \
-        --label dev.clipper.inputs="$inputs" "$context" >/dev/null
+        --label dev.clipper.inputs="$inputs" "$context"
     rm -rf "$context"
+    # Drop what this build replaced (the previous image, the build stage) at once.
+    docker image prune --force --filter "label=dev.clipper.inputs" >/dev/null
+    docker image prune --force --filter "label=dev.clipper.stage=build" >/dev/null
     seconds[$name]=$((SECONDS - started))
 }
 
@@ -161,14 +193,13 @@ for name in "${names[@]}"; do
     }
     build "$name"
 done
-docker image prune --force --filter "label=dev.clipper.inputs" >/dev/null
 
-printf '\n%-28s %10s %10s\n' IMAGE SIZE BUILD
+printf '\n%-28s %10s %11s\n' IMAGE SIZE BUILD >&2
 for name in "${names[@]}"; do
     size="$(docker image inspect -f '{{.Size}}' "${tags[$name]}")"
-    printf '%-28s %8d M %9ss\n' "${tags[$name]}" $((size / 1000000)) "${seconds[$name]}"
+    printf '%-28s %7d MB %9d s\n' "${tags[$name]}" $((size / 1000000)) "${seconds[$name]}" >&2
 done
-echo
+echo >&2
 
 # --- smoke tests ---------------------------------------------------------------------
 [[ "${CLIPPER_IMAGES_SMOKE:-1}" == 1 ]] || exit 0
