@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server clean
+.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server images test-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -20,6 +20,8 @@ help:
 	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
 	@echo "make chart        copy crds/ into helm/clipper/crds (the chart's CRDs are copies)"
 	@echo "make s3server     build the tests' S3-compatible server (SeaweedFS, cached)"
+	@echo "make images       build the clipper, clipper-model and clipper-model:*-cuda images (Docker)"
+	@echo "make test-images  build the images, then check them (tests/images --images)"
 
 venv: $(STAMP)
 
@@ -69,8 +71,18 @@ helm:
 chart:
 	rm -f helm/clipper/crds/*.yaml
 	cp crds/*.yaml helm/clipper/crds/
+
 s3server:
 	scripts/build-s3-server.sh
+
+# Installs docker.io and debootstrap with apt and starts dockerd when they are absent
+# (and stops the dockerd it started); caches the Debian base under ~/.cache/clipper.
+images: venv
+	PY=$(abspath $(PY)) scripts/build-images.sh
+
+# Opt-in, not part of `make test`: a cold build takes many minutes (the CUDA image).
+# build-images.sh runs tests/images at its end, with the engine it started still up.
+test-images: images
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -47,6 +47,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--keep-cluster", action="store_true", help="keep the e2e kind cluster after the run"
     )
     group.addoption(
+        "--images",
+        action="store_true",
+        help="check the built images (tests/images; `make test-images` builds them first)",
+    )
+    group.addoption(
         "--keep-controlplane",
         action="store_true",
         help="keep the test control plane's folder (logs, kubeconfig) even when all pass",
