@@ -49,9 +49,13 @@ ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(tests)
 for run in $(seq 1 "$RUNS"); do
     started=$(date +%s)
-    # In the background, so that a signal to this script is handled at once.
+    # In the background, so that a signal to this script is handled at once; with job
+    # control on (set -m), because a non-interactive shell starts background jobs with
+    # SIGINT ignored, and the cleanup interrupts pytest so that its teardowns run.
+    set -m
     "$BIN/pytest" "${ARGS[@]}" &
     PYTEST=$!
+    set +m
     if wait "$PYTEST"; then status=passed; else status=FAILED; fi
     PYTEST=""
     echo "test-stress: run $run/$RUNS $status in $(($(date +%s) - started))s"
