@@ -121,11 +121,15 @@ def test_deleting_a_model_a_ready_app_uses_posts_one_warning(
                         lambda found: reasons(found, "Normal").count("Ready") >= 2,
                         "shop Ready again", timeout=60)  # fmt: skip
         found = events(k8s, namespace, "shop")
-    # Each transition once: Ready; the model lost; back but not serving yet; serving.
+    # Each transition once: Ready; the model lost; back but not serving yet (only if a
+    # reconcile of the app happens to see that moment: kwok makes the new pods ready
+    # at once); serving again.
     said = [(type_, reason) for type_, reason, _ in found]
-    assert said[said.index(("Normal", "Ready")) :] == [
+    said = said[said.index(("Normal", "Ready")) :]
+    starting = [("Warning", "ModelsNotServing")] if ("Warning", "ModelsNotServing") in said else []
+    assert said == [
         ("Normal", "Ready"),
         ("Warning", "ModelNotFound"),
-        ("Warning", "ModelsNotServing"),
+        *starting,
         ("Normal", "Ready"),
     ], found
