@@ -116,7 +116,10 @@ def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_versio
             lambda o: version(o, "v1").get("phase") == "Retained", "v1 retained", operator=proc,
         )  # fmt: skip
         assert [v["version"] for v in final["status"]["versions"]] == ["v1", "v3"]
-        assert replicas(k8s, namespace, "digits-v1") == (0, 0)
+        # The status is written before the scale is applied (see reconcile/writes.py),
+        # and the pods take a moment to go: wait for them, as for v1 above.
+        wait_for(lambda: replicas(k8s, namespace, "digits-v1") == (0, 0), timeout=30,
+                 what="digits-v1 scaled to zero again")  # fmt: skip
         # The deleted version's Service goes with it, through the garbage collector.
         wait_for(lambda: service_names(k8s, namespace) == {"digits-v1", "digits-v3"},
                  timeout=60, what="only the Services of v1 and v3 left")  # fmt: skip
