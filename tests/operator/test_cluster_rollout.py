@@ -104,7 +104,9 @@ def test_a_version_swap_walks_its_canary_steps_then_decommissions_the_old_versio
             wait_for_object(k8s, namespace, MODELS, "digits", lambda o: serving(o, "v1"),
                             "back on v1", timeout=30, operator=proc)  # fmt: skip
         assert traffic.summaries() == ["v2=100", "v1=100"]
-        assert replicas(k8s, namespace, "digits-v1") == (2, 2)
+        # Ready needs one ready replica, not all: wait for the second.
+        wait_for(lambda: replicas(k8s, namespace, "digits-v1") == (2, 2), timeout=30,
+                 what="digits-v1 back at 2 ready replicas")  # fmt: skip
 
         # A third version: once v1 drains, two versions are retained, one too many:
         # the older (v2) is deleted.
@@ -223,6 +225,8 @@ def test_conditions_tell_the_truth_through_a_canary_a_refusal_and_a_rollback(
         assert {ready for ready, _, _ in canary.states} == {"True/Serving"}
         assert "True/RolloutInProgress" in {progressing for _, progressing, _ in canary.states}
         assert canary.states[-1] == ("True/Serving", "False/RolloutComplete", "False/Healthy")
+        wait_for(lambda: replicas(k8s, namespace, "digits-v1") == (0, 0), timeout=30,
+                 what="digits-v1 scaled to zero")  # fmt: skip
 
         # A new template under the retained v1 is refused: nothing moves.
         patch_spec(k8s, namespace, MODELS, "digits",
