@@ -61,9 +61,17 @@ def wait_for(
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
+    raise _expired(limit, what, last, seen)
+
+
+def _expired(
+    limit: float, what: str, last: object, seen: Callable[[], object] | None
+) -> TimeoutError:
+    """The error of a wait that expired: what it waited for and what it saw last (the
+    condition's last value or error, or what ``seen()`` says for a plain "not yet")."""
     if seen is not None and not isinstance(last, Exception):
         last = seen()
-    raise TimeoutError(
+    return TimeoutError(
         f"timed out after {limit:.1f}s waiting for {what}; last seen: {_shown(last)}"
     )
 
@@ -102,11 +110,7 @@ async def eventually(
         if time.monotonic() >= deadline:
             break
         await asyncio.sleep(interval)
-    if seen is not None and not isinstance(last, Exception):
-        last = seen()
-    raise TimeoutError(
-        f"timed out after {limit:.1f}s waiting for {what}; last seen: {_shown(last)}"
-    )
+    raise _expired(limit, what, last, seen)
 
 
 async def polls(within_s: float, interval: float = 0.025) -> AsyncIterator[int]:
