@@ -27,9 +27,13 @@ from clipper.operator.builders import (
     frontend_endpoint,
 )
 from clipper.operator.context import APPS, MODELS, Context
-from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
+from clipper.operator.reconcile.children import (
+    Child,
+    apply_child,
+    mark_missing,
+    record_repairs,
+)
 from clipper.operator.reconcile.writes import (
-    applied,
     post_events,
     report_problem,
     utcnow,
@@ -180,9 +184,7 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
     if await write_status(ctx, APPS, raw, app.status, status):
         await post_events(ctx, raw, condition_events(app.status.conditions, status.conditions))
     for obj in objects:
-        before, stored = found.get(_key(obj)), await ctx.client.apply(obj)
-        applied(app, before, stored)
-        if recreated(before, stored):
-            missing.append(Child(*_key(obj)))
+        if (child := await apply_child(ctx, app, obj, found.get(_key(obj)))) is not None:
+            missing.append(child)
     await record_repairs(ctx, raw, missing)
     return None

@@ -36,7 +36,7 @@ from typing import Any
 from clipper.common import api
 from clipper.common.rollout import Event
 from clipper.operator.context import Context
-from clipper.operator.reconcile.writes import post_events
+from clipper.operator.reconcile.writes import applied, post_events
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,19 @@ def recreated(observed: dict[str, Any] | None, applied: dict[str, Any]) -> bool:
     after the reconcile read it and before it applied it, so it was repaired too."""
     uid = (observed or {}).get("metadata", {}).get("uid")
     return uid is not None and uid != applied.get("metadata", {}).get("uid")
+
+
+async def apply_child(
+    ctx: Context,
+    owner: api.ClipperApp | api.ModelDeployment,
+    obj: dict[str, Any],
+    observed: dict[str, Any] | None,
+) -> Child | None:
+    """Apply ``obj`` (read as ``observed`` by this reconcile), logging what the apply
+    did (``writes.applied``); the child, if the apply re-created it (``recreated``)."""
+    stored = await ctx.client.apply(obj)
+    applied(owner, observed, stored)
+    return Child(obj["kind"], obj["metadata"]["name"]) if recreated(observed, stored) else None
 
 
 async def record_repairs(ctx: Context, raw: dict[str, Any], repaired: Sequence[Child]) -> None:

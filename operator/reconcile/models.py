@@ -30,9 +30,13 @@ from clipper.operator.builders import (
 )
 from clipper.operator.context import MODELS, Context
 from clipper.operator.observe import observe_versions
-from clipper.operator.reconcile.children import Child, mark_missing, record_repairs, recreated
+from clipper.operator.reconcile.children import (
+    Child,
+    apply_child,
+    mark_missing,
+    record_repairs,
+)
 from clipper.operator.reconcile.writes import (
-    applied,
     name_problem,
     owned,
     post_events,
@@ -130,10 +134,8 @@ async def _ensure(
         name = naming.version_name(md.metadata.name, version)
         await ctx.client.delete("PodDisruptionBudget", md.metadata.namespace or "", name)
     for obj, observed in objects:
-        stored = await ctx.client.apply(obj)
-        applied(md, observed, stored)
-        if recreated(observed, stored):
-            raced.append(Child(obj["kind"], obj["metadata"]["name"]))
+        if (child := await apply_child(ctx, md, obj, observed)) is not None:
+            raced.append(child)
     return raced
 
 
