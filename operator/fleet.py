@@ -53,8 +53,18 @@ def serving_apps(md: api.ModelDeployment, apps: Iterable[Obj]) -> list[str]:
     return names
 
 
+def http_port(pod: Obj) -> int:
+    """The port of the pod's container port named ``http`` (the frontend's REST port)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == "http" and port.get("containerPort"):
+                return int(port["containerPort"])
+    return naming.FRONTEND_HTTP_PORT
+
+
 def frontend_urls(pods: Iterable[Obj]) -> list[str]:
-    """The REST base URL of every ready frontend pod that has an IP."""
+    """The REST base URL of every ready frontend pod that has an IP: its IP, and its
+    container port named ``http``."""
     urls = []
     for pod in pods:
         status = pod.get("status") or {}
@@ -65,7 +75,7 @@ def frontend_urls(pods: Iterable[Obj]) -> list[str]:
         )
         if ip and ready and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             host = f"[{ip}]" if ":" in ip else ip
-            urls.append(f"http://{host}:{naming.FRONTEND_HTTP_PORT}")
+            urls.append(f"http://{host}:{http_port(pod)}")
     return urls
 
 
