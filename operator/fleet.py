@@ -9,8 +9,9 @@ app's Service: a Service answers from one pod, and the analysis needs each
 frontend's counters (a fleet of frontends, with counter resets told apart by
 each one's instance id). Frontends of several apps over one model all count.
 
-A read that reaches no frontend gives no fleet: the machine judges nothing and
-the step ends on its pause (NotJudged), never on numbers it does not have.
+A read that reaches no frontend gives a fleet with no reports: the machine
+judges nothing (a step ending so is NotJudged), never on numbers it does not
+have, and asks to be called again soon, to read once more.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def read_fleet(ctx: Context, md: api.ModelDeployment) -> Fleet | None:
         selector = f"{naming.LABEL_APP}={app},{naming.PART}=frontend"
         urls += frontend_urls(await ctx.client.select("Pod", namespace, selector))
     if not urls:
-        return None
+        return Fleet()
     async with aiohttp.ClientSession() as session:
         documents = await read_documents(session, urls)
     return fleet_of(documents, md.model_name)
