@@ -51,7 +51,7 @@ class DataPlane:
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
         self.admission = Admission(router.settings.max_inflight_rows)
-        self.version_stats = VersionStats()
+        self.version_stats = VersionStats(router.settings.version_stats_max_entries)
         """Per-version counters for rollout analysis (``GET /v1/stats/versions``)."""
         router.metrics.registry.register(VersionStatsCollector(self.version_stats))
         router.metrics.watch_admission(

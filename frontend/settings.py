@@ -115,6 +115,10 @@ class FrontendSettings(BaseSettings):
     output rows plus ~700 bytes each; oldest forgotten first; 0: feedback by input
     only)."""
 
+    version_stats_max_entries: int = Field(default=4096, ge=1)
+    """(app, model, version) entries of per-version counters kept for rollout analysis
+    (``GET /v1/stats/versions``; a few hundred bytes each; oldest dropped first)."""
+
     seed: int | None = None
     """Seed for selection policies and version picks (reproducible experiments)."""
 
