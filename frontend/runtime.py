@@ -52,6 +52,7 @@ from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.factory import make_discovery
 from clipper.frontend.routing.router import Router
 from clipper.frontend.settings import FrontendSettings
+from clipper.frontend.workers.control import ControlServer, Siblings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class Frontend:
         self.plane = DataPlane(self.router, settings.feedback_max_bytes, settings.seed, self.tasks)
         self.metrics.watch_feedback(self.plane.store.stats, settings.feedback_max_bytes)
         self.discovery = discovery or make_discovery(settings, self.tasks)
+        siblings = None
+        if settings.worker is not None and settings.worker_group is not None:
+            siblings = Siblings(settings.worker_group, settings.worker, settings.workers)
         self.rest = RestServer(
             self.plane,
             self.metrics,
@@ -80,6 +84,7 @@ class Frontend:
                 settings.max_connections,
             ),
             self._http_socket(),
+            siblings,
         )
         self.grpc = GrpcServer(
             self.plane,
@@ -92,8 +97,18 @@ class Frontend:
                 settings.header_timeout_s,
                 settings.keepalive_timeout_s,
             ),
-            settings.grpc_reuse_port,
+            settings.grpc_reuse_port or siblings is not None,
         )
+        self.control: ControlServer | None = None
+        """A worker's control socket (``--workers``): its siblings ask it for its
+        metrics and readiness."""
+        if siblings is not None and settings.worker_group is not None:
+            self.control = ControlServer(
+                settings.worker_group,
+                siblings.index,
+                self.metrics.exposition,
+                self.rest.routes.readiness,
+            )
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None
         self._listening = False
@@ -121,6 +136,8 @@ class Frontend:
         self._listening = True
         await self.rest.start()
         await self.grpc.start()
+        if self.control is not None:
+            await self.control.start()
         log.info(
             "frontend serving REST on %s:%d and gRPC on %s:%d",
             self.settings.host,
@@ -149,6 +166,8 @@ class Frontend:
         close = getattr(self._tables, "aclose", None)  # stopped before the follower ran
         if close is not None:
             await close()
+        if self.control is not None:
+            await self.control.stop()
         if self._listening:
             grace = self.settings.grace_period_s
             await asyncio.gather(self.rest.stop(), self.grpc.stop(grace))

@@ -14,6 +14,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_WORKERS = 64
+"""More worker processes than a node has cores only adds context switches."""
+
 
 class FrontendSettings(BaseSettings):
     """The query frontend's process settings."""
@@ -139,8 +142,30 @@ class FrontendSettings(BaseSettings):
     --http-port: a supervisor that holds the socket (local mode) restarts the
     frontend without ever refusing a connection."""
 
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    """Frontend processes serving both ports (SO_REUSEPORT; the kernel spreads
+    connections over them), each on its own core, under one supervising parent that
+    restarts a worker that dies and forwards SIGTERM. Each worker has its own cache,
+    feedback store, admission limit and batchers: give the pod as many CPUs."""
+
+    worker: int | None = Field(default=None, ge=0, lt=MAX_WORKERS)
+    """Set by the supervisor of --workers: this process is that worker (binds both
+    ports with SO_REUSEPORT, answers /metrics and /readyz for all workers)."""
+
+    worker_group: str | None = Field(default=None, pattern=r"^[0-9a-f-]{1,64}$")
+    """Set by the supervisor of --workers: names the workers' control sockets."""
+
     @model_validator(mode="after")
     def _one_source(self) -> FrontendSettings:
         if self.routes is not None and self.kubernetes_app is not None:
             raise ValueError("give --routes or --kubernetes-app, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _one_worker(self) -> FrontendSettings:
+        if self.worker is not None and (self.worker >= self.workers or self.worker_group is None):
+            raise ValueError(
+                "--worker is set by the supervisor of --workers: below --workers, "
+                "with --worker-group"
+            )
         return self

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import socket
 
+import orjson
 from aiohttp import web
 
 from clipper.frontend.dataplane import DataPlane
@@ -41,13 +42,23 @@ from clipper.frontend.rest.connections import (
 )
 from clipper.frontend.rest.http import Handler, endpoint, json_response
 from clipper.frontend.rest.oip_api import OipApi
+from clipper.frontend.workers.control import Siblings
+from clipper.frontend.workers.merge import merge_expositions
 
 
 class Routes:
     """Which handler serves a method and path, and for which app."""
 
-    def __init__(self, plane: DataPlane, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        metrics: Metrics,
+        max_body_bytes: int,
+        siblings: Siblings | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.siblings = siblings
+        """The other workers of this pod (``--workers``), answered for in a scrape."""
         server, model = OipApi(plane, metrics, max_body_bytes).routes()
         self.plane = plane
         self.get = {
@@ -59,16 +70,33 @@ class Routes:
         self.app_post = ClipperApi(plane, metrics, max_body_bytes).routes()
 
     async def scrape(self, request: web.BaseRequest, _: str) -> web.Response:
-        response = web.Response(body=self.metrics.exposition())
+        body = self.metrics.exposition()
+        if self.siblings is not None:
+            others = await self.siblings.ask(b"metrics")
+            body = merge_expositions({self.siblings.index: body, **others})
+        response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
-        accepting = self.plane.accepting
-        body: dict[str, object] = {"ready": accepting}
+    def readiness(self) -> dict[str, object]:
+        """This process's readiness: ``{"ready": bool[, "failed_tasks": {...}]}``."""
+        body: dict[str, object] = {"ready": self.plane.accepting}
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
-        return json_response(body, 200 if accepting else 503)
+        return body
+
+    async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
+        """Ready when this worker and every sibling that answers is: a worker that is
+        not listening gets no connections, one that is but cannot serve would get
+        its share of them."""
+        body = self.readiness()
+        if self.siblings is not None:
+            replies = await self.siblings.ask(b"ready")
+            workers = {self.siblings.index: dict(body)}
+            workers |= {i: orjson.loads(reply) for i, reply in replies.items()}
+            body["ready"] = all(worker.get("ready") for worker in workers.values())
+            body["workers"] = {str(i): workers[i] for i in sorted(workers)}
+        return json_response(body, 200 if body["ready"] else 503)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
         handler = self.get.get(path)
@@ -105,11 +133,14 @@ class RestServer:
         grace_period_s: float,
         limits: ConnectionLimits | None = None,
         sock: socket.socket | None = None,
+        siblings: Siblings | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.sock = sock
         """An inherited listening socket to serve on instead of binding ``port``."""
-        self.routes = Routes(plane, metrics, max_body_bytes)
+        self.reuse_port = siblings is not None
+        """A worker of several (``--workers``) binds ``port`` with SO_REUSEPORT."""
+        self.routes = Routes(plane, metrics, max_body_bytes, siblings)
         self.metrics = metrics
         self.limits = limits or ConnectionLimits()
         self._grace_period_s = grace_period_s
@@ -140,7 +171,9 @@ class RestServer:
             site = web.SockSite(self._runner, self.sock)
             self.host, self.port = self.sock.getsockname()[:2]
         else:
-            site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+            site = web.TCPSite(
+                self._runner, self.host, self.port, backlog=1024, reuse_port=self.reuse_port or None
+            )
         await site.start()
         if self.port == 0:  # an ephemeral port: report the one the OS chose
             self.port = int(self._runner.addresses[0][1])
