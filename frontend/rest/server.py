@@ -86,14 +86,15 @@ class Routes:
         return body
 
     async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
-        """Ready when this worker and every sibling that answers is: a worker that is
-        not listening gets no connections, one that is but cannot serve would get
-        its share of them."""
+        """With ``--workers``: ready when this worker and every sibling is, once every
+        sibling has started (``workers/control.py`` says why a worker being
+        restarted does not count)."""
         body = self.readiness()
         if self.siblings is not None:
             replies = await self.siblings.ask(b"ready")
             workers = {self.siblings.index: dict(body)}
             workers |= {i: orjson.loads(reply) for i, reply in replies.items()}
+            workers |= {i: {"ready": False, "starting": True} for i in self.siblings.starting()}
             body["ready"] = all(worker.get("ready") for worker in workers.values())
             body["workers"] = {str(i): workers[i] for i in sorted(workers)}
         return json_response(body, 200 if body["ready"] else 503)

@@ -12,9 +12,13 @@ as JSON). prometheus-client's multiprocess mode was the alternative; it cannot
 carry the collectors that read live state at scrape time (queues, cache, AIMD
 limits), which are most of the frontend's gauges.
 
-A sibling that does not answer within ``ASK_TIMEOUT_S`` (not started yet, being
-restarted) is left out of the scrape and of readiness: a worker that is not
-listening receives no connections, so it cannot fail a request either.
+A sibling that does not answer within ``ASK_TIMEOUT_S`` is left out of the
+scrape. Readiness: a sibling that has never answered is still starting, and the
+pod is not ready until every worker has answered once (a pod that took traffic
+with half its workers up would run at half its capacity); a sibling that answered
+before and no longer does is being restarted and is left out: a worker that is
+not listening receives no connections, so it cannot fail a request, and turning
+the pod unready while the others serve would only move its load elsewhere.
 """
 
 from __future__ import annotations
@@ -80,11 +84,19 @@ class Siblings:
     def __init__(self, group: str, index: int, workers: int) -> None:
         self.index = index
         self.others = {i: address(group, i) for i in range(workers) if i != index}
+        self.seen: set[int] = set()
+        """Siblings that have answered at least once."""
 
     async def ask(self, command: bytes) -> dict[int, bytes]:
         """Each sibling's reply to ``command``; those that did not answer are absent."""
         replies = await asyncio.gather(*(_ask(path, command) for path in self.others.values()))
-        return {i: reply for i, reply in zip(self.others, replies, strict=True) if reply}
+        answered = {i: reply for i, reply in zip(self.others, replies, strict=True) if reply}
+        self.seen.update(answered)
+        return answered
+
+    def starting(self) -> list[int]:
+        """Siblings that have never answered: still starting."""
+        return sorted(set(self.others) - self.seen)
 
 
 async def _ask(path: str, command: bytes) -> bytes | None:

@@ -174,7 +174,12 @@ class WorkerPool:
 
     async def _run_worker(self, index: int) -> None:
         fds = [] if self.settings.http_fd is None else [self.settings.http_fd]
-        process = await asyncio.create_subprocess_exec(*self.command(index), pass_fds=fds)
+        # Its own session (and process group): a signal to the parent's group (a terminal's Ctrl-C,
+        # local mode's stop) reaches the workers once, forwarded, not twice (a second
+        # signal would cut their drain short).
+        process = await asyncio.create_subprocess_exec(
+            *self.command(index), pass_fds=fds, start_new_session=True
+        )
         self.processes[index] = process
         log.info("frontend worker %d started (pid %d)", index, process.pid)
         if self._stopping is not None:
