@@ -23,4 +23,6 @@ def frontend_flags(spec: FrontendSpec) -> list[str]:
         str(spec.feedback_max_bytes),
         "--drain-delay-s",
         str(spec.drain_delay_seconds),
+        "--workers",
+        str(spec.workers),
     ]

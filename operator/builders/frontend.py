@@ -73,9 +73,21 @@ def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def per_workers(cpu: str, workers: int) -> str:
+    """The CPU request ``cpu`` (a quantity: ``250m``, ``1``, ``0.5``) once per worker:
+    each worker is a process that keeps a core busy under load."""
+    if workers == 1:
+        return cpu
+    millis = float(cpu[:-1]) if cpu.endswith("m") else float(cpu) * 1000
+    return f"{round(millis * workers)}m"
+
+
 def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any]:
     spec = app.spec.frontend
-    defaults = {"cpu": settings.frontend_cpu_request, "memory": settings.frontend_memory_request}
+    defaults = {
+        "cpu": per_workers(settings.frontend_cpu_request, spec.workers),
+        "memory": settings.frontend_memory_request,
+    }
     return {
         "name": "frontend",
         "image": spec.image or settings.frontend_image,

@@ -57,6 +57,7 @@ class FrontendSpec(ApiModel):
     """The app's frontend processes."""
 
     replicas: int = 1
+    workers: int = 1
     image: str | None = None
     resources: ResourceRequirements | None = None
     queue_capacity: int = 1024
