@@ -154,6 +154,17 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
         "spec.frontend.service",
         "!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",
     ): lambda svc: "httpPort" not in svc or svc.get("httpPort") != svc.get("grpcPort"),
+    (
+        "ClipperApp",
+        "spec.state",
+        "!has(self.backend) || self.backend != 'redis' || has(self.url) != has(self.secretRef)",
+    ): lambda st: st.get("backend") != "redis" or (("url" in st) != ("secretRef" in st)),
+    (
+        "ClipperApp",
+        "spec.state",
+        "(has(self.backend) && self.backend == 'redis') || "
+        "(!has(self.url) && !has(self.secretRef))",
+    ): lambda st: st.get("backend") == "redis" or ("url" not in st and "secretRef" not in st),
     **{
         ("ClipperApp", "spec.selectionPolicy", text): mirror
         for text, mirror in (_policy_rule(p, t) for p, t in POLICY_PARAMETERS.items())
