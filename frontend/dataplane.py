@@ -20,13 +20,13 @@ from clipper.common.errors import InvalidInput, Overloaded
 from clipper.common.tasks import TaskRegistry
 from clipper.frontend import queries
 from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline, too_late
-from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
 from clipper.frontend.records import primary
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.labels import OutputSpec, check_label
+from clipper.frontend.state import SelectionState
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,12 @@ class DataPlane:
     def __init__(
         self,
         router: Router,
-        feedback_max_bytes: int,
-        seed: int | None = None,
+        state: SelectionState,
         tasks: TaskRegistry | None = None,
     ) -> None:
         self.router = router
-        self.store = FeedbackStore(feedback_max_bytes, seed)
+        self.state = state
+        """Learned selection state and the query log (memory, or shared in Redis)."""
         self.tasks = tasks or TaskRegistry()
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
@@ -175,10 +175,10 @@ class DataPlane:
             for i in range(len(rows)):
                 outputs, errors = queries.outputs_of(evaluation, i)
                 answer = queries.answer(evaluation, i, outputs, errors)
-                answer.query_id = self.store.new_id()
+                answer.query_id = self.state.new_id()
                 if outputs:
                     selection = evaluation.selections[i]
-                    self.store.remember(answer.query_id, app.name, context, selection, outputs)
+                    self.state.remember(answer.query_id, app.name, context, selection, outputs)
                 answers.append(answer)
         finally:
             evaluation.abandon()
@@ -192,7 +192,7 @@ class DataPlane:
     def _expired(self, app: AppRuntime) -> Answer:
         detail = "the deadline passed before the request was read"
         answer = queries.default(app, "slo", detail)
-        answer.query_id = self.store.new_id()
+        answer.query_id = self.state.new_id()
         return answer
 
     async def feedback_by_id(
@@ -202,14 +202,17 @@ class DataPlane:
         app = self.router.app(app_name)
         _same_length(query_ids, labels, "query ids")
         _check_labels(app, labels)
-        entries = [self.store.get(app_name, query_id) for query_id in query_ids]
+        entries = await self.state.recall(app_name, query_ids)
         scored = [  # every label is checked before any query id is used up
             (e.context, e.selection, _losses(app, e.outputs, label))
             for e, label in zip(entries, labels, strict=True)
         ]
-        for query_id in query_ids:
-            self.store.forget(app_name, query_id)
-        return self._learn(app, scored)
+        used = await self.state.use_up(app_name, query_ids)
+        # An id another feedback used up meanwhile (perhaps on another replica) is
+        # not learned from twice; its losses are still answered.
+        learn = [s if fresh else (s[0], s[1], {}) for s, fresh in zip(scored, used, strict=True)]
+        self._learn(app, learn)
+        return [losses for _, _, losses in scored]
 
     async def feedback_by_input(
         self, app_name: str, rows: np.ndarray, labels: Sequence[Any], context: str = ""
@@ -235,7 +238,9 @@ class DataPlane:
     ) -> list[dict[str, float]]:
         for context, selection, losses in scored:
             if losses:
-                app.policy.update(context, selection, losses)
+                deltas = app.policy.update(context, selection, losses)
+                if deltas:
+                    self.state.learned(app, context, deltas)
         app.metrics.feedback.inc(len(scored))
         return [losses for _, _, losses in scored]
 

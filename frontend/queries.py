@@ -129,8 +129,8 @@ async def start(
     if app.single is not None:
         evaluation.selections = [app.single] * len(rows)
     else:
-        select = app.policy.select
-        evaluation.selections = [select(context) for _ in range(len(rows))]
+        select, down = app.policy.select, app.unavailable()
+        evaluation.selections = [select(context, down) for _ in range(len(rows))]
     evaluation.sources = [{} for _ in range(len(rows))]
     try:
         groups = _groups(evaluation, rng)

@@ -52,6 +52,7 @@ from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.factory import make_discovery
 from clipper.frontend.routing.router import Router
 from clipper.frontend.settings import FrontendSettings
+from clipper.frontend.state import make_state
 from clipper.frontend.workers.control import ControlServer, Siblings
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class Frontend:
         self.metrics = Metrics()
         self.metrics.watch_tasks(self.tasks)
         self.router = Router(settings, self.metrics, self.tasks)
-        self.plane = DataPlane(self.router, settings.feedback_max_bytes, settings.seed, self.tasks)
-        self.metrics.watch_feedback(self.plane.store.stats, settings.feedback_max_bytes)
+        self.state = make_state(settings)
+        self.plane = DataPlane(self.router, self.state, self.tasks)
+        log_max = settings.query_log_max_bytes if self.state.shared else settings.feedback_max_bytes
+        self.metrics.watch_feedback(self.state.log_stats, log_max)
+        self.metrics.watch_state(self.state.stats)
         self.discovery = discovery or make_discovery(settings, self.tasks)
         siblings = None
         if settings.worker is not None and settings.worker_group is not None:
@@ -127,6 +131,7 @@ class Frontend:
             await self.discovery.report(str(exc))
             raise
         await self.discovery.report(None)
+        await self.state.start(lambda: self.router.apps, self.tasks)
         self._follower = supervise(
             "routing_follower",
             self._follow,
@@ -172,6 +177,7 @@ class Frontend:
             grace = self.settings.grace_period_s
             await asyncio.gather(self.rest.stop(), self.grpc.stop(grace))
         await self.router.close()
+        await self.state.close()
         log.info("frontend stopped")
 
     async def _follow(self) -> None:
