@@ -80,14 +80,32 @@ def _flag_value(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def _secret(name: str) -> bool:
+    """A setting kept out of command lines (``/proc/<pid>/cmdline`` is world-readable)."""
+    return FrontendSettings.model_fields[name].repr is False
+
+
 def settings_flags(settings: FrontendSettings) -> Iterator[str]:
-    """``settings`` as ``clipper frontend`` flags, but those the parent sets per worker."""
+    """``settings`` as ``clipper frontend`` flags, but those the parent sets per worker
+    and secrets (``worker_env``)."""
     for name in FrontendSettings.model_fields:
         value = getattr(settings, name)
-        if name in OWN_FLAGS or value is None:
+        if name in OWN_FLAGS or value is None or _secret(name):
             continue
         yield f"--{name.replace('_', '-')}"
         yield _flag_value(value.as_posix() if isinstance(value, Path) else value)
+
+
+def worker_env(settings: FrontendSettings) -> dict[str, str]:
+    """The parent's environment, plus the secret settings (a Redis URL with its
+    password) as ``CLIPPER_FRONTEND_<NAME>``, however the parent got them."""
+    prefix = FrontendSettings.model_config.get("env_prefix", "")
+    env = dict(os.environ)
+    for name in FrontendSettings.model_fields:
+        value = getattr(settings, name)
+        if _secret(name) and value is not None:
+            env[f"{prefix}{name.upper()}"] = str(value)
+    return env
 
 
 def _log_flags() -> list[str]:
@@ -135,6 +153,13 @@ class WorkerPool:
     async def run(self) -> int:
         """Start the workers, keep them running, return once they have all stopped."""
         self._reserve()
+        if self.settings.state_backend == "memory":
+            log.warning(
+                "frontend supervisor: %d workers with --state-backend memory: each worker "
+                "learns alone and feedback by query id reaches only the worker that answered "
+                "the query; use --state-backend redis (a ClipperApp requires it)",
+                self.settings.workers,
+            )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop, signum)
@@ -178,7 +203,10 @@ class WorkerPool:
         # local mode's stop) reaches the workers once, forwarded, not twice (a second
         # signal would cut their drain short).
         process = await asyncio.create_subprocess_exec(
-            *self.command(index), pass_fds=fds, start_new_session=True
+            *self.command(index),
+            pass_fds=fds,
+            start_new_session=True,
+            env=worker_env(self.settings),
         )
         self.processes[index] = process
         log.info("frontend worker %d started (pid %d)", index, process.pid)
