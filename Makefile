@@ -50,6 +50,7 @@ fmt: venv
 bench: venv
 	$(PY) benchmarks/model_container.py
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/workers.py
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py

@@ -15,7 +15,7 @@ one with 2; single-row requests at concurrency 64 (``--concurrency``):
 Each cell (API x workers) runs ``--rounds`` times for ``--seconds`` each, the
 cells interleaved and their order reversed every other round, so a change in the
 machine's load (it may be shared) reaches every cell alike; the tables give the
-median req/s and ratios of medians measured in the same run. ``dflt`` counts
+median req/s and, per pair of cells, the median of the rounds' ratios. ``dflt`` counts
 default answers and errors, so an empty answer cannot pass for throughput.
 
 Tools as in ``benchmarks/frontend.py``: ``wrk`` (``apt-get install wrk``) and
@@ -158,10 +158,13 @@ def report(results: dict[tuple[str, int], list[Result]], apis: list[str]) -> Non
     _print(head, table)
 
     def ratio(a: tuple[str, int], b: tuple[str, int]) -> str:
-        top, bottom = median_rps(results.get(a, [])), median_rps(results.get(b, []))
-        return f"{top / bottom:.2f}" if top and bottom else "-"
+        """The median of the rounds' ratios: each round measures both cells back to
+        back, so a change in the machine's load between rounds cancels out."""
+        pairs = zip(results.get(a, []), results.get(b, []), strict=True)
+        ratios = [top.rps / bottom.rps for top, bottom in pairs if top.rps and bottom.rps]
+        return f"{statistics.median(ratios):.2f}" if ratios else "-"
 
-    print("\nRatios of medians (same run):")
+    print("\nMedian of the per-round ratios (each round runs every cell once):")
     rows = [["2 workers / 1 worker", *(ratio((a, 2), (a, 1)) for a in apis)]]
     if "clipper" in apis:
         rows.append(["vs Clipper REST, 1 worker", *(ratio((a, 1), ("clipper", 1)) for a in apis)])
