@@ -63,6 +63,19 @@ def ghz(address: str, request: Path, concurrency: int, seconds: float, connectio
     )
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` and its children (the workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def bodies(api: str) -> list[str]:
     pixels = digits_batch(64)
     if api == "clipper":
@@ -93,6 +106,7 @@ def main() -> int:
     )
     started = time.monotonic()
     results: dict[tuple[str, int], list[Result]] = {(a, w): [] for a in apis for w in WORKERS}
+    cpu_us: dict[tuple[str, int], list[float]] = {key: [] for key in results}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         spec = {
@@ -129,13 +143,18 @@ def main() -> int:
                         else:
                             run = (wrk, f"{frontend.url}{path(api)}", bodies(api))
                             extra = (args.concurrency, args.seconds)
-                        results[(api, w)].append(measure(frontend, APP, *run, *extra))
+                        cpu = tree_cpu_seconds(frontend.process.pid)
+                        result = measure(frontend, APP, *run, *extra)
+                        spent = tree_cpu_seconds(frontend.process.pid) - cpu
+                        answered = result.rps * args.seconds
+                        cpu_us[(api, w)].append(spent * 1e6 / answered if answered else 0.0)
+                        results[(api, w)].append(result)
             finally:
                 for frontend in frontends.values():
                     frontend.stop()
         finally:
             server.stop()
-    report(results, apis)
+    report(results, cpu_us, apis)
     print(f"\n(took {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f})")
     return 0
 
@@ -144,16 +163,22 @@ def median_rps(runs: list[Result]) -> float:
     return statistics.median(r.rps for r in runs) if runs else 0.0
 
 
-def report(results: dict[tuple[str, int], list[Result]], apis: list[str]) -> None:
-    print("\nMedian req/s (each run's req/s in brackets), p99 of the median run, dflt+errors:")
-    head = ["API", "workers", "req/s", "runs", "p99 ms", "dflt"]
+def report(
+    results: dict[tuple[str, int], list[Result]],
+    cpu_us: dict[tuple[str, int], list[float]],
+    apis: list[str],
+) -> None:
+    print("\nMedian req/s and its run's p99; the frontend's CPU per request (all its")
+    print("processes; the machine's other load moves it less than req/s); dflt+errors:")
+    head = ["API", "workers", "req/s", "p99 ms", "CPU us/req", "dflt", "runs (req/s)"]
     table = []
     for (api, w), runs in results.items():
         middle = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
         table.append([
-            api, str(w), f"{median_rps(runs):,.0f}",
-            " ".join(f"{r.rps:,.0f}" for r in runs), f"{middle.p99_ms:.1f}",
+            api, str(w), f"{median_rps(runs):,.0f}", f"{middle.p99_ms:.1f}",
+            f"{statistics.median(cpu_us[(api, w)]):.0f}",
             str(sum(r.errors + r.defaults for r in runs)),
+            " ".join(f"{r.rps:,.0f}" for r in runs),
         ])  # fmt: skip
     _print(head, table)
 
