@@ -51,6 +51,7 @@ bench: venv
 	$(PY) benchmarks/model_container.py
 	$(PY) benchmarks/frontend.py
 	$(PY) benchmarks/workers.py
+	$(PY) benchmarks/oip_codec.py
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py
