@@ -10,6 +10,9 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -57,11 +60,14 @@ def workers_started(frontend: FrontendProcess) -> dict[int, int]:
 
 
 def readyz(url: str) -> tuple[int, dict]:
+    """/readyz's status and body; (0, {}) while nothing answers."""
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=scaled(10)) as answer:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=scaled(2)) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+    except OSError:
+        return 0, {}
 
 
 def start(routes: Path, echo_server: ModelServer, *args: str) -> FrontendProcess:
@@ -159,3 +165,34 @@ def test_an_invalid_routes_file_stops_every_worker_and_exits_1(tmp_path: Path) -
     finally:
         process.stop()
     assert "exited with status 1 (its configuration); stopping" in process.logs()
+
+
+def test_workers_share_an_inherited_listening_socket(
+    routes: Path, echo_server: ModelServer, tmp_path: Path
+) -> None:
+    """Local mode's way: the run holds the REST socket and passes it down (--http-fd)."""
+    write_routes(routes, route("echo", {"echo": [echo_server.address]}, latency_slo_ms=10_000))
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    args = ["--routes", str(routes), "--grpc-port", "0", "--workers", "2"]
+    with (tmp_path / "frontend.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clipper", "frontend", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(listener.fileno(),),
+            env={**os.environ, "CLIPPER_FRONTEND_HTTP_FD": str(listener.fileno())},
+        )
+    try:
+        wait_for(lambda: readyz(url)[0] == 200, what="both workers ready")
+        assert readyz(url)[1]["workers"] == {"0": {"ready": True}, "1": {"ready": True}}
+        for _ in range(10):
+            status, answer = predict(url)
+            assert (status, answer["output"]) == (200, ROW)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=scaled(60)) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        listener.close()
