@@ -68,6 +68,12 @@ class Routes:
         body: dict[str, object] = {"ready": accepting}
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
+        state = self.plane.state.stats()
+        if self.plane.state.shared:  # shown, never failing readiness: serving goes on
+            shown: dict[str, object] = {"backend": state.backend, "reachable": state.reachable}
+            if state.last_error:
+                shown["error"] = state.last_error
+            body["state_backend"] = shown
         return json_response(body, 200 if accepting else 503)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
