@@ -7,9 +7,11 @@ supervised through ``clipper.common.tasks``) then, every ``state_refresh_s``
 (100 ms by default): writes the pending increments (one Lua ``UPDATE`` per
 context, pipelined) and the queued queries (``REMEMBER``), and reloads each
 app's policy from Redis for the global context and the 63 contexts this
-frontend used most recently, adding what is still pending. So a label learned
-on one replica moves every replica's weights within about two refresh periods
-(its flush, then their reload); that is the learning lag.
+frontend used most recently, adding what is still pending. A feedback answer
+also waits for its own update to be written (``commit``: one pipelined round
+trip, which carries whatever else is pending), so an acknowledged label
+survives the frontend's ``kill -9``; another replica's weights move within one
+refresh period of it; that is the learning lag.
 
 Increments are sums, so pending ones merge per (app, context, model version):
 the buffer is bounded by ``state_pending_max`` such keys, not by the number of
@@ -218,6 +220,14 @@ class RedisState(SelectionState):
 
     def _evictions_key(self, app: str) -> str:
         return f"{self._prefix}:qe:{app}"
+
+    async def commit(self) -> None:
+        if not self.reachable or not self._pending:
+            return  # queued: the background task writes it when Redis is back
+        try:
+            await self._flush_updates()
+        except (RedisError, OSError) as exc:
+            self._down(exc)  # restored to pending by _flush_updates
 
     # -- background: flush, refresh
 
