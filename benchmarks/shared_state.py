@@ -136,6 +136,7 @@ async def label(http: aiohttp.ClientSession, url: str, pixel: list[float], truth
 
 
 def convergence(work: Path, url: str, labels_n: int) -> None:
+    (work / "graded").mkdir()
     paths = train_graded(work / "graded")
     specs = [
         {"framework": "sklearn", "uri": paths[g], "name": g, "args": ["--threads", "1"]}

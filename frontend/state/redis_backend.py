@@ -45,7 +45,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from clipper.common.errors import NotFound, Unavailable
-from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
+from clipper.common.tasks import Backoff, Supervised, TaskRegistry, spawn, supervise
 from clipper.frontend.feedback import FeedbackStats, Remembered
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.logweights import LOG_FLOOR, LOGW
@@ -94,6 +94,12 @@ class RedisState(SelectionState):
         self.reachable = False
         self._error = "not connected yet"
         self._apps: Callable[[], Mapping[str, Any]] = dict
+        self._tasks = TaskRegistry()
+        self._learned_seq = 0
+        """Updates learned so far; ``_flushed_seq``: how many of them are in Redis."""
+        self._flushed_seq = 0
+        self._flushing: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._sync: Supervised | None = None
 
     # -- keys
@@ -129,6 +135,7 @@ class RedisState(SelectionState):
             self._log_dropped += 1
 
     def learned(self, learner: Learner, context: str, deltas: Deltas) -> None:
+        self._learned_seq += 1
         self._max_contexts[learner.name] = learner.policy.params.max_contexts
         pending = self._pending.get((learner.name, context))
         for model, fields in deltas.items():
@@ -222,8 +229,15 @@ class RedisState(SelectionState):
         return f"{self._prefix}:qe:{app}"
 
     async def commit(self) -> None:
-        if not self.reachable or not self._pending:
-            return  # queued: the background task writes it when Redis is back
+        """Group commit: wait for a flush that started after this caller's update was
+        learned; concurrent callers share one pipelined write instead of one each."""
+        target = self._learned_seq
+        while self.reachable and self._flushed_seq < target:
+            if self._flushing is None or self._flushing.done():
+                self._flushing = spawn(self._commit_round(), "state_commit", self._tasks)
+            await asyncio.shield(self._flushing)
+
+    async def _commit_round(self) -> None:
         try:
             await self._flush_updates()
         except (RedisError, OSError) as exc:
@@ -232,7 +246,7 @@ class RedisState(SelectionState):
     # -- background: flush, refresh
 
     async def start(self, apps: Callable[[], Mapping[str, Any]], tasks: TaskRegistry) -> None:
-        self._apps = apps
+        self._apps, self._tasks = apps, tasks
         try:
             top = int(await self._client.incrby(f"{self._prefix}:ids", ID_BLOCK))
             self._ids = itertools.count(top - ID_BLOCK + 1)
@@ -272,8 +286,16 @@ class RedisState(SelectionState):
         await self._refresh()
 
     async def _flush_updates(self) -> None:
+        """One flush at a time: a flush that finds nothing pending then knows that every
+        update learned before it is written (or restored to pending by a failure)."""
+        async with self._flush_lock:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         pending, self._pending, self._pending_keys = self._pending, {}, 0
+        covered = self._learned_seq
         if not pending:
+            self._flushed_seq = max(self._flushed_seq, covered)
             return
         try:
             async with self._client.pipeline(transaction=False) as pipe:
@@ -293,6 +315,7 @@ class RedisState(SelectionState):
         except BaseException:
             self._restore(pending)  # not written: keep them for the next round
             raise
+        self._flushed_seq = max(self._flushed_seq, covered)
 
     def _restore(self, pending: dict[tuple[str, str], dict[str, float]]) -> None:
         for (app, context), fields in pending.items():
@@ -310,24 +333,14 @@ class RedisState(SelectionState):
         if not self._log:
             return
         batch = list(self._log.items())
+        by_app: dict[str, list[Any]] = {}
+        for (app, query_id), payload in batch:
+            by_app.setdefault(app, []).extend((query_id, payload))
         async with self._client.pipeline(transaction=False) as pipe:
-            for (app, query_id), payload in batch:
-                await self._remember(
-                    keys=[
-                        self._entry_key(app, query_id),
-                        self._index_key(app),
-                        self._bytes_key(app),
-                        self._evictions_key(app),
-                    ],
-                    args=[
-                        payload,
-                        self._ttl_s,
-                        self._query_log_max,
-                        f"{query_id}:{len(payload)}",
-                        self._entry_key(app),
-                    ],
-                    client=pipe,
-                )
+            for app, pairs in by_app.items():
+                keys = [self._index_key(app), self._bytes_key(app), self._evictions_key(app)]
+                args = [self._ttl_s, self._query_log_max, self._entry_key(app), *pairs]
+                await self._remember(keys=keys, args=args, client=pipe)
             await pipe.execute()
         for key, payload in batch:  # written: Redis answers for them from now on
             if self._log.get(key) is payload:

@@ -13,13 +13,13 @@ UPDATE -- KEYS: context hash, the app's context index (a sorted set).
 ARGV: context, max contexts, log floor, floored suffix, hash-key prefix of the
 app's contexts, then (field, increment) pairs. Fields are ``arm|field``.
 
-REMEMBER -- KEYS: entry, the app's log index (sorted set of ``id:bytes`` by time),
-the app's byte total, the app's eviction count. ARGV: payload, TTL seconds, max
-bytes, index member, entry-key prefix. Forgets index members older than the TTL
-(their entries expired by themselves), then adds the entry and evicts the oldest
-until the app's bytes are within the bound. Returns 1 if kept, 0 if the one entry
-is larger than the bound. An entry already there (a flush retried after a broken
-connection) is left as it is.
+REMEMBER -- KEYS: the app's log index (sorted set of ``id:bytes`` by time), its
+byte total, its eviction count. ARGV: TTL seconds, max bytes, entry-key prefix,
+then (id, payload) pairs: every query one flush writes for the app, in one call.
+Forgets index members older than the TTL (their entries expired by themselves),
+adds the entries and evicts the oldest until the app's bytes are within the
+bound. Returns how many were kept (an entry larger than the bound is not; one
+already there, from a flush retried after a broken connection, is left as it is).
 
 USE_UP -- KEYS: entry, log index, byte total. ARGV: ``id:``. Deletes the
 entry; 1 if this call did (so exactly one feedback learns from a query).
@@ -63,30 +63,37 @@ return 1
 """
 
 REMEMBER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-local max = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
 local cutoff = now - ttl * 1000
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
 for _, m in ipairs(expired) do
-  redis.call('DECRBY', KEYS[3], tonumber(string.match(m, ':(%d+)$')))
+  redis.call('DECRBY', KEYS[2], tonumber(string.match(m, ':(%d+)$')))
 end
-if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff) end
-local size = tonumber(string.match(ARGV[4], ':(%d+)$'))
-if size > max then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
-redis.call('ZADD', KEYS[2], now, ARGV[4])
-local total = redis.call('INCRBY', KEYS[3], size)
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
+local kept = 0
+local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 4, #ARGV, 2 do
+  local key = ARGV[3] .. ARGV[i]
+  local size = #ARGV[i + 1]
+  if size <= max and redis.call('EXISTS', key) == 0 then
+    redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+    redis.call('ZADD', KEYS[1], now, ARGV[i] .. ':' .. size)
+    total = total + size
+    kept = kept + 1
+  end
+end
 while total > max do
-  local popped = redis.call('ZPOPMIN', KEYS[2], 1)
+  local popped = redis.call('ZPOPMIN', KEYS[1], 1)
   if #popped == 0 then break end
-  redis.call('DEL', ARGV[5] .. string.match(popped[1], '^(%d+):'))
-  total = redis.call('DECRBY', KEYS[3], tonumber(string.match(popped[1], ':(%d+)$')))
-  redis.call('INCR', KEYS[4])
+  redis.call('DEL', ARGV[3] .. string.match(popped[1], '^(%d+):'))
+  total = total - tonumber(string.match(popped[1], ':(%d+)$'))
+  redis.call('INCR', KEYS[3])
 end
-return 1
+redis.call('SET', KEYS[2], total)
+return kept
 """
 
 USE_UP = """
