@@ -200,3 +200,34 @@ def test_a_redis_backend_without_a_usable_url_is_refused_with_the_forms_it_takes
         FrontendSettings(state_backend="redis", state_url="http://user:secret@example:6379")
     (error,) = caught.value.errors()
     assert "secret" not in error["msg"]  # what `clipper frontend` logs: no password
+
+
+async def test_queries_queued_while_redis_is_down_are_bounded_in_bytes(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    pixels, labels = digits()
+    bound = 2000  # bytes: about a dozen encoded answers of one INT64 label
+    settings = shared(redis, state_pending_max_bytes=bound, state_refresh_s=0.05)
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        redis.stop()
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 0, "backend down"
+        )
+        ids = []
+        for i in range(40):
+            answer = await post(http, f"{fe.url}/digits/predict", {"input": pixels[i].tolist()})
+            ids.append(answer["query_id"])
+        text = fe.metrics()
+        async with http.post(
+            f"{fe.url}/digits/feedback", json={"query_id": ids[0], "label": int(labels[0])}
+        ) as r:
+            oldest = r.status  # dropped at the bound, and Redis is away: not found here
+        newest = await post(
+            http, f"{fe.url}/digits/feedback", {"query_id": ids[-1], "label": int(labels[39])}
+        )
+    assert 0 < metric(text, "clipper_frontend_state_pending_log_bytes") <= bound
+    assert metric(text, "clipper_frontend_state_pending_log_max_bytes") == bound
+    assert metric(text, "clipper_frontend_state_dropped_log_entries_total") > 0
+    assert oldest == 503  # the id may be in Redis: the frontend cannot tell while it is away
+    assert newest["losses"]  # still queued here: feedback works without Redis
