@@ -55,6 +55,7 @@ bench: venv
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/soak.py
+	$(PY) benchmarks/shared_state.py
 
 run-example: venv
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
