@@ -212,6 +212,7 @@ class DataPlane:
         # not learned from twice; its losses are still answered.
         learn = [s if fresh else (s[0], s[1], {}) for s, fresh in zip(scored, used, strict=True)]
         self._learn(app, learn)
+        await self.state.commit()
         return [losses for _, _, losses in scored]
 
     async def feedback_by_input(
@@ -231,7 +232,9 @@ class DataPlane:
                 scored.append((context, evaluation.selections[i], _losses(app, outputs, label)))
         finally:
             evaluation.abandon()
-        return self._learn(app, scored)
+        learned = self._learn(app, scored)
+        await self.state.commit()
+        return learned
 
     def _learn(
         self, app: AppRuntime, scored: list[tuple[str, Selection, dict[str, float]]]

@@ -83,6 +83,12 @@ class Routes:
         body: dict[str, object] = {"ready": self.plane.accepting}
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
+        state = self.plane.state.stats()
+        if self.plane.state.shared:  # shown, never failing readiness: serving goes on
+            shown: dict[str, object] = {"backend": state.backend, "reachable": state.reachable}
+            if state.last_error:
+                shown["error"] = state.last_error
+            body["state_backend"] = shown
         return body
 
     async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:

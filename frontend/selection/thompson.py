@@ -116,7 +116,8 @@ class Thompson(ContextualPolicy[BetaPosteriors]):
                 state.alpha[i] += fields.get("alpha", 0.0)
                 state.beta[i] += fields.get("beta", 0.0)
                 state.updates += round(fields.get("alpha", 0.0) + fields.get("beta", 0.0))
-        state.chosen = None  # estimated again on the next draw
+        if any(totals):
+            state.chosen = None  # no longer symmetric: estimated again on the next draw
         return state
 
     def _select_among(self, state: BetaPosteriors, allowed: list[int]) -> Selection:

@@ -5,8 +5,10 @@ and reading the policy are synchronous and local. A backend that lives elsewhere
 (Redis) queues writes and flushes them in the background, and refreshes each
 app's policy from its snapshot in the background too (``start``), so learning
 between replicas lags by a bounded delay instead of adding latency. Only
-feedback by query id may wait on the backend (``recall`` / ``use_up``): the
-query it names may have been answered by another replica.
+feedback may wait on the backend: by query id it reads the query (``recall`` /
+``use_up``: another replica may have answered it), and every feedback answer
+waits for its update to be written (``commit``), so a label acknowledged is a
+label the fleet keeps even if this frontend is killed the next moment.
 
 The state a backend shares is the sum of the policies' updates (``Deltas``: per
 model version, per field, an increment), never a policy object, so updates from
@@ -95,6 +97,11 @@ class SelectionState(ABC):
     @abstractmethod
     def learned(self, learner: Learner, context: str, deltas: Deltas) -> None:
         """The policy learned ``deltas`` (by model) locally; share them. Never blocks."""
+
+    async def commit(self) -> None:
+        """Before a feedback answer: write what was learned so far, if the backend can
+        take it now (a label acknowledged is then durable); else it stays queued."""
+        return None
 
     async def start(self, apps: Callable[[], Mapping[str, Any]], tasks: TaskRegistry) -> None:
         """Start the background work (flush, refresh) for the apps ``apps()`` returns."""

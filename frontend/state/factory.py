@@ -9,7 +9,7 @@ from clipper.frontend.state.memory import MemoryState
 
 def make_state(settings: FrontendSettings) -> SelectionState:
     if settings.state_backend == "redis":
-        from clipper.frontend.state.redis import RedisState  # redis-py only when asked
+        from clipper.frontend.state.redis_backend import RedisState  # redis-py only when asked
 
         assert settings.state_url is not None  # FrontendSettings checks it
         return RedisState(settings.state_url, settings)
