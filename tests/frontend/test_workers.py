@@ -25,7 +25,9 @@ from clipper.common.protocol import pb, pb_grpc
 from clipper.testing.frontend import FrontendProcess, metric, route, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
+from clipper.testing.models import digits
 from clipper.testing.processes import ClipperProcess, wait_for
+from clipper.testing.redis_server import RedisServer
 from clipper.testing.timeouts import scaled
 
 ROW = [1.0, 2.0, 3.0, 4.0]
@@ -196,3 +198,48 @@ def test_workers_share_an_inherited_listening_socket(
             process.kill()
             process.wait()
         listener.close()
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    """POST on a connection of its own; the status and the JSON answer, 4xx included."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_any_worker_takes_feedback_for_a_query_another_answered(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    models = {grade: [server.address] for grade, server in graded_servers.items()}
+    write_routes(routes, route("digits", models, selection={"type": "exp3"}, latency_slo_ms=5000))
+    env = {"CLIPPER_FRONTEND_STATE_URL": redis.url}
+    args = ["--workers", "2", "--state-backend", "redis"]
+    pixels, labels = digits()
+    with FrontendProcess(routes, args, env=env).wait_ready() as frontend:
+        wait_for(lambda: readyz(frontend.url)[0] == 200, what="both workers ready")
+        answered = []
+        for i in range(24):  # each on a connection of its own: both workers answer some
+            status, answer = post_json(
+                f"{frontend.url}/digits/predict", {"input": pixels[i].tolist()}
+            )
+            assert status == 200, answer
+            answered.append((answer["query_id"], int(labels[i])))
+        # Once both workers' query logs are in Redis (flushed every --state-refresh-s),
+        # each worker takes feedback for the other's queries at the first try: with
+        # per-worker state about half of these would be 404 (unknown query id).
+        pending = "clipper_frontend_state_pending_log_bytes"
+        wait_for(lambda: metric(frontend.metrics(), pending) == 0, what="query logs in Redis")
+        for query_id, label in answered:
+            body = {"query_id": query_id, "label": label}
+            status, answer = post_json(f"{frontend.url}/digits/feedback", body)
+            assert status == 200, answer
+        text = frontend.metrics()
+    for worker in ("0", "1"):
+        assert metric(text, REQUESTS, worker=worker, api="clipper", app="digits") > 0
+        assert metric(text, "clipper_frontend_feedback_total", worker=worker) > 0
+    assert metric(text, "clipper_frontend_feedback_total") == 24
