@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server images test-images clean
+.PHONY: help venv test test-stress redis lint fmt bench run-example proto controlplane helm chart s3server images test-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -19,6 +19,7 @@ help:
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
 	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
 	@echo "make chart        copy crds/ into helm/clipper/crds (the chart's CRDs are copies)"
+	@echo "make redis        install redis-server (Debian's package) for the state tests"
 	@echo "make s3server     build the tests' S3-compatible server (SeaweedFS, cached)"
 	@echo "make images       build the clipper, clipper-model and clipper-model:*-cuda images (Docker)"
 	@echo "make test-images  build the images, then check them (tests/images --images)"
@@ -31,10 +32,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: venv lint controlplane helm s3server
+test: venv lint controlplane helm s3server redis
 	$(BIN)/pytest tests
 
-test-stress: venv controlplane helm s3server
+test-stress: venv controlplane helm s3server redis
 	BIN=$(BIN) scripts/test-stress.sh tests
 
 lint: venv
@@ -50,10 +51,13 @@ fmt: venv
 bench: venv
 	$(PY) benchmarks/model_container.py
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/workers.py
+	$(PY) benchmarks/oip_codec.py
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/soak.py
+	$(PY) benchmarks/shared_state.py
 
 run-example: venv
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
@@ -74,6 +78,11 @@ chart:
 
 s3server:
 	scripts/build-s3-server.sh
+
+# The state tests run a real redis-server: Debian's package, installed when absent.
+redis:
+	command -v redis-server >/dev/null || { apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
 
 # Installs docker.io and debootstrap with apt and starts dockerd when they are absent
 # (and stops the dockerd it started); caches the Debian base under ~/.cache/clipper.

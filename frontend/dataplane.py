@@ -20,13 +20,13 @@ from clipper.common.errors import InvalidInput, Overloaded
 from clipper.common.tasks import TaskRegistry
 from clipper.frontend import queries
 from clipper.frontend.admission import Admission, TooManyInFlight, WouldMissDeadline, too_late
-from clipper.frontend.feedback import FeedbackStore
 from clipper.frontend.queries import Answer
 from clipper.frontend.records import primary
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.labels import OutputSpec, check_label
+from clipper.frontend.state import SelectionState
 from clipper.frontend.version_stats import VersionStats, VersionStatsCollector, watch
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,12 @@ class DataPlane:
     def __init__(
         self,
         router: Router,
-        feedback_max_bytes: int,
-        seed: int | None = None,
+        state: SelectionState,
         tasks: TaskRegistry | None = None,
     ) -> None:
         self.router = router
-        self.store = FeedbackStore(feedback_max_bytes, seed)
+        self.state = state
+        """Learned selection state and the query log (memory, or shared in Redis)."""
         self.tasks = tasks or TaskRegistry()
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
@@ -183,10 +183,10 @@ class DataPlane:
             for i in range(len(rows)):
                 outputs, errors = queries.outputs_of(evaluation, i)
                 answer = queries.answer(evaluation, i, outputs, errors)
-                answer.query_id = self.store.new_id()
+                answer.query_id = self.state.new_id()
                 if outputs:
                     selection = evaluation.selections[i]
-                    self.store.remember(
+                    self.state.remember(
                         answer.query_id, app.name, context, selection, outputs, versions[i]
                     )
                 answers.append(answer)
@@ -203,7 +203,7 @@ class DataPlane:
     def _expired(self, app: AppRuntime) -> Answer:
         detail = "the deadline passed before the request was read"
         answer = queries.default(app, "slo", detail)
-        answer.query_id = self.store.new_id()
+        answer.query_id = self.state.new_id()
         return answer
 
     async def feedback_by_id(
@@ -213,16 +213,21 @@ class DataPlane:
         app = self.router.app(app_name)
         _same_length(query_ids, labels, "query ids")
         _check_labels(app, labels)
-        entries = [self.store.get(app_name, query_id) for query_id in query_ids]
+        entries = await self.state.recall(app_name, query_ids)
         scored = [  # every label is checked before any query id is used up
             (e.context, e.selection, _losses(app, e.outputs, label))
             for e, label in zip(entries, labels, strict=True)
         ]
-        for query_id in query_ids:
-            self.store.forget(app_name, query_id)
-        for entry, (_, _, losses) in zip(entries, scored, strict=True):
+        used = await self.state.use_up(app_name, query_ids)
+        # An id another feedback used up meanwhile (perhaps on another replica) is
+        # not learned from twice, nor counted twice for rollout analysis; its losses
+        # are still answered.
+        learn = [s if fresh else (s[0], s[1], {}) for s, fresh in zip(scored, used, strict=True)]
+        for entry, (_, _, losses) in zip(entries, learn, strict=True):
             self._count_losses(app, entry.versions, losses)
-        return self._learn(app, scored)
+        self._learn(app, learn)
+        await self.state.commit()
+        return [losses for _, _, losses in scored]
 
     def _count_losses(
         self, app: AppRuntime, versions: Mapping[str, str], losses: dict[str, float]
@@ -253,14 +258,18 @@ class DataPlane:
                 self._count_losses(app, versions[i], losses)
         finally:
             evaluation.abandon()
-        return self._learn(app, scored)
+        learned = self._learn(app, scored)
+        await self.state.commit()
+        return learned
 
     def _learn(
         self, app: AppRuntime, scored: list[tuple[str, Selection, dict[str, float]]]
     ) -> list[dict[str, float]]:
         for context, selection, losses in scored:
             if losses:
-                app.policy.update(context, selection, losses)
+                deltas = app.policy.update(context, selection, losses)
+                if deltas:
+                    self.state.learned(app, context, deltas)
         app.metrics.feedback.inc(len(scored))
         return [losses for _, _, losses in scored]
 

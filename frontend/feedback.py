@@ -88,10 +88,11 @@ class _AppQueries:
             self.evictions += 1
             self.evicted_through = max(self.evicted_through, old_id)
 
-    def pop(self, query_id: int) -> None:
+    def pop(self, query_id: int) -> bool:
         entry = self.entries.pop(query_id, None)
         if entry is not None:
             self.bytes -= entry.nbytes
+        return entry is not None
 
 
 class FeedbackStore:
@@ -145,11 +146,10 @@ class FeedbackStore:
             "its feedback was already received, or its answer was a default"
         )
 
-    def forget(self, app: str, query_id: int) -> None:
-        """Use the id up: its feedback has been received."""
+    def forget(self, app: str, query_id: int) -> bool:
+        """Use the id up: its feedback has been received. False if it was not there."""
         queries = self._apps.get(app)
-        if queries is not None:
-            queries.pop(query_id)
+        return queries is not None and queries.pop(query_id)
 
     def stats(self) -> list[FeedbackStats]:
         return [

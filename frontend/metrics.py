@@ -188,6 +188,8 @@ class Metrics:
         reg.register(self._state)
         self._feedback = _FeedbackCollector()
         reg.register(self._feedback)
+        self._backend = _BackendCollector()
+        reg.register(self._backend)
 
     def watch(self, snapshot: Callable[[], Snapshot]) -> None:
         """Where the collector reads the live state from (the router)."""
@@ -201,6 +203,11 @@ class Metrics:
         """Where the feedback store's per-app bytes, entries and evictions are read."""
         self._feedback.stats = stats
         self._feedback.max_bytes = max_bytes
+
+    def watch_state(self, stats: Callable[[], Any]) -> None:
+        """Where the selection-state backend's health and bounds are read
+        (``clipper.frontend.state.StateStats``)."""
+        self._backend.stats = stats
 
     def watch_connections(self, count: Callable[[], int], bound: int) -> None:
         """Where the number of open REST connections is read, and their bound."""
@@ -435,3 +442,57 @@ class _FeedbackCollector(Collector):
         yield size
         yield entries
         yield evictions
+
+
+class _BackendCollector(Collector):
+    """The selection-state backend (memory or Redis): reachable, queued, dropped."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], Any] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        s = self.stats()
+        gauges = {
+            "state_backend_up": (
+                "1 while the selection-state backend is reachable (memory: always); 0: "
+                "serving on the last snapshot, updates queued.",
+                float(s.reachable),
+            ),
+            "state_pending_updates": (
+                "Queued selection updates not yet in the backend, as (app, context, "
+                "model version) keys.",
+                s.pending_updates,
+            ),
+            "state_pending_max": ("The bound on queued update keys.", s.pending_max),
+            "state_pending_log_bytes": (
+                "Bytes of answered queries queued for the shared query log.",
+                s.pending_log_bytes,
+            ),
+            "state_pending_log_max_bytes": (
+                "The byte bound on queued query-log entries.",
+                s.pending_log_max_bytes,
+            ),
+        }
+        for name, (doc, value) in gauges.items():
+            family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=["backend"])
+            family.add_metric([s.backend], value)
+            yield family
+        counters = {
+            "state_dropped_updates": (
+                "Selection updates dropped at the pending bound (learning lost).",
+                s.dropped_updates,
+            ),
+            "state_dropped_log_entries": (
+                "Queued query-log entries dropped at the byte bound (their feedback: 404).",
+                s.dropped_log_entries,
+            ),
+        }
+        for name, (doc, value) in counters.items():
+            counter = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["backend"])
+            counter.add_metric([s.backend], value)
+            yield counter

@@ -133,8 +133,8 @@ async def start(
     if app.single is not None:
         evaluation.selections = [app.single] * len(rows)
     else:
-        select = app.policy.select
-        evaluation.selections = [select(context) for _ in range(len(rows))]
+        select, down = app.policy.select, app.unavailable()
+        evaluation.selections = [select(context, down) for _ in range(len(rows))]
     evaluation.sources = [{} for _ in range(len(rows))]
     try:
         groups = evaluation.groups = _groups(evaluation, rng)

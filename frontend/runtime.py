@@ -52,6 +52,8 @@ from clipper.frontend.routing.discovery import Discovery
 from clipper.frontend.routing.discovery.factory import make_discovery
 from clipper.frontend.routing.router import Router
 from clipper.frontend.settings import FrontendSettings
+from clipper.frontend.state import make_state
+from clipper.frontend.workers.control import ControlServer, Siblings
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,15 @@ class Frontend:
         self.metrics = Metrics()
         self.metrics.watch_tasks(self.tasks)
         self.router = Router(settings, self.metrics, self.tasks)
-        self.plane = DataPlane(self.router, settings.feedback_max_bytes, settings.seed, self.tasks)
-        self.metrics.watch_feedback(self.plane.store.stats, settings.feedback_max_bytes)
+        self.state = make_state(settings)
+        self.plane = DataPlane(self.router, self.state, self.tasks)
+        log_max = settings.query_log_max_bytes if self.state.shared else settings.feedback_max_bytes
+        self.metrics.watch_feedback(self.state.log_stats, log_max)
+        self.metrics.watch_state(self.state.stats)
         self.discovery = discovery or make_discovery(settings, self.tasks)
+        siblings = None
+        if settings.worker is not None and settings.worker_group is not None:
+            siblings = Siblings(settings.worker_group, settings.worker, settings.workers)
         self.rest = RestServer(
             self.plane,
             self.metrics,
@@ -80,6 +88,7 @@ class Frontend:
                 settings.max_connections,
             ),
             self._http_socket(),
+            siblings,
         )
         self.grpc = GrpcServer(
             self.plane,
@@ -92,8 +101,18 @@ class Frontend:
                 settings.header_timeout_s,
                 settings.keepalive_timeout_s,
             ),
-            settings.grpc_reuse_port,
+            settings.grpc_reuse_port or siblings is not None,
         )
+        self.control: ControlServer | None = None
+        """A worker's control socket (``--workers``): its siblings ask it for its
+        metrics and readiness."""
+        if siblings is not None and settings.worker_group is not None:
+            self.control = ControlServer(
+                settings.worker_group,
+                siblings.index,
+                self.metrics.exposition,
+                self.rest.routes.readiness,
+            )
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None
         self._listening = False
@@ -112,6 +131,7 @@ class Frontend:
             await self.discovery.report(str(exc))
             raise
         await self.discovery.report(None)
+        await self.state.start(lambda: self.router.apps, self.tasks)
         self._follower = supervise(
             "routing_follower",
             self._follow,
@@ -121,6 +141,8 @@ class Frontend:
         self._listening = True
         await self.rest.start()
         await self.grpc.start()
+        if self.control is not None:
+            await self.control.start()
         log.info(
             "frontend serving REST on %s:%d and gRPC on %s:%d",
             self.settings.host,
@@ -149,10 +171,13 @@ class Frontend:
         close = getattr(self._tables, "aclose", None)  # stopped before the follower ran
         if close is not None:
             await close()
+        if self.control is not None:
+            await self.control.stop()
         if self._listening:
             grace = self.settings.grace_period_s
             await asyncio.gather(self.rest.stop(), self.grpc.stop(grace))
         await self.router.close()
+        await self.state.close()
         log.info("frontend stopped")
 
     async def _follow(self) -> None:

@@ -10,9 +10,13 @@ because it changes while the process runs. These are the process's own knobs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_WORKERS = 64
+"""More worker processes than a node has cores only adds context switches."""
 
 
 class FrontendSettings(BaseSettings):
@@ -118,6 +122,37 @@ class FrontendSettings(BaseSettings):
     version_stats_max_entries: int = Field(default=4096, ge=1)
     """(app, model, version) entries of per-version counters kept for rollout analysis
     (``GET /v1/stats/versions``; a few hundred bytes each; oldest dropped first)."""
+    state_backend: Literal["memory", "redis"] = "memory"
+    """Where learned selection state and the query log live: memory (this process
+    alone, lost on restart) or redis (shared by every frontend replica and worker;
+    needs --state-url)."""
+
+    state_url: str | None = Field(default=None, repr=False)
+    """The Redis URL (redis://[:password@]host:port/db, rediss:// for TLS, unix://).
+    Pass it in the environment (CLIPPER_FRONTEND_STATE_URL) when it holds a password."""
+
+    state_key_prefix: str = Field(default="clipper", min_length=1)
+    """Prefix of every Redis key this frontend reads and writes."""
+
+    state_refresh_s: float = Field(default=0.1, gt=0, le=60)
+    """Seconds between the background flush of queued updates and the reload of the
+    selection snapshot from Redis: the learning lag between replicas."""
+
+    state_pending_max: int = Field(default=10_000, ge=1)
+    """Queued selection updates not yet in Redis, counted as (app, context, model
+    version) keys: updates to a key already queued merge (they are sums). Past it,
+    updates to new keys are dropped and counted."""
+
+    state_pending_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Bytes of answered queries queued for the Redis query log; past it the oldest
+    queued ones are dropped (their feedback by id gets 404) and counted."""
+
+    query_log_ttl_s: int = Field(default=3600, ge=1)
+    """Redis backend: seconds an answered query can receive feedback by id."""
+
+    query_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Redis backend: bytes of answered queries kept per app in Redis (oldest
+    forgotten first). The memory backend's bound is --feedback-max-bytes."""
 
     seed: int | None = None
     """Seed for selection policies and version picks (reproducible experiments)."""
@@ -143,8 +178,48 @@ class FrontendSettings(BaseSettings):
     --http-port: a supervisor that holds the socket (local mode) restarts the
     frontend without ever refusing a connection."""
 
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    """Frontend processes serving both ports (SO_REUSEPORT; the kernel spreads
+    connections over them), each on its own core, under one supervising parent that
+    restarts a worker that dies and forwards SIGTERM. Each worker has its own cache,
+    feedback store, admission limit and batchers: give the pod as many CPUs."""
+
+    worker: int | None = Field(default=None, ge=0, lt=MAX_WORKERS)
+    """Set by the supervisor of --workers: this process is that worker (binds both
+    ports with SO_REUSEPORT, answers /metrics and /readyz for all workers)."""
+
+    worker_group: str | None = Field(default=None, pattern=r"^[0-9a-f-]{1,64}$")
+    """Set by the supervisor of --workers: names the workers' control sockets."""
+
     @model_validator(mode="after")
     def _one_source(self) -> FrontendSettings:
         if self.routes is not None and self.kubernetes_app is not None:
             raise ValueError("give --routes or --kubernetes-app, not both")
+        if self.state_backend == "redis" and not self.state_url:
+            raise ValueError(
+                "--state-backend redis needs --state-url (or CLIPPER_FRONTEND_STATE_URL), "
+                "e.g. redis://127.0.0.1:6379/0"
+            )
+        if self.state_url is not None:
+            check_redis_url(self.state_url)
         return self
+
+    @model_validator(mode="after")
+    def _one_worker(self) -> FrontendSettings:
+        if self.worker is not None and (self.worker >= self.workers or self.worker_group is None):
+            raise ValueError(
+                "--worker is set by the supervisor of --workers: below --workers, "
+                "with --worker-group"
+            )
+        return self
+
+
+def check_redis_url(url: str) -> None:
+    """``ValueError`` with the accepted forms unless ``url`` is a Redis URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss", "unix") or not rest.strip():
+        shown = url.split("@")[-1]  # never echo a password
+        raise ValueError(
+            f"state URL '{shown}' is not a Redis URL: expected redis://host:port/db, "
+            "rediss://host:port/db (TLS) or unix:///path/to/socket"
+        )

@@ -24,6 +24,7 @@ was expected, because that is the message a client author acts on:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,7 @@ def tensor_from_json(
     if signature is not None and not widens(datatype, signature.datatype):
         raise _not_lossless(name, datatype, signature)
     array = _convert(data, dtype, f"input '{name}'")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # not np.prod: ~20x its cost on a short list
     if array.size != count:
         raise InvalidInput(
             f"input '{name}' has {array.size} elements, but its shape {list(shape)} needs {count}"

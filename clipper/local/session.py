@@ -223,7 +223,13 @@ class LocalRun:
     def _frontend_flags(self) -> list[str]:
         """The first ClipperApp's frontend settings (its ports' app: one frontend)."""
         apps = self.store.apps
-        return frontend_flags(apps[0].spec.frontend if apps else api.FrontendSpec())
+        if not apps:
+            return frontend_flags(api.FrontendSpec())
+        spec = apps[0].spec
+        flags = frontend_flags(spec.frontend, spec.state, apps[0].metadata.namespace)
+        if spec.state.shared and spec.state.url:  # no password: the CRD refuses '@'
+            flags += ["--state-url", spec.state.url]
+        return flags
 
     def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self._loops.append(supervise(name, factory, registry=self.tasks))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from clipper.testing.controlplane import ControlPlane
     from clipper.testing.model_servers import ModelServer
     from clipper.testing.models import DigitsModels
+    from clipper.testing.redis_server import RedisServer
     from clipper.testing.s3 import S3Server
 
 _PLANE = pytest.StashKey["ControlPlane"]()
@@ -116,6 +117,25 @@ def s3() -> Iterator[S3Server]:
 
     with s3_server(require_weed()) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """A real redis-server (Debian's package) on 127.0.0.1, shared by the session."""
+    from clipper.testing.redis_server import redis_server, require_redis
+
+    with redis_server(require_redis()) as server:
+        yield server
+
+
+@pytest.fixture
+def redis(redis_session: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied for this test (and started again if a test
+    stopped it)."""
+    if redis_session._process is None:
+        redis_session.start()
+    redis_session.flush()
+    return redis_session
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import socket
 
+import orjson
 from aiohttp import web
 
 from clipper.frontend.dataplane import DataPlane
@@ -41,13 +42,23 @@ from clipper.frontend.rest.connections import (
 )
 from clipper.frontend.rest.http import Handler, endpoint, json_response
 from clipper.frontend.rest.oip_api import OipApi
+from clipper.frontend.workers.control import Siblings
+from clipper.frontend.workers.merge import merge_expositions
 
 
 class Routes:
     """Which handler serves a method and path, and for which app."""
 
-    def __init__(self, plane: DataPlane, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        metrics: Metrics,
+        max_body_bytes: int,
+        siblings: Siblings | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.siblings = siblings
+        """The other workers of this pod (``--workers``), answered for in a scrape."""
         server, model = OipApi(plane, metrics, max_body_bytes).routes()
         self.plane = plane
         self.get = {
@@ -60,16 +71,40 @@ class Routes:
         self.app_post = ClipperApi(plane, metrics, max_body_bytes).routes()
 
     async def scrape(self, request: web.BaseRequest, _: str) -> web.Response:
-        response = web.Response(body=self.metrics.exposition())
+        body = self.metrics.exposition()
+        if self.siblings is not None:
+            others = await self.siblings.ask(b"metrics")
+            body = merge_expositions({self.siblings.index: body, **others})
+        response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
-        accepting = self.plane.accepting
-        body: dict[str, object] = {"ready": accepting}
+    def readiness(self) -> dict[str, object]:
+        """This process's readiness: ``{"ready": bool[, "failed_tasks": {...}]}``."""
+        body: dict[str, object] = {"ready": self.plane.accepting}
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
-        return json_response(body, 200 if accepting else 503)
+        state = self.plane.state.stats()
+        if self.plane.state.shared:  # shown, never failing readiness: serving goes on
+            shown: dict[str, object] = {"backend": state.backend, "reachable": state.reachable}
+            if state.last_error:
+                shown["error"] = state.last_error
+            body["state_backend"] = shown
+        return body
+
+    async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
+        """With ``--workers``: ready when this worker and every sibling is, once every
+        sibling has started (``workers/control.py`` says why a worker being
+        restarted does not count)."""
+        body = self.readiness()
+        if self.siblings is not None:
+            replies = await self.siblings.ask(b"ready")
+            workers = {self.siblings.index: dict(body)}
+            workers |= {i: orjson.loads(reply) for i, reply in replies.items()}
+            workers |= {i: {"ready": False, "starting": True} for i in self.siblings.starting()}
+            body["ready"] = all(worker.get("ready") for worker in workers.values())
+            body["workers"] = {str(i): workers[i] for i in sorted(workers)}
+        return json_response(body, 200 if body["ready"] else 503)
 
     async def version_stats(self, request: web.BaseRequest, _: str) -> web.Response:
         """Per-version counters for rollout analysis (``clipper.frontend.version_stats``)."""
@@ -110,11 +145,14 @@ class RestServer:
         grace_period_s: float,
         limits: ConnectionLimits | None = None,
         sock: socket.socket | None = None,
+        siblings: Siblings | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.sock = sock
         """An inherited listening socket to serve on instead of binding ``port``."""
-        self.routes = Routes(plane, metrics, max_body_bytes)
+        self.reuse_port = siblings is not None
+        """A worker of several (``--workers``) binds ``port`` with SO_REUSEPORT."""
+        self.routes = Routes(plane, metrics, max_body_bytes, siblings)
         self.metrics = metrics
         self.limits = limits or ConnectionLimits()
         self._grace_period_s = grace_period_s
@@ -145,7 +183,9 @@ class RestServer:
             site = web.SockSite(self._runner, self.sock)
             self.host, self.port = self.sock.getsockname()[:2]
         else:
-            site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+            site = web.TCPSite(
+                self._runner, self.host, self.port, backlog=1024, reuse_port=self.reuse_port or None
+            )
         await site.start()
         if self.port == 0:  # an ephemeral port: report the one the OS chose
             self.port = int(self._runner.addresses[0][1])

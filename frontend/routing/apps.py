@@ -68,6 +68,22 @@ class ModelRuntime:
         return versions[min(bisect.bisect_right(cumulative, point), len(versions) - 1)][0]
 
 
+def arm_keys(models: dict[str, ModelRuntime]) -> dict[str, str]:
+    """Each model's arm: ``model@version`` of its version with the most traffic.
+
+    Selection learns per model version: when a rollout moves most of a model's
+    traffic to a new version, the model's arm is that version's, which starts fresh
+    (see ``AppRuntime.update``). While two versions split a model's traffic, their
+    answers are credited to the arm of the one with more (the rollout compares the
+    versions themselves).
+    """
+    arms = {}
+    for name, model in models.items():
+        best = max(model.versions, key=lambda vw: vw[1], default=None)
+        arms[name] = name if best is None else best[0].name
+    return arms
+
+
 class AppRuntime:
     """One ClipperApp as the frontend serves it."""
 
@@ -83,6 +99,7 @@ class AppRuntime:
         self.config = config
         self.models = models
         self.policy: Policy = make_policy(config.selection, list(models), seed)
+        self.arms = arm_keys(models)
         self.cache: PredictionCache = make_cache(config.cache)
         self._learned: Signature | None = None
         self._apply(config)
@@ -94,9 +111,16 @@ class AppRuntime:
     def update(self, config: AppConfig, models: dict[str, ModelRuntime]) -> None:
         """A new config from the routing table; learned state is kept where it can be."""
         old, self.config, self.models = self.config, config, models
+        arms, old_arms = arm_keys(models), self.arms
+        self.arms = arms
         if config.selection != old.selection:
             self.policy = make_policy(config.selection, list(models), self._seed)
         else:
+            # A model whose serving version changed is a new arm: it starts fresh
+            # (a fair share, or the prior), not with its predecessor's weights.
+            renewed = [m for m in models if m in old_arms and old_arms[m] != arms[m]]
+            if renewed:
+                self.policy.set_models([m for m in self.policy.models if m not in renewed])
             self.policy.set_models(list(models))
         if config.cache != old.cache:
             self.cache = make_cache(config.cache)
@@ -113,6 +137,12 @@ class AppRuntime:
     @property
     def ready(self) -> bool:
         return any(model.up for model in self.models.values())
+
+    def unavailable(self) -> frozenset[str]:
+        """Models with no ready replica, while some other model has one (empty when
+        none has: their defaults and errors are then the answer)."""
+        down = frozenset(name for name, model in self.models.items() if not model.up)
+        return down if len(down) < len(self.models) else frozenset()
 
     def signature(self) -> Signature | None:
         """The configured input signature, else the first model's, once a replica told it."""

@@ -42,6 +42,16 @@ class ContextStates(Generic[S]):
             self._lru.move_to_end(context)
         return state
 
+    def put(self, context: str, state: S) -> None:
+        """Replace (or create) the context's state, within the bound."""
+        if context == GLOBAL:
+            self._global = state
+            return
+        self._lru[context] = state
+        self._lru.move_to_end(context)
+        if len(self._lru) > self.max_contexts:
+            self._lru.popitem(last=False)
+
     def peek(self, context: str) -> S | None:
         """The context's state if it has one; neither creates nor reorders."""
         return self._global if context == GLOBAL else self._lru.get(context)

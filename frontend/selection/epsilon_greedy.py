@@ -9,6 +9,7 @@ is tried before the policy settles. Simple and predictable -- exactly
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +69,24 @@ class EpsilonGreedy(ContextualPolicy[LossTotals]):
         """A uniform index below ``n``: ``rng.integers`` and ``rng.choice`` cost ~10x more."""
         return min(int(self._rng.random() * n), n - 1)
 
-    def _update(self, state: LossTotals, selection: Selection, losses: dict[int, float]) -> None:
-        for i, loss in losses.items():
-            state.counts[i] += 1.0
-            state.sums[i] += loss
+    def _deltas(
+        self, state: LossTotals, selection: Selection, losses: dict[int, float]
+    ) -> dict[int, dict[str, float]]:
+        return {i: {"count": 1.0, "sum": loss} for i, loss in losses.items()}
+
+    def _apply(self, state: LossTotals, deltas: dict[int, dict[str, float]]) -> None:
+        for i, fields in deltas.items():
+            state.counts[i] += fields["count"]
+            state.sums[i] += fields["sum"]
         state.best = None
+
+    def _from_totals(self, totals: list[Mapping[str, float] | None]) -> LossTotals:
+        state = self._new_state(len(totals))
+        for i, fields in enumerate(totals):
+            if fields:
+                state.counts[i] = fields.get("count", 0.0)
+                state.sums[i] = fields.get("sum", 0.0)
+        return state
 
     def _resize(self, state: LossTotals, sources: list[int | None]) -> LossTotals:
         out = self._new_state(len(sources))

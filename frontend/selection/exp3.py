@@ -19,11 +19,13 @@ uniformly drawn model, so at the default gamma = 0.1 Exp3 keeps paying about
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection import logweights
-from clipper.frontend.selection.logweights import LogWeights
+from clipper.frontend.selection.logweights import LOGW, LogWeights
 from clipper.frontend.selection.params import PolicyParams
 from clipper.frontend.selection.policy import ContextualPolicy, Selection
 
@@ -53,15 +55,23 @@ class Exp3(ContextualPolicy[LogWeights]):
         i = logweights.draw(self._rng, cdf)
         return self._pick(i, float(p[i]))
 
-    def _update(self, state: LogWeights, selection: Selection, losses: dict[int, float]) -> None:
+    def _deltas(
+        self, state: LogWeights, selection: Selection, losses: dict[int, float]
+    ) -> dict[int, dict[str, float]]:
         eta = self.params.eta or self.params.gamma / state.logp.size
-        decrements = {}
+        deltas = {}
         for model in selection.models:
             i = self._index.get(model)
             if i is not None and i in losses:
                 p = selection.weights.get(model) or self._distribution(state)[i]
-                decrements[i] = eta * losses[i] / p
-        state.learn(decrements)
+                deltas[i] = {LOGW: -eta * losses[i] / p}
+        return deltas
+
+    def _apply(self, state: LogWeights, deltas: dict[int, dict[str, float]]) -> None:
+        state.learn({i: -fields[LOGW] for i, fields in deltas.items()})
+
+    def _from_totals(self, totals: list[Mapping[str, float] | None]) -> LogWeights:
+        return LogWeights.from_totals(totals)
 
     def _resize(self, state: LogWeights, sources: list[int | None]) -> LogWeights:
         return state.resize(sources)

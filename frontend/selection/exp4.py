@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection.combine import combine_outputs
-from clipper.frontend.selection.logweights import LogWeights
+from clipper.frontend.selection.logweights import LOGW, LogWeights
 from clipper.frontend.selection.params import PolicyParams
 from clipper.frontend.selection.policy import Combined, ContextualPolicy, Selection
 
@@ -66,8 +66,23 @@ class Exp4(ContextualPolicy[LogWeights]):
             atol=self.params.agreement_atol,
         )
 
-    def _update(self, state: LogWeights, selection: Selection, losses: dict[int, float]) -> None:
-        state.learn({i: self.params.eta * loss for i, loss in losses.items()})
+    def _deltas(
+        self, state: LogWeights, selection: Selection, losses: dict[int, float]
+    ) -> dict[int, dict[str, float]]:
+        return {i: {LOGW: -self.params.eta * loss} for i, loss in losses.items()}
+
+    def _apply(self, state: LogWeights, deltas: dict[int, dict[str, float]]) -> None:
+        state.learn({i: -fields[LOGW] for i, fields in deltas.items()})
+
+    def _from_totals(self, totals: list[Mapping[str, float] | None]) -> LogWeights:
+        return LogWeights.from_totals(totals)
+
+    def _select_among(self, state: LogWeights, allowed: list[int]) -> Selection:
+        """The ensemble of the allowed models, their weights renormalised."""
+        p = self._distribution(state)[allowed]
+        p = p / p.sum()
+        models = tuple(self._models[i] for i in allowed)
+        return Selection(models, dict(zip(models, p.tolist(), strict=True)))
 
     def _resize(self, state: LogWeights, sources: list[int | None]) -> LogWeights:
         return state.resize(sources)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from clipper.common.errors import ConfigError
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Policy, Selection, unique_models
+from clipper.frontend.selection.policy import Deltas, Policy, Selection, unique_models
 
 
 class FixedParams(PolicyParams):
@@ -45,13 +45,14 @@ class Fixed(Policy):
         wanted = self.params.model
         return wanted if wanted is not None and wanted in self._index else self._models[0]
 
-    def select(self, context: str) -> Selection:
+    def select(self, context: str, exclude: frozenset[str] = frozenset()) -> Selection:
         self._require_models()
         model = self._current()
         return Selection((model,), {model: 1.0})
 
-    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> None:
+    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> Deltas:
         self._known_losses(losses)  # still validated: a bad loss is a caller's bug
+        return {}
 
     def weights(self, context: str = "") -> dict[str, float]:
         if not self._models:

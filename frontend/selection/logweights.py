@@ -15,11 +15,18 @@ update: a draw is then one random number and a ``searchsorted``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 LOG_FLOOR = 30.0
+
+LOGW = "logw"
+"""The field a shared backend keeps per model: the sum of the log-weight changes.
+A backend floors it like ``normalise`` does (no model more than ``LOG_FLOOR``
+below the best), so a model that recovers needs the same bounded time to earn
+its weight back whichever frontend learns."""
 
 
 @dataclass(slots=True)
@@ -52,6 +59,17 @@ class LogWeights:
 
     def resize(self, sources: list[int | None]) -> LogWeights:
         return LogWeights(resize(self.logp, sources))
+
+    @classmethod
+    def from_totals(cls, totals: list[Mapping[str, float] | None]) -> LogWeights:
+        """The weights whose log-weight sums are ``totals``; a model without one is new
+        and gets a fair share, as ``resize`` gives it."""
+        known = [(i, float(t[LOGW])) for i, t in enumerate(totals) if t and LOGW in t]
+        sources: list[int | None] = [None] * len(totals)
+        for j, (i, _) in enumerate(known):
+            sources[i] = j
+        old = np.array([value for _, value in known], dtype=np.float64)
+        return cls(resize(old, sources))
 
 
 def uniform(n: int) -> np.ndarray:

@@ -31,6 +31,13 @@ from clipper.frontend.selection.params import PolicyParams, parse_params
 
 S = TypeVar("S")
 
+Deltas = dict[str, dict[str, float]]
+"""What one update adds to the learned state, per model (arm): field -> increment.
+Every policy's state is a sum of such increments (plus its prior), so updates from
+several frontends merge by adding them: what a shared state backend stores."""
+Totals = Mapping[str, Mapping[str, float]]
+"""The sum of every update so far, per model: field -> total (see ``Deltas``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -88,8 +95,12 @@ class Policy(ABC):
         return self._loss(output, label)
 
     @abstractmethod
-    def select(self, context: str) -> Selection:
-        """The models to ask for a query in ``context``; ``Unavailable`` if none."""
+    def select(self, context: str, exclude: frozenset[str] = frozenset()) -> Selection:
+        """The models to ask for a query in ``context``; ``Unavailable`` if none.
+
+        Models in ``exclude`` (no ready replica) are not picked while another model
+        is allowed; the probability reported is the one the draw really had.
+        """
 
     def combine(
         self, context: str, selection: Selection, outputs: Mapping[str, np.ndarray]
@@ -101,8 +112,17 @@ class Policy(ABC):
         return Combined(np.asarray(outputs[chosen]), (chosen,), 1.0, ())
 
     @abstractmethod
-    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> None:
-        """Learn from the losses (in [0, 1]) of the models whose output was scored."""
+    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> Deltas:
+        """Learn from the losses (in [0, 1]) of the models whose output was scored;
+        returns what the update added to the state, per model (for a shared backend)."""
+
+    def load(self, context: str, totals: Totals) -> None:  # noqa: B027 (stateless: no-op)
+        """Replace ``context``'s state with the one ``totals`` describe (a shared
+        backend's snapshot). A model absent from ``totals`` starts fresh."""
+
+    def contexts(self) -> list[str]:
+        """The contexts this policy holds state for (the global ``""`` first)."""
+        return [""]
 
     @abstractmethod
     def weights(self, context: str = "") -> dict[str, float]:
@@ -141,14 +161,30 @@ class ContextualPolicy(Policy, Generic[S]):
             self.params.max_contexts, lambda: self._new_state(len(self._models))
         )
 
-    def select(self, context: str) -> Selection:
+    def select(self, context: str, exclude: frozenset[str] = frozenset()) -> Selection:
         self._require_models()
-        return self._select(self._states.get(context))
+        state = self._states.get(context)
+        if exclude:
+            allowed = [i for i, m in enumerate(self._models) if m not in exclude]
+            if allowed and len(allowed) < len(self._models):
+                return self._select_among(state, allowed)
+        return self._select(state)
 
-    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> None:
+    def update(self, context: str, selection: Selection, losses: Mapping[str, float]) -> Deltas:
         known = self._known_losses(losses)
-        if known:
-            self._update(self._states.get(context), selection, known)
+        if not known:
+            return {}
+        state = self._states.get(context)
+        deltas = self._deltas(state, selection, known)
+        self._apply(state, deltas)
+        return {self._models[i]: fields for i, fields in deltas.items()}
+
+    def load(self, context: str, totals: Totals) -> None:
+        by_index = [totals.get(model) for model in self._models]
+        self._states.put(context, self._from_totals(by_index))
+
+    def contexts(self) -> list[str]:
+        return list(self._states)
 
     def weights(self, context: str = "") -> dict[str, float]:
         if not self._models:
@@ -178,9 +214,28 @@ class ContextualPolicy(Policy, Generic[S]):
     @abstractmethod
     def _select(self, state: S) -> Selection: ...
 
+    def _select_among(self, state: S, allowed: list[int]) -> Selection:
+        """A draw restricted to the ``allowed`` model indices, by the policy's own
+        distribution renormalised over them (a policy may do better)."""
+        p = self._distribution(state)[allowed]
+        total = float(p.sum())
+        p = p / total if total > 0 else np.full(len(allowed), 1.0 / len(allowed))
+        j = min(int(np.searchsorted(np.cumsum(p), self._rng.random(), side="right")), len(p) - 1)
+        return self._pick(allowed[j], float(p[j]))
+
     @abstractmethod
-    def _update(self, state: S, selection: Selection, losses: dict[int, float]) -> None:
-        """Learn from ``losses`` (by model index); mutates ``state`` in place."""
+    def _deltas(
+        self, state: S, selection: Selection, losses: dict[int, float]
+    ) -> dict[int, dict[str, float]]:
+        """What learning from ``losses`` (by model index) adds, per model index."""
+
+    @abstractmethod
+    def _apply(self, state: S, deltas: dict[int, dict[str, float]]) -> None:
+        """Add ``deltas`` to ``state`` in place."""
+
+    @abstractmethod
+    def _from_totals(self, totals: list[Mapping[str, float] | None]) -> S:
+        """A context's state from the sums of its updates (``None``: a fresh model)."""
 
     @abstractmethod
     def _distribution(self, state: S) -> np.ndarray:

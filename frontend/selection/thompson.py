@@ -24,6 +24,7 @@ known to be excellent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,17 +91,40 @@ class Thompson(ContextualPolicy[BetaPosteriors]):
         i = int(self._rng.beta(state.alpha, state.beta).argmax())
         return self._pick(i, float(self._cached(state)[i]))
 
-    def _update(
+    def _deltas(
         self, state: BetaPosteriors, selection: Selection, losses: dict[int, float]
-    ) -> None:
+    ) -> dict[int, dict[str, float]]:
+        deltas = {}
         for i, loss in losses.items():
             reward = 1.0 - loss
             if self.params.bernoulli:
                 reward = float(self._rng.random() < reward)
-            state.alpha[i] += reward
-            state.beta[i] += 1.0 - reward
+            deltas[i] = {"alpha": reward, "beta": 1.0 - reward}
+        return deltas
+
+    def _apply(self, state: BetaPosteriors, deltas: dict[int, dict[str, float]]) -> None:
+        for i, fields in deltas.items():
+            state.alpha[i] += fields["alpha"]
+            state.beta[i] += fields["beta"]
         state.stale += 1
         state.updates += 1
+
+    def _from_totals(self, totals: list[Mapping[str, float] | None]) -> BetaPosteriors:
+        state = self._new_state(len(totals))
+        for i, fields in enumerate(totals):
+            if fields:
+                state.alpha[i] += fields.get("alpha", 0.0)
+                state.beta[i] += fields.get("beta", 0.0)
+                state.updates += round(fields.get("alpha", 0.0) + fields.get("beta", 0.0))
+        if any(totals):
+            state.chosen = None  # no longer symmetric: estimated again on the next draw
+        return state
+
+    def _select_among(self, state: BetaPosteriors, allowed: list[int]) -> Selection:
+        """Thompson's own rule over the allowed models: the best of their draws."""
+        draws = self._rng.beta(state.alpha[allowed], state.beta[allowed])
+        i = allowed[int(draws.argmax())]
+        return self._pick(i, float(self._cached(state)[i]))
 
     def _resize(self, state: BetaPosteriors, sources: list[int | None]) -> BetaPosteriors:
         out = self._new_state(len(sources))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from clipper.common import api
-from clipper.common.frontend_args import frontend_flags
+from clipper.common.frontend_args import STATE_URL_ENV, frontend_flags
 from clipper.operator import naming
 from clipper.operator.builders import drain
 from clipper.operator.builders.meta import (
@@ -58,10 +58,23 @@ def frontend_args(app: api.ClipperApp) -> list[str]:
         str(naming.FRONTEND_HTTP_PORT),
         "--grpc-port",
         str(naming.FRONTEND_GRPC_PORT),
-        *frontend_flags(app.spec.frontend),
+        *frontend_flags(app.spec.frontend, app.spec.state, app.metadata.namespace or "default"),
         "--grace-period-s",
         drain.number(drain.FRONTEND_GRACE_PERIOD_S),
     ]
+
+
+def state_env(state: api.StateSpec) -> list[dict[str, Any]]:
+    """The Redis URL as the frontend's environment: from the Secret key ``secretRef``
+    names (``secretKeyRef``: Kubernetes reports a missing Secret or key on the pod,
+    which then does not start), else the URL itself (one without a password: the
+    CRD refuses ``@`` in ``url``)."""
+    if not state.shared:
+        return []
+    if state.secret_ref is not None:
+        ref = {"name": state.secret_ref.name, "key": state.secret_ref.key}
+        return [{"name": STATE_URL_ENV, "valueFrom": {"secretKeyRef": ref}}]
+    return [{"name": STATE_URL_ENV, "value": state.url}]
 
 
 def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -73,15 +86,28 @@ def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def per_workers(cpu: str, workers: int) -> str:
+    """The CPU request ``cpu`` (a quantity: ``250m``, ``1``, ``0.5``) once per worker:
+    each worker is a process that keeps a core busy under load."""
+    if workers == 1:
+        return cpu
+    millis = float(cpu[:-1]) if cpu.endswith("m") else float(cpu) * 1000
+    return f"{round(millis * workers)}m"
+
+
 def _container(app: api.ClipperApp, settings: OperatorSettings) -> dict[str, Any]:
     spec = app.spec.frontend
-    defaults = {"cpu": settings.frontend_cpu_request, "memory": settings.frontend_memory_request}
+    defaults = {
+        "cpu": per_workers(settings.frontend_cpu_request, spec.workers),
+        "memory": settings.frontend_memory_request,
+    }
     return {
         "name": "frontend",
         "image": spec.image or settings.frontend_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["clipper"],
         "args": frontend_args(app),
+        **({"env": env} if (env := state_env(app.spec.state)) else {}),
         "ports": [
             {"name": "http", "containerPort": naming.FRONTEND_HTTP_PORT},
             {"name": "grpc", "containerPort": naming.FRONTEND_GRPC_PORT},

@@ -20,6 +20,7 @@ KNOBS = {
     "aimdBudgetFraction": "aimd_budget_fraction",
     "feedbackMaxBytes": "feedback_max_bytes",
     "drainDelaySeconds": "drain_delay_s",
+    "workers": "workers",
 }
 # A cluster needs a drain delay (endpoint propagation); a frontend run by hand does not.
 DEFAULTS_DIFFER = {"drainDelaySeconds"}
@@ -43,6 +44,7 @@ def test_the_flags_carry_the_spec_values() -> None:
             "aimdBudgetFraction": 0.25,
             "feedbackMaxBytes": 0,
             "drainDelaySeconds": 12,
+            "workers": 3,
         }
     )
     settings = parse(frontend_flags(spec))
@@ -50,6 +52,7 @@ def test_the_flags_carry_the_spec_values() -> None:
     assert settings.aimd_budget_fraction == 0.25
     assert settings.feedback_max_bytes == 0
     assert settings.drain_delay_s == 12
+    assert settings.workers == 3
 
 
 @pytest.mark.parametrize("crd_field", sorted(KNOBS))

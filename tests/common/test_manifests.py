@@ -114,6 +114,13 @@ INVALID = [
      "ClipperApp/digits: spec", "set exactly one of models and modelSelector"),
     ("same-ports", app("frontend: {service: {httpPort: 9000, grpcPort: 9000}}"),
      "ClipperApp/digits: spec.frontend.service", "httpPort and grpcPort must differ"),
+    ("workers-with-memory-state", app("frontend: {workers: 2}"),
+     "ClipperApp/digits: spec.frontend.workers",
+     "frontend.workers above 1 needs state.backend redis"),
+    ("workers-over-64", app("frontend: {workers: 65}"),
+     "ClipperApp/digits: spec.frontend.workers", "65 is greater than the maximum of 64"),
+    ("workers-zero", app("frontend: {workers: 0}"),
+     "ClipperApp/digits: spec.frontend.workers", "0 is less than the minimum of 1"),
     ("policy-enum", app("selectionPolicy: {type: ucb}"),
      "ClipperApp/digits: spec.selectionPolicy.type", "'ucb' is not one of"),
     ("policy-parameter-typo", app("selectionPolicy: {parameters: {gama: 0.2}}"),
@@ -251,6 +258,13 @@ def test_valid_manifests_load_typed_with_defaults() -> None:
     assert resnet.spec.rollout.steps is not None
     assert [s.pause_seconds for s in resnet.spec.rollout.steps] == [300, 60]
     assert resnet.spec.template().gpus()
+
+
+def test_several_frontend_workers_load_with_a_shared_state(tmp_path: Path) -> None:
+    spec = "frontend: {workers: 4}\nstate: {backend: redis, url: 'redis://r:6379/0'}"
+    (tmp_path / "app.yaml").write_text(app(spec))
+    found = manifests.load(tmp_path)
+    assert found.apps[0].spec.frontend.workers == 4
 
 
 def test_python_models_may_ask_for_a_gpu_with_a_cpu_fallback(tmp_path: Path) -> None:

@@ -163,3 +163,23 @@ def test_api_server_accepts_each_policys_own_parameters(k8s: ControlPlane, names
         policy = {"type": name.replace("-", "_"), "parameters": parameters}
         text = custom_object(crd, version, name, {"models": ["a"], "selectionPolicy": policy})
         k8s.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+
+
+@pytest.mark.usefixtures("installed")
+def test_api_server_takes_several_frontend_workers_only_with_a_shared_state(
+    k8s: ControlPlane, namespace: str
+) -> None:
+    crd = next(c for c in load_crds() if c["spec"]["names"]["kind"] == "ClipperApp")
+    version = crd["spec"]["versions"][0]["name"]
+    alone = {"models": ["a"], "frontend": {"workers": 2}}
+    result = k8s.kubectl(
+        "apply", "-n", namespace, "-f", "-", check=False,
+        input=custom_object(crd, version, "alone", alone),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "spec.frontend.workers" in result.stderr
+    assert "frontend.workers above 1 needs state.backend redis" in result.stderr
+    shared = {**alone, "state": {"backend": "redis", "url": "redis://redis:6379/0"}}
+    k8s.kubectl("apply", "-n", namespace, "-f", "-", input=custom_object(crd, version, "s", shared))
+    one = {"models": ["a"], "frontend": {"workers": 1}}
+    k8s.kubectl("apply", "-n", namespace, "-f", "-", input=custom_object(crd, version, "one", one))

@@ -107,9 +107,10 @@ def test_frontend_may_only_read_what_its_discovery_watches() -> None:
 
 
 def test_frontend_knobs_of_the_app_become_flags() -> None:
-    knobs = {"queueCapacity": 9, "aimdBudgetFraction": 0.3, "drainDelaySeconds": 11}
+    knobs = {"queueCapacity": 9, "aimdBudgetFraction": 0.3, "drainDelaySeconds": 11, "workers": 2}
     obj = build_frontend_deployment(app(frontend=knobs), SETTINGS)
     args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--workers") + 1] == "2"
     assert args[args.index("--queue-capacity") + 1] == "9"
     assert args[args.index("--aimd-budget-fraction") + 1] == "0.3"
     assert args[args.index("--drain-delay-s") + 1] == "11"
@@ -140,3 +141,25 @@ def test_frontend_pod_template_reaches_its_pods_but_not_its_account() -> None:
     assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
     assert pod["spec"]["serviceAccountName"] == "digits-frontend"
     assert obj["spec"]["selector"] == plain["spec"]["selector"]
+
+
+def test_the_state_url_reaches_the_frontend_from_its_secret_never_in_args() -> None:
+    state = {"backend": "redis", "secretRef": {"name": "redis-url", "key": "uri"}}
+    obj = build_frontend_deployment(app(state=state), SETTINGS)
+    main = obj["spec"]["template"]["spec"]["containers"][0]
+    assert main["env"] == [
+        {
+            "name": "CLIPPER_FRONTEND_STATE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "redis-url", "key": "uri"}},
+        }
+    ]
+    args = main["args"]
+    assert args[args.index("--state-backend") + 1] == "redis"
+    assert args[args.index("--state-key-prefix") + 1] == "clipper:ml"
+    assert not any("redis://" in arg for arg in args)
+
+
+def test_a_memory_state_adds_no_env_and_no_state_flags() -> None:
+    main = build_frontend_deployment(app(), SETTINGS)["spec"]["template"]["spec"]["containers"][0]
+    assert "env" not in main
+    assert "--state-backend" not in main["args"]

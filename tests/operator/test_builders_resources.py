@@ -32,8 +32,10 @@ def model_resources(resources: dict[str, Any] | None = None) -> dict[str, Any]:
     return found
 
 
-def frontend_resources(resources: dict[str, Any] | None = None) -> dict[str, Any]:
-    frontend = {} if resources is None else {"resources": resources}
+def frontend_resources(resources: dict[str, Any] | None = None, workers: int = 1) -> dict[str, Any]:
+    frontend: dict[str, Any] = {"workers": workers}
+    if resources is not None:
+        frontend["resources"] = resources
     app = api.ClipperApp.model_validate(
         {
             "metadata": {"name": "a", "namespace": "ns", "uid": "u"},
@@ -48,6 +50,13 @@ def frontend_resources(resources: dict[str, Any] | None = None) -> dict[str, Any
 def test_pods_without_resources_get_the_default_requests_and_no_limits() -> None:
     assert model_resources() == {"requests": {"cpu": "1", "memory": "2Gi"}}
     assert frontend_resources() == {"requests": {"cpu": "300m", "memory": "128Mi"}}
+
+
+def test_a_frontend_of_several_workers_requests_the_default_cpu_per_worker() -> None:
+    assert frontend_resources(workers=3) == {"requests": {"cpu": "900m", "memory": "128Mi"}}
+    assert frontend_resources({"requests": {"cpu": "2"}}, workers=4) == {
+        "requests": {"cpu": "2", "memory": "128Mi"}
+    }
 
 
 def test_the_crs_requests_win() -> None:

@@ -27,8 +27,10 @@ from clipper.common.api.clipperapp import (
     FrontendPodTemplate,
     FrontendSpec,
     ModelSummary,
+    SecretKeyRef,
     SelectionPolicySpec,
     ServiceSpec,
+    StateSpec,
 )
 from clipper.common.api.modeldeployment import (
     GPU_FRAMEWORKS,
@@ -110,8 +112,10 @@ __all__ = [
     "RolloutSpec",
     "RolloutStatus",
     "S3Storage",
+    "SecretKeyRef",
     "SelectionPolicySpec",
     "ServiceSpec",
+    "StateSpec",
     "TensorSignature",
     "Toleration",
     "TrafficWeight",

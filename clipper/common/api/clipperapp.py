@@ -21,6 +21,7 @@ from clipper.common.api.base import (
     TensorSignature,
 )
 from clipper.common.api.modeldeployment import ModelDeployment, PodMetadata, PodSettings
+from clipper.common.errors import ConfigError
 
 
 class SelectionPolicySpec(ApiModel):
@@ -57,6 +58,7 @@ class FrontendSpec(ApiModel):
     """The app's frontend processes."""
 
     replicas: int = 1
+    workers: int = 1
     image: str | None = None
     resources: ResourceRequirements | None = None
     queue_capacity: int = 1024
@@ -65,6 +67,43 @@ class FrontendSpec(ApiModel):
     drain_delay_seconds: int = 5
     pod_template: FrontendPodTemplate | None = None
     service: ServiceSpec = Field(default_factory=ServiceSpec)
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the app's namespace."""
+
+    name: str
+    key: str = "url"
+
+
+class StateSpec(ApiModel):
+    """Where the frontends keep learned selection state and the query log.
+
+    ``memory``: each frontend process alone (lost on restart). ``redis``: one Redis
+    that every frontend replica (and every worker process of one) shares.
+    """
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = None
+    secret_ref: SecretKeyRef | None = None
+    key_prefix: str | None = None
+    query_log_ttl_seconds: int = Field(default=3600, alias="queryLogTTLSeconds")
+    query_log_max_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def shared(self) -> bool:
+        """Whether several frontend processes can share this backend (learn as one)."""
+        return self.backend == "redis"
+
+    def require_shared(self, processes: int, what: str = "frontend.workers") -> None:
+        """``ConfigError`` unless ``processes`` frontend processes can share this state."""
+        if processes > 1 and not self.shared:
+            raise ConfigError(
+                f"{what} is {processes} but spec.state.backend is {self.backend}: worker "
+                "processes would each learn alone and feedback would reach only one of them; "
+                "set spec.state.backend: redis (with spec.state.url or spec.state.secretRef)",
+                location="spec.state.backend",
+            )
 
 
 class ClipperAppSpec(ApiModel):
@@ -78,6 +117,7 @@ class ClipperAppSpec(ApiModel):
     cache: CacheSpec = Field(default_factory=CacheSpec)
     input: TensorSignature | None = None
     frontend: FrontendSpec = Field(default_factory=FrontendSpec)
+    state: StateSpec = Field(default_factory=StateSpec)
 
 
 class Endpoint(ApiModel):

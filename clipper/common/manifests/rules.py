@@ -43,6 +43,13 @@ _URI_RULE = (
 )
 
 
+_SHARED_STATE_RULE = (
+    "!has(self.frontend) || !has(self.frontend.workers) || self.frontend.workers == 1 "
+    "|| (has(self.state) && has(self.state.backend) && self.state.backend == 'redis')"
+)
+"""Several frontend worker processes must share their selection state (issue 15)."""
+
+
 def _storage_uri(spec: dict[str, Any]) -> bool:
     uri = spec.get("modelUri", "")
     if "://" not in uri:
@@ -149,11 +156,28 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ClipperApp", "spec", "has(self.models) != has(self.modelSelector)"): (
         lambda s: ("models" in s) != ("modelSelector" in s)
     ),
+    ("ClipperApp", "spec", _SHARED_STATE_RULE): (
+        lambda s: (
+            s.get("frontend", {}).get("workers", 1) == 1
+            or s.get("state", {}).get("backend") == "redis"
+        )
+    ),
     (
         "ClipperApp",
         "spec.frontend.service",
         "!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",
     ): lambda svc: "httpPort" not in svc or svc.get("httpPort") != svc.get("grpcPort"),
+    (
+        "ClipperApp",
+        "spec.state",
+        "!has(self.backend) || self.backend != 'redis' || has(self.url) != has(self.secretRef)",
+    ): lambda st: st.get("backend") != "redis" or (("url" in st) != ("secretRef" in st)),
+    (
+        "ClipperApp",
+        "spec.state",
+        "(has(self.backend) && self.backend == 'redis') || "
+        "(!has(self.url) && !has(self.secretRef))",
+    ): lambda st: st.get("backend") == "redis" or ("url" not in st and "secretRef" not in st),
     **{
         ("ClipperApp", "spec.selectionPolicy", text): mirror
         for text, mirror in (_policy_rule(p, t) for p, t in POLICY_PARAMETERS.items())

@@ -1,9 +1,10 @@
 """Checks across objects, which no single object's schema can make.
 
 Duplicate names, an app that names a ModelDeployment that is not there (or a
-selector that selects none), and two models of one app that claim the same model
-name. The operator makes the same checks against the cluster and turns them into
-conditions; local mode refuses to start.
+selector that selects none), two models of one app that claim the same model
+name, and (local mode only) a state backend URL in a Secret. The operator makes
+the same checks against the cluster and turns them into conditions; local mode
+refuses to start.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def _app_errors(
     elif not found.models_of(app) and not invalid:
         yield ConfigError(
             "selects no ModelDeployment in the manifests", found.location(app, "spec.modelSelector")
+        )
+    if app.spec.state.secret_ref is not None:
+        yield ConfigError(
+            "names a Kubernetes Secret, and local mode has no Secrets: give spec.state.url "
+            "instead (a Redis without a password, e.g. redis://127.0.0.1:6379/0)",
+            found.location(app, "spec.state.secretRef"),
         )
     for model_name, owners in model_name_clashes(found.models_of(app)).items():
         yield ConfigError(

@@ -32,7 +32,7 @@ async def test_the_store_stays_within_its_byte_bound_under_many_queries(
                 assert r.status == 200, await r.text()
                 ids += [a["query_id"] for a in (await r.json())["batch_predictions"]]
         text = fe.metrics()
-        kept = fe.frontend.plane.store.get("echo", ids[-1]).outputs["echo"]
+        kept = fe.frontend.plane.state.store.get("echo", ids[-1]).outputs["echo"]
         async with http.post(
             f"{fe.url}/echo/feedback", json={"query_id": ids[0], "label": [0, 1, 2, 3]}
         ) as r:

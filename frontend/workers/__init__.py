@@ -1,0 +1,1 @@
+"""Several frontend processes per pod: the supervisor, and how workers see each other."""

@@ -1,0 +1,233 @@
+"""Selection state shared through a real redis-server by real frontends.
+
+Two frontends (in this process, each with its own state backend and event-loop
+tasks) serve one app of three real digits classifiers, sharing one Redis. The
+tests call ``sync_once`` (one flush-and-reload round, what the background task
+does every ``state_refresh_s``) where they need a round to have happened, so no
+test sleeps or races the background task.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import redis as redis_py
+
+from clipper.testing.frontend import metric, route, serving, write_routes
+from clipper.testing.model_servers import ModelServer
+from clipper.testing.models import digits
+from clipper.testing.redis_server import RedisServer
+from clipper.testing.timeouts import scaled
+
+
+def graded_app(servers: dict[str, ModelServer]) -> dict[str, Any]:
+    models = {grade: [server.address] for grade, server in servers.items()}
+    return route("digits", models, selection={"type": "exp3"}, latency_slo_ms=5000)
+
+
+def shared(redis: RedisServer, **settings: Any) -> dict[str, Any]:
+    return {"state_backend": "redis", "state_url": redis.url, **settings}
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: dict, **headers: str) -> Any:
+    async with http.post(url, json=body, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def label_rounds(http: aiohttp.ClientSession, url: str, rounds: int, seed: int = 0) -> Any:
+    pixels, labels = digits()
+    learned = None
+    for i in np.random.default_rng(seed).integers(len(labels), size=rounds):
+        answer = await post(http, f"{url}/digits/predict", {"input": pixels[i].tolist()})
+        body = {"query_id": answer["query_id"], "label": int(labels[i])}
+        learned = await post(http, f"{url}/digits/feedback", body)
+    return learned
+
+
+def weights(fe: Any, context: str = "") -> dict[str, float]:
+    return dict(fe.frontend.router.app("digits").policy.weights(context))
+
+
+async def until(condition: Any, what: str, within_s: float = 20.0) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + scaled(within_s)
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_any_replica_accepts_feedback_for_a_query_another_answered(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    pixels, labels = digits()
+    async with (
+        serving(routes, **shared(redis), seed=1) as a,
+        serving(routes, **shared(redis), seed=2) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        answer = await post(http, f"{a.url}/digits/predict", {"input": pixels[5].tolist()})
+        await a.frontend.state.sync_once()  # A's query log reaches Redis
+        body = {"query_id": answer["query_id"], "label": int(labels[5])}
+        learned = await post(http, f"{b.url}/digits/feedback", body)
+        assert set(learned["losses"]) == {answer["model"]} if "model" in answer else True
+        async with http.post(f"{a.url}/digits/feedback", json=body) as again:
+            assert again.status == 404, await again.text()  # used up, on any replica
+        await label_rounds(http, b.url, 40)
+        await b.frontend.state.sync_once()
+        await a.frontend.state.sync_once()
+        assert weights(a) == pytest.approx(weights(b), abs=1e-9)
+        assert weights(a)["good"] > 1 / 3  # A learned what only B was told
+
+
+async def test_a_restarted_frontend_keeps_what_the_fleet_learned(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    async with serving(routes, **shared(redis), seed=1) as first, aiohttp.ClientSession() as http:
+        await label_rounds(http, first.url, 60)
+        learned = weights(first)
+    # stopped: its pending updates were flushed on the way out
+    async with serving(routes, **shared(redis), seed=9) as restarted:
+        await restarted.frontend.state.sync_once()
+        assert weights(restarted) == pytest.approx(learned, abs=1e-9)
+    assert learned["good"] > learned["poor"]
+
+
+async def test_serving_goes_on_while_redis_is_down_and_learning_catches_up(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    settings = shared(redis, state_refresh_s=0.05)
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        redis.stop()  # and back empty (no persistence): it then holds what was learned meanwhile
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 0, "backend down"
+        )
+        async with http.get(f"{fe.url}/readyz") as r:
+            assert r.status == 200  # still serving: readiness stays green
+            health = await r.json()
+        assert health["state_backend"]["reachable"] is False, health
+        learned = await label_rounds(http, fe.url, 30, seed=1)  # answered and learned locally
+        assert metric(fe.metrics(), "clipper_frontend_state_pending_updates") > 0
+        during = weights(fe)
+        assert learned["weights"] == pytest.approx(during)
+        redis.start()  # same port: the frontend reconnects by itself
+        await until(
+            lambda: (
+                metric(fe.metrics(), "clipper_frontend_state_pending_updates") == 0
+                and metric(fe.metrics(), "clipper_frontend_state_backend_up") == 1
+            ),
+            "catch-up",
+        )
+        assert weights(fe) == pytest.approx(during, abs=1e-9)  # Redis now has it all
+    # A new frontend loads what was learned while Redis was away.
+    async with serving(routes, **shared(redis), seed=3) as fresh:
+        await fresh.frontend.state.sync_once()
+        assert weights(fresh)["good"] > 1 / 3
+
+
+async def test_the_query_log_stays_within_its_byte_bound_in_redis(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    bound = 3000
+    pixels, labels = digits()
+    async with (
+        serving(routes, **shared(redis, query_log_max_bytes=bound), seed=1) as fe,
+        aiohttp.ClientSession() as http,
+    ):
+        ids = []
+        for i in range(60):
+            answer = await post(http, f"{fe.url}/digits/predict", {"input": pixels[i].tolist()})
+            ids.append(answer["query_id"])
+            if i % 10 == 9:
+                await fe.frontend.state.sync_once()
+        await fe.frontend.state.sync_once()
+        text = fe.metrics()
+        async with http.post(
+            f"{fe.url}/digits/feedback", json={"query_id": ids[0], "label": int(labels[0])}
+        ) as r:
+            assert r.status == 404
+            assert "evicted" in (await r.json())["error"]
+        await post(
+            http, f"{fe.url}/digits/feedback", {"query_id": ids[-1], "label": int(labels[59])}
+        )
+    held = metric(text, "clipper_frontend_feedback_store_bytes", app="digits")
+    assert 0 < held <= bound
+    assert metric(text, "clipper_frontend_feedback_store_max_bytes") == bound
+    assert metric(text, "clipper_frontend_feedback_store_evictions_total", app="digits") > 0
+    with redis_py.Redis(port=redis.port) as client:
+        assert int(client.get("clipper:qb:digits") or 0) <= bound
+
+
+async def test_pending_updates_are_bounded_while_redis_is_down(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    pixels, labels = digits()
+    settings = shared(redis, state_pending_max=4, state_refresh_s=0.05)
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        redis.stop()
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 0, "backend down"
+        )
+        for user in range(12):  # a context per user: a new pending key each
+            context = {"X-Clipper-Context": f"user-{user}"}
+            body = {"input": pixels[user].tolist(), "label": int(labels[user])}
+            await post(http, f"{fe.url}/digits/feedback", body, **context)
+        text = fe.metrics()
+    assert metric(text, "clipper_frontend_state_pending_updates") == 4
+    assert metric(text, "clipper_frontend_state_pending_max") == 4
+    assert metric(text, "clipper_frontend_state_dropped_updates_total") == 8
+
+
+def test_a_redis_backend_without_a_usable_url_is_refused_with_the_forms_it_takes() -> None:
+    from pydantic import ValidationError
+
+    from clipper.frontend.settings import FrontendSettings
+
+    with pytest.raises(ValidationError, match="needs --state-url"):
+        FrontendSettings(state_backend="redis")
+    with pytest.raises(ValidationError, match="expected redis://host:port/db") as caught:
+        FrontendSettings(state_backend="redis", state_url="http://user:secret@example:6379")
+    (error,) = caught.value.errors()
+    assert "secret" not in error["msg"]  # what `clipper frontend` logs: no password
+
+
+async def test_queries_queued_while_redis_is_down_are_bounded_in_bytes(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    write_routes(routes, graded_app(graded_servers))
+    pixels, labels = digits()
+    bound = 2000  # bytes: about a dozen encoded answers of one INT64 label
+    settings = shared(redis, state_pending_max_bytes=bound, state_refresh_s=0.05)
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        redis.stop()
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 0, "backend down"
+        )
+        ids = []
+        for i in range(40):
+            answer = await post(http, f"{fe.url}/digits/predict", {"input": pixels[i].tolist()})
+            ids.append(answer["query_id"])
+        text = fe.metrics()
+        async with http.post(
+            f"{fe.url}/digits/feedback", json={"query_id": ids[0], "label": int(labels[0])}
+        ) as r:
+            oldest = r.status  # dropped at the bound, and Redis is away: not found here
+        newest = await post(
+            http, f"{fe.url}/digits/feedback", {"query_id": ids[-1], "label": int(labels[39])}
+        )
+    assert 0 < metric(text, "clipper_frontend_state_pending_log_bytes") <= bound
+    assert metric(text, "clipper_frontend_state_pending_log_max_bytes") == bound
+    assert metric(text, "clipper_frontend_state_dropped_log_entries_total") > 0
+    assert oldest == 503  # the id may be in Redis: the frontend cannot tell while it is away
+    assert newest["losses"]  # still queued here: feedback works without Redis
