@@ -249,6 +249,7 @@ def _plot_batching(data: dict[str, Any], figures: Path) -> str:
             axes[1][j].plot(xs, [c["p99_ms"] for c in cells], style, label=mode)
         for row, what in enumerate(["req/s", "p99 ms"]):
             axes[row][j].set_xscale("log", base=2)
+            axes[row][j].set_xticks(data["concurrency"], [str(c) for c in data["concurrency"]])
             axes[row][j].set_xlabel("concurrent clients")
             axes[row][j].set_ylabel(what)
         axes[1][j].set_yscale("log")

@@ -1,8 +1,8 @@
 """Ray Serve serving one benchmark model with ``@serve.batch``.
 
-``python ray_app.py PORT MAX_BATCH WAIT_S KIND=URI...`` starts a local Ray
+``python ray_app.py PORT MAX_BATCH WAIT_S NAME=KIND:URI...`` starts a local Ray
 instance and, per model, one application of one replica answering ``POST
-/KIND`` with ``{"input": row}`` by ``{"output": ...}``; prints ``READY`` and
+/NAME`` with ``{"input": row}`` by ``{"output": ...}``; prints ``READY`` and
 serves until SIGTERM, when it shuts Serve and Ray down (their helper processes
 with them).
 """
@@ -22,7 +22,10 @@ from starlette.requests import Request
 
 def main() -> None:
     port, max_batch, wait_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    models = dict(arg.split("=", 1) for arg in sys.argv[4:])
+    models = {}
+    for arg in sys.argv[4:]:
+        name, spec = arg.split("=", 1)
+        models[name] = spec.split(":", 1)
 
     @serve.deployment(num_replicas=1, max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
     class Model:
@@ -39,8 +42,8 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    for kind, uri in models.items():
-        serve.run(Model.bind(kind, uri), name=kind, route_prefix=f"/{kind}")
+    for name, (kind, uri) in models.items():
+        serve.run(Model.bind(kind, uri), name=name, route_prefix=f"/{name}")
 
     def stop(*_: object) -> None:
         serve.shutdown()
