@@ -4,8 +4,8 @@ The paper's cache "does not seem to be evaluated": here it is, on the streams a
 cache meets. Every query is a real digit whose first pixel (0 in every digit) is
 replaced by an item id, so the stream decides what repeats:
 
-* ``uniform``: ids drawn uniformly from the catalogue: almost nothing repeats
-  soon enough, the case where the cache is worthless;
+* ``uniform``: ids drawn uniformly from a catalogue of a million items: almost
+  nothing repeats within a run, the case where the cache is worthless;
 * ``zipf-S``: ids drawn by popularity rank with P(k) ~ 1/k^S, S in 0.6..1.2;
 * ``recommend``: users (Zipf activity) who mostly re-request items from their
   own short history, a few new ones;
@@ -41,7 +41,9 @@ from . import load
 from . import ours as our_side
 from .record import ROOT, Options
 
-CATALOGUE = 5000
+CATALOGUE = 1_000_000
+STREAM_SPAN = 10**10
+"""Each stream's ids start at ``k * STREAM_SPAN``: no stream finds another's entries."""
 CONCURRENCY = 16
 BURST = 32
 SLOW = (0.001, 0.0005)
@@ -68,6 +70,8 @@ def recommend_ids(rng: np.random.Generator, length: int, users: int = 500) -> np
 
 
 def streams(quick: bool) -> dict[str, np.ndarray]:
+    """Every stream is longer than a cell can send (about 1,000 req/s for 3 s here),
+    so no id repeats because wrk started the stream over."""
     rng = np.random.default_rng(0)
     length = 2_000 if quick else 20_000
     found = {"uniform": rng.integers(CATALOGUE, size=length)}
@@ -75,7 +79,7 @@ def streams(quick: bool) -> dict[str, np.ndarray]:
         found[f"zipf-{s:g}"] = zipf_ids(rng, s, CATALOGUE, length)
     found["recommend"] = recommend_ids(rng, length)
     found["bursts"] = np.repeat(rng.integers(CATALOGUE, size=length // BURST), BURST)
-    return found
+    return {name: ids + k * STREAM_SPAN for k, (name, ids) in enumerate(found.items())}
 
 
 def script(ids: np.ndarray) -> Path:

@@ -11,7 +11,8 @@ Same models (``peer_models/predictors.py``: noop, the digits logistic regression
 from one joblib file, the digits MLP from one TorchScript file), one thread
 each, the same batch bound (32) for the peers, the same load generator
 (``load.py``), all systems up together and each cell measured for each system
-back to back, so a change in the machine's load hits all of them.
+back to back, twice, the order reversed the second time, so a change in the
+machine's load hits all of them alike.
 """
 
 from __future__ import annotations
@@ -283,30 +284,51 @@ def measure_cells(
     levels: list[int],
     seconds: float,
     directory: Path,
+    repeats: int = 1,
 ) -> list[dict[str, Any]]:
+    """Each cell ``repeats`` times, the systems' order reversed every other time (so
+    no system always runs right after the same neighbour); the runs of a cell merge
+    into one: req/s and p50 averaged, the worst p99, errors added."""
     rows = digits_batch(64)
-    cells = []
+    merged: dict[tuple[str, str, str, int], list[load.Result]] = {}
     have_wrk, have_ghz = load.tool("wrk") is not None, load.tool("ghz") is not None
     for name, (kind, _) in models.items():
         request = _grpc_request(directory, name, kind, rows)
         scripts = {s: load.fixed_script(_bodies(s, name, kind, rows)) for s in systems}
         for c in levels:
-            for system, where in systems.items():
-                if have_wrk:
-                    url = where["url"] + _http_path(system, name)
-                    result = load.wrk(url, scripts[system], c, seconds)
-                    cells.append(_cell(system, "rest", name, c, result))
-                if have_ghz and "grpc" in where:
-                    result = load.ghz(where["grpc"], request, c, seconds)
-                    cells.append(_cell(system, "grpc", name, c, result))
-    return cells
+            for repeat in range(repeats):
+                order = list(systems.items())
+                for system, where in order if repeat % 2 == 0 else reversed(order):
+                    if have_wrk:
+                        url = where["url"] + _http_path(system, name)
+                        result = load.wrk(url, scripts[system], c, seconds)
+                        _show(system, "rest", name, c, result)
+                        merged.setdefault((system, "rest", name, c), []).append(result)
+                    if have_ghz and "grpc" in where:
+                        result = load.ghz(where["grpc"], request, c, seconds)
+                        _show(system, "grpc", name, c, result)
+                        merged.setdefault((system, "grpc", name, c), []).append(result)
+    return [_cell(*key, runs) for key, runs in merged.items()]
 
 
-def _cell(system: str, protocol: str, model: str, c: int, result: load.Result) -> dict[str, Any]:
+def _show(system: str, protocol: str, model: str, c: int, result: load.Result) -> None:
     print(
         f"  {model:<7} c={c:<3} {system:<8} {protocol:<4} {result.rps:8,.0f} req/s "
         f"p50 {result.p50_ms:6.1f} p99 {result.p99_ms:7.1f} ms errors {result.errors}",
         flush=True,
+    )
+
+
+def _cell(
+    system: str, protocol: str, model: str, c: int, runs: list[load.Result]
+) -> dict[str, Any]:
+    result = load.Result(
+        rps=sum(r.rps for r in runs) / len(runs),
+        p50_ms=sum(r.p50_ms for r in runs) / len(runs),
+        p99_ms=max(r.p99_ms for r in runs),
+        requests=sum(r.requests for r in runs),
+        errors=sum(r.errors for r in runs),
+        seconds=sum(r.seconds for r in runs),
     )
     return {
         "system": system,
@@ -314,6 +336,7 @@ def _cell(system: str, protocol: str, model: str, c: int, result: load.Result) -
         "model": model,
         "concurrency": c,
         **result.as_dict(),
+        "runs": len(runs),
     }
 
 
@@ -348,7 +371,8 @@ def run(options: Options) -> dict[str, Any]:
                 systems[env.name] = stack.enter_context(starters[env.name](directory, models))
             except (RuntimeError, TimeoutError) as exc:
                 notes.append(f"{env.name} did not start: {str(exc)[-400:]}")
-        cells = measure_cells(systems, models, levels, options.seconds, directory)
+        repeats = 1 if options.quick else 2
+        cells = measure_cells(systems, models, levels, options.seconds, directory, repeats)
     return {
         "cells": cells,
         "models": names,

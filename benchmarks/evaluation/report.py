@@ -139,8 +139,9 @@ def _peers(data: dict[str, Any], figures: Path) -> Doc:
         "Each system serves the same three models (noop; the digits logistic regression from "
         "one joblib file; the digits MLP from one TorchScript file, on CPU, one thread) and "
         "is loaded by the same tools: `wrk` for HTTP, `ghz` for gRPC (single-row requests). "
-        "Every system is up for the whole run and each cell is measured for each system back "
-        "to back.",
+        "Every system is up for the whole run; each cell is measured for each system back "
+        "to back, as often as `runs` says (the order reversed every other time: req/s and p50 "
+        "averaged, the worst p99 kept), for `seconds` each.",
         "",
         "| model | conc | system | protocol | req/s | p50 ms | p99 ms | errors | ours ÷ this |",
         "|---|---|---|---|---|---|---|---|---|",
