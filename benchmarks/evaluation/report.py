@@ -53,7 +53,8 @@ def write(results: Path, docs: Path, note: str = "") -> Path:
             doc += [f"_Not run: no `{key}.json` in the results._", ""]
             continue
         doc += render(body["data"], figures)
-        doc += _notes(body["data"].get("notes", []))
+        if key != "gpu":  # its note is its whole text
+            doc += _notes(body["data"].get("notes", []))
         doc += _context(body)
     path = docs / "evaluation.md"
     path.write_text("\n".join(doc).rstrip() + "\n")
@@ -73,7 +74,7 @@ def _caveat(found: dict[str, dict[str, Any]], note: str) -> Doc:
         doc += [f"> **{note}**", ">"]
     if loads and cores and max(loads) > cores:
         doc += [
-            f"> This run was on a **shared, busy machine**: {cores} cores with a load average "
+            f"> The machine was **shared and busy**: {cores} cores with a load average "
             f"of {min(loads):.1f} to {max(loads):.1f} when its sections started. Absolute "
             "numbers are low and noisy; the ratios, measured side by side in one run, are "
             "what to read.",
@@ -223,8 +224,13 @@ def _batching(data: dict[str, Any], figures: Path) -> Doc:
         doc += [
             "",
             f"Worst case for AIMD against no batching: `{low['shape']}` at {low['concurrency']} "
-            f"clients, {_num(low['vs_none'])} of its throughput.",
+            f"client(s), {_num(low['vs_none'])} of its throughput.",
         ]
+    doc += [
+        "",
+        "With one client there is one query in flight: every mode sends batches of one, so "
+        "differences in that row are the machine's noise, not the batcher's doing.",
+    ]
     doc += ["", _plot_batching(data, figures), ""]
     return doc
 
