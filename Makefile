@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress redis lint fmt bench run-example proto controlplane helm chart s3server images test-images clean
+.PHONY: help venv test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-stress  run the tests RUNS times (default 3) with one core kept busy by stress-ng"
 	@echo "make lint         ruff, ruff format --check, mypy, import contracts"
 	@echo "make bench        run the benchmarks in benchmarks/"
+	@echo "make eval         measure beside MLServer and Ray Serve, write docs/evaluation.md (~30 min)"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
 	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
@@ -58,6 +59,12 @@ bench: venv
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/shared_state.py
+
+# Installs the peers (MLServer, Ray Serve) into their own virtualenvs under
+# ~/.cache/clipper/eval on first use; results go to ~/.cache/clipper/eval/results.
+# EVAL_ARGS: e.g. --quick, --only cache,selection, --report-only.
+eval: venv
+	$(PY) benchmarks/eval.py $(EVAL_ARGS)
 
 run-example: venv
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
