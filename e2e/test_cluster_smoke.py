@@ -25,6 +25,7 @@ from clipper.testing.kind import (
     ensure_docker,
     kind_cluster,
     node_containers,
+    versions,
 )
 from clipper.testing.processes import free_port
 from clipper.testing.waiting import wait_for
@@ -141,7 +142,11 @@ def test_the_node_runs_the_kubernetes_and_containerd_built_here(cluster: KindClu
         "-o",
         "jsonpath={.status.nodeInfo.kubeletVersion} {.status.nodeInfo.containerRuntimeVersion}",
     ).stdout.split()
-    assert info == ["v1.37.2", "containerd://v2.4.2"]
+    pins = versions()  # scripts/controlplane.env and scripts/kind/kind.env
+    assert info == [
+        pins["KUBERNETES_VERSION"],
+        "containerd://" + pins["CONTAINERD_VERSION"].lstrip("v"),
+    ]
 
 
 def test_a_pod_from_a_loaded_image_gets_a_pod_ip(cluster: KindCluster) -> None:
