@@ -218,3 +218,21 @@ def test_the_mounted_host_folder_is_visible_in_the_pod(
     name, content = served
     listed = cluster.kubectl("exec", "web", "--", "cat", f"/data/{name}").stdout
     assert listed == content
+
+
+def test_privileged_pods_run_inside_the_node(cluster: KindCluster) -> None:
+    """kube-proxy is privileged: containerd gives it the node's own capabilities, which
+    lack CAP_SYS_RESOURCE as the node does, so it starts (and the Service test above
+    shows it programming the node's iptables)."""
+    pods = cluster.kubectl(
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-proxy",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].securityContext.privileged}"
+        " {.items[*].status.containerStatuses[0].ready}",
+    ).stdout.split()
+    assert pods == ["true", "true"]
