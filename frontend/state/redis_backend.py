@@ -33,6 +33,7 @@ unreachable at start, as the memory backend does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -60,6 +61,9 @@ ID_BLOCK = 1 << 32
 REFRESH_CONTEXTS = 64
 """Contexts reloaded per app and round: the global one and the most recent others."""
 SEP = "|"
+COMMIT_WAIT_S = 2.0
+"""The longest a feedback answer waits for its update to reach Redis; past it the
+update stays queued (written by the background task) and the answer goes out."""
 
 
 class RedisState(SelectionState):
@@ -233,10 +237,16 @@ class RedisState(SelectionState):
         """Group commit: wait for a flush that started after this caller's update was
         learned; concurrent callers share one pipelined write instead of one each."""
         target = self._learned_seq
+        deadline = asyncio.get_running_loop().time() + COMMIT_WAIT_S
         while self.reachable and self._flushed_seq < target:
             if self._flushing is None or self._flushing.done():
                 self._flushing = spawn(self._commit_round(), "state_commit", self._tasks)
-            await asyncio.shield(self._flushing)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning("state: a feedback answer stopped waiting for Redis; queued")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._flushing), left)
 
     async def _commit_round(self) -> None:
         try:
