@@ -138,6 +138,11 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
         lambda steps: _sorted([s["weight"] for s in steps])
     ),
+    (
+        "ModelDeployment",
+        "spec.rollout.shadow",
+        "!has(self.minSamples) || !has(self.maxSamples) || self.minSamples <= self.maxSamples",
+    ): lambda t: t.get("minSamples", 30) <= t.get("maxSamples", 2000),
     **{
         (kind, f"{where}.metadata.{part}", _RESERVED_KEYS): _unreserved
         for kind, where in (

@@ -42,7 +42,7 @@ from clipper.common.api import (
     VersionStatus,
     find_condition,
 )
-from clipper.common.rollout import conditions, immutable
+from clipper.common.rollout import conditions, immutable, shadow
 from clipper.common.rollout.plan import (
     Action,
     DeleteVersion,
@@ -52,6 +52,7 @@ from clipper.common.rollout.plan import (
     ScaleVersion,
     VersionObservation,
 )
+from clipper.common.rollout.sequential import Paired
 
 
 def reconcile(
@@ -256,9 +257,11 @@ class _Reconcile:
         else:
             was_waiting = self.st.rollout.waiting_since is not None
             self.st.rollout.waiting_since = None
-            rolling = self.spec.rollout.strategy == "Rolling"
-            if first_deploy or rolling or entry.promoted_at is not None:
+            strategy = self.spec.rollout.strategy
+            if first_deploy or strategy == "Rolling" or entry.promoted_at is not None:
                 self._promote(entry)
+            elif strategy == "Shadow":
+                self._shadow(entry)
             else:
                 self._canary(entry, restart_pause=was_waiting)
 
@@ -316,6 +319,45 @@ class _Reconcile:
             f"{entry.version} gets {weight}% of traffic (step {index + 1} of {len(steps)},"
             f" {steps[index].pause_seconds}s)",
         )
+
+    # --- Shadow: mirrored queries, judged on labels --------------------------------
+
+    def _shadow(self, entry: VersionStatus) -> None:
+        test = shadow.sequential_test(self.spec.rollout.shadow)
+        seen = self.observed.get(entry.version)
+        counts = seen.paired if seen is not None and seen.paired is not None else Paired()
+        if entry.phase != "Shadowing" or self.st.rollout.shadow is None:
+            self._phase(entry, "Shadowing")
+            self.st.shadow_version = entry.version
+            self.st.rollout.shadow = shadow.start(self.now, counts)
+            self.wake.append(shadow.POLL_S)
+            self._event(
+                "ShadowStarted",
+                f"{entry.version} gets a mirrored copy of the queries to"
+                f" {self.st.stable_version}; its answers are recorded, never returned;"
+                f" {shadow.describe(test)}",
+            )
+            return
+        decision = shadow.judge(test, self.st.rollout.shadow, counts)
+        if decision.verdict == "promote":
+            self._event("ShadowPromoted", f"{entry.version} is better: {decision.evidence(test)}")
+            self._promote(entry)
+        elif decision.verdict == "reject":
+            self._reject(
+                entry, f"{entry.version} rejected ({decision.why}): {decision.evidence(test)}"
+            )
+        else:
+            self.wake.append(shadow.POLL_S)
+
+    def _reject(self, entry: VersionStatus, message: str) -> None:
+        """A shadow that lost: scaled to zero at once (it never answered a caller), and
+        not retried until the spec changes."""
+        self._phase(entry, "Failed", shadow.REJECTED)
+        entry.message, entry.failed_generation, entry.replicas = message, self.gen, 0
+        self._set_traffic({self.st.stable_version: 100})
+        self.st.candidate_version = None
+        self.st.rollout = RolloutStatus()
+        self._event(shadow.REJECTED, message, warning=True)
 
     def _promote(self, entry: VersionStatus) -> None:
         old = self.st.version(self.st.stable_version)
@@ -383,6 +425,9 @@ class _Reconcile:
 
     def _finish(self) -> None:
         self._count_ready()
+        candidate = self.st.version(self.st.candidate_version)
+        if candidate is None or candidate.phase != "Shadowing":
+            self.st.shadow_version = None
         self.st.observed_generation = self.gen
         text = " ".join(f"{t.version}={t.weight}" for t in self.st.traffic)
         self.st.traffic_summary = text or None
