@@ -61,7 +61,7 @@ def test_the_evidence_cites_the_numbers() -> None:
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must"):
         SequentialTest(**settings)  # type: ignore[arg-type]
 
 
@@ -87,7 +87,7 @@ def _run(test: SequentialTest, p_win: float, p_tie: float, rng: random.Random) -
             return verdict
 
 
-@pytest.mark.parametrize("p_win, wrong", [(0.4, "promote"), (0.6, "reject")])
+@pytest.mark.parametrize(("p_win", "wrong"), [(0.4, "promote"), (0.6, "reject")])
 def test_error_rates_stay_near_alpha_and_beta(p_win: float, wrong: str) -> None:
     """Simulated at the hypotheses themselves (a candidate delta worse, delta better):
     the wrong verdict comes at most about alpha (beta) of the time."""

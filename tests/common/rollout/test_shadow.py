@@ -33,18 +33,21 @@ def test_a_ready_candidate_is_mirrored_and_answers_no_caller() -> None:
     assert c.status.shadow_version == "v2"
     assert c.phase("v2") == "Shadowing"
     assert c.condition("Progressing") == ("True", "RolloutInProgress")
-    assert c.last is not None and c.last.requeue_after is not None
+    assert c.last is not None
+    assert c.last.requeue_after is not None
 
 
 def test_labels_that_favour_the_candidate_promote_it_with_the_evidence() -> None:
     c = shadowing()
     labels(c, "v2", Paired(wins=5, ties=10, stable_loss=5, candidate_loss=0))
     assert reasons(c.step(5)) == []
-    assert c.status.rollout.shadow is not None and c.status.rollout.shadow.samples == 15
+    assert c.status.rollout.shadow is not None
+    assert c.status.rollout.shadow.samples == 15
     labels(c, "v2", Paired(wins=9, ties=12, stable_loss=9, candidate_loss=0))
     plan = c.step(5)
     assert reasons(plan) == ["ShadowPromoted", "Promoted"]
-    assert "n=21" in plan.events[0].message and "better 9" in plan.events[0].message
+    assert "n=21" in plan.events[0].message
+    assert "better 9" in plan.events[0].message
     assert c.traffic() == {"v2": 100}
     assert c.status.shadow_version is None
     assert c.phase("v1") == "Draining"
@@ -58,7 +61,8 @@ def test_a_worse_candidate_is_rejected_and_scaled_to_zero() -> None:
     assert plan.events[0].type == "Warning"
     assert "worse 9" in plan.events[0].message
     assert c.traffic() == {"v1": 100}
-    assert c.status.shadow_version is None and c.status.candidate_version is None
+    assert c.status.shadow_version is None
+    assert c.status.candidate_version is None
     assert c.phase("v2") == "Failed"
     assert c.status.version("v2").replicas == 0  # type: ignore[union-attr]
     assert c.condition("Degraded") == ("True", "ShadowRejected")
@@ -73,7 +77,8 @@ def test_counts_from_before_the_shadow_started_are_not_evidence() -> None:
     c.step(1)
     assert c.phase("v2") == "Shadowing"
     assert reasons(c.step(5)) == []
-    assert c.status.rollout.shadow is not None and c.status.rollout.shadow.samples == 0
+    assert c.status.rollout.shadow is not None
+    assert c.status.rollout.shadow.samples == 0
 
 
 def test_a_frontend_restart_loses_no_evidence_already_counted() -> None:
@@ -83,7 +88,8 @@ def test_a_frontend_restart_loses_no_evidence_already_counted() -> None:
     labels(c, "v2", Paired(wins=2, ties=3))  # the frontend restarted: counts from zero
     c.step(5)
     state = c.status.rollout.shadow
-    assert state is not None and state.samples == 19
+    assert state is not None
+    assert state.samples == 19
     assert state.evidence.wins == 6
 
 
