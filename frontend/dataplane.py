@@ -27,6 +27,7 @@ from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.labels import OutputSpec, check_label
+from clipper.frontend.shadow import ShadowCollector, ShadowMirror
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class DataPlane:
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
         self.admission = Admission(router.settings.max_inflight_rows)
+        settings = router.settings
+        self.mirror = ShadowMirror(settings.shadow_max_inflight_rows, settings.shadow_max_bytes)
+        """Shadow rollouts: queries mirrored to candidates, compared on labels."""
+        router.metrics.registry.register(ShadowCollector(self.mirror))
         router.metrics.watch_admission(
             lambda: self.admission.rows, lambda: self.admission.limit, self.admission.max_rows
         )
@@ -180,6 +185,7 @@ class DataPlane:
                     selection = evaluation.selections[i]
                     self.store.remember(answer.query_id, app.name, context, selection, outputs)
                 answers.append(answer)
+            self.mirror.after(app, rows, answers)
         finally:
             evaluation.abandon()
         if log.isEnabledFor(logging.DEBUG):
@@ -209,6 +215,8 @@ class DataPlane:
         ]
         for query_id in query_ids:
             self.store.forget(app_name, query_id)
+        for query_id, entry, label in zip(query_ids, entries, labels, strict=True):
+            self.mirror.score(app, query_id, entry, label)
         return self._learn(app, scored)
 
     async def feedback_by_input(

@@ -6,7 +6,9 @@ same table from the same objects. The traffic weights come from each
 ModelDeployment's ``status.traffic`` -- the rollout state machine writes them --
 and a version is routed to only while it has a ready replica: weights are
 relative, so a canary with no ready replica simply gets no traffic instead of
-failing its share of the requests.
+failing its share of the requests. A Shadow rollout's candidate
+(``status.shadowVersion``) is listed with weight 0 and ``shadow: true``: the
+frontend mirrors queries to it and never answers from it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def model_route(deployment: api.ModelDeployment, endpoints: Endpoints) -> ModelR
         for t in deployment.status.traffic
         if t.weight > 0 and endpoints.get((name, t.version))
     )
+    shadow = deployment.status.shadow_version
+    if shadow and endpoints.get((name, shadow)) and not any(v.version == shadow for v in versions):
+        route = VersionRoute(
+            version=shadow, weight=0.0, replicas=tuple(endpoints[(name, shadow)]), shadow=True
+        )
+        versions = (*versions, route)
     batching = deployment.spec.batching
     return ModelRoute(
         name=deployment.model_name,

@@ -138,7 +138,15 @@ class Router:
         return {
             model.name: ModelRuntime(
                 model.name,
-                [(self.versions[(model.name, v.version)], v.weight) for v in model.versions],
+                [
+                    (self.versions[(model.name, v.version)], v.weight)
+                    for v in model.versions
+                    if not v.shadow
+                ],
+                next(
+                    (self.versions[(model.name, v.version)] for v in model.versions if v.shadow),
+                    None,
+                ),
             )
             for model in config.models
         }
