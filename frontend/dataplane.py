@@ -28,6 +28,7 @@ from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.labels import OutputSpec, check_label
 from clipper.frontend.shadow import ShadowCollector, ShadowMirror
+from clipper.frontend.version_stats import VersionStats, VersionStatsCollector, watch
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class DataPlane:
         self.mirror = ShadowMirror(settings.shadow_max_inflight_rows, settings.shadow_max_bytes)
         """Shadow rollouts: queries mirrored to candidates, compared on labels."""
         router.metrics.registry.register(ShadowCollector(self.mirror))
+        self.version_stats = VersionStats()
+        """Per-version counters for rollout analysis (``GET /v1/stats/versions``)."""
+        router.metrics.registry.register(VersionStatsCollector(self.version_stats))
         router.metrics.watch_admission(
             lambda: self.admission.rows, lambda: self.admission.limit, self.admission.max_rows
         )
@@ -156,7 +160,9 @@ class DataPlane:
             self._pace(exc, app_name)
             raise
         try:
-            answers = await self._predict(app, rows, context, until)
+            answers = await self._predict(
+                app, rows, context, until, now if arrived is None else arrived
+            )
         except Overloaded as exc:
             self._pace(exc, app_name)
             raise
@@ -167,7 +173,7 @@ class DataPlane:
         return answers
 
     async def _predict(
-        self, app: AppRuntime, rows: np.ndarray, context: str, until: float
+        self, app: AppRuntime, rows: np.ndarray, context: str, until: float, arrived: float
     ) -> list[Answer]:
         try:
             evaluation = await queries.start(app, rows, context, until, self.router.rng)
@@ -175,17 +181,22 @@ class DataPlane:
             app.metrics.shed("late" if isinstance(exc, WouldMissDeadline) else "queue_full")
             raise
         try:
+            answered_at = watch(evaluation.futures)
             await queries.wait_until(evaluation.futures, until)
             answers = []
+            versions = _versions(evaluation)
             for i in range(len(rows)):
                 outputs, errors = queries.outputs_of(evaluation, i)
                 answer = queries.answer(evaluation, i, outputs, errors)
                 answer.query_id = self.store.new_id()
                 if outputs:
                     selection = evaluation.selections[i]
-                    self.store.remember(answer.query_id, app.name, context, selection, outputs)
+                    self.store.remember(
+                        answer.query_id, app.name, context, selection, outputs, versions[i]
+                    )
                 answers.append(answer)
             self.mirror.after(app, rows, answers)
+            self.version_stats.record(app, evaluation, answers, answered_at, arrived)
         finally:
             evaluation.abandon()
         if log.isEnabledFor(logging.DEBUG):
@@ -217,7 +228,18 @@ class DataPlane:
             self.store.forget(app_name, query_id)
         for query_id, entry, label in zip(query_ids, entries, labels, strict=True):
             self.mirror.score(app, query_id, entry, label)
+        for entry, (_, _, losses) in zip(entries, scored, strict=True):
+            self._count_losses(app, entry.versions, losses)
         return self._learn(app, scored)
+
+    def _count_losses(
+        self, app: AppRuntime, versions: dict[str, str], losses: dict[str, float]
+    ) -> None:
+        """Each answering version's loss, for rollout analysis."""
+        for model, loss in losses.items():
+            version = versions.get(model)
+            if version is not None:
+                self.version_stats.record_loss(app.name, model, version, loss)
 
     async def feedback_by_input(
         self, app_name: str, rows: np.ndarray, labels: Sequence[Any], context: str = ""
@@ -231,9 +253,12 @@ class DataPlane:
         try:
             await queries.wait_until(evaluation.futures, until)
             scored = []
+            versions = _versions(evaluation)
             for i, label in enumerate(labels):
                 outputs, _ = queries.outputs_of(evaluation, i)
-                scored.append((context, evaluation.selections[i], _losses(app, outputs, label)))
+                losses = _losses(app, outputs, label)
+                scored.append((context, evaluation.selections[i], losses))
+                self._count_losses(app, versions[i], losses)
         finally:
             evaluation.abandon()
         return self._learn(app, scored)
@@ -261,6 +286,15 @@ class DataPlane:
             "inputs": inputs,
             "outputs": [_tensor(spec) for spec in app.output_metadata()],
         }
+
+
+def _versions(evaluation: queries.Evaluation) -> list[dict[str, str]]:
+    """Each row's version by model (what ``queries.start`` grouped it to)."""
+    versions: list[dict[str, str]] = [{} for _ in evaluation.sources]
+    for version, members in evaluation.groups:
+        for i, model in members:
+            versions[i][model] = version.version
+    return versions
 
 
 def _check_labels(app: AppRuntime, labels: Sequence[Any]) -> None:

@@ -52,6 +52,8 @@ class Remembered:
     selection: Selection
     outputs: dict[str, np.ndarray]
     nbytes: int
+    versions: dict[str, str]
+    """The version of each model that answered (rollout analysis scores losses by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +113,10 @@ class FeedbackStore:
         context: str,
         selection: Selection,
         outputs: Mapping[str, np.ndarray],
+        versions: Mapping[str, str] | None = None,
     ) -> None:
-        """Keep copies of the output rows (never views of a batch's buffer)."""
+        """Keep copies of the output rows (never views of a batch's buffer), and which
+        version of each model answered."""
         copies = {model: np.array(output, copy=True) for model, output in outputs.items()}
         nbytes = ENTRY_OVERHEAD + sum(_nbytes(output) for output in copies.values())
         if nbytes > self.max_bytes:
@@ -120,7 +124,8 @@ class FeedbackStore:
         queries = self._apps.get(app)
         if queries is None:
             queries = self._apps[app] = _AppQueries()
-        queries.add(query_id, Remembered(context, selection, copies, nbytes), self.max_bytes)
+        entry = Remembered(context, selection, copies, nbytes, dict(versions or {}))
+        queries.add(query_id, entry, self.max_bytes)
 
     def get(self, app: str, query_id: int) -> Remembered:
         """The query's record; ``NotFound`` if unknown, used up, evicted or another app's."""

@@ -82,7 +82,9 @@ class Answer:
 class Evaluation:
     """The model evaluations for the rows of one request, in flight."""
 
-    __slots__ = ("app", "context", "deadline", "flights", "refused", "selections", "sources")
+    __slots__ = (
+        "app", "context", "deadline", "flights", "groups", "refused", "selections", "sources",
+    )  # fmt: skip
 
     def __init__(self, app: AppRuntime, context: str, deadline: float) -> None:
         self.app = app
@@ -94,6 +96,8 @@ class Evaluation:
         """The chunks this request waits on (its own and those it joined), by id."""
         self.refused = False
         """Whether an overloaded version refused rows (``_refuse_if_overloaded``)."""
+        self.groups: list[Group] = []
+        """The version each (row, model) went to (``version_stats`` counts by it)."""
 
     @property
     def futures(self) -> list[asyncio.Future[Any]]:
@@ -133,7 +137,7 @@ async def start(
         evaluation.selections = [select(context) for _ in range(len(rows))]
     evaluation.sources = [{} for _ in range(len(rows))]
     try:
-        groups = _groups(evaluation, rng)
+        groups = evaluation.groups = _groups(evaluation, rng)
         now = asyncio.get_running_loop().time()
         if app.cache.enabled:
             await _through_cache(evaluation, groups, rows, now)

@@ -6,7 +6,8 @@ moved) or a rollout's timer is due, and then, in order:
 
 1. lets the supervisor start, restart and retire processes (``sync``);
 2. for each ModelDeployment, calls ``clipper.common.rollout.reconcile`` with what
-   the supervisor observes of each version, keeps the status it returns, logs its
+   the supervisor observes of each version and what the frontends last counted
+   per version (``clipper.local.fleet``), keeps the status it returns, logs its
    events, and applies its actions -- ``EnsureVersion`` as model-server processes,
    ``ScaleVersion(v, 0)`` and ``DeleteVersion`` as stops;
 3. rewrites the routes file from the objects' ``status.traffic`` and the ready
@@ -23,7 +24,7 @@ import collections
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from clipper.common.rollout import (
     ScaleVersion,
     reconcile,
 )
+from clipper.common.rollout.analysis import Fleet
 from clipper.common.routing_builder import routing_table
 from clipper.local.replica import Launch
 from clipper.local.routes_file import RoutesFile
@@ -72,8 +74,11 @@ class Runner:
         supervisor: Supervisor,
         routes: RoutesFile,
         global_args: Sequence[str] = (),
+        fleet: Callable[[str], Fleet | None] | None = None,
     ) -> None:
         self.store = store
+        self.fleet = fleet
+        """What the frontends counted per version of a model (``clipper.local.fleet``)."""
         self.supervisor = supervisor
         self.routes = routes
         self.global_args = tuple(global_args)
@@ -134,8 +139,14 @@ class Runner:
     def _reconcile(self, deployment: api.ModelDeployment, now: datetime) -> Plan:
         name = deployment.metadata.name
         observed = self.supervisor.observe(name)
+        fleet = self.fleet(deployment.model_name) if self.fleet is not None else None
         plan = reconcile(
-            deployment.spec, deployment.status, observed, now, deployment.metadata.generation
+            deployment.spec,
+            deployment.status,
+            observed,
+            now,
+            deployment.metadata.generation,
+            fleet,
         )
         deployment.status = plan.status
         for event in plan.events:

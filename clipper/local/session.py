@@ -59,6 +59,7 @@ from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.local import ports, status
 from clipper.local.applier import Applier
 from clipper.local.control import ControlServer
+from clipper.local.fleet import FleetReader
 from clipper.local.frontend_process import FrontendProcess
 from clipper.local.process import LogSink
 from clipper.local.restarts import RestartPolicy, restart_delay
@@ -115,6 +116,8 @@ class LocalRun:
             self.tasks,
         )
         self.runner: Runner | None = None
+        self.fleet = FleetReader(self._frontend_urls)
+        """The frontends' per-version counters, read for rollout analysis."""
         self._frontend_backoff = self.restarts.backoff()
         self.http_socket: socket.socket | None = None
         self._retiring: FrontendProcess | None = None
@@ -177,12 +180,17 @@ class LocalRun:
             log.warning("%s asks for other frontend ports: local mode runs one frontend", ignored)
         self.run_dir = RunDir()
         self.runner = Runner(
-            self.store, self.supervisor, RoutesFile(self.run_dir.routes), self.settings.global_args
+            self.store,
+            self.supervisor,
+            RoutesFile(self.run_dir.routes),
+            self.settings.global_args,
+            self.fleet.fleet,
         )
         self.runner.write_routes()
         self.frontend = self._new_frontend(grpc.port)
         await self.frontend.start()
         self._supervise("reconcile loop", self.runner.run)
+        self._supervise("frontend stats reader", self.fleet.run)
         await self._wait_listening()
         self.control = ControlServer(self.token, self.status, self.applier.apply_paths)
         await self.control.start()
@@ -192,6 +200,11 @@ class LocalRun:
             self._supervise("manifest watch", lambda: self.applier.watch(paths))
         await self._wait_serving()
         self._supervise("frontend keeper", self._keep_frontend)
+
+    def _frontend_urls(self) -> list[str]:
+        """Every frontend that listens: the serving one, and one beside it in a replacement."""
+        fronts = (self.frontend, self._retiring, self._spare)
+        return [f.url for f in fronts if f is not None and f.listening.is_set()]
 
     def _new_frontend(self, grpc_port: int) -> FrontendProcess:
         assert self.run_dir is not None

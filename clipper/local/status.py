@@ -159,6 +159,35 @@ def _versions(status: dict[str, Any]) -> list[str]:
     return _table(rows)
 
 
+def _analysis(status: dict[str, Any]) -> list[str]:
+    """Each ModelDeployment's latest canary analysis: samples, each version's loss and
+    p99, the verdict (``status.analysis``; the same columns ``kubectl get mdep`` shows)."""
+    rows = [["MODEL", "CANDIDATE", "STEP", "SAMPLES", "LOSS", "P99", "VERDICT", "MESSAGE"]]
+    for deployment in status["deployments"]:
+        found = deployment["status"].get("analysis")
+        if not found:
+            continue
+        p99s = [
+            f"{v['version']}={v['p99Millis']:g}ms"
+            for v in found.get("versions", [])
+            if v.get("p99Millis") is not None
+        ]
+        step = found.get("step")
+        rows.append(
+            [
+                deployment["name"],
+                found["version"],
+                "-" if step is None else str(step + 1),
+                str(found.get("samples", 0)),
+                found.get("lossSummary") or "-",
+                " ".join(p99s) or "-",
+                found["verdict"],
+                (found.get("message") or "")[:100],
+            ]
+        )
+    return _table(rows) if len(rows) > 1 else []
+
+
 def _events(status: dict[str, Any], count: int = 8) -> list[str]:
     lines = []
     for event in status["events"][-count:]:
@@ -179,6 +208,9 @@ def render(status: dict[str, Any]) -> str:
         "",
         *_versions(status),
     ]
+    analysis = _analysis(status)
+    if analysis:
+        lines += ["", "canary analysis:", *analysis]
     degraded = _degraded(status)
     if degraded:
         lines += ["", "degraded models (see their events):", *degraded]

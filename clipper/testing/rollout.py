@@ -15,6 +15,7 @@ from typing import Any
 
 from clipper.common import api
 from clipper.common.rollout import Plan, VersionObservation, reconcile
+from clipper.common.rollout.analysis import Fleet
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -49,6 +50,8 @@ class Controller:
     generation: int = 1
     spec: api.ModelDeploymentSpec = field(default_factory=make_spec)
     last: Plan | None = None
+    fleet: Fleet | None = None
+    """What the frontends counted, as the controller last read it (None: not read)."""
 
     def apply(self, spec: api.ModelDeploymentSpec) -> None:
         """A spec change, as the API server counts it."""
@@ -59,7 +62,9 @@ class Controller:
 
     def step(self, seconds: float = 0) -> Plan:
         self.now += timedelta(seconds=seconds)
-        plan = reconcile(self.spec, self.status, self.observed, self.now, self.generation)
+        plan = reconcile(
+            self.spec, self.status, self.observed, self.now, self.generation, self.fleet
+        )
         # The status travels through JSON, as it does through the API server.
         self.status = api.ModelDeploymentStatus.model_validate(
             json.loads(json.dumps(plan.status.to_dict()))

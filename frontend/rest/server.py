@@ -2,8 +2,8 @@
 
 Routing is a dictionary lookup on the path's segments rather than aiohttp's
 URL dispatcher: with a handful of fixed shapes (``/v2/...``,
-``/v2/models/{app}/...``, ``/{app}/predict``, ``/{app}/feedback``,
-``/metrics``, ``/readyz``) that is exact and costs a ``split`` instead of a regular
+``/v2/models/{app}/...``, ``/{app}/predict``, ``/{app}/feedback``, ``/metrics``,
+``/readyz``, ``/v1/stats/versions``) that is exact and costs a ``split`` instead of a regular
 expression per route, which mattered in profiles. ``/v2/...``, ``/metrics`` and
 ``/readyz`` (the frontend can take queries: its routing table is loaded and no
 long-lived task died for good; a 503 body names the dead ones) are
@@ -54,6 +54,7 @@ class Routes:
             **server,
             "/metrics": endpoint("metrics", metrics, self.scrape),
             "/readyz": endpoint("readyz", metrics, self.readyz),
+            "/v1/stats/versions": endpoint("stats", metrics, self.version_stats),
         }
         self.model = model
         self.app_post = ClipperApi(plane, metrics, max_body_bytes).routes()
@@ -69,6 +70,12 @@ class Routes:
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
         return json_response(body, 200 if accepting else 503)
+
+    async def version_stats(self, request: web.BaseRequest, _: str) -> web.Response:
+        """Per-version counters for rollout analysis (``clipper.frontend.version_stats``)."""
+        document = self.plane.version_stats.snapshot()
+        document["shadows"] = self.plane.mirror.snapshot()  # Shadow rollouts' paired counts
+        return json_response(document)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
         handler = self.get.get(path)

@@ -2,7 +2,9 @@
 
 1. Read the ModelDeployment, its version Deployments, Services and pods, and
    check that the names its versions need are free (``NameConflict`` otherwise).
-2. Observe each version (``observe``), run ``clipper.common.rollout.reconcile``.
+2. Observe each version (``observe``); while a canary is judged, read what the
+   app's frontends counted per version (``clipper.operator.fleet``); run
+   ``clipper.common.rollout.reconcile``.
 3. Write the plan's status (traffic included: the frontends follow it; a child that
    should exist and was not found is named in its conditions, see ``children``),
    post its Events, then apply its actions: ``EnsureVersion`` applies the version's
@@ -29,6 +31,7 @@ from clipper.operator.builders import (
     wants_budget,
 )
 from clipper.operator.context import MODELS, Context
+from clipper.operator.fleet import read_fleet
 from clipper.operator.observe import observe_versions
 from clipper.operator.reconcile.children import (
     Child,
@@ -195,7 +198,8 @@ async def reconcile_model(ctx: Context, namespace: str, name: str) -> float | No
     hashes = {v.version: template_hash(v.template) for v in md.status.versions}
     observed = observe_versions(have.deployments.values(), have.pods, hashes)
     now = utcnow()
-    plan = rollout.reconcile(md.spec, md.status, observed, now, generation)
+    fleet = await read_fleet(ctx, md)
+    plan = rollout.reconcile(md.spec, md.status, observed, now, generation, fleet)
     _scale_status(md, plan.status)
     missing = _missing(md, plan, have)
     status = plan.status.model_copy(deep=True)

@@ -168,6 +168,31 @@ class ShadowSpec(ApiModel):
     max_samples: int = 2000
 
 
+class AnalysisSpec(ApiModel):
+    """The gates a canary step passes before it advances (``clipper.common.rollout.analysis``).
+
+    Each compares the candidate with the stable version on the traffic both served
+    during the step, as the app's frontends counted it.
+    """
+
+    enabled: bool = True
+    min_samples: int = 100
+    """Queries the candidate must have answered in the step before it is judged;
+    with fewer at the end of the pause the step advances unjudged (the event says so)."""
+    max_error_rate_increase: float = 0.01
+    """How much higher the candidate's error rate may be than the stable's (0.01: one point)."""
+    max_default_rate_increase: float = 0.02
+    """How much higher the candidate's rate of default answers, per reason, may be."""
+    max_latency_slo_ratio: float = 1.0
+    """The candidate's p99 latency may be at most this times the app's latency SLO."""
+    min_labels: int = 30
+    """Labels (feedback) each version needs before the loss gate judges."""
+    max_loss_increase: float = 0.05
+    """How much higher the candidate's mean loss may be than the stable's."""
+    interval_seconds: int = 5
+    """How often the stats are read and judged during a step."""
+
+
 class RolloutSpec(ApiModel):
     """How a change of ``spec.version`` reaches traffic, and how failures roll back."""
 
@@ -178,6 +203,7 @@ class RolloutSpec(ApiModel):
     auto_rollback: bool = True
     drain_seconds: int = 10
     retain_versions: int = 2
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 
 
 class ModelDeploymentSpec(VersionTemplate):
@@ -236,6 +262,28 @@ class ShadowStatus(ApiModel):
     verdict: Literal["continue", "promote", "reject"] = "continue"
 
 
+class VersionCounters(ApiModel):
+    """One version's cumulative counters on one frontend (every app of the model together)."""
+
+    version: str
+    requests: int = 0
+    errors: int = 0
+    defaults: dict[str, int] | None = None
+    latency_buckets: list[int] | None = None
+    """Queries per latency bucket (``analysis.LATENCY_BUCKETS_MS``, then one overflow)."""
+    labels: int = 0
+    loss_sum: float = 0.0
+    loss_squares: float = 0.0
+
+
+class FrontendCounters(ApiModel):
+    """One frontend's counters for the model's versions, as a step's baseline."""
+
+    instance: str
+    """The frontend process's id: a restarted frontend has a new one (its counters reset)."""
+    versions: list[VersionCounters] = Field(default_factory=list)
+
+
 class RolloutStatus(ApiModel):
     """Where the rollout of the candidate stands."""
 
@@ -245,6 +293,36 @@ class RolloutStatus(ApiModel):
     waiting_since: datetime | None = None
     shadow: ShadowStatus | None = None
     """Shadow only: the comparison of the candidate with the stable version so far."""
+    baseline: list[FrontendCounters] | None = None
+    """Every frontend's counters when the step in force began: the step is judged on
+    what was counted since, and a restarted controller judges against the same."""
+
+
+class VersionAnalysis(ApiModel):
+    """One version's numbers in the analysis of the step in force."""
+
+    version: str
+    requests: int = 0
+    error_rate: float | None = None
+    p99_millis: float | None = None
+    labels: int = 0
+    loss: float | None = None
+
+
+class AnalysisStatus(ApiModel):
+    """The latest analysis of a canary step, kept after the rollout ends until the next."""
+
+    version: str
+    """The candidate judged."""
+    step: int | None = None
+    verdict: Literal["Waiting", "Passing", "Passed", "Failed", "NotJudged"]
+    samples: int = 0
+    """Queries the candidate answered in the step."""
+    loss_summary: str | None = None
+    """Each version's mean loss on the labels received in the step (``v1=0.12 v2=0.31``)."""
+    message: str | None = None
+    versions: list[VersionAnalysis] = Field(default_factory=list)
+    judged_at: datetime | None = None
 
 
 class VersionStatus(ApiModel):
@@ -278,6 +356,7 @@ class ModelDeploymentStatus(ApiModel):
     traffic: list[TrafficWeight] = Field(default_factory=list)
     traffic_summary: str | None = None
     rollout: RolloutStatus = Field(default_factory=RolloutStatus)
+    analysis: AnalysisStatus | None = None
     versions: list[VersionStatus] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     """Ready (the model serves, whatever version), Progressing (a rollout is under

@@ -27,6 +27,16 @@ becomes stable whenever it gets ready. Versions are immutable (see
 ``immutable``): a spec that changes the template of a version that exists is
 refused -- the machine carries on with what it was doing, changes nothing in
 traffic or in the versions, and says why in ``Degraded`` and one Warning event.
+
+Canary steps are judged (``analysis``): the controller passes every frontend's
+per-version counters as a ``Fleet``; entering a step stores them as the step's
+baseline in the status, and every reconcile during the step judges the
+candidate against the stable version on what was counted since. A failed gate
+fails the rollout at once (``AnalysisFailed``, rolled back like any failure); a
+step ends on its pause as before, judged or -- with too few samples, or no
+counters to read -- not (its event says which). While a step is analysed the
+plan asks to be called again every ``analysis.intervalSeconds`` (when it was
+given counters: without, only the pauses matter).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from clipper.common import api
 from clipper.common.api import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -42,7 +53,8 @@ from clipper.common.api import (
     VersionStatus,
     find_condition,
 )
-from clipper.common.rollout import conditions, immutable, shadow
+from clipper.common.rollout import analysis, conditions, immutable, shadow
+from clipper.common.rollout.analysis import Fleet, Judgement
 from clipper.common.rollout.plan import (
     Action,
     DeleteVersion,
@@ -54,6 +66,9 @@ from clipper.common.rollout.plan import (
 )
 from clipper.common.rollout.sequential import Paired
 
+ANALYSIS_FAILED = "AnalysisFailed"
+"""The reason of a rollout failed by a gate of its canary step's analysis."""
+
 
 def reconcile(
     spec: ModelDeploymentSpec,
@@ -61,17 +76,19 @@ def reconcile(
     observed: Mapping[str, VersionObservation],
     now: datetime,
     generation: int | None = None,
+    fleet: Fleet | None = None,
 ) -> Plan:
     """The next plan for a ModelDeployment.
 
     ``observed`` has one entry per version that exists; ``generation`` is
     ``metadata.generation`` (local mode counts spec changes the same way), which
     tells a changed spec from an unchanged one after a failure. ``now`` must be
-    timezone-aware.
+    timezone-aware. ``fleet``: what the app's frontends counted per version (None:
+    not read, or unreadable), for the analysis of canary steps.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    return _Reconcile(spec, status, observed, now, generation).run()
+    return _Reconcile(spec, status, observed, now, generation, fleet).run()
 
 
 class _Reconcile:
@@ -82,8 +99,10 @@ class _Reconcile:
         observed: Mapping[str, VersionObservation],
         now: datetime,
         generation: int | None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.spec, self.observed, self.now, self.gen = spec, observed, now, generation
+        self.fleet = fleet
         self.st = status.model_copy(deep=True)
         self.template = spec.template()
         self.events: list[Event] = []
@@ -217,6 +236,7 @@ class _Reconcile:
         self._set_traffic({stable: 100})
         self.st.candidate_version = version
         self.st.rollout = RolloutStatus(started_at=self.now, waiting_since=self.now)
+        self.st.analysis = None
         self.started = version
         self.wake.append(float(self.spec.rollout.progress_deadline_seconds))
         what = "restarted" if restart else "started"
@@ -299,33 +319,45 @@ class _Reconcile:
             return
         if restart_pause:
             rollout.step_started_at = self.now
+        judgement = self._analyse(entry)
+        if judgement is not None and judgement.verdict == "Failed":
+            self._fail_analysis(entry, judgement)
+            return
         left = self._after(rollout.step_started_at, steps[rollout.step].pause_seconds)
         if left > 0:
             self.wake.append(left)
-        elif rollout.step + 1 < len(steps):
-            self._enter_step(entry, rollout.step + 1)
+            if self._analysing() and self.fleet is not None:
+                self.wake.append(float(self.spec.rollout.analysis.interval_seconds))
+            return
+        verdict = self._step_verdict(judgement)
+        if rollout.step + 1 < len(steps):
+            self._enter_step(entry, rollout.step + 1, verdict)
         else:
-            self._promote(entry)
+            self._promote(entry, verdict)
 
-    def _enter_step(self, entry: VersionStatus, index: int) -> None:
+    def _enter_step(self, entry: VersionStatus, index: int, verdict: str = "") -> None:
         steps = self.spec.rollout.steps or []
         weight = steps[index].weight
         self.st.rollout.step, self.st.rollout.step_started_at = index, self.now
+        self.st.rollout.baseline = self._baseline()
         self._set_traffic({self.st.stable_version: 100 - weight, entry.version: weight})
         self._phase(entry, "Progressing")
         self.wake.append(float(steps[index].pause_seconds))
+        if self._analysing() and self.fleet is not None:
+            self.wake.append(float(self.spec.rollout.analysis.interval_seconds))
         self._event(
             "CanaryStep",
             f"{entry.version} gets {weight}% of traffic (step {index + 1} of {len(steps)},"
-            f" {steps[index].pause_seconds}s)",
+            f" {steps[index].pause_seconds}s){verdict}",
         )
 
     # --- Shadow: mirrored queries, judged on labels --------------------------------
 
     def _shadow(self, entry: VersionStatus) -> None:
         test = shadow.sequential_test(self.spec.rollout.shadow)
-        seen = self.observed.get(entry.version)
-        counts = seen.paired if seen is not None and seen.paired is not None else Paired()
+        fleet = self.fleet
+        stable = self.st.stable_version or ""
+        counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
         if entry.phase != "Shadowing" or self.st.rollout.shadow is None:
             self._phase(entry, "Shadowing")
             self.st.shadow_version = entry.version
@@ -337,6 +369,9 @@ class _Reconcile:
                 f" {self.st.stable_version}; its answers are recorded, never returned;"
                 f" {shadow.describe(test)}",
             )
+            return
+        if fleet is None:  # no frontend answered: nothing new to judge (nor to reset)
+            self.wake.append(shadow.POLL_S)
             return
         decision = shadow.judge(test, self.st.rollout.shadow, counts)
         if decision.verdict == "promote":
@@ -359,7 +394,58 @@ class _Reconcile:
         self.st.rollout = RolloutStatus()
         self._event(shadow.REJECTED, message, warning=True)
 
-    def _promote(self, entry: VersionStatus) -> None:
+    # --- analysis of canary steps ----------------------------------------------------
+
+    def _analysing(self) -> bool:
+        return self.spec.rollout.analysis.enabled and self.st.stable_version is not None
+
+    def _baseline(self) -> list[api.FrontendCounters] | None:
+        if not self._analysing() or self.fleet is None:
+            return None
+        return self.fleet.baseline([self.st.stable_version or "", self.st.candidate_version or ""])
+
+    def _analyse(self, entry: VersionStatus) -> Judgement | None:
+        """Judge the step so far; None when there is nothing to judge it on."""
+        if not self._analysing() or self.fleet is None:
+            return None
+        rollout = self.st.rollout
+        if rollout.baseline is None:  # no counters when the step began: count from now
+            rollout.baseline = self._baseline()
+            return None
+        stable = self.st.stable_version or ""
+        deltas = self.fleet.since(rollout.baseline)
+        spec = self.spec.rollout.analysis
+        judgement = analysis.judge(spec, stable, entry.version, deltas, self.fleet.slo_ms)
+        self.st.analysis = analysis.status_of(
+            judgement, entry.version, rollout.step, deltas, [stable, entry.version], self.now
+        )
+        return judgement
+
+    def _step_verdict(self, judgement: Judgement | None) -> str:
+        """The end of a step's pause: what its analysis concluded, for the event."""
+        if not self._analysing():
+            return ""
+        if judgement is not None and judgement.verdict == "Passing":
+            if self.st.analysis is not None:
+                self.st.analysis.verdict = "Passed"
+            return f"; step {(self.st.rollout.step or 0) + 1} passed its analysis: {judgement.note}"
+        why = judgement.note if judgement is not None else "no frontend's counters to read"
+        self.st.analysis = self.st.analysis or api.AnalysisStatus(
+            version=self.st.candidate_version or "", step=self.st.rollout.step, verdict="NotJudged"
+        )
+        self.st.analysis.verdict, self.st.analysis.message = "NotJudged", why
+        self.st.analysis.judged_at = self.now
+        return f"; step {(self.st.rollout.step or 0) + 1} was not judged ({why})"
+
+    def _fail_analysis(self, entry: VersionStatus, judgement: Judgement) -> None:
+        step = (self.st.rollout.step or 0) + 1
+        self._fail(
+            entry,
+            ANALYSIS_FAILED,
+            f"{entry.version} failed its analysis at canary step {step}: {judgement.message}",
+        )
+
+    def _promote(self, entry: VersionStatus, verdict: str = "") -> None:
         old = self.st.version(self.st.stable_version)
         self._phase(entry, "Serving")
         entry.promoted_at, entry.failed_generation = self.now, None
@@ -370,7 +456,7 @@ class _Reconcile:
         if old is not None:
             self._phase(old, "Draining")
             drains = f"; {old.version} drains for {self.spec.rollout.drain_seconds}s"
-        self._event("Promoted", f"{entry.version} is stable and gets all traffic{drains}")
+        self._event("Promoted", f"{entry.version} is stable and gets all traffic{drains}{verdict}")
 
     def _fail(self, entry: VersionStatus, reason: str, message: str) -> None:
         stable = self.st.stable_version

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from clipper.common.api import ModelDeploymentStatus, VersionTemplate
-from clipper.common.rollout.sequential import Paired
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,6 @@ class VersionObservation:
     """Why it is failing, for the Degraded condition and the event; for a version
     that is not failing, why it is not ready yet, if known (say, no node fits its
     pods), which a deadline rollback quotes."""
-    paired: Paired | None = None
-    """Shadow only, for the candidate: the labelled queries that it (in the shadow)
-    and the stable version (to the caller) both answered, as the app's frontends
-    count them -- cumulative since each frontend started, summed over the fleet.
-    None when no frontend has reported any."""
 
 
 @dataclass(frozen=True)

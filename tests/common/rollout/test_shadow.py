@@ -3,7 +3,7 @@ never weighted; labels decide; frontend restarts and controller restarts resume.
 
 from __future__ import annotations
 
-from clipper.common.rollout import VersionObservation
+from clipper.common.rollout.analysis import Fleet, FrontendReport, report_of
 from clipper.common.rollout.sequential import Paired
 from clipper.testing.rollout import Controller, make_spec, reasons, stable_on
 
@@ -23,8 +23,14 @@ def shadowing() -> Controller:
     return c
 
 
-def labels(c: Controller, version: str, paired: Paired) -> None:
-    c.observed[version] = VersionObservation(ready_replicas=2, paired=paired)
+def labels(c: Controller, version: str, paired: Paired, *more: Paired) -> None:
+    """What the app's frontends report for (v1, ``version``): one report per count."""
+    c.fleet = Fleet(
+        tuple(
+            FrontendReport(f"frontend-{i}", {}, None, {("v1", version): p})
+            for i, p in enumerate((paired, *more))
+        )
+    )
 
 
 def test_a_ready_candidate_is_mirrored_and_answers_no_caller() -> None:
@@ -73,6 +79,7 @@ def test_counts_from_before_the_shadow_started_are_not_evidence() -> None:
     c = stable_on(Controller(spec=shadow("v1")))  # type: ignore[arg-type]
     c.apply(shadow("v2"))  # type: ignore[arg-type]
     c.step(1)
+    c.ready("v2")
     labels(c, "v2", Paired(wins=50, ties=50))  # e.g. an earlier shadow of the same pair
     c.step(1)
     assert c.phase("v2") == "Shadowing"
@@ -99,8 +106,28 @@ def test_a_restarted_controller_resumes_the_test_from_the_status() -> None:
     c.step(5)
     restarted = Controller(status=c.status, spec=c.spec, now=c.now, generation=c.generation)
     restarted.observed = dict(c.observed)
+    restarted.fleet = c.fleet
     labels(restarted, "v2", Paired(wins=8, ties=13))
     assert reasons(restarted.step(5)) == ["ShadowPromoted", "Promoted"]
+
+
+def test_the_counts_of_several_frontends_add_up() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=4, ties=8), Paired(wins=4, ties=8))
+    assert reasons(c.step(5)) == ["ShadowPromoted", "Promoted"]
+
+
+def test_nothing_is_judged_or_lost_while_no_frontend_answers() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=5, ties=10))
+    c.step(5)
+    c.fleet = None
+    assert reasons(c.step(5)) == []
+    labels(c, "v2", Paired(wins=6, ties=10))
+    c.step(5)
+    state = c.status.rollout.shadow
+    assert state is not None
+    assert state.samples == 16  # the 15 before, and one new: nothing counted twice
 
 
 def test_a_version_that_was_stable_before_comes_back_without_a_shadow() -> None:
@@ -113,3 +140,15 @@ def test_a_version_that_was_stable_before_comes_back_without_a_shadow() -> None:
     plan = c.step(1)
     assert reasons(plan) == ["Promoted"]
     assert c.traffic() == {"v1": 100}
+
+
+def test_a_frontends_document_gives_the_pairs_of_its_model() -> None:
+    shadows = [
+        {"model": "digits", "stable": "v1", "candidate": "v2", "wins": 3, "ties": 1},
+        {"model": "digits", "stable": "v1", "candidate": "v2", "losses": 1},  # another app
+        {"model": "other", "stable": "v1", "candidate": "v2", "wins": 9},
+    ]
+    report = report_of({"instance": "a", "versions": [], "shadows": shadows}, "digits")
+    fleet = Fleet((report,))
+    assert fleet.paired("v1", "v2") == Paired(wins=3, losses=1, ties=1)
+    assert fleet.paired("v1", "v3") == Paired()

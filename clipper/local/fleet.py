@@ -1,0 +1,53 @@
+"""Local mode's read of its frontends' per-version counters, for rollout analysis.
+
+A supervised task (``clipper.common.tasks``) reads every frontend of the run
+that listens -- the serving one, and one being replaced or starting beside it --
+every ``interval_s`` (``clipper.common.fleet_stats``), and keeps the documents.
+The runner's reconcile loop, which must not wait on HTTP, takes the latest read
+(``fleet``) for each ModelDeployment; a read older than ``max_age_s`` counts as
+none, so a dead poll never judges on stale numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from clipper.common.fleet_stats import fleet_of, read_documents
+from clipper.common.rollout.analysis import Fleet
+
+INTERVAL_S = 1.0
+MAX_AGE_S = 10.0
+
+
+class FleetReader:
+    """The latest counters of the run's frontends."""
+
+    def __init__(
+        self,
+        urls: Callable[[], Sequence[str]],
+        interval_s: float = INTERVAL_S,
+        max_age_s: float = MAX_AGE_S,
+    ) -> None:
+        self._urls = urls
+        self.interval_s = interval_s
+        self.max_age_s = max_age_s
+        self.documents: list[dict[str, Any]] = []
+        self.read_at: float | None = None
+
+    async def run(self) -> None:
+        """Read every ``interval_s``, until cancelled."""
+        async with aiohttp.ClientSession() as session:
+            while True:
+                self.documents = await read_documents(session, self._urls())
+                self.read_at = time.monotonic()
+                await asyncio.sleep(self.interval_s)
+
+    def fleet(self, model: str) -> Fleet | None:
+        if self.read_at is None or time.monotonic() - self.read_at > self.max_age_s:
+            return None
+        return fleet_of(self.documents, model)

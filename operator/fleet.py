@@ -1,0 +1,85 @@
+"""The operator's read of the frontends' per-version counters, for rollout analysis.
+
+Only while a ModelDeployment's canary is being judged (a candidate, the Canary
+strategy, analysis enabled) does a reconcile read the frontends: every ready
+frontend pod of every ClipperApp in the namespace that serves the model, each
+at its pod IP on the frontend's HTTP port (``GET /v1/stats/versions``, through
+``clipper.common.fleet_stats``, the path local mode uses too). Pods, not the
+app's Service: a Service answers from one pod, and the analysis needs each
+frontend's counters (a fleet of frontends, with counter resets told apart by
+each one's instance id). Frontends of several apps over one model all count.
+
+A read that reaches no frontend gives no fleet: the machine judges nothing and
+the step ends on its pause (NotJudged), never on numbers it does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+
+from clipper.common import api
+from clipper.common.fleet_stats import fleet_of, read_documents
+from clipper.common.rollout.analysis import Fleet
+from clipper.operator import naming
+from clipper.operator.context import APPS, Context
+
+Obj = dict[str, Any]
+
+
+def judging(md: api.ModelDeployment) -> bool:
+    """Whether a canary of ``md`` is under analysis (and the frontends are worth reading)."""
+    st, rollout = md.status, md.spec.rollout
+    return (
+        st.candidate_version is not None
+        and st.stable_version is not None
+        and rollout.strategy == "Canary"
+        and rollout.analysis.enabled
+    )
+
+
+def serving_apps(md: api.ModelDeployment, apps: Iterable[Obj]) -> list[str]:
+    """The names of the ClipperApps (as stored) that select ``md``."""
+    names = []
+    for raw in apps:
+        try:
+            app = api.ClipperApp.model_validate(raw)
+        except ValueError:  # an invalid app serves nothing; its own reconcile says why
+            continue
+        if app.select_models([md]):
+            names.append(app.metadata.name)
+    return names
+
+
+def frontend_urls(pods: Iterable[Obj]) -> list[str]:
+    """The REST base URL of every ready frontend pod that has an IP."""
+    urls = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        ip = status.get("podIP")
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if ip and ready and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            host = f"[{ip}]" if ":" in ip else ip
+            urls.append(f"http://{host}:{naming.FRONTEND_HTTP_PORT}")
+    return urls
+
+
+async def read_fleet(ctx: Context, md: api.ModelDeployment) -> Fleet | None:
+    """What the frontends serving ``md`` counted, while its canary is judged; else None."""
+    if not judging(md):
+        return None
+    namespace = md.metadata.namespace or ""
+    urls = []
+    for app in serving_apps(md, await ctx.client.list_custom(APPS, namespace)):
+        selector = f"{naming.LABEL_APP}={app},{naming.PART}=frontend"
+        urls += frontend_urls(await ctx.client.select("Pod", namespace, selector))
+    if not urls:
+        return None
+    async with aiohttp.ClientSession() as session:
+        documents = await read_documents(session, urls)
+    return fleet_of(documents, md.model_name)

@@ -1,0 +1,93 @@
+"""A canary judged on live traffic in ``clipper run``: the latency gate rolls a slow version back.
+
+v1 is the identity; v2 is the identity after a sleep longer than the app's SLO.
+The canary's only step holds for far longer than the test runs, so nothing but the
+analysis can end it: the run reads its frontend's per-version counters, judges
+v2 against v1 on the queries each answered since the step began, and rolls v2
+back with the numbers in its Degraded condition, its event and ``clipper status``.
+No timing is asserted: the test waits, bounded, for the status to say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clipper.testing.local import (
+    LoadLoop,
+    LocalRun,
+    clipper_app,
+    deployment,
+    model_deployment,
+    traffic,
+    write_manifests,
+)
+
+SLO_MS = 200
+ANALYSIS = {"minSamples": 10, "intervalSeconds": 1}
+CANARY = {
+    "strategy": "Canary",
+    "steps": [{"weight": 50, "pauseSeconds": 3600}],
+    "drainSeconds": 1,
+    "progressDeadlineSeconds": 120,
+    "analysis": ANALYSIS,
+}
+
+
+def echo(version: str, function: str, **spec: Any) -> dict[str, Any]:
+    uri = f"clipper.testing.functions:{function}"
+    return model_deployment("echo", version, "python", uri, rollout=CANARY, **spec)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[tuple[LocalRun, Path]]:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    write_manifests(
+        folder / "app.yaml",
+        clipper_app("echo", ["echo"], latencySLOMillis=SLO_MS, cache={"enabled": False}),
+    )
+    write_manifests(folder / "echo.yaml", echo("v1", "identity"))
+    with LocalRun([folder], tmp_path / "cache") as started:
+        started.wait_serving()
+        yield started, folder
+
+
+def rolled_back(status: dict[str, Any]) -> bool:
+    versions = deployment(status, "echo")["status"].get("versions", [])
+    return any(v["version"] == "v2" and v["phase"] == "Failed" for v in versions)
+
+
+def test_a_canary_slower_than_the_slo_is_rolled_back_by_the_latency_gate(
+    run: tuple[LocalRun, Path],
+) -> None:
+    local, folder = run
+    slow = echo("v2", "slow_identity", env=[{"name": "CLIPPER_TESTING_DELAY_S", "value": "0.6"}])
+    write_manifests(folder / "echo.yaml", slow)
+    local.apply(folder / "echo.yaml")
+    load = LoadLoop(local.url, "echo", [[1.0, 2.0]], threads=2, max_seconds=150).start()
+    try:
+        state = local.wait_status(rolled_back, timeout=150, what="v2 rolled back")
+    finally:
+        load.stop()
+    st = deployment(state, "echo")["status"]
+    assert traffic(local.status(), "echo") == {"v1": 100}
+    degraded = next(c for c in st["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "AnalysisFailed")
+    assert "v2 failed its analysis at canary step 1: " in degraded["message"]
+    assert "p99 latency: v2 " in degraded["message"]
+    assert f"threshold {SLO_MS} ms (1 x the {SLO_MS} ms SLO)" in degraded["message"]
+    analysis = st["analysis"]
+    assert (analysis["version"], analysis["verdict"]) == ("v2", "Failed")
+    assert analysis["samples"] >= ANALYSIS["minSamples"]
+    p99 = {v["version"]: v.get("p99Millis") for v in analysis["versions"]}
+    assert p99["v2"] > SLO_MS
+    assert p99["v1"] < SLO_MS
+    events = [e for e in local.status()["events"] if e["reason"] == "RolledBack"]
+    assert "p99 latency: v2" in events[-1]["message"]
+    shown = local.command("status", "--pid", str(local.pid)).stdout
+    assert "canary analysis:" in shown
+    assert "Failed" in shown
