@@ -53,6 +53,7 @@ bench: venv
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py
+	$(PY) benchmarks/shadow_mirroring.py
 	$(PY) benchmarks/soak.py
 
 run-example: venv
