@@ -1,15 +1,15 @@
 """Shadow rollouts at the frontend: mirror queries to the candidate, score both on labels.
 
 A model whose ModelDeployment rolls out a candidate in Shadow mode has one
-weighted version (the stable one, which answers callers) and a ``shadow``
-version (``ModelRuntime.shadow``). Once a request's answers are built, the rows
-that the stable version answered are sent to the candidate as well, and what it
-answers is kept by query id -- never returned. When a label for the query
-arrives (feedback by id), both versions' outputs are scored with the app's loss
-and the pair is counted: the candidate's loss lower (a win), higher (a loss), or
-equal (a tie). Those cumulative counts are what the rollout machine's
-sequential test reads (``clipper.common.rollout.sequential``), summed over the
-app's frontends.
+weighted version (the stable one, which answers callers) and ``shadows``
+(``ModelRuntime.shadows``: the candidate, and keepBest's challengers). Once a
+request's answers are built, the rows that the stable version answered are sent
+to each shadow as well, and what it answers is kept by query id -- never
+returned. When a label for the query arrives (feedback by id), the stable
+version's output and each shadow's are scored with the app's loss and each pair
+is counted: the shadow's loss lower (a win), higher (a loss), or equal (a tie).
+Those cumulative counts are what the rollout machine's sequential test reads
+(``clipper.common.rollout.sequential``), summed over the app's frontends.
 
 Mirroring costs model capacity, never caller latency:
 
@@ -112,21 +112,22 @@ class ShadowMirror:
         self.failed: dict[Pair, int] = {}
         self.evictions = 0
         self.pairs: dict[Pair, PairCounts] = {}
-        self._kept: OrderedDict[tuple[str, int], Kept] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, int], list[Kept]] = OrderedDict()
+        """Each mirrored query's shadow answers (one per shadow), by (app, query id)."""
 
     # --- mirroring ------------------------------------------------------------------
 
     def after(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
         """Mirror a request's rows once its answers are built, without delaying them."""
-        if not any(model.shadow is not None for model in app.models.values()):
+        if not any(model.shadows for model in app.models.values()):
             return
         asyncio.get_running_loop().call_soon(self._mirror, app, rows, answers)
 
     def _mirror(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
         try:
             for model in app.models.values():
-                if model.shadow is not None:
-                    self._send(app, model.name, model.versions[0][0], model.shadow, rows, answers)
+                for shadow in model.shadows:
+                    self._send(app, model.name, model.versions[0][0], shadow, rows, answers)
         except Exception:  # a mirror must never break serving: say so, carry on
             log.exception("app %s: mirroring to a shadow version failed", app.name)
 
@@ -182,21 +183,23 @@ class ShadowMirror:
         nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
         if nbytes > self.max_bytes:
             return
-        self._kept[(pair[0], query_id)] = Kept(pair, output, nbytes)
+        self._kept.setdefault((pair[0], query_id), []).append(Kept(pair, output, nbytes))
         self.bytes += nbytes
         while self.bytes > self.max_bytes and self._kept:
             _, old = self._kept.popitem(last=False)
-            self.bytes -= old.nbytes
-            self.evictions += 1
+            self.bytes -= sum(kept.nbytes for kept in old)
+            self.evictions += len(old)
 
     # --- scoring on labels ----------------------------------------------------------
 
     def score(self, app: AppRuntime, query_id: int, entry: Remembered, label: Any) -> None:
-        """Compare both versions on a label for ``query_id``, if it was mirrored."""
-        kept = self._kept.pop((app.name, query_id), None)
-        if kept is None:
-            return
-        self.bytes -= kept.nbytes
+        """Compare the stable version with each shadow on a label for ``query_id``, if
+        it was mirrored."""
+        for kept in self._kept.pop((app.name, query_id), []):
+            self.bytes -= kept.nbytes
+            self._score(app, kept, entry, label)
+
+    def _score(self, app: AppRuntime, kept: Kept, entry: Remembered, label: Any) -> None:
         stable_output = entry.outputs.get(kept.pair[1])
         if stable_output is None:
             return

@@ -6,9 +6,9 @@ weights; the frontend follows). Versions with no ready replica are skipped
 while another version of the model can serve, so a half-rolled-out version
 never turns queries into defaults.
 
-A Shadow rollout's candidate is no weighted version: ``shadow`` names it, and
-``clipper.frontend.shadow`` mirrors it the queries that the model's one weighted
-version answered.
+A Shadow rollout's candidate (and keepBest's challengers) is no weighted version:
+``shadows`` lists them, and ``clipper.frontend.shadow`` mirrors them the queries
+that the model's one weighted version answered.
 
 ``AppRuntime`` keeps its policy's learned state across routing updates: a
 changed model list is handed to ``Policy.set_models`` (new models get a fair
@@ -44,13 +44,13 @@ class ModelRuntime:
         self,
         name: str,
         versions: list[tuple[VersionRuntime, float]],
-        shadow: VersionRuntime | None = None,
+        shadows: tuple[VersionRuntime, ...] = (),
     ) -> None:
         self.name = name
         self.versions = [(v, w) for v, w in versions if w > 0]
-        self.shadow = shadow if shadow is not None and len(self.versions) == 1 else None
-        """A Shadow rollout's candidate, mirrored the queries of the one weighted version
-        (``clipper.frontend.shadow``); never picked."""
+        self.shadows = shadows if len(self.versions) == 1 else ()
+        """Versions mirrored the queries of the one weighted version: a Shadow rollout's
+        candidate, keepBest's challengers (``clipper.frontend.shadow``); never picked."""
         self._single = self.versions[0][0] if len(self.versions) == 1 else None
         self._cumulative = list(itertools.accumulate(w for _, w in self.versions))
 

@@ -143,10 +143,7 @@ class Router:
                     for v in model.versions
                     if not v.shadow
                 ],
-                next(
-                    (self.versions[(model.name, v.version)] for v in model.versions if v.shadow),
-                    None,
-                ),
+                tuple(self.versions[(model.name, v.version)] for v in model.versions if v.shadow),
             )
             for model in config.models
         }

@@ -204,6 +204,11 @@ class RolloutSpec(ApiModel):
     drain_seconds: int = 10
     retain_versions: int = 2
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    keep_best: int = 0
+    """Shadow only: keep up to this many versions running (0: off) and serve whichever
+    is best on feedback -- a promoted version's predecessor stays up as a challenger,
+    compared in the shadow, and comes back if it proves better; a challenger that
+    proves worse scales to zero (``retainVersions`` bounds those kept)."""
 
 
 class ModelDeploymentSpec(VersionTemplate):
@@ -250,6 +255,8 @@ class ShadowStatus(ApiModel):
     controller resumes the test where it was."""
 
     started_at: datetime | None = None
+    stable: str | None = None
+    """The stable version the comparison is with (a new stable starts it over)."""
     evidence: PairedCounts = Field(default_factory=PairedCounts)
     """The comparison since the shadow started (frontend restarts included)."""
     last_seen: PairedCounts = Field(default_factory=PairedCounts)
@@ -282,6 +289,13 @@ class FrontendCounters(ApiModel):
     instance: str
     """The frontend process's id: a restarted frontend has a new one (its counters reset)."""
     versions: list[VersionCounters] = Field(default_factory=list)
+
+
+class Challenger(ApiModel):
+    """keepBest: a version that served before, compared in the shadow with the stable one."""
+
+    version: str
+    shadow: ShadowStatus = Field(default_factory=ShadowStatus)
 
 
 class RolloutStatus(ApiModel):
@@ -353,6 +367,9 @@ class ModelDeploymentStatus(ApiModel):
     candidate_version: str | None = None
     shadow_version: str | None = None
     """The candidate that gets a mirrored copy of the queries (Shadow), if any."""
+    challengers: list[Challenger] = Field(default_factory=list)
+    """keepBest: earlier versions still running in the shadow, each compared with the
+    stable version; the frontend mirrors queries to them as to ``shadowVersion``."""
     traffic: list[TrafficWeight] = Field(default_factory=list)
     traffic_summary: str | None = None
     rollout: RolloutStatus = Field(default_factory=RolloutStatus)

@@ -43,9 +43,10 @@ def describe(test: SequentialTest) -> str:
     )
 
 
-def start(now: datetime, seen: Paired) -> ShadowStatus:
-    """A fresh comparison: what the frontends count from here on is evidence."""
-    return ShadowStatus(started_at=now, last_seen=_counts(seen))
+def start(now: datetime, seen: Paired, stable: str | None) -> ShadowStatus:
+    """A fresh comparison with ``stable``: what the frontends count from here on is
+    evidence."""
+    return ShadowStatus(started_at=now, stable=stable, last_seen=_counts(seen))
 
 
 def judge(test: SequentialTest, status: ShadowStatus, seen: Paired) -> Decision:
