@@ -163,4 +163,7 @@ def test_a_stronger_version_is_promoted_and_a_worse_one_rejected_unseen(
     assert pair["losses"] > pair["wins"]
     shown = local.command("status", "--pid", str(local.pid)).stdout
     assert "ShadowRejected" in shown
+    assert "rollout analysis" in shown
+    assert st["analysis"]["verdict"] == "Failed"
+    assert st["analysis"]["samples"] == labels_taken(rejected)
     print(f"labels: promotion {labels_taken(promoted)}, rejection {labels_taken(rejected)}")

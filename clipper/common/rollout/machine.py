@@ -379,6 +379,7 @@ class _Reconcile:
             self.wake.append(shadow.POLL_S)
             return
         decision = shadow.judge(test, state, counts)
+        self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
         if decision.verdict == "promote":
             self._event("ShadowPromoted", f"{entry.version} is better: {decision.evidence(test)}")
             self._promote(entry)
@@ -530,6 +531,7 @@ class _Reconcile:
             if fleet is None or not self._ready(entry):
                 continue
             decision = shadow.judge(test, challenger.shadow, counts)
+            self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
             if decision.verdict == "promote":
                 self._event(
                     "ShadowPromoted",

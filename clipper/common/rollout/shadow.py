@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from clipper.common.api import PairedCounts, ShadowSpec, ShadowStatus
+from clipper.common.api import (
+    AnalysisStatus,
+    PairedCounts,
+    ShadowSpec,
+    ShadowStatus,
+    VersionAnalysis,
+)
 from clipper.common.rollout.sequential import Decision, Paired, SequentialTest, decide
 
 POLL_S = 5.0
@@ -63,6 +69,36 @@ def judge(test: SequentialTest, status: ShadowStatus, seen: Paired) -> Decision:
     status.stable_loss, status.candidate_loss = stable, candidate
     status.verdict = decision.verdict
     return decision
+
+
+VERDICTS = {"continue": "Waiting", "promote": "Passed", "reject": "Failed"}
+"""The test's verdicts as ``status.analysis`` words (what ``kubectl get mdep`` and
+``clipper status`` show for a canary's analysis too)."""
+
+
+def analysis_of(
+    decision: Decision, test: SequentialTest, stable: str, candidate: str, now: datetime
+) -> AnalysisStatus:
+    """What ``status.analysis`` shows of a Shadow comparison: the labelled pairs, each
+    version's mean loss over them, the verdict and its evidence."""
+    paired = decision.paired
+    losses = paired.mean_losses()
+    numbers = [
+        VersionAnalysis(
+            version=version, labels=paired.samples, loss=None if loss is None else round(loss, 4)
+        )
+        for version, loss in zip((stable, candidate), losses, strict=True)
+    ]
+    summary = " ".join(f"{n.version}={n.loss:.3f}" for n in numbers if n.loss is not None)
+    return AnalysisStatus(
+        version=candidate,
+        verdict=VERDICTS[decision.verdict],  # type: ignore[arg-type]
+        samples=paired.samples,
+        loss_summary=summary or None,
+        message=f"shadow: {decision.why}; {decision.evidence(test)}",
+        versions=numbers,
+        judged_at=now,
+    )
 
 
 def _paired(counts: PairedCounts) -> Paired:

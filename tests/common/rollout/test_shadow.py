@@ -53,6 +53,10 @@ def test_labels_that_favour_the_candidate_promote_it_with_the_evidence() -> None
     plan = c.step(5)
     assert reasons(plan) == ["ShadowPromoted", "Promoted"]
     assert "n=21" in plan.events[0].message
+    analysis = c.status.analysis
+    assert analysis is not None
+    assert (analysis.version, analysis.verdict, analysis.samples) == ("v2", "Passed", 21)
+    assert analysis.loss_summary == "v1=0.429 v2=0.000"
     assert "better 9" in plan.events[0].message
     assert c.traffic() == {"v2": 100}
     assert c.status.shadow_version is None
