@@ -29,7 +29,9 @@ SLO) is evidence: the candidate would have answered that caller with a default,
 so once labelled it counts as a full loss for the candidate.
 
 The candidate's answers wait for their labels in a store bounded in bytes
-(``shadow_max_bytes``, oldest forgotten first), as the feedback store does.
+(``shadow_max_bytes``, oldest forgotten first), as the feedback store does. A
+label may also come first (a client that labels at once, a slow candidate): it
+waits for the query's mirrors in flight and is scored as each lands.
 Feedback by input is not compared: its rows are evaluated for the label, not
 answered to a caller, so there is no caller-visible answer to compare with.
 """
@@ -114,6 +116,11 @@ class ShadowMirror:
         self.pairs: dict[Pair, PairCounts] = {}
         self._kept: OrderedDict[tuple[str, int], list[Kept]] = OrderedDict()
         """Each mirrored query's shadow answers (one per shadow), by (app, query id)."""
+        self._awaited: dict[tuple[str, int], int] = {}
+        """Mirrors of a query still in flight, by (app, query id)."""
+        self._early: dict[tuple[str, int], tuple[AppRuntime, Remembered, Any]] = {}
+        """Labels that arrived before every mirror of their query had landed: scored as
+        each lands. Bounded by the mirrors in flight."""
 
     # --- mirroring ------------------------------------------------------------------
 
@@ -166,6 +173,9 @@ class ShadowMirror:
         self.inflight_rows += n
         self.mirrored[pair] = self.mirrored.get(pair, 0) + n
         ids = [answers[i].query_id for i in picked]
+        for query_id in ids:
+            key = (app.name, query_id)
+            self._awaited[key] = self._awaited.get(key, 0) + 1
         future.add_done_callback(partial(self._landed, pair, ids))
 
     def _landed(self, pair: Pair, ids: list[int], future: asyncio.Future[np.ndarray]) -> None:
@@ -177,7 +187,17 @@ class ShadowMirror:
             self.failed[pair] = self.failed.get(pair, 0) + len(ids)
         for position, query_id in enumerate(ids):
             output = None if outputs is None else np.array(outputs[position], copy=True)
-            self._keep(pair, query_id, output)
+            key = (pair[0], query_id)
+            early = self._early.get(key)
+            if early is not None:  # its label came first: score now, keep nothing
+                self._score(early[0], Kept(pair, output, 0), early[1], early[2])
+            else:
+                self._keep(pair, query_id, output)
+            left = self._awaited.pop(key, 1) - 1
+            if left > 0:
+                self._awaited[key] = left
+            else:
+                self._early.pop(key, None)
 
     def _keep(self, pair: Pair, query_id: int, output: np.ndarray | None) -> None:
         nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
@@ -195,9 +215,12 @@ class ShadowMirror:
     def score(self, app: AppRuntime, query_id: int, entry: Remembered, label: Any) -> None:
         """Compare the stable version with each shadow on a label for ``query_id``, if
         it was mirrored."""
-        for kept in self._kept.pop((app.name, query_id), []):
+        key = (app.name, query_id)
+        for kept in self._kept.pop(key, []):
             self.bytes -= kept.nbytes
             self._score(app, kept, entry, label)
+        if key in self._awaited:  # a mirror still in flight: score it when it lands
+            self._early[key] = (app, entry, label)
 
     def _score(self, app: AppRuntime, kept: Kept, entry: Remembered, label: Any) -> None:
         stable_output = entry.outputs.get(kept.pair[1])

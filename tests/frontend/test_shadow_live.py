@@ -9,6 +9,7 @@ Mirrors past the in-flight bound are dropped and counted, never queued.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,28 @@ async def test_a_label_for_a_query_the_shadow_never_got_compares_nothing(
         async with http.post(f"{fe.url}/digits/feedback", json=body) as r:
             assert r.status == 200, await r.text()
         assert fe.frontend.plane.mirror.snapshot() == []
+
+
+async def test_a_label_that_comes_before_the_shadow_answered_is_scored_when_it_lands(
+    routes: Path, versions: dict[str, ModelServer]
+) -> None:
+    """The candidate is paused (SIGSTOP) while callers get their answers and send
+    their labels at once; when it resumes, its answers land and are compared."""
+    write_routes(routes, shadow_route(versions, "fair", "good"))
+    pixels, labels = digits()
+    candidate = versions["good"].process
+    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+        candidate.signal(signal.SIGSTOP)
+        try:
+            answers = await predict_each(fe, http, pixels[:5])
+            ids = [a["query_id"] for a in answers]
+            body = {"query_ids": ids, "label_batch": labels[:5].tolist()}
+            async with http.post(f"{fe.url}/digits/feedback", json=body) as r:
+                assert r.status == 200, await r.text()
+            assert fe.frontend.plane.mirror.inflight_rows == 5  # nothing landed yet
+        finally:
+            candidate.signal(signal.SIGCONT)
+        await mirrors_settled(fe)
+        [pair] = fe.frontend.plane.mirror.snapshot()
+    assert pair["wins"] + pair["losses"] + pair["ties"] == 5
+    assert pair["failed"] == 0
