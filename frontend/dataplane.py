@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ class DataPlane:
         self.mirror = ShadowMirror(settings.shadow_max_inflight_rows, settings.shadow_max_bytes)
         """Shadow rollouts: queries mirrored to candidates, compared on labels."""
         router.metrics.registry.register(ShadowCollector(self.mirror))
-        self.version_stats = VersionStats()
+        self.version_stats = VersionStats(router.settings.version_stats_max_entries)
         """Per-version counters for rollout analysis (``GET /v1/stats/versions``)."""
         router.metrics.registry.register(VersionStatsCollector(self.version_stats))
         router.metrics.watch_admission(
@@ -233,7 +233,7 @@ class DataPlane:
         return self._learn(app, scored)
 
     def _count_losses(
-        self, app: AppRuntime, versions: dict[str, str], losses: dict[str, float]
+        self, app: AppRuntime, versions: Mapping[str, str], losses: dict[str, float]
     ) -> None:
         """Each answering version's loss, for rollout analysis."""
         for model, loss in losses.items():
@@ -289,9 +289,15 @@ class DataPlane:
 
 
 def _versions(evaluation: queries.Evaluation) -> list[dict[str, str]]:
-    """Each row's version by model (what ``queries.start`` grouped it to)."""
-    versions: list[dict[str, str]] = [{} for _ in evaluation.sources]
-    for version, members in evaluation.groups:
+    """Each row's version by model (what ``queries.start`` grouped it to). One version
+    for every row (the common case) is one dict shared by all: read, never written."""
+    rows = len(evaluation.sources)
+    groups = evaluation.groups
+    if len(groups) == 1 and len(groups[0][1]) == rows:
+        version, members = groups[0]
+        return [{members[0][1]: version.version}] * rows
+    versions: list[dict[str, str]] = [{} for _ in range(rows)]
+    for version, members in groups:
         for i, model in members:
             versions[i][model] = version.version
     return versions

@@ -52,8 +52,9 @@ class Remembered:
     selection: Selection
     outputs: dict[str, np.ndarray]
     nbytes: int
-    versions: dict[str, str]
-    """The version of each model that answered (rollout analysis scores losses by it)."""
+    versions: Mapping[str, str]
+    """The version of each model that answered (rollout analysis scores losses by it);
+    shared between the rows of a request, never written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class FeedbackStore:
         queries = self._apps.get(app)
         if queries is None:
             queries = self._apps[app] = _AppQueries()
-        entry = Remembered(context, selection, copies, nbytes, dict(versions or {}))
+        entry = Remembered(context, selection, copies, nbytes, versions or {})
         queries.add(query_id, entry, self.max_bytes)
 
     def get(self, app: str, query_id: int) -> Remembered:

@@ -124,6 +124,10 @@ class FrontendSettings(BaseSettings):
     """Bytes of Shadow candidates' answers kept until their label arrives (output rows
     plus ~300 bytes each; oldest forgotten first)."""
 
+    version_stats_max_entries: int = Field(default=4096, ge=1)
+    """(app, model, version) entries of per-version counters kept for rollout analysis
+    (``GET /v1/stats/versions``; a few hundred bytes each; oldest dropped first)."""
+
     seed: int | None = None
     """Seed for selection policies and version picks (reproducible experiments)."""
 

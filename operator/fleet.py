@@ -10,8 +10,9 @@ app's Service: a Service answers from one pod, and the analysis needs each
 frontend's counters (a fleet of frontends, with counter resets told apart by
 each one's instance id). Frontends of several apps over one model all count.
 
-A read that reaches no frontend gives no fleet: the machine judges nothing and
-the step ends on its pause (NotJudged), never on numbers it does not have.
+A read that reaches no frontend gives a fleet with no reports: the machine
+judges nothing (a step ending so is NotJudged), never on numbers it does not
+have, and asks to be called again soon, to read once more.
 """
 
 from __future__ import annotations
@@ -54,8 +55,18 @@ def serving_apps(md: api.ModelDeployment, apps: Iterable[Obj]) -> list[str]:
     return names
 
 
+def http_port(pod: Obj) -> int:
+    """The port of the pod's container port named ``http`` (the frontend's REST port)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == "http" and port.get("containerPort"):
+                return int(port["containerPort"])
+    return naming.FRONTEND_HTTP_PORT
+
+
 def frontend_urls(pods: Iterable[Obj]) -> list[str]:
-    """The REST base URL of every ready frontend pod that has an IP."""
+    """The REST base URL of every ready frontend pod that has an IP: its IP, and its
+    container port named ``http``."""
     urls = []
     for pod in pods:
         status = pod.get("status") or {}
@@ -66,7 +77,7 @@ def frontend_urls(pods: Iterable[Obj]) -> list[str]:
         )
         if ip and ready and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             host = f"[{ip}]" if ":" in ip else ip
-            urls.append(f"http://{host}:{naming.FRONTEND_HTTP_PORT}")
+            urls.append(f"http://{host}:{http_port(pod)}")
     return urls
 
 
@@ -80,7 +91,7 @@ async def read_fleet(ctx: Context, md: api.ModelDeployment) -> Fleet | None:
         selector = f"{naming.LABEL_APP}={app},{naming.PART}=frontend"
         urls += frontend_urls(await ctx.client.select("Pod", namespace, selector))
     if not urls:
-        return None
+        return Fleet()
     async with aiohttp.ClientSession() as session:
         documents = await read_documents(session, urls)
     return fleet_of(documents, md.model_name)

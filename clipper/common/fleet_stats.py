@@ -9,8 +9,8 @@ that serve the model.
 
 A frontend that does not answer is left out of this read (its counters are not
 lost: they are cumulative, and the next read finds them). When none answers the
-controller passes no fleet at all, and the machine judges nothing rather than
-judge on nothing.
+fleet has no reports: the machine judges nothing rather than judge on nothing,
+and asks to be called again soon to read them once more.
 """
 
 from __future__ import annotations
@@ -54,8 +54,6 @@ async def _read(
         return None
 
 
-def fleet_of(documents: Sequence[dict[str, Any]], model: str) -> Fleet | None:
-    """What the frontends counted for ``model``; None when no frontend answered."""
-    if not documents:
-        return None
+def fleet_of(documents: Sequence[dict[str, Any]], model: str) -> Fleet:
+    """What the frontends counted for ``model`` (no reports when none answered)."""
     return Fleet(tuple(report_of(doc, model) for doc in documents))

@@ -47,7 +47,8 @@ class FleetReader:
                 self.read_at = time.monotonic()
                 await asyncio.sleep(self.interval_s)
 
-    def fleet(self, model: str) -> Fleet | None:
+    def fleet(self, model: str) -> Fleet:
+        """The latest read for ``model``; no reports when it is missing or too old."""
         if self.read_at is None or time.monotonic() - self.read_at > self.max_age_s:
-            return None
+            return Fleet()
         return fleet_of(self.documents, model)

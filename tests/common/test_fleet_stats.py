@@ -3,7 +3,7 @@
 Two frontends in this process serve one app over a real ``noop`` model server;
 a third address answers nothing. The read keeps the two documents (each with
 its own instance id) and leaves the dead one out; ``fleet_of`` sums both
-frontends' counters per version, and nothing at all read gives no fleet.
+frontends' counters per version, and nothing at all read gives no reports.
 """
 
 from __future__ import annotations
@@ -53,4 +53,4 @@ async def test_every_answering_frontend_counts_and_a_dead_one_is_left_out(
     assert [r.versions["1"].requests for r in fleet.reports] == [3, 2]
     assert fleet.since([])["1"].requests == 5
     assert fleet.slo_ms == 100  # the app's default objective
-    assert fleet_of([], "m") is None
+    assert fleet_of([], "m").reports == ()

@@ -32,12 +32,18 @@ def app(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns"}, "spec": spec}
 
 
-def pod(ip: str | None, ready: bool = True, deleting: bool = False) -> dict[str, Any]:
+def pod(
+    ip: str | None, ready: bool = True, deleting: bool = False, port: int | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": f"fe-{ip}"}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     condition = {"type": "Ready", "status": "True" if ready else "False"}
-    return {"metadata": meta, "status": {"podIP": ip, "conditions": [condition]}}
+    ports = [{"name": "grpc", "containerPort": 8081}]
+    if port is not None:
+        ports.append({"name": "http", "containerPort": port})
+    spec = {"containers": [{"name": "frontend", "ports": ports}]}
+    return {"metadata": meta, "spec": spec, "status": {"podIP": ip, "conditions": [condition]}}
 
 
 def test_only_a_canary_with_a_stable_version_and_analysis_on_is_judged() -> None:
@@ -75,5 +81,10 @@ def test_each_ready_frontend_pod_is_read_at_its_ip() -> None:
         pod(None),
         pod("10.0.0.3", deleting=True),
         pod("fd00::5"),
+        pod("10.0.0.4", port=9000),
     ]
-    assert frontend_urls(pods) == ["http://10.0.0.1:8080", "http://[fd00::5]:8080"]
+    assert frontend_urls(pods) == [
+        "http://10.0.0.1:8080",
+        "http://[fd00::5]:8080",
+        "http://10.0.0.4:9000",  # the pod's own port named http
+    ]

@@ -1,8 +1,9 @@
 """The rollout state machine that local mode and the operator both drive.
 
-``reconcile(spec, status, observed, now, generation) -> Plan``: pure, no I/O. See
-``machine`` for the states and transitions, ``plan`` for what the actions mean to
-each controller.
+``reconcile(spec, status, observed, now, generation, fleet) -> Plan``: pure, no
+I/O. See ``machine`` for the states and transitions, ``plan`` for what the actions
+mean to each controller, ``analysis`` for how a canary step is judged on what the
+frontends counted (``fleet``).
 """
 
 from clipper.common.rollout.machine import reconcile

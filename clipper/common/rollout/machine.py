@@ -35,8 +35,9 @@ candidate against the stable version on what was counted since. A failed gate
 fails the rollout at once (``AnalysisFailed``, rolled back like any failure); a
 step ends on its pause as before, judged or -- with too few samples, or no
 counters to read -- not (its event says which). While a step is analysed the
-plan asks to be called again every ``analysis.intervalSeconds`` (when it was
-given counters: without, only the pauses matter).
+plan asks to be called again every ``analysis.intervalSeconds`` when the
+controller reads counters (``fleet`` given, even one that reached no frontend:
+it tries again then); a controller that passes none wakes for the pauses only.
 """
 
 from __future__ import annotations
@@ -406,13 +407,13 @@ class _Reconcile:
         return self.spec.rollout.analysis.enabled and self.st.stable_version is not None
 
     def _baseline(self) -> list[api.FrontendCounters] | None:
-        if not self._analysing() or self.fleet is None:
+        if not self._analysing() or self.fleet is None or not self.fleet.reports:
             return None
         return self.fleet.baseline([self.st.stable_version or "", self.st.candidate_version or ""])
 
     def _analyse(self, entry: VersionStatus) -> Judgement | None:
         """Judge the step so far; None when there is nothing to judge it on."""
-        if not self._analysing() or self.fleet is None:
+        if not self._analysing() or self.fleet is None or not self.fleet.reports:
             return None
         rollout = self.st.rollout
         if rollout.baseline is None:  # no counters when the step began: count from now

@@ -224,3 +224,20 @@ def test_without_counters_steps_advance_on_their_pauses_and_say_so() -> None:
     assert "was not judged (no frontend's counters to read)" in plan.events[0].message
     assert c.status.analysis is not None
     assert c.status.analysis.verdict == "NotJudged"
+
+
+def test_a_step_whose_frontends_were_unreachable_at_first_is_judged_once_they_answer() -> None:
+    c = candidate_ready()
+    c.spec.rollout.analysis = SPEC.model_copy()
+    c.fleet = Fleet()  # the controller read, and reached no frontend
+    plan = c.step(1)
+    assert reasons(plan) == ["CanaryStep"]
+    assert c.status.rollout.baseline is None
+    assert plan.requeue_after == SPEC.interval_seconds  # it will read again soon
+    c.fleet = fleet(("a", {"v1": stats(1000), "v2": stats(500, errors=500)}))
+    assert reasons(c.step(5)) == []  # the baseline is taken now: nothing judged yet
+    assert c.status.rollout.baseline is not None
+    c.fleet = fleet(("a", {"v1": stats(1100), "v2": stats(560, errors=560)}))
+    plan = c.step(5)
+    assert reasons(plan) == ["RolledBack"]
+    assert "error rate: v2 1.000 (n=60) vs v1 0.000 (n=100)" in plan.events[0].message
