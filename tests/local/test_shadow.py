@@ -38,9 +38,9 @@ MAX_QUERIES = 1500
 MAX_SECONDS = 240.0
 
 
-def forest(version: str, path: Path) -> dict[str, Any]:
+def forest(version: str, path: Path, **rollout: Any) -> dict[str, Any]:
     return model_deployment(
-        "digits-forest", version, "sklearn", str(path), threads=1, rollout=SHADOW
+        "digits-forest", version, "sklearn", str(path), threads=1, rollout={**SHADOW, **rollout}
     )
 
 
@@ -167,3 +167,27 @@ def test_a_stronger_version_is_promoted_and_a_worse_one_rejected_unseen(
     assert st["analysis"]["verdict"] == "Failed"
     assert st["analysis"]["samples"] == labels_taken(rejected)
     print(f"labels: promotion {labels_taken(promoted)}, rejection {labels_taken(rejected)}")
+
+
+def test_keep_best_keeps_the_predecessor_up_until_the_labels_show_it_is_worse(
+    run: tuple[LocalRun, Path], forests: dict[str, Path]
+) -> None:
+    """keepBest: 2 -- v2 promoted, v1 stays up as a challenger, still mirrored the
+    queries; once the labels show it is worse than v2 it scales to zero."""
+    local, folder = run
+    apply(local, folder, forest("v2", forests["v2"], keepBest=2))
+    label_until(local, phase("v2"))
+    st = deployment(local.status(), "digits-forest")["status"]
+    assert [c["version"] for c in st["challengers"]] == ["v1"]
+    assert next(v for v in st["versions"] if v["version"] == "v1")["phase"] == "Shadowing"
+
+    def v1_retained(status: dict[str, Any]) -> bool:
+        versions = deployment(status, "digits-forest")["status"]["versions"]
+        return any(v["version"] == "v1" and v["phase"] == "Retained" for v in versions)
+
+    label_until(local, v1_retained, offset=700)
+    state = local.status()
+    assert "v1 is worse than v2" in event(state, "ShadowRejected")
+    st = deployment(state, "digits-forest")["status"]
+    assert st.get("challengers", []) == []
+    assert traffic(state, "digits-forest") == {"v2": 100}
