@@ -102,8 +102,11 @@ class Runner:
                 log.exception("reconciling failed; trying again in %.0fs", IDLE_S)
                 wait = IDLE_S
             timeout = IDLE_S if wait is None else min(max(wait, MIN_WAIT_S), IDLE_S)
+            # ``asyncio.timeout``, not ``wait_for``: on 3.11 ``wait_for`` swallows a
+            # cancellation that arrives as the event is set, and the loop never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wakeup.wait()
 
     def step(self) -> float | None:
         """One pass; seconds until something is due (None: only a change matters)."""
