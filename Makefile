@@ -58,6 +58,7 @@ bench: venv
 	$(PY) benchmarks/cache_and_selection_ops.py
 	$(PY) benchmarks/selection_regret.py
 	$(PY) benchmarks/overload.py
+	$(PY) benchmarks/shadow_mirroring.py
 	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/shared_state.py
 

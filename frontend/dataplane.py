@@ -26,6 +26,7 @@ from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.router import Router
 from clipper.frontend.selection import Selection
 from clipper.frontend.selection.labels import OutputSpec, check_label
+from clipper.frontend.shadow import ShadowCollector, ShadowMirror
 from clipper.frontend.state import SelectionState
 from clipper.frontend.version_stats import VersionStats, VersionStatsCollector, watch
 
@@ -51,6 +52,10 @@ class DataPlane:
         self.draining = False
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
         self.admission = Admission(router.settings.max_inflight_rows)
+        settings = router.settings
+        self.mirror = ShadowMirror(settings.shadow_max_inflight_rows, settings.shadow_max_bytes)
+        """Shadow rollouts: queries mirrored to candidates, compared on labels."""
+        router.metrics.registry.register(ShadowCollector(self.mirror))
         self.version_stats = VersionStats(router.settings.version_stats_max_entries)
         """Per-version counters for rollout analysis (``GET /v1/stats/versions``)."""
         router.metrics.registry.register(VersionStatsCollector(self.version_stats))
@@ -190,6 +195,7 @@ class DataPlane:
                         answer.query_id, app.name, context, selection, outputs, versions[i]
                     )
                 answers.append(answer)
+            self.mirror.after(app, rows, answers)
             self.version_stats.record(app, evaluation, answers, answered_at, arrived)
         finally:
             evaluation.abandon()
@@ -220,9 +226,12 @@ class DataPlane:
         ]
         used = await self.state.use_up(app_name, query_ids)
         # An id another feedback used up meanwhile (perhaps on another replica) is
-        # not learned from twice, nor counted twice for rollout analysis; its losses
-        # are still answered.
+        # not learned from twice, nor counted twice for rollout analysis or a Shadow
+        # comparison; its losses are still answered.
         learn = [s if fresh else (s[0], s[1], {}) for s, fresh in zip(scored, used, strict=True)]
+        for query_id, entry, label, fresh in zip(query_ids, entries, labels, used, strict=True):
+            if fresh:
+                self.mirror.score(app, query_id, entry, label)
         for entry, (_, _, losses) in zip(entries, learn, strict=True):
             self._count_losses(app, entry.versions, losses)
         self._learn(app, learn)

@@ -119,6 +119,15 @@ class FrontendSettings(BaseSettings):
     output rows plus ~700 bytes each; oldest forgotten first; 0: feedback by input
     only)."""
 
+    shadow_max_inflight_rows: int = Field(default=1024, ge=0)
+    """Rows mirrored to Shadow candidates and not yet answered, at most; a mirror past
+    it is dropped (counted in /metrics), never queued: mirroring costs the
+    candidate's capacity, never a caller's latency. 0: no mirroring."""
+
+    shadow_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Bytes of Shadow candidates' answers kept until their label arrives (output rows
+    plus ~300 bytes each; oldest forgotten first)."""
+
     version_stats_max_entries: int = Field(default=4096, ge=1)
     """(app, model, version) entries of per-version counters kept for rollout analysis
     (``GET /v1/stats/versions``; a few hundred bytes each; oldest dropped first)."""

@@ -1,7 +1,8 @@
 """The operator's read of the frontends' per-version counters, for rollout analysis.
 
-Only while a ModelDeployment's canary is being judged (a candidate, the Canary
-strategy, analysis enabled) does a reconcile read the frontends: every ready
+Only while a ModelDeployment's rollout is being judged (a candidate, and the
+Canary strategy with analysis enabled, or the Shadow strategy, whose sequential
+test reads the frontends' paired counts) does a reconcile read the frontends: every ready
 frontend pod of every ClipperApp in the namespace that serves the model, each
 at its pod IP on the frontend's HTTP port (``GET /v1/stats/versions``, through
 ``clipper.common.fleet_stats``, the path local mode uses too). Pods, not the
@@ -31,14 +32,14 @@ Obj = dict[str, Any]
 
 
 def judging(md: api.ModelDeployment) -> bool:
-    """Whether a canary of ``md`` is under analysis (and the frontends are worth reading)."""
+    """Whether a rollout of ``md`` is judged on the frontends' counters (and they are
+    worth reading): a canary under analysis, or a Shadow candidate (always)."""
     st, rollout = md.status, md.spec.rollout
-    return (
-        st.candidate_version is not None
-        and st.stable_version is not None
-        and rollout.strategy == "Canary"
-        and rollout.analysis.enabled
-    )
+    if st.candidate_version is None or st.stable_version is None:
+        return False
+    if rollout.strategy == "Shadow":
+        return True
+    return rollout.strategy == "Canary" and rollout.analysis.enabled
 
 
 def serving_apps(md: api.ModelDeployment, apps: Iterable[Obj]) -> list[str]:

@@ -40,6 +40,9 @@ class VersionRoute(_Model):
     """Relative traffic weight among the model's versions (they need not sum to 100)."""
     replicas: tuple[str, ...] = ()
     """``host:port`` of each ready replica's Open Inference Protocol gRPC endpoint."""
+    shadow: bool = False
+    """A Shadow rollout's candidate: it gets a mirrored copy of the queries answered by
+    the model's (one) weighted version, never a caller's query; its weight is 0."""
 
 
 class ModelRoute(_Model):

@@ -6,7 +6,10 @@ same table from the same objects. The traffic weights come from each
 ModelDeployment's ``status.traffic`` -- the rollout state machine writes them --
 and a version is routed to only while it has a ready replica: weights are
 relative, so a canary with no ready replica simply gets no traffic instead of
-failing its share of the requests.
+failing its share of the requests. A Shadow rollout's candidate
+(``status.shadowVersion``), and keepBest's challengers (``status.challengers``),
+are listed with weight 0 and ``shadow: true``: the frontend mirrors queries to
+them and never answers from them.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ def model_route(deployment: api.ModelDeployment, endpoints: Endpoints) -> ModelR
         for t in deployment.status.traffic
         if t.weight > 0 and endpoints.get((name, t.version))
     )
+    status = deployment.status
+    shadows = [status.shadow_version, *(c.version for c in status.challengers)]
+    for shadow in dict.fromkeys(v for v in shadows if v):
+        addresses = tuple(endpoints.get((name, shadow), ()))
+        if addresses and not any(v.version == shadow for v in versions):
+            route = VersionRoute(version=shadow, weight=0.0, replicas=addresses, shadow=True)
+            versions = (*versions, route)
     batching = deployment.spec.batching
     return ModelRoute(
         name=deployment.model_name,

@@ -160,8 +160,9 @@ def _versions(status: dict[str, Any]) -> list[str]:
 
 
 def _analysis(status: dict[str, Any]) -> list[str]:
-    """Each ModelDeployment's latest canary analysis: samples, each version's loss and
-    p99, the verdict (``status.analysis``; the same columns ``kubectl get mdep`` shows)."""
+    """Each ModelDeployment's latest rollout analysis (a canary's gates, or a Shadow
+    rollout's sequential test): samples, each version's loss and p99, the verdict
+    (``status.analysis``; the same columns ``kubectl get mdep`` shows)."""
     rows = [["MODEL", "CANDIDATE", "STEP", "SAMPLES", "LOSS", "P99", "VERDICT", "MESSAGE"]]
     for deployment in status["deployments"]:
         found = deployment["status"].get("analysis")
@@ -210,7 +211,7 @@ def render(status: dict[str, Any]) -> str:
     ]
     analysis = _analysis(status)
     if analysis:
-        lines += ["", "canary analysis:", *analysis]
+        lines += ["", "rollout analysis (canary gates, shadow test):", *analysis]
     degraded = _degraded(status)
     if degraded:
         lines += ["", "degraded models (see their events):", *degraded]

@@ -8,6 +8,10 @@ feedback is a zero-one loss and an ensemble is a weighted vote:
 * ``poor``: logistic regression trained on shuffled labels (~10%).
 
 Each is saved with joblib for ``--framework sklearn``; ``GRADES`` orders them.
+
+``train_forests`` makes the three versions of the digits forest that the Shadow
+rollout tests and the README's walk-through use: ``v1`` weak (5 trees of depth
+4), ``v2`` strong (100 full trees), ``v3`` worse than both (one tree of depth 3).
 """
 
 from __future__ import annotations
@@ -50,6 +54,24 @@ def train_graded(directory: Path) -> dict[str, Path]:
             final.coef_ = final.coef_ / 16.0
             paths[grade] = Path(directory) / f"digits-{grade}.joblib"
             joblib.dump(model, paths[grade])
+    return paths
+
+
+FORESTS = {"v1": (5, 4), "v2": (100, None), "v3": (1, 3)}
+"""(trees, depth) of each version of the digits forest."""
+
+
+def train_forests(directory: Path) -> dict[str, Path]:
+    """Train and save the forest's versions; their joblib paths by version."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    pixels, labels = digits()
+    paths = {}
+    for version, (trees, depth) in FORESTS.items():
+        model = RandomForestClassifier(n_estimators=trees, max_depth=depth, random_state=0)
+        paths[version] = Path(directory) / f"digits-forest-{version}.joblib"
+        joblib.dump(model.fit(pixels, labels), paths[version])
     return paths
 
 

@@ -60,7 +60,7 @@ def service_account_kubeconfig(
     (a token from the TokenRequest API, as a pod would mount)."""
     from kubernetes import client
 
-    core = client.CoreV1Api(plane.api)
+    core: Any = client.CoreV1Api(plane.api)
     wait_for(
         lambda: core.read_namespaced_service_account(account, namespace),
         timeout=30, what=f"ServiceAccount {namespace}/{account}",
@@ -450,3 +450,49 @@ class TrafficRecorder:
     def when(self, summary: str) -> float:
         """When ``summary`` was first seen (monotonic)."""
         return next(t for t, s in self.seen if s == summary)
+
+
+def frontend_stand_in(plane: ControlPlane, namespace: str, app: str, port: int) -> None:
+    """A pod of app ``app``'s frontend at 127.0.0.1:``port``, Ready as a kubelet would
+    write it: kwok runs no containers, so a test runs the frontend here and stands
+    this pod in for it, where the operator looks for frontends (the app's ready
+    frontend pods, their IP and container port named ``http``). Never scheduled (no
+    node matches it), and owned by a ConfigMap so that the app's ReplicaSet does not
+    adopt it."""
+    from kubernetes import client
+
+    core: Any = client.CoreV1Api(plane.api)
+    owner = core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": f"{app}-frontend-stand-in"}}
+    )
+    pod = core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {
+                "name": f"{app}-frontend-stand-in",
+                "labels": {"clipper.dev/app": app, "app.kubernetes.io/component": "frontend"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": owner.metadata.name,
+                        "uid": owner.metadata.uid,
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "nodeSelector": {"clipper.dev/no-such-node": "true"},
+                "containers": [
+                    {
+                        "name": "frontend",
+                        "image": "clipper:test",
+                        "ports": [{"name": "http", "containerPort": port}],
+                    }
+                ],
+            },
+        },
+    )
+    ready = [{"type": "Ready", "status": "True"}]
+    status = {"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "conditions": ready}
+    patch_pod_status(plane, namespace, pod, status)

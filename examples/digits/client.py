@@ -5,8 +5,10 @@
 
 Each query is one digit from scikit-learn's ``load_digits`` sent to
 ``POST /digits/predict``; with ``feedback``, its true label then goes to
-``POST /digits/feedback`` by the query id the answer carried, and the selection
-weights the frontend answers with are printed before and after. Standard library
+``POST /digits/feedback`` by the query id the answer carried (not for a default
+answer: no model made it, so there is nothing to score), and the selection weights
+the frontend answers with are printed before and after. During a Shadow rollout
+these labels are what the candidate is judged on (``clipper status`` shows it). Standard library
 only (plus scikit-learn for the data), so it is easy to read as an API example.
 """
 
@@ -49,11 +51,11 @@ def main() -> None:
         answer = post(f"{args.url}/{args.app}/predict", {"input": row.tolist()})
         right += answer["output"] == label
         answered_by[",".join(answer["models"]) or "default"] += 1
-        if args.what == "feedback":
+        if args.what == "feedback" and not answer["default"]:  # a default has no model to score
             learned = post(
                 f"{args.url}/{args.app}/feedback", {"query_id": answer["query_id"], "label": label}
             )
-            if i == 0:
+            if not weights:
                 print(f"weights after the first label: {show(learned['weights'])}")
             weights = learned["weights"]
     print(f"{args.count} queries, {right / args.count:.1%} right; answered by: {dict(answered_by)}")

@@ -10,7 +10,9 @@ scored on the rest, with fixed seeds:
 - ``digits-forest-v1.joblib``: a deliberately small random forest (5 shallow
   trees), the weak model whose selection weight falls as feedback comes in;
 - ``digits-forest-v2.joblib``: its better second version (100 full trees), what
-  ``swap/forest-v2.yaml`` rolls out;
+  ``swap/forest-v2.yaml`` rolls out (``swap/forest-v2-shadow.yaml``: in Shadow mode);
+- ``digits-forest-v3.joblib``: a worse third version (one tree of depth 3), which
+  ``swap/forest-v3-shadow.yaml`` tries in Shadow mode, to be rejected;
 - ``digits-mlp.onnx``: a small MLP trained with PyTorch and exported to ONNX with
   an argmax at the end, so it answers labels as the others do (served by ONNX
   Runtime, so serving never imports torch).
@@ -116,6 +118,7 @@ TRAINERS = {
     "digits-logreg.joblib": logreg,
     "digits-forest-v1.joblib": forest(trees=5, depth=4),
     "digits-forest-v2.joblib": forest(trees=100, depth=None),
+    "digits-forest-v3.joblib": forest(trees=1, depth=3),
     "digits-mlp.onnx": mlp,
 }
 

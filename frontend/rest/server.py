@@ -108,7 +108,9 @@ class Routes:
 
     async def version_stats(self, request: web.BaseRequest, _: str) -> web.Response:
         """Per-version counters for rollout analysis (``clipper.frontend.version_stats``)."""
-        return json_response(self.plane.version_stats.snapshot())
+        document = self.plane.version_stats.snapshot()
+        document["shadows"] = self.plane.mirror.snapshot()  # Shadow rollouts' paired counts
+        return json_response(document)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:
         handler = self.get.get(path)

@@ -6,6 +6,10 @@ weights; the frontend follows). Versions with no ready replica are skipped
 while another version of the model can serve, so a half-rolled-out version
 never turns queries into defaults.
 
+A Shadow rollout's candidate (and keepBest's challengers) is no weighted version:
+``shadows`` lists them, and ``clipper.frontend.shadow`` mirrors them the queries
+that the model's one weighted version answered.
+
 ``AppRuntime`` keeps its policy's learned state across routing updates: a
 changed model list is handed to ``Policy.set_models`` (new models get a fair
 share, the others keep their weights); only a different policy type or
@@ -36,9 +40,17 @@ from clipper.frontend.signature import Signature
 class ModelRuntime:
     """One model of an app: its versions and their traffic weights."""
 
-    def __init__(self, name: str, versions: list[tuple[VersionRuntime, float]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        versions: list[tuple[VersionRuntime, float]],
+        shadows: tuple[VersionRuntime, ...] = (),
+    ) -> None:
         self.name = name
         self.versions = [(v, w) for v, w in versions if w > 0]
+        self.shadows = shadows if len(self.versions) == 1 else ()
+        """Versions mirrored the queries of the one weighted version: a Shadow rollout's
+        candidate, keepBest's challengers (``clipper.frontend.shadow``); never picked."""
         self._single = self.versions[0][0] if len(self.versions) == 1 else None
         self._cumulative = list(itertools.accumulate(w for _, w in self.versions))
 

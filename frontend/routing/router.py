@@ -138,7 +138,12 @@ class Router:
         return {
             model.name: ModelRuntime(
                 model.name,
-                [(self.versions[(model.name, v.version)], v.weight) for v in model.versions],
+                [
+                    (self.versions[(model.name, v.version)], v.weight)
+                    for v in model.versions
+                    if not v.shadow
+                ],
+                tuple(self.versions[(model.name, v.version)] for v in model.versions if v.shadow),
             )
             for model in config.models
         }

@@ -48,7 +48,14 @@ def describe(raw: Obj) -> str:
     return f"{raw.get('kind', '')} {meta.get('namespace', '')}/{meta['name']}"
 
 
-_SCALARS = ("stableVersion", "candidateVersion", "trafficSummary", "readyModels", "endpoint")
+_SCALARS = (
+    "stableVersion",
+    "candidateVersion",
+    "shadowVersion",
+    "trafficSummary",
+    "readyModels",
+    "endpoint",
+)
 """Status fields a change of which is worth a log line (traffic is in trafficSummary;
 times, generations and the app's per-model summaries are not)."""
 

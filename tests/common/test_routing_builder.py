@@ -125,3 +125,18 @@ def test_app_status(found: manifests.Manifests) -> None:
     assert app_status(app, served, endpoint, False, NOW).conditions[0].reason == "FrontendNotReady"
     missing = app_status(app, served[:1], endpoint, True, NOW)
     assert missing.models[1].message == "no such ModelDeployment"
+
+
+def test_shadow_versions_are_routed_with_no_weight(found: manifests.Manifests) -> None:
+    """A Shadow candidate and keepBest's challengers: mirrored, never picked."""
+    (app,) = found.apps
+    echo, _ = found.deployments
+    md = with_traffic(echo, v2=100)
+    md.status.shadow_version = "v3"
+    md.status.challengers = [api.Challenger(version="v1"), api.Challenger(version="v0")]
+    endpoints = {
+        ("digits-echo", v): [f"127.0.0.1:900{i}"] for i, v in enumerate(["v1", "v2", "v3"])
+    }
+    config = app_config(app, [md], endpoints)
+    routes = {v.version: (v.weight, v.shadow) for v in config.models[0].versions}
+    assert routes == {"v2": (100.0, False), "v3": (0.0, True), "v1": (0.0, True)}  # v0: no replica

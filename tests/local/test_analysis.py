@@ -89,5 +89,5 @@ def test_a_canary_slower_than_the_slo_is_rolled_back_by_the_latency_gate(
     events = [e for e in local.status()["events"] if e["reason"] == "RolledBack"]
     assert "p99 latency: v2" in events[-1]["message"]
     shown = local.command("status", "--pid", str(local.pid)).stdout
-    assert "canary analysis:" in shown
+    assert "rollout analysis" in shown
     assert "Failed" in shown

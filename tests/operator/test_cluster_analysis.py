@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from clipper.testing.controlplane import ControlPlane
 from clipper.testing.frontend import FrontendProcess, route, start_model_servers, write_routes
@@ -35,8 +34,8 @@ from clipper.testing.k8s_clipper import (
     clipper_app,
     condition,
     create,
+    frontend_stand_in,
     operator,
-    patch_pod_status,
     rollback_message,
     start_model,
     swap,
@@ -92,52 +91,13 @@ def frontend(tmp_path: Path, servers: list[ModelServer]) -> Iterator[FrontendPro
         yield started.wait_ready()
 
 
-def stand_in(k8s: ControlPlane, namespace: str, port: int) -> None:
-    """A pod of app ``echo``'s frontend at 127.0.0.1:``port``, Ready (see the module doc)."""
-    core = client.CoreV1Api(k8s.api)
-    owner = core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "frontend-stand-in"}}
-    )
-    pod = core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {
-                "name": "echo-frontend-stand-in",
-                "labels": {"clipper.dev/app": "echo", "app.kubernetes.io/component": "frontend"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "name": owner.metadata.name,
-                        "uid": owner.metadata.uid,
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": {
-                "nodeSelector": {"clipper.dev/no-such-node": "true"},
-                "containers": [
-                    {
-                        "name": "frontend",
-                        "image": "clipper:test",
-                        "ports": [{"name": "http", "containerPort": port}],
-                    }
-                ],
-            },
-        },
-    )
-    ready = [{"type": "Ready", "status": "True"}]
-    status = {"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "conditions": ready}
-    patch_pod_status(k8s, namespace, pod, status)
-
-
 def canary_with_analysis(
     k8s: ControlPlane, namespace: str, proc: OperatorProcess, fe: FrontendProcess
 ) -> None:
     """v1 stable, the stand-in frontend pod, then v2's canary at its only step."""
     create(k8s, namespace, clipper_app("echo", ["echo"], latencySLOMillis=SLO_MS))
     start_model(k8s, namespace, proc, name="echo", rollout=CANARY)
-    stand_in(k8s, namespace, fe.http_port)
+    frontend_stand_in(k8s, namespace, "echo", fe.http_port)
     swap(k8s, namespace, "v2", model="echo")
     wait_for_traffic(k8s, namespace, "echo", "v1=50 v2=50", "canary at 50%", proc)
 

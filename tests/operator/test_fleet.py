@@ -55,6 +55,15 @@ def test_only_a_canary_with_a_stable_version_and_analysis_on_is_judged() -> None
     assert not judging(off)
 
 
+def test_a_shadow_candidate_is_always_judged() -> None:
+    shadow = model(stableVersion="v1", candidateVersion="v2")
+    shadow.spec.rollout.strategy, shadow.spec.rollout.steps = "Shadow", None
+    shadow.spec.rollout.analysis.enabled = False  # the canary gates; Shadow has its test
+    assert judging(shadow)
+    shadow.status.stable_version = None
+    assert not judging(shadow)
+
+
 def test_apps_that_name_or_select_the_model_serve_it() -> None:
     apps = [
         app("named", models=["digits"]),

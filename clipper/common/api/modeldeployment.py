@@ -33,7 +33,7 @@ GPU_FRAMEWORKS: frozenset[str] = frozenset({"pytorch", "onnx", "python"})
 function learns its device from ``CLIPPER_DEVICE``, which the python adapter sets)."""
 GPU_RESOURCE = "nvidia.com/gpu"
 
-Phase = Literal["Pending", "Progressing", "Serving", "Draining", "Retained", "Failed"]
+Phase = Literal["Pending", "Progressing", "Shadowing", "Serving", "Draining", "Retained", "Failed"]
 
 
 class EnvVar(ApiModel):
@@ -158,6 +158,16 @@ class CanaryStep(ApiModel):
     pause_seconds: int = 60
 
 
+class ShadowSpec(ApiModel):
+    """The Shadow strategy's sequential test (``clipper.common.rollout.sequential``)."""
+
+    alpha: float = 0.05
+    beta: float = 0.05
+    delta: float = 0.1
+    min_samples: int = 30
+    max_samples: int = 2000
+
+
 class AnalysisSpec(ApiModel):
     """The gates a canary step passes before it advances (``clipper.common.rollout.analysis``).
 
@@ -186,13 +196,19 @@ class AnalysisSpec(ApiModel):
 class RolloutSpec(ApiModel):
     """How a change of ``spec.version`` reaches traffic, and how failures roll back."""
 
-    strategy: Literal["Rolling", "Canary"] = "Rolling"
+    strategy: Literal["Rolling", "Canary", "Shadow"] = "Rolling"
     steps: list[CanaryStep] | None = None
+    shadow: ShadowSpec = Field(default_factory=ShadowSpec)
     progress_deadline_seconds: int = 600
     auto_rollback: bool = True
     drain_seconds: int = 10
     retain_versions: int = 2
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    keep_best: int = 0
+    """Shadow only: keep up to this many versions running (0: off) and serve whichever
+    is best on feedback -- a promoted version's predecessor stays up as a challenger,
+    compared in the shadow, and comes back if it proves better; a challenger that
+    proves worse scales to zero (``retainVersions`` bounds those kept)."""
 
 
 class ModelDeploymentSpec(VersionTemplate):
@@ -224,6 +240,35 @@ class TrafficWeight(ApiModel):
     weight: int
 
 
+class PairedCounts(ApiModel):
+    """Labelled queries answered by both versions (``sequential.Paired``)."""
+
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    stable_loss: float = 0.0
+    candidate_loss: float = 0.0
+
+
+class ShadowStatus(ApiModel):
+    """Where a Shadow rollout's comparison stands; all of it, so a restarted
+    controller resumes the test where it was."""
+
+    started_at: datetime | None = None
+    stable: str | None = None
+    """The stable version the comparison is with (a new stable starts it over)."""
+    evidence: PairedCounts = Field(default_factory=PairedCounts)
+    """The comparison since the shadow started (frontend restarts included)."""
+    last_seen: PairedCounts = Field(default_factory=PairedCounts)
+    """The frontends' cumulative counts at the last reconcile: the next one adds what
+    grew since; counts that went down mean a frontend restarted from zero."""
+    samples: int = 0
+    stable_loss: float | None = None
+    candidate_loss: float | None = None
+    log_ratio: float = 0.0
+    verdict: Literal["continue", "promote", "reject"] = "continue"
+
+
 class VersionCounters(ApiModel):
     """One version's cumulative counters on one frontend (every app of the model together)."""
 
@@ -246,6 +291,13 @@ class FrontendCounters(ApiModel):
     versions: list[VersionCounters] = Field(default_factory=list)
 
 
+class Challenger(ApiModel):
+    """keepBest: a version that served before, compared in the shadow with the stable one."""
+
+    version: str
+    shadow: ShadowStatus = Field(default_factory=ShadowStatus)
+
+
 class RolloutStatus(ApiModel):
     """Where the rollout of the candidate stands."""
 
@@ -253,6 +305,8 @@ class RolloutStatus(ApiModel):
     step: int | None = None
     step_started_at: datetime | None = None
     waiting_since: datetime | None = None
+    shadow: ShadowStatus | None = None
+    """Shadow only: the comparison of the candidate with the stable version so far."""
     baseline: list[FrontendCounters] | None = None
     """Every frontend's counters when the step in force began: the step is judged on
     what was counted since, and a restarted controller judges against the same."""
@@ -311,6 +365,11 @@ class ModelDeploymentStatus(ApiModel):
     """The label selector of every version's replicas: the scale subresource's selector."""
     stable_version: str | None = None
     candidate_version: str | None = None
+    shadow_version: str | None = None
+    """The candidate that gets a mirrored copy of the queries (Shadow), if any."""
+    challengers: list[Challenger] = Field(default_factory=list)
+    """keepBest: earlier versions still running in the shadow, each compared with the
+    stable version; the frontend mirrors queries to them as to ``shadowVersion``."""
     traffic: list[TrafficWeight] = Field(default_factory=list)
     traffic_summary: str | None = None
     rollout: RolloutStatus = Field(default_factory=RolloutStatus)

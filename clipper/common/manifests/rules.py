@@ -145,6 +145,19 @@ MIRRORS: dict[tuple[str, str, str], Mirror] = {
     ("ModelDeployment", "spec.rollout.steps", "self.map(s, s.weight).isSorted()"): (
         lambda steps: _sorted([s["weight"] for s in steps])
     ),
+    (
+        "ModelDeployment",
+        "spec.rollout.shadow",
+        "!has(self.minSamples) || !has(self.maxSamples) || self.minSamples <= self.maxSamples",
+    ): lambda t: t.get("minSamples", 30) <= t.get("maxSamples", 2000),
+    (
+        "ModelDeployment",
+        "spec.rollout",
+        "!has(self.keepBest) || self.keepBest == 0 || (self.keepBest >= 2 && "
+        "has(self.strategy) && self.strategy == 'Shadow')",
+    ): lambda r: (
+        r.get("keepBest", 0) == 0 or (r["keepBest"] >= 2 and r.get("strategy") == "Shadow")
+    ),
     **{
         (kind, f"{where}.metadata.{part}", _RESERVED_KEYS): _unreserved
         for kind, where in (

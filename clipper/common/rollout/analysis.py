@@ -47,6 +47,7 @@ from clipper.common.api import (
     VersionAnalysis,
     VersionCounters,
 )
+from clipper.common.rollout.sequential import Paired
 
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
@@ -173,6 +174,9 @@ class FrontendReport:
     versions: Mapping[str, VersionStats]
     slo_ms: float | None = None
     """The strictest latency SLO of the apps that serve the model on this frontend."""
+    paired: Mapping[tuple[str, str], Paired] = field(default_factory=dict)
+    """Shadow rollouts: labelled queries answered by both versions, by (stable,
+    candidate), every app together (``clipper.frontend.shadow``)."""
 
 
 def report_of(doc: Mapping[str, Any], model: str) -> FrontendReport:
@@ -187,7 +191,26 @@ def report_of(doc: Mapping[str, Any], model: str) -> FrontendReport:
         versions[version] = versions[version].plus(stats) if version in versions else stats
         if entry.get("slo_ms") is not None:
             slos.append(float(entry["slo_ms"]))
-    return FrontendReport(str(doc["instance"]), versions, min(slos) if slos else None)
+    return FrontendReport(
+        str(doc["instance"]), versions, min(slos) if slos else None, _paired_of(doc, model)
+    )
+
+
+def _paired_of(doc: Mapping[str, Any], model: str) -> dict[tuple[str, str], Paired]:
+    paired: dict[tuple[str, str], Paired] = {}
+    for entry in doc.get("shadows", []):
+        if entry.get("model") != model:
+            continue
+        key = (str(entry["stable"]), str(entry["candidate"]))
+        counts = Paired(
+            int(entry.get("wins", 0)),
+            int(entry.get("losses", 0)),
+            int(entry.get("ties", 0)),
+            float(entry.get("stable_loss", 0.0)),
+            float(entry.get("candidate_loss", 0.0)),
+        )
+        paired[key] = paired[key] + counts if key in paired else counts
+    return paired
 
 
 @dataclass(frozen=True)
@@ -200,6 +223,13 @@ class Fleet:
     def slo_ms(self) -> float | None:
         slos = [r.slo_ms for r in self.reports if r.slo_ms is not None]
         return min(slos) if slos else None
+
+    def paired(self, stable: str, candidate: str) -> Paired:
+        """A Shadow rollout's paired counts, summed over the frontends (cumulative)."""
+        total = Paired()
+        for report in self.reports:
+            total = total + report.paired.get((stable, candidate), Paired())
+        return total
 
     def baseline(self, versions: Iterable[str]) -> list[FrontendCounters]:
         """The counters of ``versions`` now, per frontend: a step's starting point."""

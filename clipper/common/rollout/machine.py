@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 
 from clipper.common import api
 from clipper.common.api import (
+    Challenger,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     RolloutStatus,
@@ -54,7 +55,7 @@ from clipper.common.api import (
     VersionStatus,
     find_condition,
 )
-from clipper.common.rollout import analysis, conditions, immutable
+from clipper.common.rollout import analysis, conditions, immutable, shadow
 from clipper.common.rollout.analysis import Fleet, Judgement
 from clipper.common.rollout.plan import (
     Action,
@@ -65,6 +66,7 @@ from clipper.common.rollout.plan import (
     ScaleVersion,
     VersionObservation,
 )
+from clipper.common.rollout.sequential import Paired
 
 ANALYSIS_FAILED = "AnalysisFailed"
 """The reason of a rollout failed by a gate of its canary step's analysis."""
@@ -120,6 +122,7 @@ class _Reconcile:
         self._observe()
         self._follow_spec()
         self._progress()
+        self._challenge()
         self._retire()
         self._finish()
         return Plan(
@@ -187,6 +190,8 @@ class _Reconcile:
         self.refused = immutable.refusal(self.st.version(target), self.template)
         if self.refused is not None:
             return
+        if self._challenger(target) is not None:
+            return  # keepBest: it runs, compared with the stable version; the test decides
         if target == self.st.candidate_version:
             self._update_candidate(self._entry(target))
         elif target == self.st.stable_version:
@@ -277,9 +282,11 @@ class _Reconcile:
         else:
             was_waiting = self.st.rollout.waiting_since is not None
             self.st.rollout.waiting_since = None
-            rolling = self.spec.rollout.strategy == "Rolling"
-            if first_deploy or rolling or entry.promoted_at is not None:
+            strategy = self.spec.rollout.strategy
+            if first_deploy or strategy == "Rolling" or entry.promoted_at is not None:
                 self._promote(entry)
+            elif strategy == "Shadow":
+                self._shadow(entry)
             else:
                 self._canary(entry, restart_pause=was_waiting)
 
@@ -349,6 +356,51 @@ class _Reconcile:
             f" {steps[index].pause_seconds}s){verdict}",
         )
 
+    # --- Shadow: mirrored queries, judged on labels --------------------------------
+
+    def _shadow(self, entry: VersionStatus) -> None:
+        test = shadow.sequential_test(self.spec.rollout.shadow)
+        fleet = self.fleet
+        stable = self.st.stable_version or ""
+        counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+        state = self.st.rollout.shadow
+        if entry.phase != "Shadowing" or state is None or state.stable != stable:
+            self._phase(entry, "Shadowing")
+            self.st.shadow_version = entry.version
+            self.st.rollout.shadow = shadow.start(self.now, counts, stable)
+            self.wake.append(shadow.POLL_S)
+            self._event(
+                "ShadowStarted",
+                f"{entry.version} gets a mirrored copy of the queries to"
+                f" {self.st.stable_version}; its answers are recorded, never returned;"
+                f" {shadow.describe(test)}",
+            )
+            return
+        if fleet is None:  # no frontend answered: nothing new to judge (nor to reset)
+            self.wake.append(shadow.POLL_S)
+            return
+        decision = shadow.judge(test, state, counts)
+        self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
+        if decision.verdict == "promote":
+            self._event("ShadowPromoted", f"{entry.version} is better: {decision.evidence(test)}")
+            self._promote(entry)
+        elif decision.verdict == "reject":
+            self._reject(
+                entry, f"{entry.version} rejected ({decision.why}): {decision.evidence(test)}"
+            )
+        else:
+            self.wake.append(shadow.POLL_S)
+
+    def _reject(self, entry: VersionStatus, message: str) -> None:
+        """A shadow that lost: scaled to zero at once (it never answered a caller), and
+        not retried until the spec changes."""
+        self._phase(entry, "Failed", shadow.REJECTED)
+        entry.message, entry.failed_generation, entry.replicas = message, self.gen, 0
+        self._set_traffic({self.st.stable_version: 100})
+        self.st.candidate_version = None
+        self.st.rollout = RolloutStatus()
+        self._event(shadow.REJECTED, message, warning=True)
+
     # --- analysis of canary steps ----------------------------------------------------
 
     def _analysing(self) -> bool:
@@ -408,7 +460,11 @@ class _Reconcile:
         self.st.rollout = RolloutStatus()
         self._set_traffic({entry.version: 100})
         drains = ""
-        if old is not None:
+        self.st.challengers = [c for c in self.st.challengers if c.version != entry.version]
+        if old is not None and self._keeping_best():
+            self._add_challenger(old)
+            drains = f"; {old.version} stays up as a challenger, compared in the shadow"
+        elif old is not None:
             self._phase(old, "Draining")
             drains = f"; {old.version} drains for {self.spec.rollout.drain_seconds}s"
         self._event("Promoted", f"{entry.version} is stable and gets all traffic{drains}{verdict}")
@@ -431,6 +487,71 @@ class _Reconcile:
                 f"{message}; autoRollback is off, so traffic stays as it is until the spec changes",
                 warning=True,
             )
+
+    # --- keepBest: earlier versions challenge the stable one in the shadow -------------
+
+    def _keeping_best(self) -> bool:
+        rollout = self.spec.rollout
+        return rollout.strategy == "Shadow" and rollout.keep_best >= 2
+
+    def _challenger(self, version: str | None) -> Challenger | None:
+        return next((c for c in self.st.challengers if c.version == version), None)
+
+    def _add_challenger(self, entry: VersionStatus) -> None:
+        self._phase(entry, "Shadowing")
+        entry.replicas = self.spec.replicas
+        self.st.challengers.append(Challenger(version=entry.version))
+        room = self.spec.rollout.keep_best - 1  # the stable version is one of them
+        while len(self.st.challengers) > room:
+            oldest = self._entry(self.st.challengers.pop(0).version)
+            self._retain(oldest)
+            self._event("Retained", f"{oldest.version}: more than keepBest versions; retained")
+
+    def _challenge(self) -> None:
+        """Judge each challenger against the stable version: the better one serves."""
+        if not self.st.challengers:
+            return
+        if not self._keeping_best():  # keepBest turned off: the challengers drain
+            for challenger in self.st.challengers:
+                self._phase(self._entry(challenger.version), "Draining")
+            self.st.challengers = []
+            return
+        test = shadow.sequential_test(self.spec.rollout.shadow)
+        stable = self.st.stable_version or ""
+        self.wake.append(shadow.POLL_S)
+        for challenger in list(self.st.challengers):
+            entry = self.st.version(challenger.version)
+            if entry is None:
+                self.st.challengers.remove(challenger)
+                continue
+            fleet = self.fleet
+            counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+            if challenger.shadow.stable != stable:
+                challenger.shadow = shadow.start(self.now, counts, stable)
+                continue
+            if fleet is None or not self._ready(entry):
+                continue
+            decision = shadow.judge(test, challenger.shadow, counts)
+            self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
+            if decision.verdict == "promote":
+                self._event(
+                    "ShadowPromoted",
+                    f"{entry.version} is better than {stable}: {decision.evidence(test)}",
+                )
+                self._promote(entry)
+                return  # a new stable version: every comparison starts over
+            if decision.verdict == "reject":
+                self._drop_challenger(challenger, entry, decision.evidence(test))
+
+    def _drop_challenger(self, challenger: Challenger, entry: VersionStatus, why: str) -> None:
+        self.st.challengers.remove(challenger)
+        message = f"{entry.version} is worse than {self.st.stable_version}: {why}"
+        if entry.version == self.spec.version:  # not retried until the spec changes
+            self._phase(entry, "Failed", shadow.REJECTED)
+            entry.message, entry.failed_generation, entry.replicas = message, self.gen, 0
+        else:
+            self._retain(entry)
+        self._event(shadow.REJECTED, f"{message}; scaled to zero")
 
     # --- retiring old versions -------------------------------------------------------
 
@@ -466,6 +587,9 @@ class _Reconcile:
 
     def _finish(self) -> None:
         self._count_ready()
+        candidate = self.st.version(self.st.candidate_version)
+        if candidate is None or candidate.phase != "Shadowing":
+            self.st.shadow_version = None
         self.st.observed_generation = self.gen
         text = " ".join(f"{t.version}={t.weight}" for t in self.st.traffic)
         self.st.traffic_summary = text or None

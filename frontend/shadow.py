@@ -1,0 +1,331 @@
+"""Shadow rollouts at the frontend: mirror queries to the candidate, score both on labels.
+
+A model whose ModelDeployment rolls out a candidate in Shadow mode has one
+weighted version (the stable one, which answers callers) and ``shadows``
+(``ModelRuntime.shadows``: the candidate, and keepBest's challengers). Once a
+request's answers are built, the rows that the stable version answered are sent
+to each shadow as well, and what it answers is kept by query id -- never
+returned. When a label for the query arrives (feedback by id), the stable
+version's output and each shadow's are scored with the app's loss and each pair
+is counted: the shadow's loss lower (a win), higher (a loss), or equal (a tie).
+Those cumulative counts are what the rollout machine's sequential test reads
+(``clipper.common.rollout.sequential``), summed over the app's frontends.
+
+Mirroring costs model capacity, never caller latency:
+
+- the mirror is sent after the caller's answers exist, from a callback the
+  event loop runs once the request's coroutine has moved on (``call_soon``): the
+  caller never waits for it, and no task is created for it;
+- the candidate has its own queue (its own ``VersionRuntime``), so the caller's
+  version never queues behind mirrored rows;
+- mirrored rows in flight are bounded (``shadow_max_inflight_rows``); past the
+  bound, or when the candidate's queue could not drain in time, or no replica of
+  it is up, the mirror is *dropped*, never queued, and counted by reason in
+  ``/metrics`` (``clipper_frontend_shadow_dropped_rows_total``). A dropped mirror
+  is no evidence either way: its query is simply not compared.
+
+A mirror the candidate failed (a model error, or no answer within the app's
+SLO) is evidence: the candidate would have answered that caller with a default,
+so once labelled it counts as a full loss for the candidate.
+
+The candidate's answers wait for their labels in a store bounded in bytes
+(``shadow_max_bytes``, oldest forgotten first), as the feedback store does. A
+label may also come first (a client that labels at once, a slow candidate): it
+waits for the query's mirrors in flight and is scored as each lands.
+Feedback by input is not compared: its rows are evaluated for the label, not
+answered to a caller, so there is no caller-visible answer to compare with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from clipper.common.errors import ClipperError, Overloaded, Unavailable
+from clipper.frontend.admission import too_late
+from clipper.frontend.feedback import Remembered
+from clipper.frontend.queries import Answer
+from clipper.frontend.records import primary
+from clipper.frontend.routing.apps import AppRuntime
+from clipper.frontend.routing.versions import VersionRuntime
+
+log = logging.getLogger(__name__)
+
+ENTRY_OVERHEAD = 300
+"""Bytes counted per kept answer besides its output row: the entry, its slot, the id."""
+
+FAILED = None
+"""What a mirror the candidate failed (an error, or the deadline) leaves as its answer."""
+
+Pair = tuple[str, str, str, str]
+"""(app, model, stable version, candidate version)."""
+
+
+@dataclass(slots=True)
+class PairCounts:
+    """Labelled queries answered by both versions of one pair, cumulative."""
+
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    stable_loss: float = 0.0
+    candidate_loss: float = 0.0
+
+    def add(self, stable: float, candidate: float) -> None:
+        if candidate < stable:
+            self.wins += 1
+        elif candidate > stable:
+            self.losses += 1
+        else:
+            self.ties += 1
+        self.stable_loss += stable
+        self.candidate_loss += candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The candidate's answer to one mirrored query (``FAILED``: it gave none)."""
+
+    pair: Pair
+    output: np.ndarray | None
+    nbytes: int
+
+
+class ShadowMirror:
+    """Every Shadow candidate's mirrored queries, kept answers and paired counts."""
+
+    def __init__(self, max_inflight_rows: int, max_bytes: int) -> None:
+        self.max_inflight_rows = max_inflight_rows
+        self.max_bytes = max_bytes
+        self.inflight_rows = 0
+        self.bytes = 0
+        self.mirrored: dict[Pair, int] = {}
+        self.dropped: dict[tuple[Pair, str], int] = {}
+        self.failed: dict[Pair, int] = {}
+        self.evictions = 0
+        self.pairs: dict[Pair, PairCounts] = {}
+        self._kept: OrderedDict[tuple[str, int], list[Kept]] = OrderedDict()
+        """Each mirrored query's shadow answers (one per shadow), by (app, query id)."""
+        self._awaited: dict[tuple[str, int], int] = {}
+        """Mirrors of a query still in flight, by (app, query id)."""
+        self._early: dict[tuple[str, int], tuple[AppRuntime, Remembered, Any]] = {}
+        """Labels that arrived before every mirror of their query had landed: scored as
+        each lands. Bounded by the mirrors in flight."""
+
+    # --- mirroring ------------------------------------------------------------------
+
+    def after(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
+        """Mirror a request's rows once its answers are built, without delaying them."""
+        if not any(model.shadows for model in app.models.values()):
+            return
+        asyncio.get_running_loop().call_soon(self._mirror, app, rows, answers)
+
+    def _mirror(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
+        try:
+            for model in app.models.values():
+                for shadow in model.shadows:
+                    self._send(app, model.name, model.versions[0][0], shadow, rows, answers)
+        except Exception:  # a mirror must never break serving: say so, carry on
+            log.exception("app %s: mirroring to a shadow version failed", app.name)
+
+    def _send(
+        self,
+        app: AppRuntime,
+        model: str,
+        stable: VersionRuntime,
+        shadow: VersionRuntime,
+        rows: np.ndarray,
+        answers: Sequence[Answer],
+    ) -> None:
+        picked = [i for i, answer in enumerate(answers) if model in answer.models]
+        if not picked:
+            return
+        pair = (app.name, model, stable.version, shadow.version)
+        n = len(picked)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + app.slo_s
+        reason = None
+        if self.inflight_rows + n > self.max_inflight_rows:
+            reason = "inflight"
+        elif too_late(shadow, deadline, now) is not None:
+            reason = "late"
+        if reason is None:
+            try:
+                future = shadow.submit(rows if n == len(rows) else rows[picked], deadline, now)
+            except Overloaded:
+                reason = "queue_full"
+            except Unavailable:
+                reason = "unavailable"
+        if reason is not None:
+            self.dropped[(pair, reason)] = self.dropped.get((pair, reason), 0) + n
+            return
+        self.inflight_rows += n
+        self.mirrored[pair] = self.mirrored.get(pair, 0) + n
+        ids = [answers[i].query_id for i in picked]
+        for query_id in ids:
+            key = (app.name, query_id)
+            self._awaited[key] = self._awaited.get(key, 0) + 1
+        future.add_done_callback(partial(self._landed, pair, ids))
+
+    def _landed(self, pair: Pair, ids: list[int], future: asyncio.Future[np.ndarray]) -> None:
+        self.inflight_rows -= len(ids)
+        outputs = None
+        if not future.cancelled() and future.exception() is None:
+            outputs = future.result()
+        else:
+            self.failed[pair] = self.failed.get(pair, 0) + len(ids)
+        for position, query_id in enumerate(ids):
+            output = None if outputs is None else np.array(outputs[position], copy=True)
+            key = (pair[0], query_id)
+            early = self._early.get(key)
+            if early is not None:  # its label came first: score now, keep nothing
+                self._score(early[0], Kept(pair, output, 0), early[1], early[2])
+            else:
+                self._keep(pair, query_id, output)
+            left = self._awaited.pop(key, 1) - 1
+            if left > 0:
+                self._awaited[key] = left
+            else:
+                self._early.pop(key, None)
+
+    def _keep(self, pair: Pair, query_id: int, output: np.ndarray | None) -> None:
+        nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
+        if nbytes > self.max_bytes:
+            return
+        self._kept.setdefault((pair[0], query_id), []).append(Kept(pair, output, nbytes))
+        self.bytes += nbytes
+        while self.bytes > self.max_bytes and self._kept:
+            _, old = self._kept.popitem(last=False)
+            self.bytes -= sum(kept.nbytes for kept in old)
+            self.evictions += len(old)
+
+    # --- scoring on labels ----------------------------------------------------------
+
+    def score(self, app: AppRuntime, query_id: int, entry: Remembered, label: Any) -> None:
+        """Compare the stable version with each shadow on a label for ``query_id``, if
+        it was mirrored."""
+        key = (app.name, query_id)
+        for kept in self._kept.pop(key, []):
+            self.bytes -= kept.nbytes
+            self._score(app, kept, entry, label)
+        if key in self._awaited:  # a mirror still in flight: score it when it lands
+            self._early[key] = (app, entry, label)
+
+    def _score(self, app: AppRuntime, kept: Kept, entry: Remembered, label: Any) -> None:
+        stable_output = entry.outputs.get(kept.pair[1])
+        if stable_output is None:
+            return
+        stable = app.policy.loss(primary(stable_output), label)
+        candidate = 1.0
+        if kept.output is not None:
+            try:
+                candidate = app.policy.loss(primary(kept.output), label)
+            except ClipperError:  # an output the label cannot be compared with is wrong
+                candidate = 1.0
+        counts = self.pairs.get(kept.pair)
+        if counts is None:
+            counts = self.pairs[kept.pair] = PairCounts()
+        counts.add(stable, candidate)
+
+    # --- reporting ------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every pair's counts, for the stats document a controller reads."""
+        keys = {*self.pairs, *self.mirrored, *(pair for pair, _ in self.dropped)}
+        out = []
+        for pair in sorted(keys):
+            counts = self.pairs.get(pair, PairCounts())
+            dropped = {r: n for (p, r), n in self.dropped.items() if p == pair}
+            app, model, stable, candidate = pair
+            out.append(
+                {
+                    "app": app,
+                    "model": model,
+                    "stable": stable,
+                    "candidate": candidate,
+                    "mirrored": self.mirrored.get(pair, 0),
+                    "failed": self.failed.get(pair, 0),
+                    "dropped": dropped,
+                    "wins": counts.wins,
+                    "losses": counts.losses,
+                    "ties": counts.ties,
+                    "stable_loss": counts.stable_loss,
+                    "candidate_loss": counts.candidate_loss,
+                }
+            )
+        return out
+
+
+class ShadowCollector(Collector):
+    """The mirror's counters and bounds as Prometheus metrics, read at scrape time."""
+
+    def __init__(self, mirror: ShadowMirror) -> None:
+        self.mirror = mirror
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Any:
+        m, prefix = self.mirror, "clipper_frontend_shadow"
+        labels = ["app", "model", "stable", "candidate"]
+        mirrored = CounterMetricFamily(
+            f"{prefix}_mirrored_rows", "Rows mirrored to a Shadow candidate.", labels=labels
+        )
+        dropped = CounterMetricFamily(
+            f"{prefix}_dropped_rows",
+            "Rows not mirrored to a Shadow candidate, by reason (inflight: the bound on"
+            " mirrored rows in flight; late/queue_full: the candidate's queue; unavailable).",
+            labels=[*labels, "reason"],
+        )
+        failed = CounterMetricFamily(
+            f"{prefix}_failed_rows",
+            "Mirrored rows the candidate answered with an error or not within the SLO.",
+            labels=labels,
+        )
+        compared = CounterMetricFamily(
+            f"{prefix}_compared_labels",
+            "Labels that scored both versions, by outcome for the candidate (win, loss, tie).",
+            labels=[*labels, "outcome"],
+        )
+        for pair, n in m.mirrored.items():
+            mirrored.add_metric(list(pair), n)
+        for (pair, reason), n in m.dropped.items():
+            dropped.add_metric([*pair, reason], n)
+        for pair, n in m.failed.items():
+            failed.add_metric(list(pair), n)
+        for pair, c in m.pairs.items():
+            for outcome, n in (("win", c.wins), ("loss", c.losses), ("tie", c.ties)):
+                compared.add_metric([*pair, outcome], n)
+        yield from (mirrored, dropped, failed, compared)
+        for name, help_text, value in (
+            ("inflight_rows", "Mirrored rows not yet answered.", m.inflight_rows),
+            ("max_inflight_rows", "The bound on mirrored rows in flight.", m.max_inflight_rows),
+            ("store_bytes", "Bytes of candidates' answers awaiting labels.", m.bytes),
+            ("store_max_bytes", "The byte bound of candidates' kept answers.", m.max_bytes),
+        ):
+            gauge = GaugeMetricFamily(f"{prefix}_{name}", help_text)
+            gauge.add_metric([], value)
+            yield gauge
+        evictions = CounterMetricFamily(
+            f"{prefix}_store_evictions", "Candidates' answers forgotten to stay within the bound."
+        )
+        evictions.add_metric([], m.evictions)
+        yield evictions
+
+
+def _nbytes(output: np.ndarray) -> int:
+    size = 128 + int(output.nbytes)
+    if output.dtype.kind == "O":
+        size += sum(sys.getsizeof(value) for value in output.flat)
+    return size

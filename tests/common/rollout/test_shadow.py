@@ -1,0 +1,158 @@
+"""The Shadow strategy in the rollout state machine: a ready candidate is mirrored,
+never weighted; labels decide; frontend restarts and controller restarts resume."""
+
+from __future__ import annotations
+
+from clipper.common.rollout.analysis import Fleet, FrontendReport, report_of
+from clipper.common.rollout.sequential import Paired
+from clipper.testing.rollout import Controller, make_spec, reasons, stable_on
+
+
+def shadow(version: str, **more: object) -> object:
+    return make_spec(version, strategy="Shadow", shadow={"minSamples": 20}, **more)
+
+
+def shadowing() -> Controller:
+    """v1 stable, v2 applied under Shadow, ready, and getting mirrored queries."""
+    c = stable_on(Controller(spec=shadow("v1")))  # type: ignore[arg-type]
+    c.apply(shadow("v2"))  # type: ignore[arg-type]
+    c.step(1)
+    c.ready("v2")
+    plan = c.step(1)
+    assert reasons(plan) == ["ShadowStarted"]
+    return c
+
+
+def labels(c: Controller, version: str, paired: Paired, *more: Paired) -> None:
+    """What the app's frontends report for (v1, ``version``): one report per count."""
+    c.fleet = Fleet(
+        tuple(
+            FrontendReport(f"frontend-{i}", {}, None, {("v1", version): p})
+            for i, p in enumerate((paired, *more))
+        )
+    )
+
+
+def test_a_ready_candidate_is_mirrored_and_answers_no_caller() -> None:
+    c = shadowing()
+    assert c.traffic() == {"v1": 100}
+    assert c.status.shadow_version == "v2"
+    assert c.phase("v2") == "Shadowing"
+    assert c.condition("Progressing") == ("True", "RolloutInProgress")
+    assert c.last is not None
+    assert c.last.requeue_after is not None
+
+
+def test_labels_that_favour_the_candidate_promote_it_with_the_evidence() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=5, ties=10, stable_loss=5, candidate_loss=0))
+    assert reasons(c.step(5)) == []
+    assert c.status.rollout.shadow is not None
+    assert c.status.rollout.shadow.samples == 15
+    labels(c, "v2", Paired(wins=9, ties=12, stable_loss=9, candidate_loss=0))
+    plan = c.step(5)
+    assert reasons(plan) == ["ShadowPromoted", "Promoted"]
+    assert "n=21" in plan.events[0].message
+    analysis = c.status.analysis
+    assert analysis is not None
+    assert (analysis.version, analysis.verdict, analysis.samples) == ("v2", "Passed", 21)
+    assert analysis.loss_summary == "v1=0.429 v2=0.000"
+    assert "better 9" in plan.events[0].message
+    assert c.traffic() == {"v2": 100}
+    assert c.status.shadow_version is None
+    assert c.phase("v1") == "Draining"
+
+
+def test_a_worse_candidate_is_rejected_and_scaled_to_zero() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(losses=9, ties=30, stable_loss=0, candidate_loss=9))
+    plan = c.step(5)
+    assert reasons(plan) == ["ShadowRejected"]
+    assert plan.events[0].type == "Warning"
+    assert "worse 9" in plan.events[0].message
+    assert c.traffic() == {"v1": 100}
+    assert c.status.shadow_version is None
+    assert c.status.candidate_version is None
+    assert c.phase("v2") == "Failed"
+    assert c.status.version("v2").replicas == 0  # type: ignore[union-attr]
+    assert c.condition("Degraded") == ("True", "ShadowRejected")
+    assert reasons(c.step(60)) == []  # not retried until the spec changes
+
+
+def test_counts_from_before_the_shadow_started_are_not_evidence() -> None:
+    c = stable_on(Controller(spec=shadow("v1")))  # type: ignore[arg-type]
+    c.apply(shadow("v2"))  # type: ignore[arg-type]
+    c.step(1)
+    c.ready("v2")
+    labels(c, "v2", Paired(wins=50, ties=50))  # e.g. an earlier shadow of the same pair
+    c.step(1)
+    assert c.phase("v2") == "Shadowing"
+    assert reasons(c.step(5)) == []
+    assert c.status.rollout.shadow is not None
+    assert c.status.rollout.shadow.samples == 0
+
+
+def test_a_frontend_restart_loses_no_evidence_already_counted() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=4, ties=10))
+    c.step(5)
+    labels(c, "v2", Paired(wins=2, ties=3))  # the frontend restarted: counts from zero
+    c.step(5)
+    state = c.status.rollout.shadow
+    assert state is not None
+    assert state.samples == 19
+    assert state.evidence.wins == 6
+
+
+def test_a_restarted_controller_resumes_the_test_from_the_status() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=7, ties=13))
+    c.step(5)
+    restarted = Controller(status=c.status, spec=c.spec, now=c.now, generation=c.generation)
+    restarted.observed = dict(c.observed)
+    restarted.fleet = c.fleet
+    labels(restarted, "v2", Paired(wins=8, ties=13))
+    assert reasons(restarted.step(5)) == ["ShadowPromoted", "Promoted"]
+
+
+def test_the_counts_of_several_frontends_add_up() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=4, ties=8), Paired(wins=4, ties=8))
+    assert reasons(c.step(5)) == ["ShadowPromoted", "Promoted"]
+
+
+def test_nothing_is_judged_or_lost_while_no_frontend_answers() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=5, ties=10))
+    c.step(5)
+    c.fleet = None
+    assert reasons(c.step(5)) == []
+    labels(c, "v2", Paired(wins=6, ties=10))
+    c.step(5)
+    state = c.status.rollout.shadow
+    assert state is not None
+    assert state.samples == 16  # the 15 before, and one new: nothing counted twice
+
+
+def test_a_version_that_was_stable_before_comes_back_without_a_shadow() -> None:
+    c = shadowing()
+    labels(c, "v2", Paired(wins=9, ties=12))
+    c.step(5)
+    c.apply(shadow("v1"))  # type: ignore[arg-type]
+    c.step(1)
+    c.ready("v1")
+    plan = c.step(1)
+    assert reasons(plan) == ["Promoted"]
+    assert c.traffic() == {"v1": 100}
+
+
+def test_a_frontends_document_gives_the_pairs_of_its_model() -> None:
+    shadows = [
+        {"model": "digits", "stable": "v1", "candidate": "v2", "wins": 3, "ties": 1},
+        {"model": "digits", "stable": "v1", "candidate": "v2", "losses": 1},  # another app
+        {"model": "other", "stable": "v1", "candidate": "v2", "wins": 9},
+    ]
+    report = report_of({"instance": "a", "versions": [], "shadows": shadows}, "digits")
+    fleet = Fleet((report,))
+    assert fleet.paired("v1", "v2") == Paired(wins=3, losses=1, ties=1)
+    assert fleet.paired("v1", "v3") == Paired()
