@@ -176,7 +176,8 @@ class LRUCache(PredictionCache):
                 return
             if not all(admitted):
                 keys = list(compress(keys, admitted))
-                outputs = outputs[np.fromiter(admitted, bool, count)]
+                outputs = outputs[np.fromiter(admitted, bool, count)]  # a copy of its own
+                outputs.flags.writeable = False
                 count = len(keys)
         if outputs.dtype.hasobject or self.ttl_seconds:  # text, records with text; a TTL
             for key, output in zip(keys, outputs, strict=True):
@@ -191,7 +192,8 @@ class LRUCache(PredictionCache):
             values: list[Cached] = list(outputs)  # numpy scalars, which own their value
             self._bytes += size * count
         elif outputs.dtype.names is None:
-            block = frozen_copy(outputs)
+            block = outputs if outputs.base is None and not outputs.flags.writeable else None
+            block = frozen_copy(outputs) if block is None else block  # the admitted rows' copy
             values = list(block)  # row views of the one block
             self._blocks[id(block)] = count
             self._bytes += block.nbytes + ENTRY_OVERHEAD * count
@@ -288,10 +290,10 @@ class LRUCache(PredictionCache):
     def _forget(self, key: RowKey, value: Cached) -> None:
         """Account for an entry that left ``_entries``."""
         block = value.base
-        if block is not None and self._blocks:  # a row view: its block may stay
-            live = self._blocks[id(block)] - 1
-            if live:
-                self._blocks[id(block)] = live
+        live = None if block is None else self._blocks.get(id(block))
+        if block is not None and live is not None:  # a row view: its block may stay
+            if live > 1:
+                self._blocks[id(block)] = live - 1
             else:
                 del self._blocks[id(block)]
                 self._bytes -= block.nbytes

@@ -251,3 +251,24 @@ async def test_a_2d_chunk_is_one_read_only_block_charged_until_its_last_row_goes
     np.testing.assert_array_equal(row0, np.arange(10.0))  # type: ignore[arg-type]
     await cache.discard("m")
     assert (cache.stats.entries, cache.stats.bytes) == (0, 0)  # the last row took its block
+
+
+async def test_the_admitted_rows_of_a_2d_chunk_share_one_block_of_their_own() -> None:
+    cache = LRUCache(10 * LABEL + 4096, doorkeeper_bytes=4096)
+    await land(cache, 0, 18)  # labels, until a chunk of two scores no longer fits
+    await land(cache, 100, 2, np.zeros((2, 10)))  # sighted, kept out
+    before = cache.stats
+    assert (before.kept_out, before.doorkeeper_bytes) == (2, 4096)
+    scores = np.arange(40.0).reshape(4, 10)
+    await land(cache, 99, 4, scores)  # rows 100 and 101 were sighted: only they are stored
+    keys = cache_keys("m", "1", np.arange(99.0, 103.0)[:, None])
+    found = await cache.lookup(keys)
+    assert found[0] is None
+    assert found[3] is None
+    assert found[1].base is found[2].base  # type: ignore[union-attr]
+    assert found[1].base.nbytes == 2 * 10 * 8  # type: ignore[union-attr]
+    np.testing.assert_array_equal(np.stack(found[1:3]), scores[1:3])  # type: ignore[arg-type]
+    stats = cache.stats
+    evicted = stats.evictions - before.evictions
+    assert stats.bytes == before.bytes + 2 * 10 * 8 + 2 * ENTRY_OVERHEAD - evicted * LABEL
+    assert stats.bytes <= stats.max_bytes
