@@ -2,7 +2,7 @@
 
 A request's cache misses for one model version travel to its queue as ONE
 chunk, exactly as without a cache; the chunk's future is registered here as a
-``Flight`` under every missed row's key (with the row's index in the chunk).
+``Flight`` under every missed row's key.
 A later request whose row has the same key joins that flight instead of
 queueing the row again: its answer is the flight's output at that index. When
 the flight lands, one callback fills the cache from its outputs and forgets the
