@@ -382,9 +382,18 @@ def _cache_metrics(apps: list[AppState]) -> Iterator[Metric]:
             ("misses", "Cache lookups that started a model evaluation."),
             ("coalesced", "Lookups that joined an identical evaluation in flight."),
             ("evictions", "Cache entries evicted to stay within the byte bound."),
+            ("kept_out", "Rows not stored: the cache was full and had not sighted them before."),
         )
     }
     size = GaugeMetricFamily(f"{PREFIX}_cache_bytes", "Bytes held by the cache.", labels=["app"])
+    bound = GaugeMetricFamily(
+        f"{PREFIX}_cache_max_bytes", "The cache's bound in bytes.", labels=["app"]
+    )
+    doorkeeper = GaugeMetricFamily(
+        f"{PREFIX}_cache_doorkeeper_bytes",
+        "Bytes of the cache's bound set aside for its doorkeeper (admission once full).",
+        labels=["app"],
+    )
     ratio = GaugeMetricFamily(
         f"{PREFIX}_cache_hit_ratio",
         "Share of lookups answered without a new evaluation (hits and coalesced).",
@@ -395,9 +404,13 @@ def _cache_metrics(apps: list[AppState]) -> Iterator[Metric]:
         for name, family in counters.items():
             family.add_metric([app.app], getattr(stats, name))
         size.add_metric([app.app], stats.bytes)
+        bound.add_metric([app.app], stats.max_bytes)
+        doorkeeper.add_metric([app.app], stats.doorkeeper_bytes)
         ratio.add_metric([app.app], stats.hit_ratio)
     yield from counters.values()
     yield size
+    yield bound
+    yield doorkeeper
     yield ratio
 
 

@@ -25,6 +25,8 @@ import asyncio
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -224,6 +226,9 @@ async def _through_cache(
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
         keys = cache_keys(members[0][1], version.version, chunk_rows)  # one model per version
         found = await cache.lookup(keys)
+        if all(map(is_, found, repeat(None))) and len(set(keys)) == len(keys):
+            _send(evaluation, version, members, chunk_rows, now, keys)  # every row new, once
+            continue
         missed: dict[RowKey, int] = {}  # each missed key -> its row in the chunk of misses
         firsts: list[int] = []  # the rows of the chunk that the chunk of misses holds
         waiting: list[int] = []  # the rows of the chunk that wait for a miss
@@ -243,9 +248,6 @@ async def _through_cache(
                 else:
                     sources[i][model] = hit
         if not missed:
-            continue
-        if len(firsts) == len(chunk_rows):  # every row a distinct miss: the chunk as it is
-            _send(evaluation, version, members, chunk_rows, now, keys)
             continue
         try:
             future = _submit(evaluation, version, chunk_rows[firsts], now)

@@ -43,8 +43,14 @@ class CacheStats:
     """Entries found older than the TTL and dropped (they also count as misses)."""
     entries: int = 0
     bytes: int = 0
-    """Estimated memory held: the arrays' bytes plus a per-entry overhead."""
+    """Estimated memory held: the arrays' bytes plus a per-entry overhead, and what
+    the doorkeeper sets aside."""
     max_bytes: int = 0
+    kept_out: int = 0
+    """Landed rows not stored because the cache was full and the doorkeeper had not
+    sighted them before (a stream with no repeats: nearly every row once full)."""
+    doorkeeper_bytes: int = 0
+    """Bytes set aside for the doorkeeper (within ``bytes``); 0 until it is needed."""
 
     @property
     def lookups(self) -> int:

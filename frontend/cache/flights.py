@@ -2,14 +2,16 @@
 
 A request's cache misses for one model version travel to its queue as ONE
 chunk, exactly as without a cache; the chunk's future is registered here as a
-``Flight`` under every missed row's key (with the row's index in the chunk).
+``Flight`` under every missed row's key.
 A later request whose row has the same key joins that flight instead of
 queueing the row again: its answer is the flight's output at that index. When
 the flight lands, one callback fills the cache from its outputs and forgets the
-keys. So the cost per row is a hash and two dictionary lookups, and there is
-no asyncio task, ``shield`` or exception per row -- the per-row tasks were what
-made the cache collapse under overload (a profile put 30% of the frontend's
-time in them).
+keys. So the cost per row is a hash and a few dictionary operations, each in a
+C loop over the chunk's keys (``map``, ``dict.update``), and there is no asyncio
+task, ``shield``, exception or tuple per row -- the per-row tasks were what made
+the cache collapse under overload (a profile put 30% of the frontend's time in
+them). A key maps to its flight alone; the row's index in the chunk is looked up
+when a request joins, which most chunks never see.
 
 A flight counts the requests that wait on it. A request that leaves (its
 deadline passed, its client went away) leaves its flights; the last to leave
@@ -25,6 +27,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -36,11 +40,14 @@ Fill = Callable[[Sequence[Any], np.ndarray], None]
 class Flight:
     """One chunk's future, and how many requests wait on it."""
 
-    __slots__ = ("future", "waiters")
+    __slots__ = ("_index", "future", "keys", "waiters")
 
-    def __init__(self, future: asyncio.Future[np.ndarray]) -> None:
+    def __init__(self, future: asyncio.Future[np.ndarray], keys: Sequence[Hashable] = ()) -> None:
         self.future = future
+        self.keys = keys
+        """The chunk's rows' keys, row ``j`` for ``keys[j]``."""
         self.waiters = 1
+        self._index: dict[Hashable, int] | None = None
 
     def join(self) -> None:
         self.waiters += 1
@@ -51,19 +58,26 @@ class Flight:
         if self.waiters <= 0 and not self.future.done():
             self.future.cancel()
 
+    def index(self, key: Hashable) -> int:
+        """The row of ``key`` in the chunk: built on the first join, since most chunks
+        are never joined."""
+        if self._index is None:
+            self._index = {key: index for index, key in enumerate(self.keys)}
+        return self._index[key]
+
 
 class Flights:
-    """Keys in flight: which flight evaluates each, and at which index."""
+    """Keys in flight: which flight evaluates each."""
 
     def __init__(self) -> None:
-        self._pending: dict[Hashable, tuple[Flight, int]] = {}
+        self._pending: dict[Hashable, Flight] = {}
 
     def find(self, key: Hashable) -> tuple[Flight, int] | None:
         """The flight evaluating ``key`` and the row's index in it, if one is on its way."""
-        entry = self._pending.get(key)
-        if entry is None or entry[0].future.done():
+        flight = self._pending.get(key)
+        if flight is None or flight.future.done():
             return None
-        return entry
+        return flight, flight.index(key)
 
     def any_of(self, keys: Sequence[Hashable]) -> bool:
         """Whether some of ``keys`` are registered (in flight, or landed a moment ago)."""
@@ -72,27 +86,19 @@ class Flights:
     def start(
         self, keys: Sequence[Hashable], future: asyncio.Future[np.ndarray], fill: Fill
     ) -> Flight:
-        """Register the chunk evaluating ``keys`` (row ``j`` for ``keys[j]``)."""
-        flight = Flight(future)
-        pending = self._pending
-        for index, key in enumerate(keys):
-            pending[key] = (flight, index)
-        future.add_done_callback(partial(self._landed, keys, flight, fill))
+        """Register the chunk evaluating ``keys`` (row ``j`` for ``keys[j]``, each once)."""
+        flight = Flight(future, keys)
+        self._pending.update(zip(keys, repeat(flight)))  # a C loop, no object per row
+        future.add_done_callback(partial(self._landed, flight, fill))
         return flight
 
-    def _landed(
-        self,
-        keys: Sequence[Hashable],
-        flight: Flight,
-        fill: Fill,
-        future: asyncio.Future[np.ndarray],
-    ) -> None:
-        pending = self._pending
-        pop = pending.pop
-        for key in keys:
-            entry = pop(key, None)
-            if entry is not None and entry[0] is not flight:
-                pending[key] = entry  # a later flight's (this one had landed): keep it
+    def _landed(self, flight: Flight, fill: Fill, future: asyncio.Future[np.ndarray]) -> None:
+        keys, pending = flight.keys, self._pending
+        popped = list(map(pending.pop, keys, repeat(None)))
+        if not all(map(is_, popped, repeat(flight))):  # a later flight's keys (this had landed)
+            for key, other in zip(keys, popped, strict=True):
+                if other is not None and other is not flight:
+                    pending[key] = other
         if future.cancelled() or future.exception() is not None:
             return  # nothing to store; the error reached its waiters through the future
         fill(keys, future.result())

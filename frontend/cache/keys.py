@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from hashlib import sha256
+from operator import itemgetter, methodcaller
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +42,10 @@ DIGEST_SIZE = 16
 _KINDS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
 _PREFIXES: dict[tuple[str, str, bytes], bytes] = {}
 _MAX_KINDS = 4096
+_COPIED_ROW_BYTES = 4096
+_VOIDS: dict[int, np.dtype] = {}
+_DIGEST = methodcaller("digest")
+_SHORT = itemgetter(slice(0, DIGEST_SIZE))
 
 
 class CacheKey(NamedTuple):
@@ -94,22 +99,42 @@ def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
 
 def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     """The key of each row of ``rows`` (one request's rows for ``model@version``),
-    packed (``RowKey``), equal to ``cache_key``'s row by row: one hash call per
-    row, over a slice of one byte view of the contiguous rows (no numpy view, hash
-    state or ``memoryview`` of its own per row)."""
+    packed (``RowKey``), equal to ``cache_key``'s row by row: one hash call per row
+    and no Python bytecode per row. Rows up to ``_COPIED_ROW_BYTES`` are copied into
+    one ``bytes`` object each by numpy (``tolist`` of a void view) and go through C
+    loops (``map``) from hash to packed key: a slice of a ``memoryview`` per row
+    cost as much again as the copy (acquiring the buffer), and a comprehension's
+    bytecode per row more. Larger rows are hashed from slices of one byte view,
+    without a copy: there the hash itself is the cost."""
     rows = np.asarray(rows)
     if rows.dtype.hasobject or len(rows) == 0:
         return [cache_key(model, version, row).packed for row in rows]
     rows = np.ascontiguousarray(rows)
     prefix = _prefix(model, version, _kind(rows[0]))
-    width = rows.nbytes // len(rows)
+    count = len(rows)
+    width = rows.nbytes // count
     if width == 0:  # rows without elements: all alike
-        return [prefix + sha256().digest()[:DIGEST_SIZE]] * len(rows)
+        return [prefix + sha256().digest()[:DIGEST_SIZE]] * count
+    if count == 1:
+        return [prefix + sha256(rows.data).digest()[:DIGEST_SIZE]]
+    if width <= _COPIED_ROW_BYTES:
+        blobs = rows.reshape(count, -1).view(_void(width)).ravel().tolist()
+        return list(map(prefix.__add__, map(_SHORT, map(_DIGEST, map(sha256, blobs)))))
     data = rows.reshape(-1).view(np.uint8).data
     return [
         prefix + sha256(data[start : start + width]).digest()[:DIGEST_SIZE]
         for start in range(0, len(data), width)
     ]
+
+
+def _void(width: int) -> np.dtype:
+    """The dtype of one row as opaque bytes (``tolist`` gives a ``bytes`` per row)."""
+    void = _VOIDS.get(width)
+    if void is None:
+        if len(_VOIDS) >= _MAX_KINDS:
+            _VOIDS.clear()
+        void = _VOIDS[width] = np.dtype((np.void, width))
+    return void
 
 
 def _prefix(model: str, version: str, kind: bytes) -> bytes:

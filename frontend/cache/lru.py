@@ -15,6 +15,24 @@ a record per row (``clipper.frontend.records``): every output, in one entry.
 The TTL (for models whose answers go stale) is checked lazily on lookup against
 an injectable clock.
 
+What the frontend stores is a landed chunk's rows (``_fill``), and two rules
+keep that cheap:
+
+* **Admission once full** (``clipper.frontend.cache.doorkeeper``): a chunk that
+  fits in the room left is stored; one that does not is stored only for the
+  rows sighted recently, so a stream with no repeats stops inserting and
+  evicting once the cache is full. ``put`` (an explicit store) is not gated.
+  The doorkeeper's ``doorkeeper_bytes`` are set aside within ``max_bytes`` when
+  it is first needed.
+* **One block per chunk, for outputs of more than one dimension** (class
+  scores, embeddings): the chunk's stored rows are copied once into one
+  read-only array, and each entry is a row view of it, instead of a copy per
+  row. A block's bytes count in full until its last row leaves: a hot row
+  keeps its whole block charged (and so alive), and the LRU evicts more to make
+  room, so the bound holds whatever rows survive; at worst the cache holds fewer
+  entries. A row of a 1-D output is stored as the numpy scalar that indexing
+  gives, which owns its value: no block needed.
+
 Nothing the cache keeps is an object the garbage collector tracks: keys are
 packed ``bytes`` (``RowKey``), values are numpy arrays and scalars, stored as
 they are (no ``(value, size, expires)`` tuple); an entry's size is computed
@@ -34,10 +52,12 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from itertools import compress
 
 import numpy as np
 
 from clipper.frontend.cache.base import Cached, CacheStats, Found, PredictionCache
+from clipper.frontend.cache.doorkeeper import HASH_BYTES, Doorkeeper
 from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey, RowKey, owner
 
@@ -47,6 +67,11 @@ about 440 bytes measured with tracemalloc on CPython 3.11 and numpy 2.4 when an
 entry was a tuple of key tuple, array, size and expiry; packed keys and bare
 values take less, so the bound errs on the safe side."""
 
+DOORKEEPER_SHARE = 16
+"""The doorkeeper may take up to ``max_bytes / DOORKEEPER_SHARE`` (by default)."""
+MIN_DOORKEEPER_HASHES = 16
+"""A cache whose share would hold fewer hashes per generation has no doorkeeper."""
+
 
 class LRUCache(PredictionCache):
     def __init__(
@@ -54,12 +79,28 @@ class LRUCache(PredictionCache):
         max_bytes: int,
         ttl_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        doorkeeper_bytes: int | None = None,
     ) -> None:
+        """``doorkeeper_bytes``: what admission once full may set aside (0: none, every
+        landed row is stored); by default ``max_bytes / DOORKEEPER_SHARE``, or none if
+        that holds fewer than ``MIN_DOORKEEPER_HASHES`` hashes per generation."""
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive; use NullCache to disable caching")
         if ttl_seconds is not None and not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        if doorkeeper_bytes is None:
+            doorkeeper_bytes = max_bytes // DOORKEEPER_SHARE
+            if doorkeeper_bytes < 2 * HASH_BYTES * MIN_DOORKEEPER_HASHES:
+                doorkeeper_bytes = 0
+        if not 0 <= doorkeeper_bytes < max_bytes:
+            raise ValueError(
+                f"doorkeeper_bytes must be at least 0 and below max_bytes ({max_bytes}), "
+                f"got {doorkeeper_bytes}"
+            )
+        if 0 < doorkeeper_bytes < 2 * HASH_BYTES:
+            raise ValueError(f"doorkeeper_bytes must be 0 or at least {2 * HASH_BYTES}")
         self.max_bytes = max_bytes
+        self.doorkeeper_bytes = doorkeeper_bytes
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._entries: OrderedDict[RowKey, Cached] = OrderedDict()
@@ -67,9 +108,14 @@ class LRUCache(PredictionCache):
         """The text elements' bytes of entries that hold text (BYTES outputs)."""
         self._expires: dict[RowKey, float] = {}
         """When each entry expires, with a TTL."""
+        self._blocks: dict[int, int] = {}
+        """Live rows per block (by the block's id): its bytes leave with its last row."""
+        self._doorkeeper: Doorkeeper | None = None
+        """Created, and its bytes set aside, when a landed chunk first does not fit."""
         self._flights = Flights()
         self._bytes = 0
         self._hits = self._misses = self._coalesced = self._evictions = self._expirations = 0
+        self._kept_out = 0
 
     async def get(self, key: CacheKey) -> Cached | None:
         value = self._lookup(key.packed)
@@ -115,35 +161,57 @@ class LRUCache(PredictionCache):
         return self._flights.start(keys, future, self._fill)
 
     def _fill(self, keys: Sequence[RowKey], outputs: np.ndarray) -> None:
-        """Store a landed chunk's rows: ``_store`` row by row, unrolled (sizes from
-        the chunk's dtype), because it runs for every row of every miss.
-
-        A 1-D output's rows (class labels, scores) are stored as the numpy scalars
-        that indexing gives, which own their value and cannot be changed: no copy
-        and no array per row, and the answer is what the model's own chunk gives
-        a row without the cache. Other rows are read-only copies of their own, so a
-        stored value never keeps the chunk's buffer alive nor aliases it."""
-        if outputs.dtype.hasobject or self.ttl_seconds:  # text, records with text; a TTL
-            for key, output in zip(keys, outputs, strict=True):
-                self._store(key, frozen_copy(output))
-            return
-        if not len(outputs):
+        """Store a landed chunk's rows: the rows the doorkeeper admits once the cache is
+        full, then ``_store`` row by row, unrolled (sizes from the chunk's dtype, C
+        loops over the rows), because this runs for every row of every miss."""
+        count = len(outputs)
+        if not count:
             return
         size = outputs[0].nbytes + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
-        if outputs.ndim == 1 and outputs.dtype.names is None:
-            values: list[Cached] = list(outputs)
-        else:
-            values = [frozen_copy(output) for output in outputs]
+        if self._bytes + size * count > self.max_bytes and self.doorkeeper_bytes:
+            admitted = self._admit(keys)
+            if not any(admitted):
+                return
+            if not all(admitted):
+                keys = list(compress(keys, admitted))
+                outputs = outputs[np.fromiter(admitted, bool, count)]  # a copy of its own
+                outputs.flags.writeable = False
+                count = len(keys)
+        if outputs.dtype.hasobject or self.ttl_seconds:  # text, records with text; a TTL
+            for key, output in zip(keys, outputs, strict=True):
+                self._store(key, frozen_copy(output))
+            return
         entries = self._entries
         if any(map(entries.__contains__, keys)):  # some stored meanwhile: replace them
             for key in keys:
                 if key in entries:
                     self._drop(key)
+        if outputs.ndim == 1 and outputs.dtype.names is None:
+            values: list[Cached] = list(outputs)  # numpy scalars, which own their value
+            self._bytes += size * count
+        elif outputs.dtype.names is None:
+            block = outputs if outputs.base is None and not outputs.flags.writeable else None
+            block = frozen_copy(outputs) if block is None else block  # the admitted rows' copy
+            values = list(block)  # row views of the one block
+            self._blocks[id(block)] = count
+            self._bytes += block.nbytes + ENTRY_OVERHEAD * count
+        else:  # records: a read-only copy per row, as ``put`` stores them
+            values = [frozen_copy(output) for output in outputs]
+            self._bytes += size * count
         entries.update(zip(keys, values, strict=True))  # C loops: runs for every missed row
-        self._bytes += size * len(keys)
         self._evict()
+
+    def _admit(self, keys: Sequence[RowKey]) -> list[bool]:
+        """Which of a landed chunk's rows to store, once it does not fit."""
+        if self._doorkeeper is None:
+            self._doorkeeper = Doorkeeper(self.doorkeeper_bytes)
+            self._bytes += self._doorkeeper.max_bytes  # set aside within the bound
+            self._evict()
+        admitted = self._doorkeeper.admit(keys)
+        self._kept_out += admitted.count(False)
+        return admitted
 
     async def discard(self, model: str, version: str | None = None) -> int:
         doomed = [k for k in self._entries if _owned(k, model, version)]
@@ -152,9 +220,12 @@ class LRUCache(PredictionCache):
         return len(doomed)
 
     async def clear(self) -> None:
+        """Drop every entry and the doorkeeper (the counters keep counting)."""
         self._entries.clear()
         self._text_bytes.clear()
         self._expires.clear()
+        self._blocks.clear()
+        self._doorkeeper = None
         self._bytes = 0
 
     @property
@@ -168,6 +239,8 @@ class LRUCache(PredictionCache):
             entries=len(self._entries),
             bytes=self._bytes,
             max_bytes=self.max_bytes,
+            kept_out=self._kept_out,
+            doorkeeper_bytes=0 if self._doorkeeper is None else self._doorkeeper.max_bytes,
         )
 
     def _lookup(self, key: RowKey) -> Cached | None:
@@ -200,9 +273,9 @@ class LRUCache(PredictionCache):
 
     def _evict(self) -> None:
         entries = self._entries
-        side = self._text_bytes or self._expires
+        side = self._text_bytes or self._expires or self._blocks
         evicted = 0
-        while self._bytes > self.max_bytes:
+        while self._bytes > self.max_bytes and entries:
             key, value = entries.popitem(last=False)
             if side:
                 self._forget(key, value)
@@ -216,6 +289,16 @@ class LRUCache(PredictionCache):
 
     def _forget(self, key: RowKey, value: Cached) -> None:
         """Account for an entry that left ``_entries``."""
+        block = value.base
+        live = None if block is None else self._blocks.get(id(block))
+        if block is not None and live is not None:  # a row view: its block may stay
+            if live > 1:
+                self._blocks[id(block)] = live - 1
+            else:
+                del self._blocks[id(block)]
+                self._bytes -= block.nbytes
+            self._bytes -= ENTRY_OVERHEAD
+            return
         self._bytes -= value.nbytes + ENTRY_OVERHEAD
         if self._text_bytes:
             self._bytes -= self._text_bytes.pop(key, 0)

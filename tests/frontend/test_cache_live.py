@@ -79,3 +79,26 @@ async def test_a_classifiers_class_labels_are_cached(
     assert not any(a["default"] for _, a in again)
     assert metric(text, "clipper_frontend_cache_hits_total", app="digits") == 3
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_full_cache_keeps_rows_sighted_once_out_and_says_so(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    """A stream with no repeats fills a small cache; past that, its rows are only
+    sighted (the doorkeeper), not stored and evicted, and /metrics says so."""
+    small = route(
+        "echo", {"echo": [echo_server.address]}, latency_slo_ms=5000, cache={"max_bytes": 65536}
+    )
+    write_routes(routes, small)
+    rows = [[float(i), 0.0, 0.0, 0.0] for i in range(300)]
+    async with serving(routes) as fe:
+        answers = await hammer(fe.url, "echo", rows, concurrency=8)
+        text = fe.metrics()
+    assert [a["output"] for _, a in answers] == rows  # every row answered by the model
+    stored = 65536 // (4 * 8 + 448)  # rows of 4 float64 until the cache is full
+    kept_out = metric(text, "clipper_frontend_cache_kept_out_total", app="echo")
+    assert kept_out >= 300 - stored - 8  # all but what fitted (and what raced it in)
+    assert metric(text, "clipper_frontend_cache_evictions_total", app="echo") < 16
+    assert metric(text, "clipper_frontend_cache_doorkeeper_bytes", app="echo") == 4096
+    assert metric(text, "clipper_frontend_cache_max_bytes", app="echo") == 65536
+    assert metric(text, "clipper_frontend_cache_bytes", app="echo") <= 65536

@@ -72,10 +72,13 @@ async def test_a_disabled_cache_never_joins_nor_stores() -> None:
 
 
 async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -> None:
-    from clipper.frontend.cache.lru import entry_size
+    """Rows of 4 scores: each chunk is stored as one block with a row view per
+    entry, and a block's bytes count until its last row leaves, so evicting the
+    oldest row frees only its entry's overhead while the block lives on."""
+    from clipper.frontend.cache.lru import ENTRY_OVERHEAD
 
-    row_bytes = entry_size(np.zeros(4))
-    cache = LRUCache(row_bytes * 5)
+    block_bytes = 3 * 4 * 8  # a chunk's 3 rows of 4 float64 scores
+    cache = LRUCache(5 * (4 * 8 + ENTRY_OVERHEAD))  # room for 5 rows stored one by one
     loop = asyncio.get_running_loop()
     for start in (0, 100):  # two chunks of 3 rows: 6 rows, room for 5
         rows = np.arange(start, start + 12.0).reshape(3, 4)
@@ -84,11 +87,13 @@ async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -
         future.set_result(rows * 2)
         await asyncio.sleep(0)
     stats = cache.stats
-    assert (stats.entries, stats.bytes, stats.evictions) == (5, row_bytes * 5, 1)
+    # Evicting the oldest row freed 448 bytes of the 480 needed: the next oldest went too.
+    assert (stats.entries, stats.evictions) == (4, 2)
+    assert stats.bytes == 2 * block_bytes + 4 * ENTRY_OVERHEAD <= cache.max_bytes
     first = cache_keys("m", "1", np.arange(12.0).reshape(3, 4))
-    assert await cache.lookup(first[:1]) == [None]  # the oldest row went first
-    (kept,) = await cache.lookup(first[1:2])
-    np.testing.assert_array_equal(kept, np.arange(4.0, 8.0) * 2)  # type: ignore[arg-type]
+    assert await cache.lookup(first[:2]) == [None, None]  # the oldest rows went first
+    (kept,) = await cache.lookup(first[2:])
+    np.testing.assert_array_equal(kept, np.arange(8.0, 12.0) * 2)  # type: ignore[arg-type]
 
 
 async def test_a_1d_chunk_fills_scalars_that_neither_alias_nor_change() -> None:

@@ -182,3 +182,93 @@ async def test_storing_rows_leaves_no_object_for_the_collector_to_track() -> Non
         gc.enable()
     assert cache.stats.entries == 1000
     assert grown < 100  # not one per row stored (two, with tuples for keys and entries)
+
+
+async def land(cache: LRUCache, start: int, count: int, outputs: np.ndarray | None = None) -> None:
+    """Rows ``start..start+count`` evaluated as one chunk (class labels unless given)."""
+    rows = np.arange(start, start + count, dtype=np.float64)[:, None]
+    future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    cache.expect(cache_keys("m", "1", rows), future)
+    future.set_result(np.arange(count) if outputs is None else outputs)
+    await asyncio.sleep(0)  # the fill runs as the future's done callback
+
+
+LABEL = 8 + ENTRY_OVERHEAD  # one int64 class label
+
+
+async def test_a_full_cache_stores_a_landed_row_only_on_its_second_sighting() -> None:
+    cache = LRUCache(100 * LABEL + 4096, doorkeeper_bytes=4096)
+    for start in range(0, 100, 10):
+        await land(cache, start, 10)  # fits: stored at once, as before
+    assert (cache.stats.entries, cache.stats.doorkeeper_bytes) == (100, 0)
+    await land(cache, 1000, 10)  # does not fit: sighted, not stored
+    stats = cache.stats
+    assert (stats.entries, stats.evictions, stats.kept_out) == (100, 0, 10)
+    assert stats.doorkeeper_bytes == 4096  # set aside within the bound
+    assert stats.bytes == 100 * LABEL + 4096 <= stats.max_bytes
+    await land(cache, 1000, 10)  # sighted again: stored, the 10 oldest evicted
+    stats = cache.stats
+    assert (stats.entries, stats.evictions, stats.kept_out) == (100, 10, 10)
+    hits = await cache.lookup(cache_keys("m", "1", np.arange(1000.0, 1010.0)[:, None]))
+    assert hits == list(range(10))
+    assert await cache.lookup(cache_keys("m", "1", np.zeros((1, 1)))) == [None]  # row 0 went
+
+
+async def test_a_stream_with_no_repeats_stops_storing_and_evicting_once_full() -> None:
+    cache = LRUCache(64 * 1024)  # the default doorkeeper: 1/16 of the bound
+    for start in range(0, 20_000, 16):
+        await land(cache, start, 16)
+    stats = cache.stats
+    assert stats.doorkeeper_bytes == 4096
+    stored = stats.entries + stats.evictions
+    assert stored < (64 * 1024) // LABEL + 16  # about one cache's worth, then no more
+    assert stats.kept_out == 20_000 - stored
+    assert stats.bytes <= stats.max_bytes
+
+
+async def test_a_2d_chunk_is_one_read_only_block_charged_until_its_last_row_goes() -> None:
+    """Scores (4 rows of 10): the rows are views of one copy of the chunk, and a hot
+    row keeps its whole block charged after the other rows of the block are evicted."""
+    scores = np.arange(40.0).reshape(4, 10)
+    block = scores.nbytes
+    cache = LRUCache(block + ENTRY_OVERHEAD + 5 * LABEL, doorkeeper_bytes=0)
+    await land(cache, 0, 4, scores)
+    scores[:] = -1  # the chunk's buffer reused: the cache kept its own copy
+    keys = cache_keys("m", "1", np.arange(4.0)[:, None])
+    rows = await cache.lookup(keys)
+    bases = {id(row.base) for row in rows}  # type: ignore[union-attr]
+    assert len(bases) == 1  # one block, a view per row
+    assert not any(row.flags.writeable for row in rows)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(np.stack(rows), np.arange(40.0).reshape(4, 10))  # type: ignore[arg-type]
+    assert cache.stats.bytes == block + 4 * ENTRY_OVERHEAD
+    await cache.lookup(keys[:1])  # row 0 is now the most recently used
+    await land(cache, 100, 5)  # 5 labels: rows 1-3 of the block are evicted, row 0 stays
+    stats = cache.stats
+    assert (stats.entries, stats.evictions) == (6, 3)
+    assert stats.bytes == block + ENTRY_OVERHEAD + 5 * LABEL  # the whole block, still held
+    assert stats.bytes <= stats.max_bytes
+    (row0,) = await cache.lookup(keys[:1])
+    np.testing.assert_array_equal(row0, np.arange(10.0))  # type: ignore[arg-type]
+    await cache.discard("m")
+    assert (cache.stats.entries, cache.stats.bytes) == (0, 0)  # the last row took its block
+
+
+async def test_the_admitted_rows_of_a_2d_chunk_share_one_block_of_their_own() -> None:
+    cache = LRUCache(10 * LABEL + 4096, doorkeeper_bytes=4096)
+    await land(cache, 0, 18)  # labels, until a chunk of two scores no longer fits
+    await land(cache, 100, 2, np.zeros((2, 10)))  # sighted, kept out
+    before = cache.stats
+    assert (before.kept_out, before.doorkeeper_bytes) == (2, 4096)
+    scores = np.arange(40.0).reshape(4, 10)
+    await land(cache, 99, 4, scores)  # rows 100 and 101 were sighted: only they are stored
+    keys = cache_keys("m", "1", np.arange(99.0, 103.0)[:, None])
+    found = await cache.lookup(keys)
+    assert found[0] is None
+    assert found[3] is None
+    assert found[1].base is found[2].base  # type: ignore[union-attr]
+    assert found[1].base.nbytes == 2 * 10 * 8  # type: ignore[union-attr]
+    np.testing.assert_array_equal(np.stack(found[1:3]), scores[1:3])  # type: ignore[arg-type]
+    stats = cache.stats
+    evicted = stats.evictions - before.evictions
+    assert stats.bytes == before.bytes + 2 * 10 * 8 + 2 * ENTRY_OVERHEAD - evicted * LABEL
+    assert stats.bytes <= stats.max_bytes
