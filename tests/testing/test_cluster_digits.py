@@ -49,3 +49,13 @@ def test_the_example_validates_and_reads_every_model_from_the_claim(tmp_path: Pa
 
 def test_the_volume_path_is_the_storage_manifests() -> None:
     assert node_models_path() == "/var/local/clipper-models"
+
+
+def test_the_gpu_variant_asks_for_a_gpu_and_the_cuda_device() -> None:
+    found = manifests.load(EXAMPLE / "gpu" / "mlp-cuda.yaml")
+    (model,) = found.deployments
+    assert model.spec.device == "cuda"
+    assert model.spec.resources is not None
+    assert model.spec.resources.limits == {"nvidia.com/gpu": 1}
+    assert isinstance(parse_uri(model.spec.model_uri or ""), PvcUri)
+    assert found.apps[0].spec.models == [model.metadata.name]
