@@ -38,7 +38,7 @@ Obj = dict[str, Any]
 
 class Kubectl(Protocol):
     def __call__(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float | None = None
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = ...
     ) -> subprocess.CompletedProcess[str]: ...
 
 

@@ -16,9 +16,11 @@ from clipper.testing.cluster_digits import (
     MANIFESTS,
     MODELS,
     STORAGE,
+    ClusterDigits,
     node_models_path,
     train_models,
 )
+from clipper.testing.controlplane import ControlPlane
 
 
 def claim_name() -> str:
@@ -59,3 +61,25 @@ def test_the_gpu_variant_asks_for_a_gpu_and_the_cuda_device() -> None:
     assert model.spec.resources.limits == {"nvidia.com/gpu": 1}
     assert isinstance(parse_uri(model.spec.model_uri or ""), PvcUri)
     assert found.apps[0].spec.models == [model.metadata.name]
+
+
+def test_the_example_is_accepted_by_a_real_api_server_and_its_claim_binds(
+    k8s: ControlPlane, operator_kubeconfig: Path, namespace: str
+) -> None:
+    """On the test control plane (CRDs installed, so schema and CEL rules apply): the
+    claim binds to the volume with no StorageClass, and every manifest passes a
+    server-side dry run. Pods never run here: the e2e suite runs them."""
+    example = ClusterDigits(k8s.kubectl, namespace)
+    try:
+        example.apply(STORAGE)
+        claim = example.wait(
+            "pvc", "digits-models", lambda o: o["status"].get("phase") == "Bound", "Bound"
+        )
+        assert claim["spec"]["volumeName"] == "digits-models"
+        swaps = sorted((EXAMPLE / "swap").glob("*.yaml"))
+        for path in (*MANIFESTS, *swaps, EXAMPLE / "gpu" / "mlp-cuda.yaml"):
+            out = example.run("apply", "--dry-run=server", "-f", str(path))
+            assert "(server dry run)" in out, out
+    finally:
+        k8s.kubectl("delete", "-n", namespace, "-f", str(STORAGE), "--ignore-not-found",
+                    "--wait=false", check=False)  # fmt: skip
