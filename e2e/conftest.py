@@ -199,6 +199,8 @@ def cluster(
         mounts = [(models_dir, node_models_path())]
         with kind.kind_cluster(CLUSTER_NAME, extra_mounts=mounts, keep=keep) as found:
             results.time("kind cluster creation", time.monotonic() - started)
+            for what, seconds in getattr(found, "timings", {}).items():  # the fixture's own
+                results.time(f"kind fixture: {what}", seconds)
             request.config.stash[_CLUSTER] = found
             started = time.monotonic()
             for ref in IMAGES:
