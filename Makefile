@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server images test-images e2e e2e-images clean
+.PHONY: help venv test test-stress lint fmt bench run-example proto controlplane helm chart s3server images test-images kind-node e2e e2e-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -23,6 +23,7 @@ help:
 	@echo "make s3server     build the tests' S3-compatible server (SeaweedFS, cached)"
 	@echo "make images       build the clipper, clipper-model and clipper-model:*-cuda images (Docker)"
 	@echo "make test-images  build the images, then check them (tests/images --images)"
+	@echo "make kind-node    build kind and the kind node image for e2e/ (cached; starts dockerd if none runs)"
 
 venv: $(STAMP)
 
@@ -88,6 +89,12 @@ images: venv
 # Opt-in, not part of `make test`: a cold build takes many minutes (the CUDA image).
 # build-images.sh runs tests/images at its end, with the engine it started still up.
 test-images: images
+
+# The e2e cluster's node image (scripts/build-kind-node.sh, cached): started through
+# clipper.testing.kind, which starts a dockerd that can run kind's nodes if none runs
+# (and stops it after).
+kind-node: venv
+	$(PY) -m clipper.testing.kind node-image
 
 # The e2e suite on a real kind cluster (e2e/README.md): the two CPU images (not the
 # CUDA one, which no test here can run), helm, the kind node image, then the suite.
