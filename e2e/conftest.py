@@ -35,6 +35,7 @@ from clipper.testing.cluster_digits import node_models_path, train_models
 from clipper.testing.k8s_helm import CHART, RELEASE, Helm, require_helm
 from clipper.testing.timeouts import in_ci, scaled
 from clipper.testing.traffic import Phase, table
+from clipper.testing.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / ".results"
@@ -232,6 +233,21 @@ def pytest_runtest_makereport(
 # --- the chart ------------------------------------------------------------------------
 
 
+def _operator_live(cluster: Any) -> bool:
+    """The operator's kopf liveness endpoint answers, through the API server's pod
+    proxy. The chart has no readiness probe, so a pod that crashes at start-up is
+    Ready for a moment and `helm install --wait` can return before it fails."""
+    pods = json.loads(
+        cluster.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout
+    )["items"]
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        path = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{name}:8080/proxy/healthz"
+        if cluster.kubectl("get", "--raw", path, check=False).returncode == 0:
+            return True
+    return False
+
+
 @dataclass
 class Release:
     helm: Helm
@@ -277,15 +293,8 @@ def release(
             f"{scaled(300):.0f}s",
             timeout=scaled(300) + 60,
         )
-        cluster.kubectl(
-            "rollout",
-            "status",
-            f"deployment/{OPERATOR}",
-            "-n",
-            OPERATOR_NAMESPACE,
-            f"--timeout={scaled(120):.0f}s",
-            timeout=150,
-        )
+        wait_for(lambda: _operator_live(cluster), timeout=300, interval=1,
+                 what="the operator's /healthz answering (kopf running)")  # fmt: skip
         results.time("helm install to the operator Ready", time.monotonic() - started)
         yield installed
     finally:
