@@ -271,7 +271,12 @@ def test_a_version_whose_image_cannot_start_is_rolled_back_and_traffic_stays(
     assert not status.get("candidateVersion")
     assert broken["phase"] == "Failed"
     assert "v3-broken" in degraded["message"]
-    assert "ErrImageNeverPull" in broken["message"], broken  # the kubelet's reason, quoted
+    # The kubelet's reason, quoted. ErrImagePull rather than ErrImageNeverPull: the
+    # chart's image.pullPolicy reaches the operator's own container only, so model
+    # containers keep the operator's default, IfNotPresent (and no registry answers).
+    assert "clipper-model:0.0.0-does-not-exist" in broken["message"], broken
+    pulls = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff")
+    assert any(reason in broken["message"] for reason in pulls), broken
     warnings = [e for e in example.events(FOREST) if e["type"] == "Warning"]
     assert any(e["reason"] == "RolledBack" for e in warnings), warnings
     assert total.failed == 0, total.failures
