@@ -65,6 +65,10 @@ def labelled(cluster: Any, kinds: tuple[str, ...], selector: str) -> set[str]:
     }
 
 
+def _pods(cluster: Any, namespace: str) -> str:
+    return str(cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.strip())
+
+
 def test_helm_uninstall_leaves_nothing_but_the_crds(cluster: Any, release: Any) -> None:
     cluster.kubectl("create", "namespace", NAMESPACE)
     example = ClusterDigits(cluster.kubectl, NAMESPACE)
@@ -111,8 +115,11 @@ def test_helm_uninstall_leaves_nothing_but_the_crds(cluster: Any, release: Any) 
             seen=lambda: labelled(cluster, CHART_KINDS, BY_CHART),
         )
         assert not labelled(cluster, OPERATOR_KINDS, BY_OPERATOR)
-        left = cluster.kubectl("get", "pods", "-n", "clipper-system", "-o", "name").stdout
-        assert not left.strip(), left
+        # The operator's pod stops within its grace period after its Deployment goes.
+        wait_for(
+            lambda: not _pods(cluster, "clipper-system"), timeout=120, interval=1,
+            what="the operator's pod gone", seen=lambda: _pods(cluster, "clipper-system"),
+        )  # fmt: skip
         crds = yaml.safe_load(cluster.kubectl("get", "crds", "-o", "yaml").stdout)["items"]
         names = {crd["metadata"]["name"] for crd in crds}
         assert {"clipperapps.clipper.dev", "modeldeployments.clipper.dev"} <= names
