@@ -22,12 +22,14 @@ import pytest
 from clipper.testing.kind import (
     KindCluster,
     base_image,
+    docker_missing,
     ensure_docker,
     kind_cluster,
     node_containers,
     versions,
 )
 from clipper.testing.processes import free_port
+from clipper.testing.timeouts import in_ci
 from clipper.testing.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -88,6 +90,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(shared: Path) -> Iterator[KindCluster]:
+    missing = docker_missing()
+    if missing:  # a skip that says why; under CI=true a failure (CI never skips e2e)
+        (pytest.fail if in_ci() else pytest.skip)(f"no kind cluster here: {missing}")
     with ensure_docker():  # one engine for the image build, the cluster and the check after
         image = base_image()
         subprocess.run(
@@ -218,3 +223,21 @@ def test_the_mounted_host_folder_is_visible_in_the_pod(
     name, content = served
     listed = cluster.kubectl("exec", "web", "--", "cat", f"/data/{name}").stdout
     assert listed == content
+
+
+def test_privileged_pods_run_inside_the_node(cluster: KindCluster) -> None:
+    """kube-proxy is privileged: containerd gives it the node's own capabilities, which
+    lack CAP_SYS_RESOURCE as the node does, so it starts (and the Service test above
+    shows it programming the node's iptables)."""
+    pods = cluster.kubectl(
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-proxy",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].securityContext.privileged}"
+        " {.items[*].status.containerStatuses[0].ready}",
+    ).stdout.split()
+    assert pods == ["true", "true"]

@@ -198,6 +198,16 @@ def _check_running_engine() -> None:
     )
 
 
+def docker_missing() -> str | None:
+    """Why this machine cannot have a Docker engine, or ``None`` when it can (one
+    answers, or ``dockerd`` is installed for :func:`ensure_docker` to start)."""
+    if shutil.which("docker") is None:
+        return "the docker client is not installed (apt-get install docker.io)"
+    if shutil.which("dockerd") is None and not _docker_answers():
+        return "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
+    return None
+
+
 def ensure_docker() -> DockerEngine:
     """An engine that can run kind nodes: the running one if it can, else a new
     ``dockerd`` with the capability-dropping runtime (see the module docstring)."""
