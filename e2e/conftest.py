@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Generator, Iterator
@@ -148,16 +147,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def kind() -> ModuleType:
     """``clipper.testing.kind``: the kind binary, node image and Docker engine."""
-    if shutil.which("docker") is None and shutil.which("dockerd") is None:
-        _unavailable(
-            "no Docker here (neither docker nor dockerd is on PATH); `make images` "
-            "installs Debian's docker.io"
-        )
     try:
-        return importlib.import_module("clipper.testing.kind")
+        found = importlib.import_module("clipper.testing.kind")
     except ImportError as exc:
         _unavailable(f"the kind fixture (clipper.testing.kind) cannot be imported: {exc}")
         raise
+    why = found.docker_missing()
+    if why is not None:
+        _unavailable(f"no Docker here: {why}")
+    return found
 
 
 @pytest.fixture(scope="session")
