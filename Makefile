@@ -7,11 +7,12 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images kind-node clean
+.PHONY: help venv test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images kind-node e2e e2e-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
-	@echo "make test         set up, lint, build the test control plane (cached), run the tests"
+	@echo "make test         set up, lint, build the test control plane (cached), run the tests, then make e2e"
+	@echo "make e2e          the kind suite (e2e/): builds the CPU images, helm and the kind node image (cached) first"
 	@echo "make test-stress  run the tests RUNS times (default 3) with one core kept busy by stress-ng"
 	@echo "make lint         ruff, ruff format --check, mypy, import contracts"
 	@echo "make bench        run the benchmarks in benchmarks/"
@@ -34,8 +35,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The unit and control-plane tests, then the kind suite. Each step stops what it
+# started (build-images.sh and the e2e fixtures stop a dockerd they started; the
+# kind cluster is deleted unless E2E_ARGS has --keep-cluster).
 test: venv lint controlplane helm s3server redis
 	$(BIN)/pytest tests
+	$(MAKE) e2e
 
 test-stress: venv controlplane helm s3server redis
 	BIN=$(BIN) scripts/test-stress.sh tests
@@ -107,6 +112,17 @@ test-images: images
 # (and stops it after).
 kind-node: venv
 	$(PY) -m clipper.testing.kind node-image
+
+# The e2e suite on a real kind cluster (e2e/README.md): the two CPU images (not the
+# CUDA one, which no test here can run), helm, the kind node image, then the suite.
+# E2E_ARGS: more pytest arguments, e.g. --keep-cluster or -k swap.
+E2E_ARGS ?=
+e2e: venv helm e2e-images kind-node
+	$(BIN)/pytest e2e --e2e $(E2E_ARGS)
+
+# build-images.sh's own smoke tests are skipped: the suite runs the images for real.
+e2e-images: venv
+	PY=$(abspath $(PY)) CLIPPER_IMAGES_SMOKE=0 scripts/build-images.sh clipper clipper-model
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

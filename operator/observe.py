@@ -44,6 +44,7 @@ FAILING_REASONS = frozenset(
         "CrashLoopBackOff",
         "ImagePullBackOff",
         "ErrImagePull",
+        "ErrImageNeverPull",  # pull policy Never and the image is not on the node
         "InvalidImageName",
         "CreateContainerConfigError",
         "CreateContainerError",

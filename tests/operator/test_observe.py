@@ -115,6 +115,14 @@ def test_an_image_that_cannot_be_pulled_is_failing() -> None:
     assert seen["v2"].failing
 
 
+def test_an_image_missing_on_the_node_under_pull_policy_never_is_failing() -> None:
+    # What a kind cluster's kubelet says when the image was not `kind load`ed: it never
+    # heals by itself (the kubelet will not pull), so the version fails at once.
+    seen = observe_versions([deployment("v2")], [pod("v2", False, waiting="ErrImageNeverPull")], {})
+    assert seen["v2"].failing
+    assert "ErrImageNeverPull" in seen["v2"].message
+
+
 def test_a_pod_that_is_only_waiting_to_start_is_not_failing() -> None:
     pods = [pod("v2", ready=False, waiting="ContainerCreating")]
     assert not observe_versions([deployment("v2")], pods, {})["v2"].failing
