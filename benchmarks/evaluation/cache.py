@@ -25,6 +25,7 @@ The cost under overload (no repeats at all, concurrency 16 to 256) is
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -228,32 +229,46 @@ def run_overload(options: Options) -> dict[str, Any]:
 
 
 def parse_overload(text: str) -> list[dict[str, Any]]:
-    """The rows of overload.py's table (``rows conc on... off... on/off cpu``)."""
+    """The rows of overload.py's table, by column name: the header's names are read
+    through the spans of its ``----`` line, so a column added there (the median of
+    repeats, the hit ratio) does not shift the others."""
     lines = text.splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rows", "conc"])
     except StopIteration:
         return []
+    if start + 1 >= len(lines):
+        return []
+    spans = [m.span() for m in re.finditer(r"-+", lines[start + 1])]
+    header = lines[start].ljust(spans[-1][1]) if spans else ""
+    names = [" ".join(header[a:b].split()) for a, b in spans]
+    # The cache-off columns repeat the cache-on names: tell them apart by position.
+    off_at = next((i for i, name in enumerate(names) if name.startswith("off ")), len(names))
+    keys = {
+        "rows": "rows",
+        "conc": "concurrency",
+        "on rows/s": "on_rows_per_s",
+        "off rows/s": "off_rows_per_s",
+        "on/off": "on_off",
+        "med on/off": "median_on_off",
+        "cpu on/off": "cpu_on_off",
+        "hit %": "hit_percent",
+    }
     parsed = []
     for line in lines[start + 2 :]:
         cells = line.split()
-        if len(cells) != 16 or not cells[0].isdigit():
+        if len(cells) != len(names) or not cells[0].isdigit():
             break
-        number = [_number(c) for c in cells]
-        parsed.append(
-            {
-                "rows": number[0],
-                "concurrency": number[1],
-                "on_rows_per_s": number[2],
-                "on_p99_ms": number[6],
-                "on_us_per_row": number[7],
-                "off_rows_per_s": number[8],
-                "off_p99_ms": number[12],
-                "off_us_per_row": number[13],
-                "on_off": number[14],
-                "cpu_on_off": number[15],
-            }
-        )
+        row: dict[str, Any] = {}
+        for i, (name, cell) in enumerate(zip(names, cells, strict=True)):
+            side = "on" if i < off_at else "off"
+            if name in keys:
+                row[keys[name]] = _number(cell)
+            elif name == "p99 ms":
+                row[f"{side}_p99_ms"] = _number(cell)
+            elif name == "us/row":
+                row[f"{side}_us_per_row"] = _number(cell)
+        parsed.append(row)
     return parsed
 
 

@@ -45,7 +45,11 @@ def test_the_example_validates_and_reads_every_model_from_the_claim(tmp_path: Pa
     accuracy = train_models(tmp_path / "models")
     files = {uri.path for uri in uris if isinstance(uri, PvcUri)}
     assert files <= set(accuracy), (files, accuracy)
-    assert all(score > 0.8 for score in accuracy.values()), accuracy
+    # forest-v3 is the example's deliberately worse version (the Shadow walk-through
+    # rejects it); every model the cluster example serves is a real classifier.
+    worse = "digits-forest-v3.joblib"
+    assert all(score > 0.8 for name, score in accuracy.items() if name != worse), accuracy
+    assert accuracy[worse] < accuracy["digits-forest-v2.joblib"], accuracy
     assert (tmp_path / "models").stat().st_mode & 0o005 == 0o005  # others may read and enter
 
 
