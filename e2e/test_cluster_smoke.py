@@ -21,6 +21,7 @@ import pytest
 
 from clipper.testing.kind import (
     KindCluster,
+    KindError,
     base_image,
     docker_missing,
     ensure_docker,
@@ -182,7 +183,21 @@ def test_the_service_name_resolves_through_coredns(
     cluster: KindCluster, served: tuple[str, str]
 ) -> None:
     name, content = served
-    assert fetch_in(cluster, "client", f"http://web.default.svc.cluster.local/{name}") == content
+    # CoreDNS may still be starting, or kube-proxy programming its Service, when the
+    # cluster's nodes are Ready: wait for the name to resolve before asserting.
+    cluster.kubectl(
+        "-n", "kube-system", "wait", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns",
+        "--timeout=120s", timeout=150,
+    )  # fmt: skip
+    url = f"http://web.default.svc.cluster.local/{name}"
+
+    def resolved() -> str | None:
+        try:
+            return fetch_in(cluster, "client", url)
+        except KindError:
+            return None
+
+    assert wait_for(resolved, timeout=120, interval=1, what=f"{url} through CoreDNS") == content
     assert fetch_in(cluster, "client", f"http://web/{name}") == content
 
 
