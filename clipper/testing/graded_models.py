@@ -17,10 +17,13 @@ rollout tests and the README's walk-through use: ``v1`` weak (5 trees of depth
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from clipper.testing.frontend import start_model_servers
+from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import digits
 
 GRADES = ("good", "fair", "poor")
@@ -81,3 +84,21 @@ def accuracy(path: Path) -> float:
 
     pixels, labels = digits()
     return float(np.mean(joblib.load(path).predict(pixels) == labels))
+
+
+def start_graded_versions(directory: Path, grades: Mapping[str, str]) -> list[ModelServer]:
+    """``digits`` in one version per grade (``{"v1": "fair", "v2": "good"}``), trained
+    into ``directory`` and served side by side, for tests that compare versions.
+    The caller stops them."""
+    paths = train_graded(directory)
+    return start_model_servers(
+        [
+            {
+                "framework": "sklearn",
+                "uri": paths[grade],
+                "name": "digits",
+                "args": ["--threads", "1", "--version", version],
+            }
+            for version, grade in grades.items()
+        ]
+    )

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from clipper.common.rollout.analysis import LATENCY_BUCKETS_MS, report_of
-from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
-from clipper.testing.graded_models import train_graded
+from clipper.testing.frontend import metric, route, serving, write_routes
+from clipper.testing.graded_models import start_graded_versions
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import digits
@@ -29,17 +29,7 @@ QUERIES = 120
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ModelServer]]:
     """``digits`` v1 (the good classifier) and v2 (the poor one)."""
-    paths = train_graded(tmp_path_factory.mktemp("graded"))
-    specs = [
-        {
-            "framework": "sklearn",
-            "uri": paths[grade],
-            "name": "digits",
-            "args": ["--threads", "1", "--version", version],
-        }
-        for version, grade in (("v1", "good"), ("v2", "poor"))
-    ]
-    servers = start_model_servers(specs)
+    servers = start_graded_versions(tmp_path_factory.mktemp("graded"), {"v1": "good", "v2": "poor"})
     yield servers
     for server in servers:
         server.stop()

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from clipper.testing.controlplane import ControlPlane
-from clipper.testing.frontend import FrontendProcess, route, start_model_servers, write_routes
-from clipper.testing.graded_models import train_graded
+from clipper.testing.frontend import FrontendProcess, route, write_routes
+from clipper.testing.graded_models import start_graded_versions
 from clipper.testing.k8s_clipper import (
     MODELS,
     clipper_app,
@@ -49,17 +49,7 @@ MAX_QUERIES = 1000
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ModelServer]]:
     """``digits`` v1 (the fair classifier) and v2 (the good one), as model servers here."""
-    paths = train_graded(tmp_path_factory.mktemp("graded"))
-    specs = [
-        {
-            "framework": "sklearn",
-            "uri": paths[grade],
-            "name": "digits",
-            "args": ["--threads", "1", "--version", version],
-        }
-        for version, grade in (("v1", "fair"), ("v2", "good"))
-    ]
-    servers = start_model_servers(specs)
+    servers = start_graded_versions(tmp_path_factory.mktemp("graded"), {"v1": "fair", "v2": "good"})
     yield servers
     for server in servers:
         server.stop()
