@@ -161,12 +161,19 @@ def _retained(obj: dict[str, Any], version: str) -> bool:
     return any(v["version"] == version and v["phase"] == "Retained" for v in versions)
 
 
+def _failed(obj: dict[str, Any], version: str) -> dict[str, Any] | None:
+    """``version``'s entry in the status once the operator gave up on it (rolled back)."""
+    versions = (obj.get("status") or {}).get("versions") or []
+    return next((v for v in versions if v["version"] == version and v["phase"] == "Failed"), None)
+
+
 def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
     deployed: Deployed, results: Any
 ) -> None:
     example = deployed.example
     example.wait("modeldeployment", FOREST, lambda o: serving(o, "v1"), "v1 serving")
     seen = ["v1=100"]
+    failed: list[dict[str, Any]] = []
     load = Traffic(
         deployed.url,
         APP,
@@ -187,7 +194,8 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
             if summary and summary != seen[-1]:
                 seen.append(summary)
                 load.phase(summary)
-            return serving(obj, "v2") and _retained(obj, "v1")
+            failed[:] = [obj] if _failed(obj, "v2") else []
+            return bool(failed) or (serving(obj, "v2") and _retained(obj, "v1"))
 
         wait_for(
             swapped,
@@ -197,6 +205,13 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
             seen=lambda: seen,
         )
         swap_seconds = time.monotonic() - started
+        if failed:  # say why at once, with the operator's numbers, not after a timeout
+            status = failed[0].get("status") or {}
+            pytest.fail(
+                f"v2 was rolled back: {_failed(failed[0], 'v2')}; analysis:"
+                f" {json.dumps(status.get('analysis'))};"
+                f" Degraded: {condition(failed[0], 'Degraded')}; traffic seen: {seen}"
+            )
         load.phase("v2=100 after (v1 retained)")
         after = load.current
         wait_for(lambda: after.requests >= 200, timeout=60, what="load after the swap")

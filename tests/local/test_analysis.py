@@ -27,7 +27,7 @@ from clipper.testing.local import (
 )
 
 SLO_MS = 200
-ANALYSIS = {"minSamples": 10, "intervalSeconds": 1}
+ANALYSIS = {"minSamples": 10, "intervalSeconds": 1, "warmupSeconds": 1, "failureSeconds": 2}
 CANARY = {
     "strategy": "Canary",
     "steps": [{"weight": 50, "pauseSeconds": 3600}],

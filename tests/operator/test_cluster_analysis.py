@@ -54,7 +54,7 @@ CANARY = {
     "strategy": "Canary",
     "steps": [{"weight": 50, "pauseSeconds": 3600}],
     "drainSeconds": 1,
-    "analysis": {"minSamples": 40, "intervalSeconds": 1},
+    "analysis": {"minSamples": 40, "intervalSeconds": 1, "warmupSeconds": 0, "failureSeconds": 0},
 }
 
 

@@ -184,13 +184,21 @@ class AnalysisSpec(ApiModel):
     max_default_rate_increase: float = 0.02
     """How much higher the candidate's rate of default answers, per reason, may be."""
     max_latency_slo_ratio: float = 1.0
-    """The candidate's p99 latency may be at most this times the app's latency SLO."""
+    """The candidate's p99 latency may be at most this times the app's latency SLO, or
+    at most the stable version's p99 over the step when that is higher."""
     min_labels: int = 30
     """Labels (feedback) each version needs before the loss gate judges."""
     max_loss_increase: float = 0.05
     """How much higher the candidate's mean loss may be than the stable's."""
     interval_seconds: int = 5
     """How often the stats are read and judged during a step."""
+    warmup_seconds: int = 5
+    """The start of each step that is not judged: when it ends the counters are read
+    again and the step is judged on what follows. Capped at half the step's pause."""
+    failure_seconds: int = 10
+    """How long the gates must keep failing, judged every ``interval_seconds``, before
+    the step rolls back; a step whose pause ends while they fail waits for the verdict.
+    0: at the first failed judgement."""
 
 
 class RolloutSpec(ApiModel):
@@ -308,8 +316,14 @@ class RolloutStatus(ApiModel):
     shadow: ShadowStatus | None = None
     """Shadow only: the comparison of the candidate with the stable version so far."""
     baseline: list[FrontendCounters] | None = None
-    """Every frontend's counters when the step in force began: the step is judged on
-    what was counted since, and a restarted controller judges against the same."""
+    """Every frontend's counters when the step in force began (or, with a warm-up,
+    when it ended): the step is judged on what was counted since, and a restarted
+    controller judges against the same."""
+    baseline_at: datetime | None = None
+    """When ``baseline`` was read."""
+    failing_since: datetime | None = None
+    """Since when the step's gates have failed at every judgement (None: they pass,
+    or wait for samples); the step rolls back ``failureSeconds`` after it."""
 
 
 class VersionAnalysis(ApiModel):
@@ -329,7 +343,7 @@ class AnalysisStatus(ApiModel):
     version: str
     """The candidate judged."""
     step: int | None = None
-    verdict: Literal["Waiting", "Passing", "Passed", "Failed", "NotJudged"]
+    verdict: Literal["Waiting", "Passing", "Failing", "Passed", "Failed", "NotJudged"]
     samples: int = 0
     """Queries the candidate answered in the step."""
     loss_summary: str | None = None

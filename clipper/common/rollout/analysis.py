@@ -28,7 +28,10 @@ The gates (``judge``), each the candidate against the stable version over the
 step: error rate (errors / queries) higher by more than ``maxErrorRateIncrease``;
 for each reason, the rate of default answers higher by more than
 ``maxDefaultRateIncrease``; p99 latency above ``maxLatencySloRatio`` x the
-app's SLO (the strictest of the apps that serve the model); and once both have
+app's SLO (the strictest of the apps that serve the model) and above the stable
+version's own p99 over the step -- a node too busy for either version to meet
+the SLO is not the candidate's fault, and rolling back would not fix it; and
+once both have
 ``minLabels`` labels, mean loss higher by more than ``maxLossIncrease``. Nothing is
 judged before the candidate has ``minSamples`` queries.
 """
@@ -346,14 +349,14 @@ def _latency_gate(
     if slo_ms is None or p99 is None:
         return []
     limit = spec.max_latency_slo_ratio * slo_ms
-    if p99 <= limit:
-        return []
     theirs = base.quantile_ms(0.99)
+    if p99 <= limit or (theirs is not None and p99 <= theirs):
+        return []  # within the SLO, or no slower than the stable version on the same step
     other = f"{theirs:.1f} ms" if theirs is not None else "no samples"
     return [
         f"p99 latency: {candidate} {p99:.1f} ms (n={sum(cand.latency)}) vs {stable} {other}"
         f" (n={sum(base.latency)}), threshold {limit:g} ms"
-        f" ({spec.max_latency_slo_ratio:g} x the {slo_ms:g} ms SLO)"
+        f" ({spec.max_latency_slo_ratio:g} x the {slo_ms:g} ms SLO) and {stable}'s p99"
     ]
 
 

@@ -29,12 +29,21 @@ refused -- the machine carries on with what it was doing, changes nothing in
 traffic or in the versions, and says why in ``Degraded`` and one Warning event.
 
 Canary steps are judged (``analysis``): the controller passes every frontend's
-per-version counters as a ``Fleet``; entering a step stores them as the step's
-baseline in the status, and every reconcile during the step judges the
-candidate against the stable version on what was counted since. A failed gate
-fails the rollout at once (``AnalysisFailed``, rolled back like any failure); a
-step ends on its pause as before, judged or -- with too few samples, or no
-counters to read -- not (its event says which). While a step is analysed the
+per-version counters as a ``Fleet``; once the step's warm-up is over
+(``warmupSeconds``, at most half its pause) they are stored as the step's
+baseline in the status, and every reconcile after judges the candidate against
+the stable version on what was counted since. The warm-up is there because a
+step's first seconds measure the change, not the version: the candidate's new
+replica answers its first queries on a cold channel, with batches sized for
+other traffic, and on a busy node that alone failed the latency gate of a
+healthy version. A failed gate is a reading, not yet a verdict: the step rolls
+back (``AnalysisFailed``, like any failure) when its gates have failed at every
+judgement for ``failureSeconds`` (``status.rollout.failingSince``); a passing
+judgement clears it. Counting the time, not the judgements, keeps the machine
+idempotent however often a controller calls it. A step ends on its pause as
+before, judged or -- with too few samples, or no counters to read -- not (its
+event says which); one whose gates fail when its pause ends waits for them to
+pass (it advances) or to have failed long enough (it rolls back). While a step is analysed the
 plan asks to be called again every ``analysis.intervalSeconds`` when the
 controller reads counters (``fleet`` given, even one that reached no frontend:
 it tries again then); a controller that passes none wakes for the pauses only.
@@ -322,15 +331,24 @@ class _Reconcile:
                 return
             self._enter_step(entry, 0)
             return
-        if restart_pause:
-            rollout.step_started_at = self.now
-        judgement = self._analyse(entry)
-        if judgement is not None and judgement.verdict == "Failed":
-            self._fail_analysis(entry, judgement)
-            return
+        if restart_pause:  # ready again: the step, its warm-up and its verdict start over
+            rollout.step_started_at, rollout.failing_since = self.now, None
+        judgement = self._analyse(entry, steps[rollout.step].pause_seconds)
+        failing = judgement is not None and judgement.verdict == "Failed"
+        if judgement is not None and failing:
+            if rollout.failing_since is None:
+                rollout.failing_since = self.now
+            patience = self.spec.rollout.analysis.failure_seconds
+            if self._after(rollout.failing_since, patience) <= 0:
+                self._fail_analysis(entry, judgement)
+                return
+            self._failing(judgement, patience)
+        elif judgement is not None and judgement.verdict == "Passing":
+            rollout.failing_since = None
         left = self._after(rollout.step_started_at, steps[rollout.step].pause_seconds)
-        if left > 0:
-            self.wake.append(left)
+        if left > 0 or failing:
+            if left > 0:
+                self.wake.append(left)
             if self._analysing() and self.fleet is not None:
                 self.wake.append(float(self.spec.rollout.analysis.interval_seconds))
             return
@@ -343,8 +361,10 @@ class _Reconcile:
     def _enter_step(self, entry: VersionStatus, index: int, verdict: str = "") -> None:
         steps = self.spec.rollout.steps or []
         weight = steps[index].weight
-        self.st.rollout.step, self.st.rollout.step_started_at = index, self.now
-        self.st.rollout.baseline = self._baseline()
+        rollout = self.st.rollout
+        rollout.step, rollout.step_started_at = index, self.now
+        rollout.baseline, rollout.baseline_at = self._baseline(), self.now
+        rollout.failing_since = None
         self._set_traffic({self.st.stable_version: 100 - weight, entry.version: weight})
         self._phase(entry, "Progressing")
         self.wake.append(float(steps[index].pause_seconds))
@@ -411,14 +431,21 @@ class _Reconcile:
             return None
         return self.fleet.baseline([self.st.stable_version or "", self.st.candidate_version or ""])
 
-    def _analyse(self, entry: VersionStatus) -> Judgement | None:
+    def _analyse(self, entry: VersionStatus, pause_seconds: float) -> Judgement | None:
         """Judge the step so far; None when there is nothing to judge it on."""
         if not self._analysing() or self.fleet is None or not self.fleet.reports:
             return None
         rollout = self.st.rollout
-        if rollout.baseline is None:  # no counters when the step began: count from now
-            rollout.baseline = self._baseline()
-            return None
+        warmup = min(float(self.spec.rollout.analysis.warmup_seconds), pause_seconds / 2)
+        warm_from = (rollout.step_started_at or self.now) + timedelta(seconds=warmup)
+        if self.now < warm_from:
+            self.wake.append((warm_from - self.now).total_seconds())
+            return self._waiting(entry, f"warming up: judged from {warmup:g}s into the step")
+        read_at = rollout.baseline_at
+        if rollout.baseline is None or read_at is None or read_at < warm_from:
+            # No counters when the step began, or they include the warm-up: count from now.
+            rollout.baseline, rollout.baseline_at = self._baseline(), self.now
+            return self._waiting(entry, "counting from the end of the warm-up")
         stable = self.st.stable_version or ""
         deltas = self.fleet.since(rollout.baseline)
         spec = self.spec.rollout.analysis
@@ -427,6 +454,26 @@ class _Reconcile:
             judgement, entry.version, rollout.step, deltas, [stable, entry.version], self.now
         )
         return judgement
+
+    def _waiting(self, entry: VersionStatus, why: str) -> Judgement:
+        self.st.analysis = api.AnalysisStatus(
+            version=entry.version,
+            step=self.st.rollout.step,
+            verdict="Waiting",
+            message=why,
+            judged_at=self.now,
+        )
+        return Judgement("Waiting", 0, note=why)
+
+    def _failing(self, judgement: Judgement, patience: int) -> None:
+        """A failed gate, not yet for long enough: say so, and when it will roll back."""
+        since = self.st.rollout.failing_since or self.now
+        if self.st.analysis is not None:
+            self.st.analysis.verdict = "Failing"
+            self.st.analysis.message = (
+                f"{judgement.message} (failing since {since.isoformat()}; rolled back"
+                f" if it still fails {patience}s after)"
+            )
 
     def _step_verdict(self, judgement: Judgement | None) -> str:
         """The end of a step's pause: what its analysis concluded, for the event."""

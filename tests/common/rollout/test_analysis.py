@@ -19,7 +19,9 @@ from clipper.common.rollout.analysis import (
 from clipper.common.rollout.machine import ANALYSIS_FAILED
 from clipper.testing.rollout import Controller, candidate_ready, reasons
 
-SPEC = api.AnalysisSpec(min_samples=50, min_labels=20)
+SPEC = api.AnalysisSpec(min_samples=50, min_labels=20, warmup_seconds=0, failure_seconds=0)
+"""Judged from each step's start, rolled back at the first failed judgement: the
+warm-up and the failure window have tests of their own."""
 
 
 def stats(
@@ -120,6 +122,17 @@ def test_the_latency_gate_cites_n_both_p99s_and_the_threshold() -> None:
     (failure,) = judgement.failures
     assert failure.startswith("p99 latency: v2 1")
     assert "(n=60) vs v1 2.0 ms (n=500), threshold 100 ms (1 x the 100 ms SLO)" in failure
+
+
+def test_the_latency_gate_blames_the_candidate_only_when_it_is_the_slower_one() -> None:
+    # A node too busy for both versions to meet the SLO: the candidate is no slower.
+    busy = {"v1": stats(500, ms=180), "v2": stats(60, ms=140)}
+    assert judge(SPEC, "v1", "v2", busy, 100).verdict == "Passing"
+    # Slower than the SLO and than the stable version on the same step: it fails.
+    slower = {"v1": stats(500, ms=140), "v2": stats(60, ms=400)}
+    judgement = judge(SPEC, "v1", "v2", slower, 100)
+    assert judgement.verdict == "Failed"
+    assert "threshold 100 ms (1 x the 100 ms SLO) and v1's p99" in judgement.failures[0]
 
 
 def test_the_error_default_and_loss_gates_compare_with_the_stable_version() -> None:
@@ -241,3 +254,93 @@ def test_a_step_whose_frontends_were_unreachable_at_first_is_judged_once_they_an
     plan = c.step(5)
     assert reasons(plan) == ["RolledBack"]
     assert "error rate: v2 1.000 (n=60) vs v1 0.000 (n=100)" in plan.events[0].message
+
+
+# --- the warm-up and the failure window ------------------------------------------------
+
+PATIENT = api.AnalysisSpec(min_samples=50, min_labels=20)
+"""The defaults' warm-up (5 s) and failure window (10 s), judged every 5 s."""
+
+
+def patient_canary() -> Controller:
+    c = candidate_ready()
+    c.spec.rollout.analysis = PATIENT.model_copy()
+    c.fleet = fleet(("a", {"v1": stats(1000)}))
+    assert reasons(c.step(1)) == ["CanaryStep"]
+    return c
+
+
+def test_a_new_replicas_slow_first_seconds_are_not_judged() -> None:
+    c = patient_canary()
+    # Its first 4 s: 80 queries, all slower than the SLO (a cold channel, batches of one).
+    c.fleet = fleet(("a", {"v1": stats(1400), "v2": stats(80, ms=300)}))
+    plan = c.step(4)
+    assert reasons(plan) == []
+    assert c.status.analysis is not None
+    assert c.status.analysis.verdict == "Waiting"
+    assert "warming up" in (c.status.analysis.message or "")
+    assert plan.requeue_after == 1.0  # it reads again when the warm-up ends
+    c.step(1)  # the warm-up is over: the step counts from here
+    assert c.status.rollout.baseline_at == c.now
+    c.fleet = fleet(("a", {"v1": stats(2400), "v2": stats(80, ms=300).plus(stats(320, ms=5))}))
+    assert reasons(c.step(5)) == []
+    assert c.status.analysis.verdict == "Passing"
+    plan = c.step(55)
+    assert reasons(plan) == ["CanaryStep"]
+    assert "step 1 passed its analysis: every gate passes on n=320" in plan.events[0].message
+
+
+def test_a_gate_that_fails_once_is_a_reading_not_a_verdict() -> None:
+    c = patient_canary()
+    c.step(5)  # the warm-up ends: the baseline is taken
+    c.fleet = fleet(("a", {"v1": stats(1500), "v2": stats(60, ms=300)}))
+    assert reasons(c.step(5)) == []
+    assert c.status.analysis is not None
+    assert c.status.analysis.verdict == "Failing"
+    assert "p99 latency: v2" in (c.status.analysis.message or "")
+    failing_since = c.status.rollout.failing_since
+    assert failing_since == c.now
+    for _ in range(3):  # however often a controller calls, the same instant counts once
+        assert reasons(c.step(0)) == []
+    assert c.status.rollout.failing_since == failing_since
+    # Then it serves well: the step's numbers pass and the failure is forgotten.
+    c.fleet = fleet(("a", {"v1": stats(2000), "v2": stats(60, ms=300).plus(stats(6000, ms=5))}))
+    assert reasons(c.step(5)) == []
+    assert c.status.analysis.verdict == "Passing"
+    assert c.status.rollout.failing_since is None
+    assert reasons(c.step(50)) == ["CanaryStep"]
+
+
+def test_a_gate_that_keeps_failing_rolls_back_after_the_failure_window() -> None:
+    c = patient_canary()
+    c.step(5)
+    c.fleet = fleet(("a", {"v1": stats(1500), "v2": stats(60, errors=60)}))
+    assert reasons(c.step(5)) == []
+    assert c.status.analysis is not None
+    assert c.status.analysis.verdict == "Failing"
+    c.fleet = fleet(("a", {"v1": stats(2000), "v2": stats(120, errors=120)}))
+    assert reasons(c.step(5)) == []  # 5 s of 10
+    c.fleet = fleet(("a", {"v1": stats(2500), "v2": stats(180, errors=180)}))
+    plan = c.step(5)
+    assert reasons(plan) == ["RolledBack"]
+    assert "error rate: v2 1.000 (n=180)" in plan.events[0].message
+    assert c.status.analysis.verdict == "Failed"
+    assert c.traffic() == {"v1": 100}
+
+
+def test_a_step_whose_pause_ends_while_its_gates_fail_waits_for_their_verdict() -> None:
+    c = patient_canary()
+    c.step(5)
+    c.fleet = fleet(("a", {"v1": stats(1500), "v2": stats(60, ms=300)}))
+    plan = c.step(54)  # one second before the pause ends, a gate fails
+    assert reasons(plan) == []
+    assert c.status.analysis is not None
+    assert c.status.analysis.verdict == "Failing"
+    plan = c.step(1)  # the pause is over: no advance on a failing gate
+    assert reasons(plan) == []
+    assert c.traffic() == {"v1": 90, "v2": 10}
+    assert plan.requeue_after == PATIENT.interval_seconds
+    c.fleet = fleet(("a", {"v1": stats(2000), "v2": stats(60, ms=300).plus(stats(9000, ms=5))}))
+    plan = c.step(5)  # it passes: the step advances
+    assert reasons(plan) == ["CanaryStep"]
+    assert c.traffic() == {"v1": 50, "v2": 50}
