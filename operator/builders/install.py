@@ -199,6 +199,15 @@ def build_operator_deployment(namespace: str, settings: OperatorSettings) -> dic
             "timeoutSeconds": 5,
             "failureThreshold": 4,
         },
+        # Ready once kopf serves its probe: its tasks (the reconcile queue) are up and
+        # it has its watches; `helm install --wait` and `kubectl rollout status` wait
+        # for that, not for a process that has merely started.
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz", "port": "healthz"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},

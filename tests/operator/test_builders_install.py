@@ -146,3 +146,14 @@ def test_the_operator_may_list_and_watch_every_kind_it_watches(watched: Watched)
     # a deleted child would only come back at the resync.
     for rules in (granted(operator_rules()), granted(namespaced_rules())):
         assert {(watched.group, watched.plural, verb) for verb in ("list", "watch")} <= rules
+
+
+def test_the_operator_is_ready_and_live_by_the_probe_endpoint_it_is_told_to_serve() -> None:
+    docs = list(yaml.safe_load_all(install_manifests("clipper-system", OperatorSettings())))
+    (container,) = docs[-1]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    endpoint = env["CLIPPER_OPERATOR_LIVENESS_ENDPOINT"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert endpoint == f"http://0.0.0.0:{ports[get['port']]}{get['path']}", probe
