@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,44 @@ def traffic(status: Mapping[str, Any], name: str) -> dict[str, int]:
     return {
         t["version"]: t["weight"] for t in deployment(status, name)["status"].get("traffic", [])
     }
+
+
+def post_json(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        loaded: dict[str, Any] = json.loads(answer.read())
+        return loaded
+
+
+def label_until(
+    local: LocalRun,
+    done: Callable[[dict[str, Any]], bool],
+    offset: int = 0,
+    max_queries: int = 1500,
+    max_seconds: float = 240.0,
+) -> list[dict[str, Any]]:
+    """Predict digits one by one on app ``digits`` and send each answer's true label by
+    its query id (as ``examples/digits/client.py feedback`` does) until ``done(status)``,
+    checked every 10 queries; every answer, with its ``row``. Bounded in queries and
+    seconds: past either it fails, saying how many labels it sent."""
+    from clipper.testing.models import digits
+
+    pixels, labels = digits()
+    answers: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for i in range(max_queries):
+        row = (offset + i) % len(pixels)
+        answer = post_json(f"{local.url}/digits/predict", {"input": pixels[row].tolist()})
+        answer["row"] = row
+        answers.append(answer)
+        if not answer["default"]:
+            body = {"query_id": answer["query_id"], "label": int(labels[row])}
+            post_json(f"{local.url}/digits/feedback", body)
+        if i % 10 == 9 and done(local.status()):
+            return answers
+        assert time.monotonic() - started < max_seconds, f"no verdict after {i + 1} labels"
+    raise AssertionError(f"no verdict after {max_queries} labels")
 
 
 def alive(pid: int) -> bool:

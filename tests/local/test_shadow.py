@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from clipper.testing.local import (
     LocalRun,
     clipper_app,
     deployment,
+    label_until,
     model_deployment,
     traffic,
     write_manifests,
@@ -34,8 +34,6 @@ from clipper.testing.local import (
 from clipper.testing.models import digits
 
 SHADOW = {"strategy": "Shadow", "drainSeconds": 1, "progressDeadlineSeconds": 120}
-MAX_QUERIES = 1500
-MAX_SECONDS = 240.0
 
 
 def forest(version: str, path: Path, **rollout: Any) -> dict[str, Any]:
@@ -44,39 +42,10 @@ def forest(version: str, path: Path, **rollout: Any) -> dict[str, Any]:
     )
 
 
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        loaded: dict[str, Any] = json.loads(answer.read())
-        return loaded
-
-
 def get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=30) as answer:
         loaded: dict[str, Any] = json.loads(answer.read())
         return loaded
-
-
-def label_until(
-    local: LocalRun, done: Callable[[dict[str, Any]], bool], offset: int = 0
-) -> list[dict[str, Any]]:
-    """Predict and label digits one by one until ``done(status)``; every answer."""
-    pixels, labels = digits()
-    answers: list[dict[str, Any]] = []
-    started = time.monotonic()
-    for i in range(MAX_QUERIES):
-        row = (offset + i) % len(pixels)
-        answer = post(f"{local.url}/digits/predict", {"input": pixels[row].tolist()})
-        answer["row"] = row
-        answers.append(answer)
-        if not answer["default"]:
-            body = {"query_id": answer["query_id"], "label": int(labels[row])}
-            post(f"{local.url}/digits/feedback", body)
-        if i % 10 == 9 and done(local.status()):
-            return answers
-        assert time.monotonic() - started < MAX_SECONDS, f"no verdict after {i + 1} labels"
-    raise AssertionError(f"no verdict after {MAX_QUERIES} labels")
 
 
 def phase(version: str) -> Callable[[dict[str, Any]], bool]:
