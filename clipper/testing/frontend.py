@@ -198,6 +198,15 @@ def start_model_servers(
     return servers
 
 
+def post_json(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as JSON and read the JSON answer (an HTTPError past a 4xx/5xx)."""
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        loaded: dict[str, Any] = json.loads(answer.read())
+        return loaded
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """The sum of the samples called ``name`` whose labels include ``labels``."""
     total = 0.0

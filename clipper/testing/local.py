@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from clipper.testing.frontend import post_json
 from clipper.testing.processes import ClipperProcess, ProcessExited, wait_for
 from clipper.testing.timeouts import scaled
 
@@ -187,14 +187,6 @@ def traffic(status: Mapping[str, Any], name: str) -> dict[str, int]:
     return {
         t["version"]: t["weight"] for t in deployment(status, name)["status"].get("traffic", [])
     }
-
-
-def post_json(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        loaded: dict[str, Any] = json.loads(answer.read())
-        return loaded
 
 
 def label_until(

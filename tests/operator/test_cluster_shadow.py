@@ -13,17 +13,14 @@ evidence. No timing is asserted; the waits are bounded.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from clipper.testing.controlplane import ControlPlane
-from clipper.testing.frontend import FrontendProcess, route, write_routes
+from clipper.testing.frontend import FrontendProcess, post_json, route, write_routes
 from clipper.testing.graded_models import start_graded_versions
 from clipper.testing.k8s_clipper import (
     MODELS,
@@ -69,23 +66,15 @@ def frontend(tmp_path: Path, servers: list[ModelServer]) -> Iterator[FrontendPro
         yield started.wait_ready()
 
 
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        loaded: dict[str, Any] = json.loads(answer.read())
-        return loaded
-
-
 def label_until_promoted(k8s: ControlPlane, namespace: str, fe: FrontendProcess) -> int:
     """Predict and label digits until v2 is stable; the queries it took."""
     pixels, labels = digits()
     started = time.monotonic()
     for i in range(MAX_QUERIES):
-        answer = post(f"{fe.url}/digits/predict", {"input": pixels[i].tolist()})
+        answer = post_json(f"{fe.url}/digits/predict", {"input": pixels[i].tolist()})
         if not answer["default"]:
             body = {"query_id": answer["query_id"], "label": int(labels[i])}
-            post(f"{fe.url}/digits/feedback", body)
+            post_json(f"{fe.url}/digits/feedback", body)
         if i % 10 == 9:
             status = read(k8s, namespace, MODELS, "digits").get("status") or {}
             if status.get("stableVersion") == "v2":
