@@ -156,6 +156,20 @@ def test_predicts_over_rest_and_both_oip_protocols_and_takes_feedback(deployed: 
         assert accuracy >= 0.8, (module_name, found, labels[1100:1116])
 
 
+def under_load(deployed: Deployed, seconds: float, first_phase: str) -> Traffic:
+    """``LOAD_THREADS`` clients posting digits rows to the app through its Service,
+    bounded by 300,000 requests and ``seconds`` (scaled), phases named as they go."""
+    return Traffic(
+        deployed.url,
+        APP,
+        digits_batch(256).tolist(),
+        threads=LOAD_THREADS,
+        max_requests=300_000,
+        max_seconds=scaled(seconds),
+        first_phase=first_phase,
+    )
+
+
 def _retained(obj: dict[str, Any], version: str) -> bool:
     versions = (obj.get("status") or {}).get("versions") or []
     return any(v["version"] == version and v["phase"] == "Retained" for v in versions)
@@ -174,15 +188,7 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
     example.wait("modeldeployment", FOREST, lambda o: serving(o, "v1"), "v1 serving")
     seen = ["v1=100"]
     failed: list[dict[str, Any]] = []
-    load = Traffic(
-        deployed.url,
-        APP,
-        digits_batch(256).tolist(),
-        threads=LOAD_THREADS,
-        max_requests=300_000,
-        max_seconds=scaled(420),
-        first_phase="v1=100 before",
-    )
+    load = under_load(deployed, 420, "v1=100 before")
     with load:
         wait_for(lambda: load.current.requests >= 100, timeout=60, what="load flowing")
         started = time.monotonic()
@@ -247,15 +253,7 @@ def test_a_version_whose_image_cannot_start_is_rolled_back_and_traffic_stays(
     stable = example.wait(
         "modeldeployment", FOREST, lambda o: serving(o, o["status"]["stableVersion"]), "serving"
     )["status"]["stableVersion"]
-    load = Traffic(
-        deployed.url,
-        APP,
-        digits_batch(256).tolist(),
-        threads=LOAD_THREADS,
-        max_requests=300_000,
-        max_seconds=scaled(360),
-        first_phase=f"{stable}=100, v3-broken applied",
-    )
+    load = under_load(deployed, 360, f"{stable}=100, v3-broken applied")
     with load:
         example.apply(EXAMPLE / "swap" / "forest-broken.yaml")
         rolled = example.wait(
@@ -318,15 +316,7 @@ def test_killing_a_model_pod_and_a_frontend_pod_under_load_loses_little_and_reco
         timeout=120,
         what="both frontend pods ready",
     )
-    load = Traffic(
-        deployed.url,
-        APP,
-        digits_batch(256).tolist(),
-        threads=LOAD_THREADS,
-        max_requests=300_000,
-        max_seconds=scaled(420),
-        first_phase="steady",
-    )
+    load = under_load(deployed, 420, "steady")
     with load:
         wait_for(lambda: load.current.requests >= 200, timeout=60, what="load flowing")
         (model_victim,) = example.ready_pods(model_pods)
