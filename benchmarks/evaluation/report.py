@@ -564,7 +564,7 @@ def _plot_rollout(data: dict[str, Any], figures: Path) -> str:
         labels = [w.get("labels", 0) for w in windows]
         if any(labels):
             axes[3][j].plot(t, labels, drawstyle="steps-post", label="labels sent")
-            axes[3][j].legend(fontsize=7)
+        axes[3][j].legend(fontsize=7)
         for ax in axes[:, j]:
             for when, _ in run["events"]:
                 ax.axvline(when, color="grey", linestyle=":")
