@@ -450,34 +450,98 @@ def _plot_selection(data: dict[str, Any], figures: Path) -> str:
 
 def _rollout(data: dict[str, Any], figures: Path) -> Doc:
     doc: Doc = [
-        "`clipper run` (local mode) serves an identity model at v1 under a constant load "
-        "(4 clients, back to back); `clipper apply` changes it to v2. Per half second: the "
-        "callers' p99, their errors (non-200 or default answers) and v2's share of the rows "
-        "the frontend sent.",
+        "`clipper run` (local mode) serves v1 under a constant load (4 clients posting one "
+        "row at a time, back to back); `clipper apply` changes it to v2. **Canary**: an "
+        "identity model at both versions. **Shadow**: the weak digits forest (5 trees of "
+        "depth 4) at v1 and the strong one (100 trees) at v2, the callers sending each "
+        "query's true label by query id; v2 answers no caller until the sequential test "
+        "promotes it. Per half second: the callers' p99, their errors (non-200 or default "
+        "answers), v2's share of the queries answered and the rows mirrored to v2.",
         "",
-        "| strategy | steps | requests | errors | worst p99 ms (window) | median p99 ms "
-        "| apply → v2 stable (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| strategy | steps | requests | errors | caller p99 ms before / during / after "
+        "| worst window p99 ms | apply → v2 stable (s) | labelled pairs to the verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for run in data["runs"]:
+    runs = [r for r in data["runs"] if r["timeline"]]
+    for run in runs:
         windows = run["timeline"]
-        if not windows:
-            continue
-        p99s = sorted(w["p99_ms"] for w in windows)
-        events = {e: t for t, e in run["events"]}
-        start = next((t for e, t in events.items() if e.startswith("apply")), None)
-        stable = events.get("v2 stable")
-        took = f"{stable - start:.1f}" if start is not None and stable is not None else "-"
+        phases = run.get("phases", {})
+        p99s = " / ".join(_ms(phases.get(k, {}).get("p99_ms")) for k in _PHASES)
         steps = ", ".join(
             f"{s['weight']}% for {s['pauseSeconds']} s" for s in run["rollout"].get("steps") or []
         )
+        took = _took(run)
+        pairs = run.get("verdict", {}).get("pairs")
         doc.append(
             f"| {run['strategy']} | {steps or '-'} | {sum(w['requests'] for w in windows):,} | "
-            f"{sum(w['errors'] for w in windows)} | {p99s[-1]:.1f} | "
-            f"{p99s[len(p99s) // 2]:.1f} | {took} |"
+            f"{sum(w['errors'] for w in windows)} | {p99s} | "
+            f"{max(w['p99_ms'] for w in windows):.1f} | "
+            f"{'-' if took is None else f'{took:.1f}'} | {pairs if pairs is not None else '-'} |"
         )
-    doc += ["", _plot_rollout(data, figures), ""]
+    doc.append("")
+    for run in runs:
+        if "phases" in run:
+            doc += [_rollout_sentence(run), ""]
+    doc += [_plot_rollout(data, figures), ""]
     return doc
+
+
+_PHASES = ("before", "during", "after")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _took(run: dict[str, Any]) -> float | None:
+    """Seconds from the apply to v2 stable."""
+    events = {e.split(" (")[0]: t for t, e in run["events"]}
+    if "apply v2" in events and "v2 stable" in events:
+        return float(events["v2 stable"] - events["apply v2"])
+    return None
+
+
+def _rollout_sentence(run: dict[str, Any]) -> str:
+    """What a caller saw during one run, in words, from its numbers."""
+    phases = run["phases"]
+    before, during, after = (_ms(phases[k]["p99_ms"]) for k in _PHASES)
+    errors = sum(phases[k]["errors"] for k in _PHASES)
+    requests = sum(phases[k]["requests"] for k in _PHASES)
+    took = _took(run) or 0.0
+    if run["strategy"] == "Shadow":
+        shadowed = _ms(phases["shadowed"]["p99_ms"])
+        return (
+            f"**Shadow**: callers saw a p99 of {before} ms before the apply, {shadowed} ms "
+            f"while v2 was shadowed ({during} ms over the whole {took:.1f} s from the apply, "
+            f"v2's start-up included) and {after} ms once v2 had all the traffic, with "
+            f"{errors} errors in {requests:,} requests. " + _shadow_verdict(run["verdict"])
+        )
+    counted = run["counted_during"]
+    answered = counted.get("v1", 0) + counted.get("v2", 0)
+    share = counted.get("v2", 0) / answered if answered else 0.0
+    return (
+        f"**{run['strategy']}**: callers saw a p99 of {before} ms before the apply, "
+        f"{during} ms during the {took:.1f} s rollout and {after} ms after it, with "
+        f"{errors} errors in {requests:,} requests; v2 answered {share:.0%} of the "
+        f"{answered:,.0f} queries answered during the rollout."
+    )
+
+
+def _shadow_verdict(v: dict[str, Any]) -> str:
+    """What v2 did while shadowed, and the labels that promoted it."""
+    counted = v["counted_shadowed"]
+    answered = counted.get("v1", 0) + counted.get("v2", 0)
+    return (
+        f"While shadowed ({v['seconds']:.1f} s by the run's events), v2 answered "
+        f"{counted.get('v2', 0):,.0f} of the {answered:,.0f} queries callers got; it was "
+        f"mirrored {counted.get('mirrored', 0):,.0f} rows ({counted.get('dropped', 0):,.0f} "
+        f"dropped) and the callers sent {v['labels_sent']:,} labels. The sequential test "
+        f"promoted v2 on {v['pairs']} labelled pairs (v2 better {v['wins']}, worse "
+        f"{v['losses']}, tied {v['ties']}; log-ratio {v['log_ratio']:.2f}, promote at "
+        f"{v['upper']:.2f}) where a net {v['net_wins_needed']} wins after at least "
+        f"{v['min_samples']} pairs would have done: it judges the labels that the frontends' "
+        f"counters held when last read (every {v['counts_read_every_s']:.0f} s in local mode)."
+    )
 
 
 def _plot_rollout(data: dict[str, Any], figures: Path) -> str:
@@ -485,23 +549,44 @@ def _plot_rollout(data: dict[str, Any], figures: Path) -> str:
 
     runs = [r for r in data["runs"] if r["timeline"]]
     fig, axes = plt.subplots(
-        3, max(1, len(runs)), figsize=(6 * max(1, len(runs)), 6), squeeze=False, sharex="col"
+        4, max(1, len(runs)), figsize=(6 * max(1, len(runs)), 8), squeeze=False, sharex="col"
     )
     for j, run in enumerate(runs):
-        t = [w["t"] for w in run["timeline"]]
-        axes[0][j].plot(t, [w["p99_ms"] for w in run["timeline"]])
-        axes[1][j].bar(t, [w["errors"] for w in run["timeline"]], width=0.4, color="tab:red")
-        share = [w["share_v2"] if w["share_v2"] is not None else math.nan for w in run["timeline"]]
+        windows = run["timeline"]
+        t = [w["t"] for w in windows]
+        axes[0][j].plot(t, [w["p99_ms"] for w in windows])
+        axes[1][j].bar(t, [w["errors"] for w in windows], width=0.4, color="tab:red")
+        share = [math.nan if w["share_v2"] is None else w["share_v2"] for w in windows]
         axes[2][j].plot(t, share, drawstyle="steps-post")
+        axes[2][j].set_ylim(-0.05, 1.05)
+        mirrored = [math.nan if w.get("mirrored") is None else w["mirrored"] for w in windows]
+        axes[3][j].plot(t, mirrored, drawstyle="steps-post", label="rows mirrored to v2")
+        labels = [w.get("labels", 0) for w in windows]
+        if any(labels):
+            axes[3][j].plot(t, labels, drawstyle="steps-post", label="labels sent")
+        axes[3][j].legend(fontsize=7)
         for ax in axes[:, j]:
             for when, _ in run["events"]:
                 ax.axvline(when, color="grey", linestyle=":")
+        verdict = run.get("verdict")
+        if verdict:
+            promoted = next(when for when, e in run["events"] if e == "v2 promoted")
+            axes[2][j].annotate(
+                f"promoted on {verdict['pairs']} labelled pairs ",
+                (promoted, 0.5),
+                fontsize=7,
+                ha="right",
+            )
         axes[0][j].set_title(run["strategy"])
         axes[0][j].set_ylabel("caller p99 ms")
         axes[1][j].set_ylabel("errors")
-        axes[2][j].set_ylabel("v2 share of rows")
-        axes[2][j].set_xlabel("seconds (dotted: apply, v2 stable)")
-    return _save(fig, figures / "rollout.png", "Rollout timeline: p99, errors, traffic share")
+        axes[2][j].set_ylabel("v2 share of answers")
+        axes[3][j].set_ylabel("per half second")
+        names = ", ".join(e.split(" (")[0] for _, e in run["events"])
+        axes[3][j].set_xlabel(f"seconds (dotted: {names})")
+    return _save(
+        fig, figures / "rollout.png", "Rollout timelines: p99, errors, v2's share, mirrored rows"
+    )
 
 
 def _gpu(data: dict[str, Any], figures: Path) -> Doc:

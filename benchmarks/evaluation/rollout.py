@@ -1,95 +1,99 @@
-"""Version rollouts under load: what a caller sees while a canary (or shadow) runs.
+"""Version rollouts under load: what a caller sees while a canary or a shadow runs.
 
 ``clipper run`` (local mode: the same rollout state machine as the operator)
-serves one app over a ModelDeployment at v1 while a bounded load loop (threads
-posting single rows; every request timed) runs; then ``clipper apply`` changes
-the version to v2 with a canary of 10% and 50% steps. The timeline, in windows
-of half a second: the caller's p99, errors (non-200 or a default answer), and
-each version's share of the rows the frontend sent (from its batch-size
-counters per version, read from ``/metrics``).
+serves one app over a ModelDeployment at v1 while a bounded, timed load runs
+(``timeline.TimedLoad``); then ``clipper apply`` changes the version to v2, and
+the run lasts until v2 is the stable version with all the traffic.
 
-A Shadow promotion is measured the same way when the API has the strategy
-(being built on another branch); until then the result says it was skipped.
+* **Canary**: two identical identity models (a swap should cost a caller
+  nothing), 10% then 50% steps.
+* **Shadow**: the strategy judges v2 on labels, so v1 and v2 must differ and the
+  callers must label their queries: v1 is the weak digits forest and v2 the
+  strong one (``clipper.testing.graded_models.train_forests``), and the load
+  sends each query's true label by query id. v2 answers no caller while it is
+  shadowed; the sequential test promotes it once the labels show it is better.
+  The result records the verdict as the run's status gave it (the
+  ``ShadowPromoted`` evidence: the labelled pairs it took), the labels the
+  callers sent meanwhile, and the rows mirrored to v2 and dropped.
+
+The timeline, in windows of half a second: the caller's p99, errors (non-200 or
+a default answer), v2's share of the queries answered, the rows mirrored to the
+candidate and the labels sent; ``phases`` the caller's p99 before, during and
+after the rollout.
 """
 
 from __future__ import annotations
 
-import http.client
-import itertools
-import json
+import math
+import re
 import tempfile
-import threading
 import time
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clipper.common.api import ShadowSpec
 from clipper.common.api.modeldeployment import RolloutSpec
-from clipper.testing.frontend import metric
-from clipper.testing.local import LocalRun, clipper_app, model_deployment, write_manifests
-from clipper.testing.models import digits_batch
+from clipper.common.rollout.shadow import sequential_test
+from clipper.local.fleet import INTERVAL_S as FLEET_READ_S
+from clipper.testing.graded_models import train_forests
+from clipper.testing.local import (
+    LocalRun,
+    clipper_app,
+    deployment,
+    model_deployment,
+    traffic,
+    write_manifests,
+)
+from clipper.testing.models import digits, digits_batch
 from clipper.testing.processes import free_port
 
 from .record import Options
+from .timeline import WINDOW_S, Counters, TimedLoad, grown, phases, read_counters, timeline
 
 IDENTITY = "clipper.testing.functions:identity"
-WINDOW_S = 0.5
-THREADS = 4
+DEADLINE_S = 120.0
+"""The most a rollout may take, from the apply to v2 stable, before the run fails."""
+Status = dict[str, Any]
+PROMOTED = "ShadowPromoted"
 
 
-class TimedLoad:
-    """``THREADS`` clients posting rows back to back, each request timed; bounded by
-    ``max_seconds`` and ``max_requests``."""
+@dataclass
+class Served:
+    """What a run serves: the app, its model's manifest per version, the callers' rows."""
 
-    def __init__(self, url: str, app: str, max_seconds: float, max_requests: int = 200_000):
-        host, port = url.removeprefix("http://").split(":")
-        self.address = (host, int(port))
-        self.path = f"/{app}/predict"
-        self.bodies = [json.dumps({"input": r.tolist()}) for r in digits_batch(16)]
-        self.max_seconds, self.max_requests = max_seconds, max_requests
-        self.samples: list[tuple[float, float, bool]] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client) for _ in range(THREADS)]
+    app: str
+    model: str
+    manifest: Callable[[str, dict[str, Any]], dict[str, Any]]
+    rows: np.ndarray
+    labels: np.ndarray | None = None
 
-    def start(self) -> TimedLoad:
-        self.t0 = time.monotonic()
-        for thread in self._threads:
-            thread.start()
-        return self
 
-    def stop(self) -> list[tuple[float, float, bool]]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        return self.samples
+def echo(folder: Path) -> Served:
+    """Identity at both versions: a swap that should cost a caller nothing."""
 
-    def _more(self) -> bool:
-        over = time.monotonic() - self.t0 > self.max_seconds
-        return not (self._stop.is_set() or over or len(self.samples) >= self.max_requests)
+    def manifest(version: str, rollout: dict[str, Any]) -> dict[str, Any]:
+        return model_deployment("echo", version, "python", IDENTITY, threads=1, rollout=rollout)
 
-    def _client(self) -> None:
-        connection = http.client.HTTPConnection(*self.address, timeout=30)
-        k = 0
-        while self._more():
-            k += 1
-            started = time.monotonic()
-            ok = False
-            try:
-                body = self.bodies[k % len(self.bodies)]
-                connection.request("POST", self.path, body, {"Content-Type": "application/json"})
-                answer = connection.getresponse()
-                text = answer.read()
-                ok = answer.status == 200 and not json.loads(text).get("default")
-            except (OSError, http.client.HTTPException, ValueError):
-                connection.close()
-                connection = http.client.HTTPConnection(*self.address, timeout=30)
-            done = time.monotonic()
-            with self._lock:
-                self.samples.append((started - self.t0, (done - started) * 1000, ok))
-        connection.close()
+    return Served("echo", "echo", manifest, digits_batch(16))
+
+
+def forests(folder: Path) -> Served:
+    """The digits forest: v1 weak, v2 strong; the callers know every row's label."""
+    paths = train_forests(folder)
+
+    def manifest(version: str, rollout: dict[str, Any]) -> dict[str, Any]:
+        return model_deployment(
+            "digits-forest", version, "sklearn", str(paths[version]), threads=1, rollout=rollout
+        )
+
+    pixels, labels = digits()
+    return Served("digits", "digits-forest", manifest, pixels, labels)
 
 
 def strategies() -> list[str]:
@@ -108,137 +112,176 @@ def rollout_spec(strategy: str, quick: bool) -> dict[str, Any]:
     return spec
 
 
-def swap(strategy: str, options: Options) -> dict[str, Any]:
+def swap(strategy: str, options: Options, serve: Callable[[Path], Served]) -> dict[str, Any]:
     """One run: v1 under load, apply v2 with ``strategy``, until v2 is stable."""
     rollout = rollout_spec(strategy, options.quick)
     settle = 1.0 if options.quick else 3.0
     with tempfile.TemporaryDirectory(prefix="clipper-eval-rollout-") as tmp:
         folder = Path(tmp)
+        served = serve(folder)
         service = {"httpPort": free_port(), "grpcPort": free_port()}
-        write_manifests(
-            folder / "app.yaml",
-            clipper_app(
-                "echo",
-                ["echo"],
-                latencySLOMillis=1000,
-                cache={"enabled": False},
-                frontend={"service": service},
-            ),
+        app = clipper_app(
+            served.app,
+            [served.model],
+            latencySLOMillis=1000,
+            cache={"enabled": False},
+            frontend={"service": service},
         )
-        manifests = folder / "manifests"
-        manifests.mkdir()
-        model = folder / "model.yaml"
-
-        def version(name: str) -> None:
-            write_manifests(
-                model,
-                model_deployment("echo", name, "python", IDENTITY, threads=1, rollout=rollout),
-            )
-
-        version("v1")
+        write_manifests(folder / "app.yaml", app)
+        model = write_manifests(folder / "model.yaml", served.manifest("v1", rollout))
         with LocalRun([folder / "app.yaml", model], folder / "cache") as run:
             run.wait_serving()
-            load = TimedLoad(run.url, "echo", max_seconds=150).start()
-            shares: list[tuple[float, dict[str, float]]] = []
-            events: list[tuple[float, str]] = []
+            load = TimedLoad(run.url, served.app, served.rows, served.labels).start()
+            watch = Watch(run, load, served)
             try:
-                _sample(run, load, shares, settle)
-                version("v2")
+                watch.sleep(settle)
+                write_manifests(model, served.manifest("v2", rollout))
                 applied = run.apply(model)
-                events.append((time.monotonic() - load.t0, f"apply v2 ({strategy})"))
+                watch.mark(f"apply v2 ({strategy})")
+                watch.deadline = time.monotonic() + DEADLINE_S
                 if applied.returncode != 0:
                     raise RuntimeError(f"apply failed: {applied.stderr[-500:]}")
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and not _stable(run, "v2"):
-                    _sample(run, load, shares, WINDOW_S)
-                events.append((time.monotonic() - load.t0, "v2 stable"))
-                _sample(run, load, shares, settle)
+                if strategy == "Shadow":
+                    watch.until(lambda s: _shadowing(s, served.model), "v2 shadowing")
+                    watch.until(lambda s: _promoted(s, served.model), "v2 promoted")
+                final = watch.until(lambda s: _stable(s, served.model), "v2 stable")
+                if strategy == "Shadow":  # when the run itself started and ended the test
+                    watch.retime(final, {"v2 shadowing": "ShadowStarted", "v2 promoted": PROMOTED})
+                watch.sleep(settle)
             finally:
                 samples = load.stop()
-    return {
-        "strategy": strategy,
-        "rollout": rollout,
-        "events": events,
-        "timeline": timeline(samples, shares),
-    }
+    return watch.result(strategy, rollout, samples, final)
 
 
-def _stable(run: LocalRun, wanted: str) -> bool:
-    status = run.status()
-    echo = next(d for d in status["deployments"] if d["name"] == "echo")
-    traffic = {t["version"]: t["weight"] for t in echo["status"].get("traffic", [])}
-    return bool(echo["status"].get("stableVersion") == wanted and traffic == {wanted: 100})
+class Watch:
+    """Reads the frontend's counters every ``WINDOW_S`` and marks the rollout's events,
+    in seconds since the load started."""
 
+    def __init__(self, run: LocalRun, load: TimedLoad, served: Served) -> None:
+        self.run, self.load, self.served = run, load, served
+        self.reads: list[tuple[float, Counters]] = []
+        self.events: list[tuple[float, str]] = []
+        self.deadline = math.inf
+        """When ``until`` gives up (``DEADLINE_S`` after the apply)."""
 
-def _sample(
-    run: LocalRun, load: TimedLoad, shares: list[tuple[float, dict[str, float]]], seconds: float
-) -> None:
-    """Rows per version, read every ``WINDOW_S`` for ``seconds``."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        text = _metrics(run.url)
-        rows = {
-            v: metric(text, "clipper_frontend_batch_size_sum", model="echo", version=v)
-            for v in ("v1", "v2")
-        }
-        shares.append((time.monotonic() - load.t0, rows))
+    def mark(self, event: str) -> None:
+        self.events.append((self.load.now(), event))
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._read()
+
+    def until(self, check: Callable[[Status], bool], event: str) -> Status:
+        """Reads until the run's status passes ``check``; then ``event`` is marked."""
+        while time.monotonic() < self.deadline:
+            status = self.run.status()
+            if check(status):
+                self.mark(event)
+                return status
+            self._read()
+        raise TimeoutError(f"no '{event}' within {DEADLINE_S:.0f} s of the apply")
+
+    def retime(self, status: Status, reasons: dict[str, str]) -> None:
+        """Mark each of these events when the run's Event of that reason says it
+        happened, not when a status read first showed it (up to a read later)."""
+        for i, (_, event) in enumerate(self.events):
+            if event in reasons:
+                self.events[i] = (self._when(status, reasons[event]), event)
+        self.events.sort()
+
+    def _when(self, status: Status, reason: str) -> float:
+        found = [e["time"] for e in status.get("events", []) if e["reason"] == reason]
+        if not found:
+            reasons = [e["reason"] for e in status.get("events", [])]
+            raise RuntimeError(f"no {reason} event in the run's status: {reasons}")
+        return datetime.fromisoformat(found[-1]).timestamp() - self.load.wall0
+
+    def _read(self) -> None:
+        counters = read_counters(self.run.url, self.served.app, self.served.model)
+        self.reads.append((self.load.now(), counters))
         time.sleep(WINDOW_S)
 
+    def result(
+        self, strategy: str, rollout: dict[str, Any], samples: list[Any], final: Status
+    ) -> dict[str, Any]:
+        at = {e.split(" (")[0]: t for t, e in self.events}
+        apply, stable = at["apply v2"], at["v2 stable"]
+        spans = {"before": (0.0, apply), "during": (apply, stable), "after": (stable, math.inf)}
+        if strategy == "Shadow":  # v2 starting, then shadowed: its cost to the callers
+            spans["shadowed"] = (at["v2 shadowing"], at["v2 promoted"])
+        body: dict[str, Any] = {
+            "strategy": strategy,
+            "rollout": rollout,
+            "events": self.events,
+            "timeline": timeline(samples, self.reads, self.load.labelled),
+            "phases": phases(samples, spans),
+            "counted_during": grown(self.reads, apply, stable),
+        }
+        if strategy == "Shadow":
+            body["verdict"] = self._verdict(final, rollout, at["v2 shadowing"], at["v2 promoted"])
+        return body
 
-def _metrics(url: str) -> str:
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        return connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    def _verdict(
+        self, final: Status, rollout: dict[str, Any], shadowing: float, promoted: float
+    ) -> dict[str, Any]:
+        """The promotion as the run's status gave it, beside what the callers did while
+        v2 was shadowed."""
+        events = [e["message"] for e in final["events"] if e["reason"] == PROMOTED]
+        labels = [ok for t, ok in self.load.labelled if shadowing <= t < promoted]
+        test = sequential_test(ShadowSpec.model_validate(rollout.get("shadow") or {}))
+        return {
+            "evidence": events[-1],
+            **evidence_numbers(events[-1]),
+            "min_samples": test.min_samples,
+            "net_wins_needed": math.ceil(test.upper / test.step),
+            "counts_read_every_s": FLEET_READ_S,
+            "seconds": round(promoted - shadowing, 2),
+            "labels_sent": sum(labels),
+            "labels_refused": len(labels) - sum(labels),
+            "counted_shadowed": grown(self.reads, shadowing, promoted),
+        }
 
 
-def timeline(
-    samples: list[tuple[float, float, bool]], shares: list[tuple[float, dict[str, float]]]
-) -> list[dict[str, Any]]:
-    if not samples:
-        return []
-    t = np.array([s[0] for s in samples])
-    latency = np.array([s[1] for s in samples])
-    ok = np.array([s[2] for s in samples])
-    windows = []
-    for start in np.arange(0, t.max(), WINDOW_S):
-        inside = (t >= start) & (t < start + WINDOW_S)
-        if not inside.any():
-            continue
-        windows.append(
-            {
-                "t": float(start),
-                "requests": int(inside.sum()),
-                "errors": int((~ok[inside]).sum()),
-                "p99_ms": float(np.percentile(latency[inside], 99)),
-                "share_v2": _share_v2(shares, start),
-            }
-        )
-    return windows
+EVIDENCE = re.compile(
+    r"n=(?P<pairs>\d+) labelled pairs: candidate better (?P<wins>\d+), worse (?P<losses>\d+),"
+    r" tied (?P<ties>\d+).*SPRT log-ratio (?P<log_ratio>-?[\d.]+) \(promote at (?P<upper>[\d.]+)"
+)
 
 
-def _share_v2(shares: list[tuple[float, dict[str, float]]], start: float) -> float | None:
-    """v2's share of the rows sent between the two samples around ``start``."""
-    for (t0, a), (t1, b) in itertools.pairwise(shares):
-        if t0 <= start + WINDOW_S / 2 < t1:
-            # A retired version's series leaves /metrics: count it as no rows, not -N.
-            moved = {v: max(0.0, b[v] - a[v]) for v in a}
-            total = sum(moved.values())
-            return moved["v2"] / total if total else None
-    return None
+def evidence_numbers(message: str) -> dict[str, float]:
+    """The labelled pairs, wins, losses, ties and log-ratios of a Shadow verdict's
+    evidence (``clipper.common.rollout.sequential.Decision.evidence``)."""
+    found = EVIDENCE.search(message)
+    if found is None:
+        raise RuntimeError(f"a {PROMOTED} event without its evidence: {message!r}")
+    return {k: float(v) if "." in v else int(v) for k, v in found.groupdict().items()}
+
+
+def _shadowing(status: Status, model: str) -> bool:
+    shadow = deployment(status, model)["status"].get("shadowVersion")
+    return shadow == "v2" or _promoted(status, model)
+
+
+def _promoted(status: Status, model: str) -> bool:
+    """v2 is the stable version (v1 may still drain)."""
+    return bool(deployment(status, model)["status"].get("stableVersion") == "v2")
+
+
+def _stable(status: Status, model: str) -> bool:
+    stable = deployment(status, model)["status"].get("stableVersion")
+    return bool(stable == "v2" and traffic(status, model) == {"v2": 100})
 
 
 def run(options: Options) -> dict[str, Any]:
     known = strategies()
-    runs = [swap("Canary", options)]
+    runs = [swap("Canary", options, echo)]
     notes = []
     if "Shadow" in known:
         try:
-            runs.append(swap("Shadow", options))
+            runs.append(swap("Shadow", options, forests))
         except (RuntimeError, TimeoutError) as exc:
+            print(f"   rollout: the Shadow promotion failed: {exc}", flush=True)
             notes.append(f"Shadow promotion failed: {exc}")
     else:
         notes.append(

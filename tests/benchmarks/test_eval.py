@@ -146,9 +146,38 @@ def test_selection_rollout_and_gpu_record_what_they_claim(quick_run: dict[str, A
     assert all(0.0 <= s <= 1.0 for s in shares)
     if "Shadow" not in rollout["strategies"]:
         assert any("Shadow promotion skipped" in n for n in rollout["notes"])
+    else:
+        _check_shadow_promotion(rollout)
 
     gpu = quick_run["results"]["gpu"]["data"]
     assert gpu["device"]["available"] == bool(gpu["cells"])
+
+
+def _check_shadow_promotion(rollout: dict[str, Any]) -> None:
+    """The weak forest at v1, the strong one shadowed at v2 and labelled by the callers:
+    the run's own sequential test promoted v2, and no caller got a v2 answer before."""
+    assert [r["strategy"] for r in rollout["runs"]] == ["Canary", "Shadow"], rollout["notes"]
+    shadow = rollout["runs"][1]
+    events = [e for _, e in shadow["events"]]
+    assert events == ["apply v2 (Shadow)", "v2 shadowing", "v2 promoted", "v2 stable"]
+    verdict = shadow["verdict"]
+    assert verdict["evidence"].startswith("v2 is better: n=")
+    assert verdict["pairs"] == verdict["wins"] + verdict["losses"] + verdict["ties"]
+    assert verdict["pairs"] >= verdict["min_samples"]
+    assert verdict["wins"] - verdict["losses"] >= verdict["net_wins_needed"]
+    assert verdict["log_ratio"] >= verdict["upper"]
+    assert verdict["labels_sent"] > 0
+    assert verdict["labels_refused"] == 0  # every label found its query
+    counted = verdict["counted_shadowed"]
+    assert counted["v1"] > 0
+    assert counted["v2"] == 0  # shadowed: v2 answered no caller
+    windows = shadow["timeline"]
+    assert sum(w["mirrored"] or 0 for w in windows) > 0
+    assert sum(w["labels"] for w in windows) >= verdict["labels_sent"]
+    shares = [w["share_v2"] for w in windows if w["share_v2"] is not None]
+    assert (min(shares), max(shares)) == (0.0, 1.0)
+    assert set(shadow["phases"]) == {"before", "during", "after", "shadowed"}
+    assert all(p["requests"] > 0 for p in shadow["phases"].values()), shadow["phases"]
 
 
 @pytest.mark.timeout(1000)
@@ -164,3 +193,8 @@ def test_the_document_and_its_plots_come_from_the_results(quick_run: dict[str, A
     }
     if "peers" not in quick_run["results"]:
         assert "_Not run: no `peers.json` in the results._" in doc
+    rollout = quick_run["results"]["rollout"]["data"]
+    for run in rollout["runs"]:  # a sentence each on what the callers saw
+        assert f"**{run['strategy']}**: callers saw a p99 of " in doc
+    for run in rollout["runs"][1:]:
+        assert f"The sequential test promoted v2 on {run['verdict']['pairs']} labelled" in doc
