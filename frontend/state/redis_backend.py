@@ -37,6 +37,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -97,6 +98,8 @@ class RedisState(SelectionState):
         """Per app, at the last refresh: Redis' query log entries, bytes, evictions."""
         self.reachable = False
         self._error = "not connected yet"
+        self._down_since: float | None = time.time()
+        """When Redis became unreachable (epoch seconds); None while it is reachable."""
         self._apps: Callable[[], Mapping[str, Any]] = dict
         self._tasks = TaskRegistry()
         self._learned_seq = 0
@@ -383,7 +386,7 @@ class RedisState(SelectionState):
     def _up(self) -> None:
         if not self.reachable:
             log.info("state: Redis reachable; learning is shared again")
-        self.reachable, self._error = True, ""
+        self.reachable, self._error, self._down_since = True, "", None
 
     def _down(self, exc: BaseException) -> None:
         if self.reachable or not self._error:
@@ -394,6 +397,8 @@ class RedisState(SelectionState):
                 self._pending_keys,
             )
         self.reachable, self._error = False, f"{type(exc).__name__}: {exc}"
+        if self._down_since is None:
+            self._down_since = time.time()
 
     def stats(self) -> StateStats:
         return StateStats(
@@ -406,6 +411,7 @@ class RedisState(SelectionState):
             self._log_max,
             self._log_dropped,
             self._error,
+            self._down_since,
         )
 
     def log_stats(self) -> list[FeedbackStats]:
