@@ -113,6 +113,14 @@ class SelectionState(ABC):
     def learned(self, learner: Learner, context: str, deltas: Deltas) -> None:
         """The policy learned ``deltas`` (by model) locally; share them. Never blocks."""
 
+    def inherited(
+        self, learner: Learner, contexts: list[str], predecessor: str, arm: str, bound: int
+    ) -> None:
+        """``arm`` (a new version) starts from ``predecessor``'s state, bounded to
+        ``bound`` pseudo-observations (``Policy.prior``), in ``contexts``. The policy
+        did it locally; a shared backend does it once for the fleet. Never blocks."""
+        return None
+
     async def commit(self) -> None:
         """Before a feedback answer: write what was learned so far, if the backend can
         take it now (a label acknowledged is then durable); else it stays queued."""

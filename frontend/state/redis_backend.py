@@ -84,6 +84,9 @@ class RedisState(SelectionState):
         self._update = self._client.register_script(scripts.UPDATE)
         self._remember = self._client.register_script(scripts.REMEMBER)
         self._use_up = self._client.register_script(scripts.USE_UP)
+        self._seed = self._client.register_script(scripts.SEED)
+        self._seeds: dict[tuple[str, str, str], tuple[Learner, str, int]] = {}
+        """(app, context, new arm) -> (app, predecessor's arm, bound): priors to seed."""
         start = random.Random(settings.seed).getrandbits(20) << 32
         self._ids = itertools.count(start + 1)
         self._pending: dict[tuple[str, str], dict[str, float]] = {}
@@ -160,6 +163,12 @@ class RedisState(SelectionState):
                     pending = self._pending[(learner.name, context)] = {}
                 pending[key] = amount
                 self._pending_keys += 1
+
+    def inherited(
+        self, learner: Learner, contexts: list[str], predecessor: str, arm: str, bound: int
+    ) -> None:
+        for context in contexts:
+            self._seeds[(learner.name, context, arm)] = (learner, predecessor, bound)
 
     # -- feedback by id: may wait on Redis
 
@@ -305,7 +314,35 @@ class RedisState(SelectionState):
         async with self._flush_lock:
             await self._flush_pending()
 
+    async def _flush_seeds(self) -> None:
+        """Seed each new arm from its predecessor's sums as Redis holds them (the
+        frame every frontend's increments add to), before any update to it is written."""
+        seeds, self._seeds = self._seeds, {}
+        if not seeds:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for app, context, _ in seeds:
+                    pipe.hgetall(self._context_key(app, context))
+                replies = await pipe.execute()
+            async with self._client.pipeline(transaction=False) as pipe:
+                for (app, context, arm), reply in zip(seeds, replies, strict=True):
+                    learner, predecessor, bound = seeds[(app, context, arm)]
+                    prior = learner.policy.prior(_totals(reply, {}), predecessor, bound)
+                    if prior and reply:  # a context Redis does not hold starts at 0 anyway
+                        args: list[Any] = [f"{arm}{SEP}seeded"]
+                        for field, value in prior.items():
+                            args += [f"{arm}{SEP}{field}", repr(float(value))]
+                        await self._seed(
+                            keys=[self._context_key(app, context)], args=args, client=pipe
+                        )
+                await pipe.execute()
+        except BaseException:
+            self._seeds = {**seeds, **self._seeds}  # not written: the next round tries again
+            raise
+
     async def _flush_pending(self) -> None:
+        await self._flush_seeds()
         pending, self._pending, self._pending_keys = self._pending, {}, 0
         covered = self._learned_seq
         if not pending:
