@@ -5,7 +5,8 @@ since when it does not; it says so in the document the operator already reads
 from each frontend pod for rollout analysis (``GET /v1/stats/versions``, its
 ``state_backend`` field: ``clipper.common.fleet_stats``). The operator
 aggregates those reports into one condition, instead of letting a hundred
-replicas overwrite it:
+replicas overwrite it (and ``clipper run`` does the same from the reads of its
+frontend processes, for ``clipper status``):
 
 - True (``Reachable``): every frontend that answered reaches the backend.
 - False (``StateBackendUnreachable``): some do not; the message says how many of how many,
@@ -69,15 +70,16 @@ def state_condition(
     backend: str, pods: int, reports: Sequence[StateReport]
 ) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of the condition, for an app whose ``spec.state.backend``
-    is ``backend``, read from ``pods`` ready frontend pods of which ``reports`` answered."""
+    is ``backend``, read from ``pods`` ready frontends (pods; local mode: processes) of
+    which ``reports`` answered."""
     if backend == "memory":
         return "True", "InProcess", "spec.state.backend is memory: each frontend keeps its own"
     silent = pods - len(reports)
-    unheard = f"; {silent} of {pods} frontend pods did not answer" if silent > 0 else ""
+    unheard = f"; {silent} of {pods} frontends did not answer" if silent > 0 else ""
     if not reports:
         if pods == 0:
-            return "Unknown", "NoReports", "no ready frontend pod to ask"
-        return "Unknown", "NoReports", f"none of the {pods} ready frontend pods answered"
+            return "Unknown", "NoReports", "no ready frontend to ask"
+        return "Unknown", "NoReports", f"none of the {pods} ready frontends answered"
     down = [r for r in reports if not r.reachable]
     if not down:
         return (

@@ -40,13 +40,13 @@ def test_some_frontends_unreachable_is_false_naming_how_many_and_since_the_first
         "2 of 3 frontends report the redis backend unreachable since 2026-01-01T00:00:00Z "
         "(ConnectionError: refused)"
     )
-    assert message.endswith("; 1 of 4 frontend pods did not answer")
+    assert message.endswith("; 1 of 4 frontends did not answer")
 
 
 def test_no_frontend_answering_is_unknown() -> None:
     assert state_condition("redis", 2, [])[:2] == ("Unknown", "NoReports")
-    assert "none of the 2 ready frontend pods answered" in state_condition("redis", 2, [])[2]
-    assert state_condition("redis", 0, [])[2] == "no ready frontend pod to ask"
+    assert "none of the 2 ready frontends answered" in state_condition("redis", 2, [])[2]
+    assert state_condition("redis", 0, [])[2] == "no ready frontend to ask"
 
 
 def test_an_in_process_backend_is_reachable_without_asking() -> None:
