@@ -25,6 +25,12 @@ and feedback for them gets 404. When Redis answers again, the next round
 writes everything pending and reloads: the fleet's state is then the sum of
 what every replica learned meanwhile.
 
+A new arm (a model's new version, or a model new to the app) is seeded once for
+the fleet before the first round writes an update to it (``inherited``, script
+``SEED``): at a fair share in the other arms' frame, or from its predecessor with
+a bounded prior (``new_version``), so that sums every frontend adds to stay
+comparable.
+
 Query ids: each process reserves a block of 2^32 ids with one ``INCRBY`` at
 start, so ids never collide across the fleet (a random block while Redis is
 unreachable at start, as the memory backend does).
@@ -86,7 +92,9 @@ class RedisState(SelectionState):
         self._use_up = self._client.register_script(scripts.USE_UP)
         self._seed = self._client.register_script(scripts.SEED)
         self._seeds: dict[tuple[str, str, str], tuple[Learner, str, int]] = {}
-        """(app, context, new arm) -> (app, predecessor's arm, bound): priors to seed."""
+        """(app, context, new arm) -> (app, predecessor's arm, bound): new arms to seed
+        (``inherited``), at most ``state_pending_max``; past it, dropped and counted
+        with the dropped updates."""
         start = random.Random(settings.seed).getrandbits(20) << 32
         self._ids = itertools.count(start + 1)
         self._pending: dict[tuple[str, str], dict[str, float]] = {}
@@ -168,6 +176,9 @@ class RedisState(SelectionState):
         self, learner: Learner, contexts: list[str], predecessor: str, arm: str, bound: int
     ) -> None:
         for context in contexts:
+            if len(self._seeds) >= self._pending_max:  # bounded like pending updates
+                self._dropped += 1  # that context's new arm starts at 0 in Redis
+                continue
             self._seeds[(learner.name, context, arm)] = (learner, predecessor, bound)
 
     # -- feedback by id: may wait on Redis
@@ -329,7 +340,8 @@ class RedisState(SelectionState):
                 for (app, context, arm), reply in zip(seeds, replies, strict=True):
                     learner, predecessor, bound = seeds[(app, context, arm)]
                     prior = learner.policy.prior(_totals(reply, {}), predecessor, bound)
-                    if prior and reply:  # a context Redis does not hold starts at 0 anyway
+                    # Nothing to add, or a context Redis does not hold: 0 is right there.
+                    if reply and any(value != 0 for value in prior.values()):
                         args: list[Any] = [f"{arm}{SEP}seeded"]
                         for field, value in prior.items():
                             args += [f"{arm}{SEP}{field}", repr(float(value))]

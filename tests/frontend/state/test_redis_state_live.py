@@ -266,3 +266,30 @@ async def test_the_stats_document_says_since_when_redis_is_unreachable(
     assert before <= lost["unreachable_since"] <= time.time()
     assert lost["error"]
     assert back == {"backend": "redis", "reachable": True}
+
+
+async def test_new_arms_waiting_for_their_seed_are_bounded_with_pending_updates(
+    redis: RedisServer,
+) -> None:
+    """While Redis is away, new arms to seed queue like pending updates: at most
+    ``state_pending_max``, the rest dropped and counted (those start at 0 there)."""
+    from dataclasses import dataclass, field
+
+    from clipper.frontend.selection.exp3 import Exp3
+    from clipper.frontend.settings import FrontendSettings
+    from clipper.frontend.state.redis_backend import RedisState
+
+    @dataclass
+    class App:  # the three things a backend reads of an app (``Learner``)
+        name: str = "digits"
+        policy: Exp3 = field(default_factory=lambda: Exp3(["m", "fair"], seed=0))
+        arms: dict[str, str] = field(default_factory=lambda: {"m": "m@2", "fair": "fair@1"})
+
+    settings = FrontendSettings(routes=None, state_backend="redis", state_url=redis.url,
+                                state_pending_max=2)  # fmt: skip
+    state = RedisState(redis.url, settings)
+    state.inherited(App(), ["", "user-1", "user-2"], "m@1", "m@2", 10)
+    assert state.stats().dropped_updates == 1
+    await state.sync_once()  # reachable: written (nothing learned yet: nothing to add)
+    assert state.stats().dropped_updates == 1
+    await state.close()
