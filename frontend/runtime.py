@@ -66,6 +66,7 @@ class Frontend:
         self.metrics.watch_tasks(self.tasks)
         self.router = Router(settings, self.metrics, self.tasks)
         self.state = make_state(settings)
+        self.router.on_inherit = self.state.inherited
         self.plane = DataPlane(self.router, self.state, self.tasks)
         log_max = settings.query_log_max_bytes if self.state.shared else settings.feedback_max_bytes
         self.metrics.watch_feedback(self.state.log_stats, log_max)

@@ -13,6 +13,10 @@ each one's instance id). Frontends of several apps over one model all count.
 A read that reaches no frontend gives a fleet with no reports: the machine
 judges nothing (a step ending so is NotJudged), never on numbers it does not
 have, and asks to be called again soon, to read once more.
+
+The same read, of one app's frontend pods, gives the app's
+``StateBackendReachable`` condition (``clipper.common.state_condition``): each
+document also says whether that frontend reaches its selection-state backend.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import aiohttp
 from clipper.common import api
 from clipper.common.fleet_stats import fleet_of, read_documents
 from clipper.common.rollout.analysis import Fleet
+from clipper.common.state_condition import StateReport, reports_of
 from clipper.operator import naming
 from clipper.operator.context import APPS, Context
 
@@ -81,6 +86,20 @@ def frontend_urls(pods: Iterable[Obj]) -> list[str]:
     return urls
 
 
+async def app_frontend_urls(ctx: Context, namespace: str, app: str) -> list[str]:
+    """The REST base URLs of app ``app``'s ready frontend pods."""
+    selector = f"{naming.LABEL_APP}={app},{naming.PART}=frontend"
+    return frontend_urls(await ctx.client.select("Pod", namespace, selector))
+
+
+async def read_frontends(urls: list[str]) -> list[dict[str, Any]]:
+    """The ``/v1/stats/versions`` document of every frontend at ``urls`` that answers."""
+    if not urls:
+        return []
+    async with aiohttp.ClientSession() as session:
+        return await read_documents(session, urls)
+
+
 async def read_fleet(ctx: Context, md: api.ModelDeployment) -> Fleet | None:
     """What the frontends serving ``md`` counted, while its canary is judged; else None."""
     if not judging(md):
@@ -88,10 +107,12 @@ async def read_fleet(ctx: Context, md: api.ModelDeployment) -> Fleet | None:
     namespace = md.metadata.namespace or ""
     urls = []
     for app in serving_apps(md, await ctx.client.list_custom(APPS, namespace)):
-        selector = f"{naming.LABEL_APP}={app},{naming.PART}=frontend"
-        urls += frontend_urls(await ctx.client.select("Pod", namespace, selector))
-    if not urls:
-        return Fleet()
-    async with aiohttp.ClientSession() as session:
-        documents = await read_documents(session, urls)
-    return fleet_of(documents, md.model_name)
+        urls += await app_frontend_urls(ctx, namespace, app)
+    return fleet_of(await read_frontends(urls), md.model_name)
+
+
+async def read_state_reports(ctx: Context, app: api.ClipperApp) -> tuple[int, list[StateReport]]:
+    """How many ready frontend pods ``app`` has, and what those that answered report of
+    their selection-state backend (the same read as ``read_fleet``'s)."""
+    urls = await app_frontend_urls(ctx, app.metadata.namespace or "", app.metadata.name)
+    return len(urls), reports_of(await read_frontends(urls))

@@ -62,6 +62,11 @@ class OperatorSettings(BaseSettings):
     """Reconcile every object at least this often, even when nothing was observed to
     change: a safety net for a missed watch event."""
 
+    state_check_seconds: float = Field(default=15.0, gt=0)
+    """How often the frontends of a ClipperApp with a shared selection-state backend
+    (spec.state.backend: redis) are asked whether they reach it, for the app's
+    StateBackendReachable condition."""
+
     error_backoff_seconds: float = Field(default=1.0, gt=0)
     """First delay before reconciling an object again after an error; it doubles on
     each consecutive error of that object, up to --error-backoff-max-seconds."""

@@ -61,6 +61,15 @@ class SelectionConfig(_Model):
     """Policy parameters, e.g. ``eta`` for exp3/exp4, ``epsilon``, ``model`` for fixed."""
 
 
+class NewVersionConfig(_Model):
+    """How a model's new version starts learning when it becomes the model's arm."""
+
+    start: Literal["fresh", "predecessor"] = "fresh"
+    """fresh: as a model nobody has seen; predecessor: from the version it replaces,
+    shrunk to at most ``prior_observations`` pseudo-observations."""
+    prior_observations: int = Field(default=10, ge=1)
+
+
 class CacheConfig(_Model):
     enabled: bool = True
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
@@ -84,6 +93,8 @@ class AppConfig(_Model):
     default_output: Any = None
     """Answered, with ``default: true`` and a reason, when no prediction is in time."""
     selection: SelectionConfig = SelectionConfig()
+    new_version: NewVersionConfig = NewVersionConfig()
+    """Kept apart from ``selection``: changing it must not restart the policy."""
     cache: CacheConfig = CacheConfig()
     input: TensorSpec | None = None
     confidence_threshold: float | None = Field(default=None, ge=0, le=1)

@@ -23,6 +23,7 @@ from clipper.common.routing import (
     BatchingConfig,
     CacheConfig,
     ModelRoute,
+    NewVersionConfig,
     RoutingTable,
     SelectionConfig,
     TensorSpec,
@@ -98,6 +99,10 @@ def app_config(
         latency_slo_ms=float(spec.latency_slo_millis),
         default_output=spec.default_output,
         selection=SelectionConfig(type=policy.type, params=dict(policy.parameters or {})),
+        new_version=NewVersionConfig(
+            start=policy.new_version.start,
+            prior_observations=policy.new_version.prior_observations,
+        ),
         cache=CacheConfig(enabled=spec.cache.enabled, max_bytes=spec.cache.max_bytes),
         input=_input(spec.input),
         confidence_threshold=policy.confidence_threshold,

@@ -55,6 +55,7 @@ from clipper.common.app_status import app_status
 from clipper.common.errors import ConfigError
 from clipper.common.frontend_args import frontend_flags
 from clipper.common.manifests import Manifests
+from clipper.common.state_condition import set_state_condition
 from clipper.common.tasks import Supervised, TaskRegistry, supervise
 from clipper.local import ports, status
 from clipper.local.applier import Applier
@@ -378,9 +379,12 @@ class LocalRun:
         weights = await self._weights(front)
         endpoint = api.Endpoint(http=front.url, grpc=front.grpc_address)
         now = datetime.now(UTC)
+        asked, reports = self.fleet.state_reports()
         for app in self.store.apps:
             app.status = app_status(app, self.store.deployments, endpoint, front.ready, now)
             _routing_verdict(app, front.rejected, now)
+            backend = app.spec.state.backend
+            set_state_condition(app.status.conditions, backend, asked, reports, now)
         frontend_state = "ready" if front.ready else ("live" if front.live else "starting")
         return {
             "pid": os.getpid(),

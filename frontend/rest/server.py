@@ -84,12 +84,8 @@ class Routes:
         body: dict[str, object] = {"ready": self.plane.accepting}
         if failed := self.plane.failed_tasks:
             body["failed_tasks"] = failed
-        state = self.plane.state.stats()
         if self.plane.state.shared:  # shown, never failing readiness: serving goes on
-            shown: dict[str, object] = {"backend": state.backend, "reachable": state.reachable}
-            if state.last_error:
-                shown["error"] = state.last_error
-            body["state_backend"] = shown
+            body["state_backend"] = self.plane.state.stats().report()
         return body
 
     async def readyz(self, request: web.BaseRequest, _: str) -> web.Response:
@@ -110,6 +106,8 @@ class Routes:
         """Per-version counters for rollout analysis (``clipper.frontend.version_stats``)."""
         document = self.plane.version_stats.snapshot()
         document["shadows"] = self.plane.mirror.snapshot()  # Shadow rollouts' paired counts
+        # The operator's StateBackendReachable condition (clipper.common.state_condition)
+        document["state_backend"] = self.plane.state.stats().report()
         return json_response(document)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, str] | web.Response:

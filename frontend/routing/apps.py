@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+from collections.abc import Callable
 
 from clipper.common.errors import Unavailable
 from clipper.common.protocol import pb
@@ -35,6 +36,10 @@ from clipper.frontend.metrics import AppMetrics
 from clipper.frontend.routing.versions import VersionRuntime
 from clipper.frontend.selection import Policy, Selection, make_policy
 from clipper.frontend.signature import Signature
+
+Inherit = Callable[["AppRuntime", list[str], str, str, int], None]
+"""(app, contexts, predecessor's arm or "", new arm, bound in pseudo-observations;
+0: a fresh start)."""
 
 
 class ModelRuntime:
@@ -85,9 +90,10 @@ def arm_keys(models: dict[str, ModelRuntime]) -> dict[str, str]:
 
     Selection learns per model version: when a rollout moves most of a model's
     traffic to a new version, the model's arm is that version's, which starts fresh
-    (see ``AppRuntime.update``). While two versions split a model's traffic, their
-    answers are credited to the arm of the one with more (the rollout compares the
-    versions themselves).
+    or, with ``new_version.start: predecessor``, from the old arm's state bounded to
+    K pseudo-observations (see ``AppRuntime.update``). While two versions split a
+    model's traffic, their answers are credited to the arm of the one with more (the
+    rollout compares the versions themselves).
     """
     arms = {}
     for name, model in models.items():
@@ -105,9 +111,13 @@ class AppRuntime:
         models: dict[str, ModelRuntime],
         metrics: AppMetrics,
         seed: int | None,
+        on_inherit: Inherit | None = None,
     ) -> None:
         self.metrics = metrics
         self._seed = seed
+        self.on_inherit: Inherit | None = on_inherit
+        """Told when a new version inherits its predecessor's state (the state backend's
+        ``inherited``: a shared one seeds the new arm once for the fleet)."""
         self.config = config
         self.models = models
         self.policy: Policy = make_policy(config.selection, list(models), seed)
@@ -128,16 +138,32 @@ class AppRuntime:
         if config.selection != old.selection:
             self.policy = make_policy(config.selection, list(models), self._seed)
         else:
-            # A model whose serving version changed is a new arm: it starts fresh
-            # (a fair share, or the prior), not with its predecessor's weights.
-            renewed = [m for m in models if m in old_arms and old_arms[m] != arms[m]]
-            if renewed:
-                self.policy.set_models([m for m in self.policy.models if m not in renewed])
-            self.policy.set_models(list(models))
+            self._renew(config, old_arms)
         if config.cache != old.cache:
             self.cache = make_cache(config.cache)
         self._learned = None  # the models or versions it was learned from may be gone
         self._apply(config)
+
+    def _renew(self, config: AppConfig, old_arms: dict[str, str]) -> None:
+        """Start the new arms: a model whose serving version changed is a new arm. By
+        default it starts fresh (a fair share, or the prior), not with its
+        predecessor's weights; with ``new_version.start: predecessor``, from them,
+        bounded to K pseudo-observations. A model new to the app starts fresh. A shared
+        backend is told (``on_inherit``; bound 0: fresh), to start the arm there too."""
+        arms, models = self.arms, list(self.models)
+        renewed = [m for m in models if m in old_arms and old_arms[m] != arms[m]]
+        added = [m for m in models if m not in old_arms]
+        bound = config.new_version.prior_observations
+        if config.new_version.start != "predecessor":
+            bound = 0
+            self.policy.set_models([m for m in self.policy.models if m not in renewed])
+        for model in renewed if bound else []:
+            self.policy.inherit(model, bound)
+        self.policy.set_models(models)
+        if self.on_inherit is not None:
+            contexts = self.policy.contexts()
+            for model in [*renewed, *added]:
+                self.on_inherit(self, contexts, old_arms.get(model, ""), arms[model], bound)
 
     def _apply(self, config: AppConfig) -> None:
         self.slo_s = config.latency_slo_ms / 1000

@@ -27,7 +27,7 @@ from clipper.common.errors import ConfigError, NotFound
 from clipper.common.routing import AppConfig, BatchingConfig, RoutingTable
 from clipper.common.tasks import TaskRegistry, spawn
 from clipper.frontend.metrics import AppState, Metrics, ReplicaState, Snapshot, VersionState
-from clipper.frontend.routing.apps import AppRuntime, ModelRuntime
+from clipper.frontend.routing.apps import AppRuntime, Inherit, ModelRuntime
 from clipper.frontend.routing.versions import VersionRuntime
 from clipper.frontend.selection import make_policy
 from clipper.frontend.settings import FrontendSettings
@@ -58,6 +58,8 @@ class Router:
         self.rng = random.Random(settings.seed)
         self.loaded = False
         self._closing: set[asyncio.Task[None]] = set()
+        self.on_inherit: Inherit | None = None
+        """Handed to every app: the state backend's ``inherited`` (``runtime.py``)."""
         metrics.watch(self.snapshot)
 
     def app(self, name: str) -> AppRuntime:
@@ -86,7 +88,7 @@ class Router:
                 self.apps[name].update(config, models)
             else:
                 self.apps[name] = AppRuntime(
-                    config, models, self.metrics.app(name), self.settings.seed
+                    config, models, self.metrics.app(name), self.settings.seed, self.on_inherit
                 )
         for name in [n for n in self.apps if n not in table.apps]:
             del self.apps[name]

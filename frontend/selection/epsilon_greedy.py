@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import ContextualPolicy, Selection
+from clipper.frontend.selection.policy import ContextualPolicy, Selection, Totals, shrunk
 
 
 class EpsilonGreedyParams(PolicyParams):
@@ -87,6 +87,18 @@ class EpsilonGreedy(ContextualPolicy[LossTotals]):
                 state.counts[i] = fields.get("count", 0.0)
                 state.sums[i] = fields.get("sum", 0.0)
         return state
+
+    def _totals(self, state: LossTotals) -> list[dict[str, float]]:
+        return [
+            {"count": float(c), "sum": float(t)}
+            for c, t in zip(state.counts, state.sums, strict=True)
+        ]
+
+    def prior(self, totals: Totals, predecessor: str, observations: float) -> dict[str, float]:
+        """The predecessor's mean loss, counted as at most ``observations`` losses."""
+        fields = totals.get(predecessor) or {}
+        counts = {f: float(fields.get(f, 0.0)) for f in ("count", "sum")}
+        return shrunk(counts, "count", observations)
 
     def _resize(self, state: LossTotals, sources: list[int | None]) -> LossTotals:
         out = self._new_state(len(sources))

@@ -27,7 +27,7 @@ from pydantic import Field
 from clipper.frontend.selection import logweights
 from clipper.frontend.selection.logweights import LOGW, LogWeights
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import ContextualPolicy, Selection
+from clipper.frontend.selection.policy import ContextualPolicy, Selection, Totals
 
 
 class Exp3Params(PolicyParams):
@@ -69,6 +69,14 @@ class Exp3(ContextualPolicy[LogWeights]):
 
     def _apply(self, state: LogWeights, deltas: dict[int, dict[str, float]]) -> None:
         state.learn({i: -fields[LOGW] for i, fields in deltas.items()})
+
+    def _totals(self, state: LogWeights) -> list[dict[str, float]]:
+        return [{LOGW: float(value)} for value in state.logp]
+
+    def prior(self, totals: Totals, predecessor: str, observations: float) -> dict[str, float]:
+        """Within ``observations`` x eta of a fair share (``logweights.bounded_prior``)."""
+        eta = self.params.eta or self.params.gamma / max(1, len(self.models))
+        return logweights.bounded_prior(totals, predecessor, observations * eta)
 
     def _from_totals(self, totals: list[Mapping[str, float] | None]) -> LogWeights:
         return LogWeights.from_totals(totals)

@@ -18,10 +18,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from clipper.frontend.selection import logweights
 from clipper.frontend.selection.combine import combine_outputs
 from clipper.frontend.selection.logweights import LOGW, LogWeights
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import Combined, ContextualPolicy, Selection
+from clipper.frontend.selection.policy import Combined, ContextualPolicy, Selection, Totals
 
 
 class Exp4Params(PolicyParams):
@@ -73,6 +74,14 @@ class Exp4(ContextualPolicy[LogWeights]):
 
     def _apply(self, state: LogWeights, deltas: dict[int, dict[str, float]]) -> None:
         state.learn({i: -fields[LOGW] for i, fields in deltas.items()})
+
+    def _totals(self, state: LogWeights) -> list[dict[str, float]]:
+        return [{LOGW: float(value)} for value in state.logp]
+
+    def prior(self, totals: Totals, predecessor: str, observations: float) -> dict[str, float]:
+        """Within ``observations`` x eta of a fair share (``logweights.bounded_prior``)."""
+        eta = self.params.eta
+        return logweights.bounded_prior(totals, predecessor, observations * eta)
 
     def _from_totals(self, totals: list[Mapping[str, float] | None]) -> LogWeights:
         return LogWeights.from_totals(totals)

@@ -72,6 +72,27 @@ class LogWeights:
         return cls(resize(old, sources))
 
 
+def bounded_prior(
+    totals: Mapping[str, Mapping[str, float]], predecessor: str, bound: float
+) -> dict[str, float]:
+    """A new arm's log-weight sum from its predecessor's, in the frame of the other
+    arms' sums: a fair share (the mean of the others' weights, where a fresh arm
+    starts) moved towards the predecessor's by at most ``bound`` nats. Exp3/exp4 keep
+    no count of observations; ``bound`` = K x eta is what K labels of loss 1 seen
+    with certainty move a log-weight; ``bound`` 0, or no predecessor's sum: the fair
+    share itself, a fresh start in the others' frame (a shared backend's sums are
+    absolute, so a fresh arm left at 0 would lead arms whose sums went down). ``{}``
+    when there is no other arm to compare with."""
+    own = (totals.get(predecessor) or {}).get(LOGW)
+    others = [t[LOGW] for key, t in totals.items() if key != predecessor and t and LOGW in t]
+    if not others:
+        return {}
+    values = np.array(others, dtype=np.float64)
+    top = float(values.max())
+    fair = top + float(np.log(np.exp(values - top).mean()))
+    return {LOGW: fair + (0.0 if own is None else float(np.clip(own - fair, -bound, bound)))}
+
+
 def uniform(n: int) -> np.ndarray:
     return np.full(n, -np.log(n) if n else 0.0)
 

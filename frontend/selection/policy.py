@@ -124,6 +124,17 @@ class Policy(ABC):
         """The contexts this policy holds state for (the global ``""`` first)."""
         return [""]
 
+    def prior(self, totals: Totals, predecessor: str, observations: float) -> dict[str, float]:
+        """The totals a new arm starts from when it inherits ``predecessor``'s (a key of
+        ``totals``, one context's sums by arm), bounded to ``observations``
+        pseudo-observations; ``{}``: a fresh start (a stateless policy's only one)."""
+        return {}
+
+    def inherit(self, model: str, observations: float) -> list[str]:
+        """``model``'s version changed: in every context, restart it from its own state
+        bounded by ``prior``. Returns the contexts (a stateless policy has none)."""
+        return []
+
     @abstractmethod
     def weights(self, context: str = "") -> dict[str, float]:
         """Current probability of each model being chosen (exp4: its ensemble weight)."""
@@ -186,6 +197,21 @@ class ContextualPolicy(Policy, Generic[S]):
     def contexts(self) -> list[str]:
         return list(self._states)
 
+    def totals(self, context: str) -> dict[str, dict[str, float]]:
+        """``context``'s state as sums by model (what ``load`` takes back)."""
+        state = self._states.peek(context)
+        if state is None:
+            return {}
+        return dict(zip(self._models, self._totals(state), strict=True))
+
+    def inherit(self, model: str, observations: float) -> list[str]:
+        contexts = self.contexts()
+        for context in contexts:
+            totals = self.totals(context)
+            totals[model] = self.prior(totals, model, observations)
+            self.load(context, totals)
+        return contexts
+
     def weights(self, context: str = "") -> dict[str, float]:
         if not self._models:
             return {}
@@ -238,12 +264,24 @@ class ContextualPolicy(Policy, Generic[S]):
         """A context's state from the sums of its updates (``None``: a fresh model)."""
 
     @abstractmethod
+    def _totals(self, state: S) -> list[dict[str, float]]:
+        """Per model index, the sums ``_from_totals`` rebuilds ``state`` from."""
+
+    @abstractmethod
     def _distribution(self, state: S) -> np.ndarray:
         """The probability of choosing each model (exp4: its weight), summing to 1."""
 
     @abstractmethod
     def _resize(self, state: S, sources: list[int | None]) -> S:
         """The state for the new model list; ``sources[i]`` is new model i's old index."""
+
+
+def shrunk(fields: Mapping[str, float], weight: str, observations: float) -> dict[str, float]:
+    """``fields`` scaled down so that ``fields[weight]`` (how many observations they
+    sum) is at most ``observations``: the same mean, worth fewer observations."""
+    count = fields.get(weight, 0.0)
+    scale = min(1.0, observations / count) if count > 0 else 1.0
+    return {name: value * scale for name, value in fields.items()}
 
 
 def unique_models(models: Sequence[str]) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from clipper.frontend.selection.params import PolicyParams
-from clipper.frontend.selection.policy import ContextualPolicy, Selection
+from clipper.frontend.selection.policy import ContextualPolicy, Selection, Totals, shrunk
 
 MC_SAMPLES = 1024
 MC_REFRESH = 256
@@ -119,6 +119,18 @@ class Thompson(ContextualPolicy[BetaPosteriors]):
         if any(totals):
             state.chosen = None  # no longer symmetric: estimated again on the next draw
         return state
+
+    def _totals(self, state: BetaPosteriors) -> list[dict[str, float]]:
+        alpha, beta = state.alpha - self.params.prior_alpha, state.beta - self.params.prior_beta
+        return [{"alpha": float(a), "beta": float(b)} for a, b in zip(alpha, beta, strict=True)]
+
+    def prior(self, totals: Totals, predecessor: str, observations: float) -> dict[str, float]:
+        """The predecessor's posterior counts, scaled to at most ``observations`` (alpha +
+        beta beyond the prior): the same mean, a wider posterior."""
+        fields = totals.get(predecessor) or {}
+        counts = {f: float(fields.get(f, 0.0)) for f in ("alpha", "beta")}
+        scaled = shrunk({"n": counts["alpha"] + counts["beta"], **counts}, "n", observations)
+        return {"alpha": scaled["alpha"], "beta": scaled["beta"]}
 
     def _select_among(self, state: BetaPosteriors, allowed: list[int]) -> Selection:
         """Thompson's own rule over the allowed models: the best of their draws."""

@@ -60,6 +60,19 @@ class StateStats:
     dropped_log_entries: int = 0
     """Queued query-log entries dropped at the byte bound (their feedback: 404)."""
     last_error: str = ""
+    unreachable_since: float | None = None
+    """When (epoch seconds) a shared backend became unreachable, while it is; None
+    while it is reachable. The operator's ``StateBackendReachable`` says since when."""
+
+    def report(self) -> dict[str, object]:
+        """How the frontend tells the operator (``/v1/stats/versions``'s
+        ``state_backend``) and ``/readyz``: backend, reachable, since when not, why."""
+        shown: dict[str, object] = {"backend": self.backend, "reachable": self.reachable}
+        if self.unreachable_since is not None:
+            shown["unreachable_since"] = self.unreachable_since
+        if self.last_error:
+            shown["error"] = self.last_error
+        return shown
 
 
 class SelectionState(ABC):
@@ -99,6 +112,14 @@ class SelectionState(ABC):
     @abstractmethod
     def learned(self, learner: Learner, context: str, deltas: Deltas) -> None:
         """The policy learned ``deltas`` (by model) locally; share them. Never blocks."""
+
+    def inherited(
+        self, learner: Learner, contexts: list[str], predecessor: str, arm: str, bound: int
+    ) -> None:
+        """``arm`` (a new version) starts from ``predecessor``'s state, bounded to
+        ``bound`` pseudo-observations (``Policy.prior``), in ``contexts``. The policy
+        did it locally; a shared backend does it once for the fleet. Never blocks."""
+        return None
 
     async def commit(self) -> None:
         """Before a feedback answer: write what was learned so far, if the backend can

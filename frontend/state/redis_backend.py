@@ -25,6 +25,12 @@ and feedback for them gets 404. When Redis answers again, the next round
 writes everything pending and reloads: the fleet's state is then the sum of
 what every replica learned meanwhile.
 
+A new arm (a model's new version, or a model new to the app) is seeded once for
+the fleet before the first round writes an update to it (``inherited``, script
+``SEED``): at a fair share in the other arms' frame, or from its predecessor with
+a bounded prior (``new_version``), so that sums every frontend adds to stay
+comparable.
+
 Query ids: each process reserves a block of 2^32 ids with one ``INCRBY`` at
 start, so ids never collide across the fleet (a random block while Redis is
 unreachable at start, as the memory backend does).
@@ -37,6 +43,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -83,6 +90,11 @@ class RedisState(SelectionState):
         self._update = self._client.register_script(scripts.UPDATE)
         self._remember = self._client.register_script(scripts.REMEMBER)
         self._use_up = self._client.register_script(scripts.USE_UP)
+        self._seed = self._client.register_script(scripts.SEED)
+        self._seeds: dict[tuple[str, str, str], tuple[Learner, str, int]] = {}
+        """(app, context, new arm) -> (app, predecessor's arm, bound): new arms to seed
+        (``inherited``), at most ``state_pending_max``; past it, dropped and counted
+        with the dropped updates."""
         start = random.Random(settings.seed).getrandbits(20) << 32
         self._ids = itertools.count(start + 1)
         self._pending: dict[tuple[str, str], dict[str, float]] = {}
@@ -97,6 +109,8 @@ class RedisState(SelectionState):
         """Per app, at the last refresh: Redis' query log entries, bytes, evictions."""
         self.reachable = False
         self._error = "not connected yet"
+        self._down_since: float | None = time.time()
+        """When Redis became unreachable (epoch seconds); None while it is reachable."""
         self._apps: Callable[[], Mapping[str, Any]] = dict
         self._tasks = TaskRegistry()
         self._learned_seq = 0
@@ -157,6 +171,15 @@ class RedisState(SelectionState):
                     pending = self._pending[(learner.name, context)] = {}
                 pending[key] = amount
                 self._pending_keys += 1
+
+    def inherited(
+        self, learner: Learner, contexts: list[str], predecessor: str, arm: str, bound: int
+    ) -> None:
+        for context in contexts:
+            if len(self._seeds) >= self._pending_max:  # bounded like pending updates
+                self._dropped += 1  # that context's new arm starts at 0 in Redis
+                continue
+            self._seeds[(learner.name, context, arm)] = (learner, predecessor, bound)
 
     # -- feedback by id: may wait on Redis
 
@@ -302,7 +325,36 @@ class RedisState(SelectionState):
         async with self._flush_lock:
             await self._flush_pending()
 
+    async def _flush_seeds(self) -> None:
+        """Seed each new arm from its predecessor's sums as Redis holds them (the
+        frame every frontend's increments add to), before any update to it is written."""
+        seeds, self._seeds = self._seeds, {}
+        if not seeds:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for app, context, _ in seeds:
+                    pipe.hgetall(self._context_key(app, context))
+                replies = await pipe.execute()
+            async with self._client.pipeline(transaction=False) as pipe:
+                for (app, context, arm), reply in zip(seeds, replies, strict=True):
+                    learner, predecessor, bound = seeds[(app, context, arm)]
+                    prior = learner.policy.prior(_totals(reply, {}), predecessor, bound)
+                    # Nothing to add, or a context Redis does not hold: 0 is right there.
+                    if reply and any(value != 0 for value in prior.values()):
+                        args: list[Any] = [f"{arm}{SEP}seeded"]
+                        for field, value in prior.items():
+                            args += [f"{arm}{SEP}{field}", repr(float(value))]
+                        await self._seed(
+                            keys=[self._context_key(app, context)], args=args, client=pipe
+                        )
+                await pipe.execute()
+        except BaseException:
+            self._seeds = {**seeds, **self._seeds}  # not written: the next round tries again
+            raise
+
     async def _flush_pending(self) -> None:
+        await self._flush_seeds()
         pending, self._pending, self._pending_keys = self._pending, {}, 0
         covered = self._learned_seq
         if not pending:
@@ -383,7 +435,7 @@ class RedisState(SelectionState):
     def _up(self) -> None:
         if not self.reachable:
             log.info("state: Redis reachable; learning is shared again")
-        self.reachable, self._error = True, ""
+        self.reachable, self._error, self._down_since = True, "", None
 
     def _down(self, exc: BaseException) -> None:
         if self.reachable or not self._error:
@@ -394,6 +446,8 @@ class RedisState(SelectionState):
                 self._pending_keys,
             )
         self.reachable, self._error = False, f"{type(exc).__name__}: {exc}"
+        if self._down_since is None:
+            self._down_since = time.time()
 
     def stats(self) -> StateStats:
         return StateStats(
@@ -406,6 +460,7 @@ class RedisState(SelectionState):
             self._log_max,
             self._log_dropped,
             self._error,
+            self._down_since,
         )
 
     def log_stats(self) -> list[FeedbackStats]:

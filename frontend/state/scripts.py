@@ -21,6 +21,11 @@ adds the entries and evicts the oldest until the app's bytes are within the
 bound. Returns how many were kept (an entry larger than the bound is not; one
 already there, from a flush retried after a broken connection, is left as it is).
 
+SEED -- KEYS: context hash. ARGV: the new arm's marker field (``arm|seeded``), then
+(field, increment) pairs: the arm's prior. Adds the prior only if the marker was
+not set yet, so of every frontend that saw the version change, one seeds it;
+updates that reached the arm first keep their increments. 1 if this call did.
+
 USE_UP -- KEYS: entry, log index, byte total. ARGV: ``id:``. Deletes the
 entry; 1 if this call did (so exactly one feedback learns from a query).
 """
@@ -102,6 +107,14 @@ if not payload then return 0 end
 redis.call('DEL', KEYS[1])
 if redis.call('ZREM', KEYS[2], ARGV[1] .. #payload) == 1 then
   redis.call('DECRBY', KEYS[3], #payload)
+end
+return 1
+"""
+
+SEED = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 0 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return 1
 """

@@ -13,11 +13,14 @@ Degraded True with the reason, and a Warning Event when it appears.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from clipper.common import api
 from clipper.common.app_status import app_status
 from clipper.common.rollout import Event
+from clipper.common.state_condition import TYPE as STATE_CONDITION
+from clipper.common.state_condition import set_state_condition
 from clipper.operator import naming, validation
 from clipper.operator.builders import (
     build_frontend_deployment,
@@ -27,6 +30,7 @@ from clipper.operator.builders import (
     frontend_endpoint,
 )
 from clipper.operator.context import APPS, MODELS, Context
+from clipper.operator.fleet import read_state_reports
 from clipper.operator.reconcile.children import (
     Child,
     apply_child,
@@ -43,27 +47,40 @@ from clipper.operator.reconcile.writes import (
 Obj = dict[str, Any]
 
 
+GOOD_WHEN_TRUE = frozenset({"Ready", STATE_CONDITION})
+"""The app's conditions that are good news when True (Degraded is bad news)."""
+RECOVERED = {"Ready": "Ready", STATE_CONDITION: "StateBackendReachable"}
+"""The Normal Event's reason when a condition turns good (else ``Recovered``)."""
+ALWAYS_NEWS = frozenset({"Degraded", STATE_CONDITION})
+"""Conditions whose first sight is a Warning when it is a problem."""
+
+
 def condition_events(old: list[api.Condition], new: list[api.Condition]) -> list[Event]:
-    """The Event for a change of the app's Ready and Degraded conditions, if any.
+    """The Event for a change of the app's conditions, if any.
 
     A condition seen for the first time is news only when it is a problem: a new
     app that is not ready *yet* is not worth a Warning. One transition is one
     Event, although it usually turns both conditions (a lost model makes Ready
     False and Degraded True): a problem wins over good news, and the Degraded
     condition, which names the cause, over Ready; good news is "Ready" when the
-    app became ready, "Recovered" when only Degraded cleared.
+    app became ready, "StateBackendReachable" when the frontends reach their state
+    backend again, "Recovered" when only Degraded cleared. Unknown (no frontend
+    answered) is no news, and a condition known for the first time after it is
+    treated as seen for the first time.
     """
-    before = {c.type: c for c in old}
+    before = {c.type: c for c in old if c.status != "Unknown"}
     warnings, normals = [], []
     for now in sorted(new, key=lambda c: c.type != "Degraded"):
         prior = before.get(now.type)
         if prior is not None and (prior.status, prior.reason) == (now.status, now.reason):
             continue
-        good = (now.status == "True") == (now.type == "Ready")
+        if now.status == "Unknown":
+            continue
+        good = (now.status == "True") == (now.type in GOOD_WHEN_TRUE)
         if good and prior is not None:
-            reason = "Ready" if now.type == "Ready" else "Recovered"
+            reason = RECOVERED.get(now.type, "Recovered")
             normals.append(Event("Normal", reason, now.message))
-        elif not good and (prior is not None or now.type == "Degraded"):
+        elif not good and (prior is not None or now.type in ALWAYS_NEWS):
             warnings.append(Event("Warning", now.reason, now.message))
     ready = [event for event in normals if event.reason == "Ready"]
     return (warnings or ready or normals)[:1]
@@ -149,6 +166,17 @@ def _missing(app: api.ClipperApp, objects: list[Obj], found: Found) -> list[Chil
     return missing
 
 
+async def _state_condition(
+    ctx: Context, app: api.ClipperApp, status: api.ClipperAppStatus, now: datetime
+) -> None:
+    """``StateBackendReachable`` from what the app's frontend pods report (a shared
+    backend only: ``memory`` cannot be unreachable, and no pod is read for it)."""
+    shared = app.spec.state.shared
+    pods, reports = await read_state_reports(ctx, app) if shared else (0, [])
+    backend = app.spec.state.backend
+    set_state_condition(status.conditions, backend, pods, reports, now, app.metadata.generation)
+
+
 def _frontend_ready(deployment: Obj) -> bool:
     status = deployment.get("status") or {}
     return int(status.get("availableReplicas") or 0) > 0
@@ -177,6 +205,7 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
     frontend = found.get(("Deployment", naming.frontend_name(app.metadata.name)))
     ready = _frontend_ready(frontend or {})
     status = app_status(app, models, frontend_endpoint(app), ready, now)
+    await _state_condition(ctx, app, status, now)
     problems = validation.app_problems(app, models)
     status = _with_problems(status, app.status.conditions, problems, generation)
     missing = _missing(app, objects, found)
@@ -187,4 +216,5 @@ async def reconcile_app(ctx: Context, namespace: str, name: str) -> float | None
         if (child := await apply_child(ctx, app, obj, found.get(_key(obj)))) is not None:
             missing.append(child)
     await record_repairs(ctx, raw, missing)
-    return None
+    # Nothing in the cluster changes when Redis goes away: read the frontends again soon.
+    return ctx.settings.state_check_seconds if app.spec.state.shared else None

@@ -52,6 +52,7 @@ def test_app_config_carries_the_apps_settings(found: manifests.Manifests) -> Non
     assert config.selection.type == "exp4"
     assert config.selection.params == {"eta": 0.3, "loss": "zero_one"}
     assert config.confidence_threshold == 0.6
+    assert (config.new_version.start, config.new_version.prior_observations) == ("predecessor", 25)
     assert (config.cache.enabled, config.cache.max_bytes) == (True, 1048576)
     assert config.input is not None
     assert config.input.shape == (64,)

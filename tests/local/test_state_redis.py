@@ -91,3 +91,48 @@ def close(a: dict[str, float], b: dict[str, float]) -> bool:
 def frontend_pid_of(status: dict[str, Any]) -> int | None:
     found = [p for p in status["processes"] if p["name"].startswith("frontend")]
     return found[0]["pid"] if found and found[0]["state"] == "ready" else None
+
+
+def state_condition(status: dict[str, Any]) -> dict[str, Any]:
+    """The app's ``StateBackendReachable`` in ``clipper status`` ({} while unset)."""
+    (app,) = status["apps"]
+    conditions = app["status"].get("conditions", [])
+    return next((c for c in conditions if c["type"] == "StateBackendReachable"), {})
+
+
+def test_clipper_status_says_when_the_frontend_cannot_reach_redis(
+    tmp_path: Path, digits_models: DigitsModels, redis: RedisServer
+) -> None:
+    """The condition the operator sets on a cluster, from the same reports (the run
+    reads its frontend's ``/v1/stats/versions`` every second)."""
+    service = {"httpPort": free_port(), "grpcPort": free_port()}
+    write_manifests(
+        tmp_path / "apps.yaml",
+        clipper_app(
+            "digits",
+            ["digits-lr"],
+            latencySLOMillis=2000,
+            frontend={"service": service},
+            state={"backend": "redis", "url": redis.url},
+        ),
+        model_deployment("digits-lr", "v1", "sklearn", str(digits_models.logistic_regression)),
+    )
+    with LocalRun([tmp_path / "apps.yaml"], tmp_path / "cache") as run:
+        run.wait_serving()
+        reached = run.wait_status(
+            lambda s: state_condition(s).get("status") == "True", what="reachable"
+        )
+        redis.stop()
+        lost = run.wait_status(
+            lambda s: state_condition(s).get("status") == "False", what="unreachable"
+        )
+        redis.start()
+        back = run.wait_status(
+            lambda s: state_condition(s).get("status") == "True", what="reachable again"
+        )
+    assert state_condition(reached)["reason"] == "Reachable"
+    message = state_condition(lost)["message"]
+    assert message.startswith("1 of 1 frontends report the redis backend unreachable since ")
+    assert (
+        state_condition(back)["message"] == "all 1 frontends that answered reach the redis backend"
+    )

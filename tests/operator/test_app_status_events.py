@@ -74,3 +74,24 @@ def test_a_problem_that_turns_both_conditions_is_one_warning() -> None:
     assert [(e.type, e.reason, e.message) for e in found] == [
         ("Warning", "ModelNotFound", "no ModelDeployment named digits")
     ]
+
+
+def test_losing_the_state_backend_warns_and_reaching_it_again_is_good_news() -> None:
+    old = conditions(Ready=("True", "Serving"), StateBackendReachable=("True", "Reachable"))
+    lost = conditions(
+        Ready=("True", "Serving"), StateBackendReachable=("False", "StateBackendUnreachable")
+    )
+    assert summary(condition_events(old, lost)) == [("Warning", "StateBackendUnreachable")]
+    assert summary(condition_events(lost, old)) == [("Normal", "StateBackendReachable")]
+
+
+def test_a_state_backend_first_known_is_news_only_when_unreachable() -> None:
+    unknown = conditions(Ready=("True", "Serving"), StateBackendReachable=("Unknown", "NoReports"))
+    reached = conditions(Ready=("True", "Serving"), StateBackendReachable=("True", "Reachable"))
+    lost = conditions(
+        Ready=("True", "Serving"), StateBackendReachable=("False", "StateBackendUnreachable")
+    )
+    assert condition_events([], unknown) == []
+    assert condition_events(unknown, reached) == []
+    assert condition_events(reached, unknown) == []
+    assert summary(condition_events(unknown, lost)) == [("Warning", "StateBackendUnreachable")]

@@ -24,12 +24,20 @@ from clipper.common.api.modeldeployment import ModelDeployment, PodMetadata, Pod
 from clipper.common.errors import ConfigError
 
 
+class NewVersionSpec(ApiModel):
+    """How a model's new version starts learning (arms are per model version)."""
+
+    start: Literal["fresh", "predecessor"] = "fresh"
+    prior_observations: int = Field(default=10, ge=1, le=1_000_000)
+
+
 class SelectionPolicySpec(ApiModel):
     """How the frontend picks a model per query, or combines several."""
 
     type: Literal["exp3", "exp4", "epsilon_greedy", "thompson", "fixed"] = "exp3"
     parameters: dict[str, Any] | None = None
     confidence_threshold: float | None = None
+    new_version: NewVersionSpec = Field(default_factory=NewVersionSpec)
 
 
 class CacheSpec(ApiModel):

@@ -231,3 +231,65 @@ async def test_queries_queued_while_redis_is_down_are_bounded_in_bytes(
     assert metric(text, "clipper_frontend_state_dropped_log_entries_total") > 0
     assert oldest == 503  # the id may be in Redis: the frontend cannot tell while it is away
     assert newest["losses"]  # still queued here: feedback works without Redis
+
+
+async def stats_state(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """What ``/v1/stats/versions`` (the operator's read) says of the state backend."""
+    async with http.get(f"{url}/v1/stats/versions") as r:
+        assert r.status == 200, await r.text()
+        shown: dict[str, Any] = (await r.json())["state_backend"]
+        return shown
+
+
+async def test_the_stats_document_says_since_when_redis_is_unreachable(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    """The report the operator's ``StateBackendReachable`` condition is built from."""
+    write_routes(routes, graded_app(graded_servers))
+    settings = shared(redis, state_refresh_s=0.05)
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        await fe.frontend.state.sync_once()
+        reached = await stats_state(http, fe.url)
+        before = time.time()
+        redis.stop()
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 0, "backend down"
+        )
+        lost = await stats_state(http, fe.url)
+        redis.start()
+        await until(
+            lambda: metric(fe.metrics(), "clipper_frontend_state_backend_up") == 1, "backend up"
+        )
+        back = await stats_state(http, fe.url)
+    assert reached == {"backend": "redis", "reachable": True}
+    assert lost["reachable"] is False
+    assert before <= lost["unreachable_since"] <= time.time()
+    assert lost["error"]
+    assert back == {"backend": "redis", "reachable": True}
+
+
+async def test_new_arms_waiting_for_their_seed_are_bounded_with_pending_updates(
+    redis: RedisServer,
+) -> None:
+    """While Redis is away, new arms to seed queue like pending updates: at most
+    ``state_pending_max``, the rest dropped and counted (those start at 0 there)."""
+    from dataclasses import dataclass, field
+
+    from clipper.frontend.selection.exp3 import Exp3
+    from clipper.frontend.settings import FrontendSettings
+    from clipper.frontend.state.redis_backend import RedisState
+
+    @dataclass
+    class App:  # the three things a backend reads of an app (``Learner``)
+        name: str = "digits"
+        policy: Exp3 = field(default_factory=lambda: Exp3(["m", "fair"], seed=0))
+        arms: dict[str, str] = field(default_factory=lambda: {"m": "m@2", "fair": "fair@1"})
+
+    settings = FrontendSettings(routes=None, state_backend="redis", state_url=redis.url,
+                                state_pending_max=2)  # fmt: skip
+    state = RedisState(redis.url, settings)
+    state.inherited(App(), ["", "user-1", "user-2"], "m@1", "m@2", 10)
+    assert state.stats().dropped_updates == 1
+    await state.sync_once()  # reachable: written (nothing learned yet: nothing to add)
+    assert state.stats().dropped_updates == 1
+    await state.close()
