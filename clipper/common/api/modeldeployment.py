@@ -166,6 +166,10 @@ class ShadowSpec(ApiModel):
     delta: float = 0.1
     min_samples: int = 30
     max_samples: int = 2000
+    max_duration_seconds: int = 3600
+    """How long the comparison may run (from its start) before a test still
+    undecided rejects the candidate as inconclusive: a shadow that gets no labels
+    must not hold its replicas forever, and is never promoted without evidence."""
 
 
 class AnalysisSpec(ApiModel):

@@ -10,6 +10,16 @@ means a frontend restarted from zero, and then everything it reports now is new
 sum hides which frontend restarted, so a restart there loses at most what that
 frontend counted since the last reconcile -- labels the test simply waits for
 again; it never counts a label twice.
+
+A comparison is bounded in time as well as in labels (``maxDurationSeconds``
+from its start): a candidate whose queries get no labels -- a client that never
+sends feedback -- would otherwise hold its replicas, and the rollout, forever.
+At the bound an undecided test rejects it as *inconclusive*
+(``ShadowInconclusive``), the same as an undecided test at ``maxSamples``: a new
+version has to show it is better, so no evidence is never a promotion. Not
+``progressDeadlineSeconds``: that bounds how long a version takes to become
+ready (minutes); this bounds how long its labels take to arrive, which depends
+on the traffic and the client's feedback delay (hours, maybe).
 """
 
 from __future__ import annotations
@@ -28,7 +38,10 @@ from clipper.common.rollout.sequential import Decision, Paired, SequentialTest, 
 POLL_S = 5.0
 """How often a Shadow rollout is reconciled again to read new labels."""
 REJECTED = "ShadowRejected"
-"""The Failed reason (and the Warning event) of a candidate the test rejected."""
+"""The Failed reason (and the Warning event) of a candidate the test found worse."""
+INCONCLUSIVE = "ShadowInconclusive"
+"""The Failed reason (and the Warning event) of a candidate rejected undecided: at
+``maxSamples`` labelled pairs or ``maxDurationSeconds``, without evidence either way."""
 
 
 def sequential_test(spec: ShadowSpec) -> SequentialTest:
@@ -55,14 +68,35 @@ def start(now: datetime, seen: Paired, stable: str | None) -> ShadowStatus:
     return ShadowStatus(started_at=now, stable=stable, last_seen=_counts(seen))
 
 
-def judge(test: SequentialTest, status: ShadowStatus, seen: Paired) -> Decision:
-    """Add what the frontends counted since the last reconcile, then decide; the
-    status is updated in place (evidence, last seen, the verdict and its numbers)."""
+def seconds_left(spec: ShadowSpec, status: ShadowStatus, now: datetime) -> float:
+    """Seconds until the comparison's time bound (<= 0: reached)."""
+    started = status.started_at or now
+    return spec.max_duration_seconds - (now - started).total_seconds()
+
+
+def judge(
+    test: SequentialTest,
+    status: ShadowStatus,
+    seen: Paired | None,
+    now: datetime,
+    spec: ShadowSpec,
+) -> Decision:
+    """Add what the frontends counted since the last reconcile (``seen`` None: not
+    read, nothing new), then decide -- undecided at the time bound is an
+    inconclusive rejection; the status is updated in place (evidence, last seen,
+    the verdict and its numbers)."""
     last, evidence = _paired(status.last_seen), _paired(status.evidence)
+    seen = last if seen is None else seen
     grown = seen - last
     reset = min(grown.wins, grown.losses, grown.ties) < 0
     evidence = evidence + (seen if reset else grown)
     decision = decide(test, evidence)
+    if decision.verdict == "continue" and seconds_left(spec, status, now) <= 0:
+        why = (
+            f"inconclusive: no decision within maxDurationSeconds={spec.max_duration_seconds}"
+            f" ({decision.why})"
+        )
+        decision = Decision("reject", evidence, decision.log_ratio, why, inconclusive=True)
     stable, candidate = evidence.mean_losses()
     status.evidence, status.last_seen = _counts(evidence), _counts(seen)
     status.samples, status.log_ratio = evidence.samples, round(decision.log_ratio, 4)
