@@ -254,6 +254,15 @@ class PairedCounts(ApiModel):
     candidate_loss: float = 0.0
 
 
+class FrontendPaired(PairedCounts):
+    """One frontend's cumulative paired counts, as the controller last read them."""
+
+    instance: str
+    """The frontend process's id: a restarted frontend has a new one, counting from zero."""
+    seen_at: datetime | None = None
+    """When the controller last read them."""
+
+
 class ShadowStatus(ApiModel):
     """Where a Shadow rollout's comparison stands; all of it, so a restarted
     controller resumes the test where it was."""
@@ -264,8 +273,11 @@ class ShadowStatus(ApiModel):
     evidence: PairedCounts = Field(default_factory=PairedCounts)
     """The comparison since the shadow started (frontend restarts included)."""
     last_seen: PairedCounts = Field(default_factory=PairedCounts)
-    """The frontends' cumulative counts at the last reconcile: the next one adds what
-    grew since; counts that went down mean a frontend restarted from zero."""
+    """The sum of the frontends' cumulative counts at the last read."""
+    frontends: list[FrontendPaired] = Field(default_factory=list)
+    """Each frontend's cumulative counts at the last read that reached it: the next
+    read adds what each grew since; a new instance (a restarted frontend) counts
+    whole, one missing from a read keeps its entry (the newest few are kept)."""
     samples: int = 0
     stable_loss: float | None = None
     candidate_loss: float | None = None

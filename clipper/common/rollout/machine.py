@@ -66,7 +66,7 @@ from clipper.common.rollout.plan import (
     ScaleVersion,
     VersionObservation,
 )
-from clipper.common.rollout.sequential import Decision, Paired, SequentialTest
+from clipper.common.rollout.sequential import Decision, SequentialTest
 
 ANALYSIS_FAILED = "AnalysisFailed"
 """The reason of a rollout failed by a gate of its canary step's analysis."""
@@ -363,7 +363,7 @@ class _Reconcile:
         test = shadow.sequential_test(spec)
         fleet = self.fleet
         stable = self.st.stable_version or ""
-        counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+        counts = fleet.paired_by_frontend(stable, entry.version) if fleet is not None else None
         state = self.st.rollout.shadow
         if entry.phase != "Shadowing" or state is None or state.stable != stable:
             self._phase(entry, "Shadowing")
@@ -381,7 +381,7 @@ class _Reconcile:
         if fleet is None and left > 0:  # no frontend answered: nothing new to judge
             self.wake.append(min(shadow.POLL_S, left))
             return
-        decision = shadow.judge(test, state, None if fleet is None else counts, self.now, spec)
+        decision = shadow.judge(test, state, counts, self.now, spec)
         self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
         if decision.verdict == "promote":
             self._event("ShadowPromoted", f"{entry.version} is better: {decision.evidence(test)}")
@@ -530,7 +530,7 @@ class _Reconcile:
                 self.st.challengers.remove(challenger)
                 continue
             fleet = self.fleet
-            counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+            counts = fleet.paired_by_frontend(stable, entry.version) if fleet is not None else None
             if challenger.shadow.stable != stable:
                 challenger.shadow = shadow.start(self.now, counts, stable)
                 continue
@@ -538,8 +538,7 @@ class _Reconcile:
                 continue
             if fleet is None and shadow.seconds_left(spec, challenger.shadow, self.now) > 0:
                 continue
-            seen = None if fleet is None else counts
-            decision = shadow.judge(test, challenger.shadow, seen, self.now, spec)
+            decision = shadow.judge(test, challenger.shadow, counts, self.now, spec)
             self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
             if decision.verdict == "promote":
                 self._event(
