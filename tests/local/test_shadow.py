@@ -113,7 +113,8 @@ def run(tmp_path: Path, forests: dict[str, Path]) -> Iterator[tuple[LocalRun, Pa
     app = clipper_app("digits", ["digits-forest"], latencySLOMillis=1000, cache={"enabled": False})
     write_manifests(folder / "app.yaml", app)
     write_manifests(folder / "forest.yaml", forest("v1", forests["v1"]))
-    with LocalRun([folder], tmp_path / "cache") as started:
+    ports = ["--http-port", "0", "--grpc-port", "0"]  # free ones: other runs may hold 8080
+    with LocalRun([folder], tmp_path / "cache", ports) as started:
         started.wait_serving()
         yield started, folder
 
