@@ -13,16 +13,19 @@ Those cumulative counts are what the rollout machine's sequential test reads
 
 Mirroring costs model capacity, never caller latency:
 
-- the mirror is sent after the caller's answers exist, from a callback the
-  event loop runs once the request's coroutine has moved on (``call_soon``): the
+- the mirror is sent after the caller's answers exist, from a timer callback
+  (``shadow_mirror_wait_ms`` later; with 0, once the loop's turn is over): the
   caller never waits for it, and no task is created for it;
-- it is sent per batch, not per request: the requests answered in one turn of
-  the event loop (those a batch of the stable version answered together) are
-  queued as they finish and mirrored in the next turn, after their responses
-  were written, as one chunk per (app, candidate) -- one deadline check, one
-  future, one callback for them all, so the work left on the frontend's loop
-  per mirrored row is small (``clipper_frontend_shadow_mirror_chunks_total``
-  says how well they group). What waits is bounded by the requests admitted;
+- it is sent per chunk, not per request: the rows of the requests answered
+  meanwhile (a batch of the stable version answers several at once) wait
+  together and go as one chunk per (app, candidate) -- one deadline check, one
+  future, one callback for them all, so the work left on the frontend's loop per
+  mirrored row is small (``clipper_frontend_shadow_mirror_chunks_total`` says
+  how well they group). Waiting rows count as in flight, so the bound below
+  bounds them too, and a label that comes first waits for them;
+- the answers awaiting labels are plain tuples the garbage collector stops
+  tracking (``Kept``): a full store adds nothing to the full collections that
+  pause the loop for every caller;
 - the candidate has its own queue (its own ``VersionRuntime``), so the caller's
   version never queues behind mirrored rows;
 - mirrored rows in flight are bounded (``shadow_max_inflight_rows``); past the
@@ -106,7 +109,7 @@ garbage collector stops tracking such a tuple, so a full store (tens of
 thousands of answers awaiting labels) adds nothing to each full collection. As
 a class instance per answer in a list per query it did: each collection walked
 them all, a pause of tens of milliseconds in the event loop that every caller in
-flight waited through -- the one place mirroring cost callers latency."""
+flight waited through: mirroring cost callers latency there."""
 
 
 @dataclass(slots=True)
