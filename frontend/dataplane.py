@@ -53,7 +53,11 @@ class DataPlane:
         """Set on SIGTERM (``Frontend.drain``): still answering, but not ready."""
         self.admission = Admission(router.settings.max_inflight_rows)
         settings = router.settings
-        self.mirror = ShadowMirror(settings.shadow_max_inflight_rows, settings.shadow_max_bytes)
+        self.mirror = ShadowMirror(
+            settings.shadow_max_inflight_rows,
+            settings.shadow_max_bytes,
+            settings.shadow_mirror_wait_ms / 1000,
+        )
         """Shadow rollouts: queries mirrored to candidates, compared on labels."""
         router.metrics.registry.register(ShadowCollector(self.mirror))
         self.version_stats = VersionStats(router.settings.version_stats_max_entries)

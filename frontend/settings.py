@@ -124,6 +124,13 @@ class FrontendSettings(BaseSettings):
     it is dropped (counted in /metrics), never queued: mirroring costs the
     candidate's capacity, never a caller's latency. 0: no mirroring."""
 
+    shadow_mirror_wait_ms: float = Field(default=10.0, ge=0, le=1000)
+    """How long rows mirrored to a Shadow candidate wait for others to go with them,
+    as one chunk: the frontend's own work per mirrored row (the candidate's call,
+    its bookkeeping) shrinks with the rows a chunk carries, and that work is what a
+    caller could pay on a busy frontend. Waiting rows count as in flight. 0: the
+    rows of one turn of the event loop go together."""
+
     shadow_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     """Bytes of Shadow candidates' answers kept until their label arrives (output rows
     plus ~300 bytes each; oldest forgotten first)."""

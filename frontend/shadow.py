@@ -13,9 +13,19 @@ Those cumulative counts are what the rollout machine's sequential test reads
 
 Mirroring costs model capacity, never caller latency:
 
-- the mirror is sent after the caller's answers exist, from a callback the
-  event loop runs once the request's coroutine has moved on (``call_soon``): the
+- the mirror is sent after the caller's answers exist, from a timer callback
+  (``shadow_mirror_wait_ms`` later; with 0, once the loop's turn is over): the
   caller never waits for it, and no task is created for it;
+- it is sent per chunk, not per request: the rows of the requests answered
+  meanwhile (a batch of the stable version answers several at once) wait
+  together and go as one chunk per (app, candidate) -- one deadline check, one
+  future, one callback for them all, so the work left on the frontend's loop per
+  mirrored row is small (``clipper_frontend_shadow_mirror_chunks_total`` says
+  how well they group). Waiting rows count as in flight, so the bound below
+  bounds them too, and a label that comes first waits for them;
+- the answers awaiting labels are plain tuples the garbage collector stops
+  tracking (``Kept``): a full store adds nothing to the full collections that
+  pause the loop for every caller;
 - the candidate has its own queue (its own ``VersionRuntime``), so the caller's
   version never queues behind mirrored rows;
 - mirrored rows in flight are bounded (``shadow_max_inflight_rows``); past the
@@ -43,7 +53,7 @@ import logging
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -92,20 +102,37 @@ class PairCounts:
         self.candidate_loss += candidate
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """The candidate's answer to one mirrored query (``FAILED``: it gave none)."""
+Kept = tuple[Pair, "np.ndarray | None", int]
+"""The candidate's answer to one mirrored query: (pair, its output or ``FAILED``,
+the bytes counted for it). A plain tuple of untracked values, not a class: the
+garbage collector stops tracking such a tuple, so a full store (tens of
+thousands of answers awaiting labels) adds nothing to each full collection. As
+a class instance per answer in a list per query it did: each collection walked
+them all, a pause of tens of milliseconds in the event loop that every caller in
+flight waited through: mirroring cost callers latency there."""
 
-    pair: Pair
-    output: np.ndarray | None
-    nbytes: int
+
+@dataclass(slots=True)
+class _Batch:
+    """Rows waiting to go to one candidate of one app together: each request's picked
+    rows with their query ids, in the order the requests were answered."""
+
+    app: AppRuntime
+    model: str
+    stable: VersionRuntime
+    shadow: VersionRuntime
+    parts: list[tuple[np.ndarray, list[int]]] = field(default_factory=list)
+
+    def pair(self) -> Pair:
+        return (self.app.name, self.model, self.stable.version, self.shadow.version)
 
 
 class ShadowMirror:
     """Every Shadow candidate's mirrored queries, kept answers and paired counts."""
 
-    def __init__(self, max_inflight_rows: int, max_bytes: int) -> None:
+    def __init__(self, max_inflight_rows: int, max_bytes: int, wait_s: float = 0.0) -> None:
         self.max_inflight_rows = max_inflight_rows
+        self.wait_s = wait_s
         self.max_bytes = max_bytes
         self.inflight_rows = 0
         self.bytes = 0
@@ -114,69 +141,119 @@ class ShadowMirror:
         self.failed: dict[Pair, int] = {}
         self.evictions = 0
         self.pairs: dict[Pair, PairCounts] = {}
-        self._kept: OrderedDict[tuple[str, int], list[Kept]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, int], tuple[Kept, ...]] = OrderedDict()
         """Each mirrored query's shadow answers (one per shadow), by (app, query id)."""
         self._awaited: dict[tuple[str, int], int] = {}
         """Mirrors of a query still in flight, by (app, query id)."""
         self._early: dict[tuple[str, int], tuple[AppRuntime, Remembered, Any]] = {}
         """Labels that arrived before every mirror of their query had landed: scored as
         each lands. Bounded by the mirrors in flight."""
+        self._pending: dict[tuple[int, str, int], _Batch] = {}
+        """Rows waiting to be mirrored, by (app, model, candidate); in flight already."""
+        self.chunks: dict[Pair, int] = {}
+        """Chunks of mirrored rows queued, by pair: ``mirrored`` / ``chunks`` is how many
+        rows each mirror carried."""
 
     # --- mirroring ------------------------------------------------------------------
 
     def after(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
-        """Mirror a request's rows once its answers are built, without delaying them."""
-        if not any(model.shadows for model in app.models.values()):
-            return
-        asyncio.get_running_loop().call_soon(self._mirror, app, rows, answers)
+        """Queue a request's rows for each candidate once its answers are built; they
+        go with the other rows queued in the next ``wait_s`` (or turn of the loop)."""
+        for model in app.models.values():
+            if not model.shadows:
+                continue
+            picked = [i for i, answer in enumerate(answers) if model.name in answer.models]
+            if not picked:
+                continue
+            part = (
+                rows if len(picked) == len(rows) else rows[picked],
+                [answers[i].query_id for i in picked],
+            )
+            for shadow in model.shadows:
+                self._queue(app, model.name, model.versions[0][0], shadow, part)
 
-    def _mirror(self, app: AppRuntime, rows: np.ndarray, answers: Sequence[Answer]) -> None:
-        try:
-            for model in app.models.values():
-                for shadow in model.shadows:
-                    self._send(app, model.name, model.versions[0][0], shadow, rows, answers)
-        except Exception:  # a mirror must never break serving: say so, carry on
-            log.exception("app %s: mirroring to a shadow version failed", app.name)
-
-    def _send(
+    def _queue(
         self,
         app: AppRuntime,
         model: str,
         stable: VersionRuntime,
         shadow: VersionRuntime,
-        rows: np.ndarray,
-        answers: Sequence[Answer],
+        part: tuple[np.ndarray, list[int]],
     ) -> None:
-        picked = [i for i, answer in enumerate(answers) if model in answer.models]
-        if not picked:
-            return
-        pair = (app.name, model, stable.version, shadow.version)
-        n = len(picked)
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadline = now + app.slo_s
-        reason = None
+        key = (id(app), model, id(shadow))
+        batch = self._pending.get(key) or _Batch(app, model, stable, shadow)
+        n = len(part[1])
         if self.inflight_rows + n > self.max_inflight_rows:
-            reason = "inflight"
-        elif too_late(shadow, deadline, now) is not None:
-            reason = "late"
+            self._count_drop(batch.pair(), "inflight", n)
+            return
+        if not self._pending:
+            loop = asyncio.get_running_loop()
+            if self.wait_s > 0:
+                loop.call_later(self.wait_s, self._flush)
+            else:
+                loop.call_soon(self._flush)
+        self._pending[key] = batch
+        batch.parts.append(part)
+        self.inflight_rows += n
+        for query_id in part[1]:  # a label that comes first waits for the mirror
+            awaited = (app.name, query_id)
+            self._awaited[awaited] = self._awaited.get(awaited, 0) + 1
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for batch in pending.values():
+            first = batch.parts[0][0]
+            if all(
+                r.dtype == first.dtype and r.shape[1:] == first.shape[1:] for r, _ in batch.parts
+            ):
+                rows = (
+                    first if len(batch.parts) == 1 else np.concatenate([r for r, _ in batch.parts])
+                )
+                chunks = [(rows, [i for _, ids in batch.parts for i in ids])]
+            else:  # rows the candidate must see as each caller sent them: one chunk each
+                chunks = batch.parts
+            for rows, ids in chunks:
+                try:
+                    self._submit(batch, rows, ids)
+                except Exception:  # a mirror must never break serving: say so, carry on
+                    log.exception("app %s: mirroring to a shadow version failed", batch.app.name)
+                    self._give_up(batch.pair(), ids)
+
+    def _submit(self, batch: _Batch, rows: np.ndarray, ids: list[int]) -> None:
+        pair = batch.pair()
+        now = asyncio.get_running_loop().time()
+        deadline = now + batch.app.slo_s
+        reason = "late" if too_late(batch.shadow, deadline, now) is not None else None
         if reason is None:
             try:
-                future = shadow.submit(rows if n == len(rows) else rows[picked], deadline, now)
+                future = batch.shadow.submit(rows, deadline, now)
             except Overloaded:
                 reason = "queue_full"
             except Unavailable:
                 reason = "unavailable"
         if reason is not None:
-            self.dropped[(pair, reason)] = self.dropped.get((pair, reason), 0) + n
+            self._count_drop(pair, reason, len(ids))
+            self._give_up(pair, ids)
             return
-        self.inflight_rows += n
-        self.mirrored[pair] = self.mirrored.get(pair, 0) + n
-        ids = [answers[i].query_id for i in picked]
-        for query_id in ids:
-            key = (app.name, query_id)
-            self._awaited[key] = self._awaited.get(key, 0) + 1
+        self.mirrored[pair] = self.mirrored.get(pair, 0) + len(ids)
+        self.chunks[pair] = self.chunks.get(pair, 0) + 1
         future.add_done_callback(partial(self._landed, pair, ids))
+
+    def _count_drop(self, pair: Pair, reason: str, n: int) -> None:
+        self.dropped[(pair, reason)] = self.dropped.get((pair, reason), 0) + n
+
+    def _give_up(self, pair: Pair, ids: list[int]) -> None:
+        """Mirrors that will not land: out of flight, and their labels wait no more."""
+        self.inflight_rows -= len(ids)
+        for query_id in ids:
+            self._unawait((pair[0], query_id))
+
+    def _unawait(self, key: tuple[str, int]) -> None:
+        left = self._awaited.pop(key, 1) - 1
+        if left > 0:
+            self._awaited[key] = left
+        else:
+            self._early.pop(key, None)
 
     def _landed(self, pair: Pair, ids: list[int], future: asyncio.Future[np.ndarray]) -> None:
         self.inflight_rows -= len(ids)
@@ -190,24 +267,21 @@ class ShadowMirror:
             key = (pair[0], query_id)
             early = self._early.get(key)
             if early is not None:  # its label came first: score now, keep nothing
-                self._score(early[0], Kept(pair, output, 0), early[1], early[2])
+                self._score(early[0], (pair, output, 0), early[1], early[2])
             else:
                 self._keep(pair, query_id, output)
-            left = self._awaited.pop(key, 1) - 1
-            if left > 0:
-                self._awaited[key] = left
-            else:
-                self._early.pop(key, None)
+            self._unawait(key)
 
     def _keep(self, pair: Pair, query_id: int, output: np.ndarray | None) -> None:
         nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
         if nbytes > self.max_bytes:
             return
-        self._kept.setdefault((pair[0], query_id), []).append(Kept(pair, output, nbytes))
+        key = (pair[0], query_id)
+        self._kept[key] = (*self._kept.get(key, ()), (pair, output, nbytes))
         self.bytes += nbytes
         while self.bytes > self.max_bytes and self._kept:
             _, old = self._kept.popitem(last=False)
-            self.bytes -= sum(kept.nbytes for kept in old)
+            self.bytes -= sum(nbytes for _, _, nbytes in old)
             self.evictions += len(old)
 
     # --- scoring on labels ----------------------------------------------------------
@@ -216,26 +290,27 @@ class ShadowMirror:
         """Compare the stable version with each shadow on a label for ``query_id``, if
         it was mirrored."""
         key = (app.name, query_id)
-        for kept in self._kept.pop(key, []):
-            self.bytes -= kept.nbytes
+        for kept in self._kept.pop(key, ()):
+            self.bytes -= kept[2]
             self._score(app, kept, entry, label)
         if key in self._awaited:  # a mirror still in flight: score it when it lands
             self._early[key] = (app, entry, label)
 
     def _score(self, app: AppRuntime, kept: Kept, entry: Remembered, label: Any) -> None:
-        stable_output = entry.outputs.get(kept.pair[1])
+        pair, output, _ = kept
+        stable_output = entry.outputs.get(pair[1])
         if stable_output is None:
             return
         stable = app.policy.loss(primary(stable_output), label)
         candidate = 1.0
-        if kept.output is not None:
+        if output is not None:
             try:
-                candidate = app.policy.loss(primary(kept.output), label)
+                candidate = app.policy.loss(primary(output), label)
             except ClipperError:  # an output the label cannot be compared with is wrong
                 candidate = 1.0
-        counts = self.pairs.get(kept.pair)
+        counts = self.pairs.get(pair)
         if counts is None:
-            counts = self.pairs[kept.pair] = PairCounts()
+            counts = self.pairs[pair] = PairCounts()
         counts.add(stable, candidate)
 
     # --- reporting ------------------------------------------------------------------
@@ -293,6 +368,12 @@ class ShadowCollector(Collector):
             "Mirrored rows the candidate answered with an error or not within the SLO.",
             labels=labels,
         )
+        chunks = CounterMetricFamily(
+            f"{prefix}_mirror_chunks",
+            "Chunks of mirrored rows queued to a Shadow candidate: the requests answered in"
+            " one turn of the event loop go as one.",
+            labels=labels,
+        )
         compared = CounterMetricFamily(
             f"{prefix}_compared_labels",
             "Labels that scored both versions, by outcome for the candidate (win, loss, tie).",
@@ -304,12 +385,18 @@ class ShadowCollector(Collector):
             dropped.add_metric([*pair, reason], n)
         for pair, n in m.failed.items():
             failed.add_metric(list(pair), n)
+        for pair, n in m.chunks.items():
+            chunks.add_metric(list(pair), n)
         for pair, c in m.pairs.items():
             for outcome, n in (("win", c.wins), ("loss", c.losses), ("tie", c.ties)):
                 compared.add_metric([*pair, outcome], n)
-        yield from (mirrored, dropped, failed, compared)
+        yield from (mirrored, dropped, failed, chunks, compared)
         for name, help_text, value in (
-            ("inflight_rows", "Mirrored rows not yet answered.", m.inflight_rows),
+            (
+                "inflight_rows",
+                "Rows queued for or sent to Shadow candidates, not yet answered.",
+                m.inflight_rows,
+            ),
             ("max_inflight_rows", "The bound on mirrored rows in flight.", m.max_inflight_rows),
             ("store_bytes", "Bytes of candidates' answers awaiting labels.", m.bytes),
             ("store_max_bytes", "The byte bound of candidates' kept answers.", m.max_bytes),

@@ -9,6 +9,7 @@ Mirrors past the in-flight bound are dropped and counted, never queued.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from clipper.frontend.queries import Answer
 from clipper.testing.frontend import (
     Serving,
     metric,
@@ -173,3 +175,68 @@ async def test_a_label_that_comes_before_the_shadow_answered_is_scored_when_it_l
         [pair] = fe.frontend.plane.mirror.snapshot()
     assert pair["wins"] + pair["losses"] + pair["ties"] == 5
     assert pair["failed"] == 0
+
+
+async def test_rows_queued_within_the_wait_go_to_the_candidate_as_one_chunk(
+    routes: Path, versions: dict[str, ModelServer]
+) -> None:
+    """Five requests answered over several turns of the event loop, within
+    ``shadow_mirror_wait_ms``: one chunk to the candidate, not five. Past the
+    in-flight bound (which counts the rows waiting) the later requests' rows are
+    dropped at once, the earlier ones sent."""
+    write_routes(routes, shadow_route(versions, "fair", "good"))
+    pixels, _ = digits()
+    async with serving(routes, shadow_max_inflight_rows=3, shadow_mirror_wait_ms=1000) as fe:
+        plane = fe.frontend.plane
+        app = plane.app("digits")
+        for i in range(5):
+            answer = Answer(output=None, models=("digits",), query_id=1000 + i)
+            plane.mirror.after(app, pixels[i : i + 1], [answer])
+            await asyncio.sleep(0)  # the next request is answered in a later turn
+        [waiting] = plane.mirror.snapshot()
+        assert (waiting["mirrored"], waiting["dropped"]) == (0, {"inflight": 2})
+        assert plane.mirror.inflight_rows == 3  # the rows waiting count
+        await mirrors_settled(fe)
+        text = fe.metrics()
+        [pair] = plane.mirror.snapshot()
+    assert (pair["mirrored"], pair["dropped"], pair["failed"]) == (3, {"inflight": 2}, 0)
+    assert metric(text, "clipper_frontend_shadow_mirror_chunks_total", candidate="good") == 1
+
+
+async def test_a_label_that_comes_while_its_rows_wait_to_be_mirrored_is_scored(
+    routes: Path, versions: dict[str, ModelServer]
+) -> None:
+    """Callers label at once, before the wait is over and their rows were sent: the
+    labels wait for the candidate's answers and score them when they land."""
+    write_routes(routes, shadow_route(versions, "fair", "good"))
+    pixels, labels = digits()
+    async with (
+        serving(routes, shadow_mirror_wait_ms=1000) as fe,
+        aiohttp.ClientSession() as http,
+    ):
+        answers = await predict_each(fe, http, pixels[:5])
+        assert fe.frontend.plane.mirror.snapshot() == []  # nothing sent yet
+        body = {"query_ids": [a["query_id"] for a in answers], "label_batch": labels[:5].tolist()}
+        async with http.post(f"{fe.url}/digits/feedback", json=body) as r:
+            assert r.status == 200, await r.text()
+        await mirrors_settled(fe)
+        [pair] = fe.frontend.plane.mirror.snapshot()
+    assert (pair["mirrored"], pair["wins"] + pair["losses"] + pair["ties"]) == (5, 5)
+
+
+async def test_answers_awaiting_labels_leave_the_garbage_collectors_lists(
+    routes: Path, versions: dict[str, ModelServer]
+) -> None:
+    """A full store of answers awaiting labels must not lengthen every full garbage
+    collection -- a pause of the event loop that callers in flight wait through --
+    so each kept entry is an untracked tuple, not objects the collector walks."""
+    write_routes(routes, shadow_route(versions, "fair", "good"))
+    pixels, _ = digits()
+    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+        await predict_each(fe, http, pixels[:10])
+        await mirrors_settled(fe)
+        kept = list(fe.frontend.plane.mirror._kept.values())
+    for _ in range(3):  # a tuple leaves once what it holds has: a pass per nesting level
+        gc.collect()
+    assert len(kept) == 10
+    assert not any(gc.is_tracked(entry) for entry in kept)

@@ -82,7 +82,8 @@ def run(tmp_path: Path, forests: dict[str, Path]) -> Iterator[tuple[LocalRun, Pa
     app = clipper_app("digits", ["digits-forest"], latencySLOMillis=1000, cache={"enabled": False})
     write_manifests(folder / "app.yaml", app)
     write_manifests(folder / "forest.yaml", forest("v1", forests["v1"]))
-    with LocalRun([folder], tmp_path / "cache") as started:
+    ports = ["--http-port", "0", "--grpc-port", "0"]  # free ones: other runs may hold 8080
+    with LocalRun([folder], tmp_path / "cache", ports) as started:
         started.wait_serving()
         yield started, folder
 
@@ -136,6 +137,29 @@ def test_a_stronger_version_is_promoted_and_a_worse_one_rejected_unseen(
     assert st["analysis"]["verdict"] == "Failed"
     assert st["analysis"]["samples"] == labels_taken(rejected)
     print(f"labels: promotion {labels_taken(promoted)}, rejection {labels_taken(rejected)}")
+
+
+def test_a_candidate_that_gets_no_labels_is_rejected_as_inconclusive_at_its_time_bound(
+    run: tuple[LocalRun, Path], forests: dict[str, Path]
+) -> None:
+    """Callers that send no feedback: v2 is mirrored every query, but no label ever
+    scores it, so at ``maxDurationSeconds`` it is rejected -- never promoted."""
+    local, folder = run
+    apply(local, folder, forest("v2", forests["v2"], shadow={"maxDurationSeconds": 3}))
+    pixels, _ = digits()
+    for row in range(20):  # answered by v1, mirrored to v2, never labelled
+        assert not post(f"{local.url}/digits/predict", {"input": pixels[row].tolist()})["default"]
+    local.wait_status(phase("v2"), timeout=120, what="v2's verdict")
+    state = local.status()
+    message = event(state, "ShadowInconclusive")
+    assert "maxDurationSeconds=3" in message
+    assert labels_taken(message) == 0
+    st = deployment(state, "digits-forest")["status"]
+    v2 = next(v for v in st["versions"] if v["version"] == "v2")
+    assert (v2["phase"], v2["reason"], v2["replicas"]) == ("Failed", "ShadowInconclusive", 0)
+    assert traffic(state, "digits-forest") == {"v1": 100}
+    assert (st["analysis"]["verdict"], st["analysis"]["samples"]) == ("Failed", 0)
+    assert "ShadowInconclusive" in local.command("status", "--pid", str(local.pid)).stdout
 
 
 def test_keep_best_keeps_the_predecessor_up_until_the_labels_show_it_is_worse(

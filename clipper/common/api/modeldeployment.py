@@ -166,6 +166,10 @@ class ShadowSpec(ApiModel):
     delta: float = 0.1
     min_samples: int = 30
     max_samples: int = 2000
+    max_duration_seconds: int = 3600
+    """How long the comparison may run (from its start) before a test still
+    undecided rejects the candidate as inconclusive: a shadow that gets no labels
+    must not hold its replicas forever, and is never promoted without evidence."""
 
 
 class AnalysisSpec(ApiModel):
@@ -258,6 +262,15 @@ class PairedCounts(ApiModel):
     candidate_loss: float = 0.0
 
 
+class FrontendPaired(PairedCounts):
+    """One frontend's cumulative paired counts, as the controller last read them."""
+
+    instance: str
+    """The frontend process's id: a restarted frontend has a new one, counting from zero."""
+    seen_at: datetime | None = None
+    """When the controller last read them."""
+
+
 class ShadowStatus(ApiModel):
     """Where a Shadow rollout's comparison stands; all of it, so a restarted
     controller resumes the test where it was."""
@@ -268,8 +281,11 @@ class ShadowStatus(ApiModel):
     evidence: PairedCounts = Field(default_factory=PairedCounts)
     """The comparison since the shadow started (frontend restarts included)."""
     last_seen: PairedCounts = Field(default_factory=PairedCounts)
-    """The frontends' cumulative counts at the last reconcile: the next one adds what
-    grew since; counts that went down mean a frontend restarted from zero."""
+    """The sum of the frontends' cumulative counts at the last read."""
+    frontends: list[FrontendPaired] = Field(default_factory=list)
+    """Each frontend's cumulative counts at the last read that reached it: the next
+    read adds what each grew since; a new instance (a restarted frontend) counts
+    whole, one missing from a read keeps its entry (the newest few are kept)."""
     samples: int = 0
     stable_loss: float | None = None
     candidate_loss: float | None = None

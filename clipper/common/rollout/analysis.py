@@ -230,9 +230,17 @@ class Fleet:
     def paired(self, stable: str, candidate: str) -> Paired:
         """A Shadow rollout's paired counts, summed over the frontends (cumulative)."""
         total = Paired()
-        for report in self.reports:
-            total = total + report.paired.get((stable, candidate), Paired())
+        for counts in self.paired_by_frontend(stable, candidate).values():
+            total = total + counts
         return total
+
+    def paired_by_frontend(self, stable: str, candidate: str) -> dict[str, Paired]:
+        """A Shadow rollout's cumulative paired counts by frontend instance id."""
+        found: dict[str, Paired] = {}
+        for report in self.reports:
+            counts = report.paired.get((stable, candidate), Paired())
+            found[report.instance] = found.get(report.instance, Paired()) + counts
+        return found
 
     def baseline(self, versions: Iterable[str]) -> list[FrontendCounters]:
         """The counters of ``versions`` now, per frontend: a step's starting point."""

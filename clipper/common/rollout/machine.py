@@ -75,7 +75,7 @@ from clipper.common.rollout.plan import (
     ScaleVersion,
     VersionObservation,
 )
-from clipper.common.rollout.sequential import Paired
+from clipper.common.rollout.sequential import Decision, SequentialTest
 
 ANALYSIS_FAILED = "AnalysisFailed"
 """The reason of a rollout failed by a gate of its canary step's analysis."""
@@ -379,10 +379,11 @@ class _Reconcile:
     # --- Shadow: mirrored queries, judged on labels --------------------------------
 
     def _shadow(self, entry: VersionStatus) -> None:
-        test = shadow.sequential_test(self.spec.rollout.shadow)
+        spec = self.spec.rollout.shadow
+        test = shadow.sequential_test(spec)
         fleet = self.fleet
         stable = self.st.stable_version or ""
-        counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+        counts = fleet.paired_by_frontend(stable, entry.version) if fleet is not None else None
         state = self.st.rollout.shadow
         if entry.phase != "Shadowing" or state is None or state.stable != stable:
             self._phase(entry, "Shadowing")
@@ -393,33 +394,36 @@ class _Reconcile:
                 "ShadowStarted",
                 f"{entry.version} gets a mirrored copy of the queries to"
                 f" {self.st.stable_version}; its answers are recorded, never returned;"
-                f" {shadow.describe(test)}",
+                f" {shadow.describe(test)}, for at most {spec.max_duration_seconds}s",
             )
             return
-        if fleet is None:  # no frontend answered: nothing new to judge (nor to reset)
-            self.wake.append(shadow.POLL_S)
+        left = shadow.seconds_left(spec, state, self.now)
+        if fleet is None and left > 0:  # no frontend answered: nothing new to judge
+            self.wake.append(min(shadow.POLL_S, left))
             return
-        decision = shadow.judge(test, state, counts)
+        decision = shadow.judge(test, state, counts, self.now, spec)
         self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
         if decision.verdict == "promote":
             self._event("ShadowPromoted", f"{entry.version} is better: {decision.evidence(test)}")
             self._promote(entry)
         elif decision.verdict == "reject":
             self._reject(
-                entry, f"{entry.version} rejected ({decision.why}): {decision.evidence(test)}"
+                entry,
+                f"{entry.version} rejected ({decision.why}): {decision.evidence(test)}",
+                shadow.INCONCLUSIVE if decision.inconclusive else shadow.REJECTED,
             )
         else:
-            self.wake.append(shadow.POLL_S)
+            self.wake.append(min(shadow.POLL_S, left))
 
-    def _reject(self, entry: VersionStatus, message: str) -> None:
-        """A shadow that lost: scaled to zero at once (it never answered a caller), and
-        not retried until the spec changes."""
-        self._phase(entry, "Failed", shadow.REJECTED)
+    def _reject(self, entry: VersionStatus, message: str, reason: str) -> None:
+        """A shadow that lost, or never showed it is better: scaled to zero at once (it
+        never answered a caller), and not retried until the spec changes."""
+        self._phase(entry, "Failed", reason)
         entry.message, entry.failed_generation, entry.replicas = message, self.gen, 0
         self._set_traffic({self.st.stable_version: 100})
         self.st.candidate_version = None
         self.st.rollout = RolloutStatus()
-        self._event(shadow.REJECTED, message, warning=True)
+        self._event(reason, message, warning=True)
 
     # --- analysis of canary steps ----------------------------------------------------
 
@@ -563,7 +567,8 @@ class _Reconcile:
                 self._phase(self._entry(challenger.version), "Draining")
             self.st.challengers = []
             return
-        test = shadow.sequential_test(self.spec.rollout.shadow)
+        spec = self.spec.rollout.shadow
+        test = shadow.sequential_test(spec)
         stable = self.st.stable_version or ""
         self.wake.append(shadow.POLL_S)
         for challenger in list(self.st.challengers):
@@ -572,13 +577,15 @@ class _Reconcile:
                 self.st.challengers.remove(challenger)
                 continue
             fleet = self.fleet
-            counts = fleet.paired(stable, entry.version) if fleet is not None else Paired()
+            counts = fleet.paired_by_frontend(stable, entry.version) if fleet is not None else None
             if challenger.shadow.stable != stable:
                 challenger.shadow = shadow.start(self.now, counts, stable)
                 continue
-            if fleet is None or not self._ready(entry):
+            if not self._ready(entry):
                 continue
-            decision = shadow.judge(test, challenger.shadow, counts)
+            if fleet is None and shadow.seconds_left(spec, challenger.shadow, self.now) > 0:
+                continue
+            decision = shadow.judge(test, challenger.shadow, counts, self.now, spec)
             self.st.analysis = shadow.analysis_of(decision, test, stable, entry.version, self.now)
             if decision.verdict == "promote":
                 self._event(
@@ -588,17 +595,25 @@ class _Reconcile:
                 self._promote(entry)
                 return  # a new stable version: every comparison starts over
             if decision.verdict == "reject":
-                self._drop_challenger(challenger, entry, decision.evidence(test))
+                self._drop_challenger(challenger, entry, decision, test)
 
-    def _drop_challenger(self, challenger: Challenger, entry: VersionStatus, why: str) -> None:
+    def _drop_challenger(
+        self, challenger: Challenger, entry: VersionStatus, decision: Decision, test: SequentialTest
+    ) -> None:
         self.st.challengers.remove(challenger)
-        message = f"{entry.version} is worse than {self.st.stable_version}: {why}"
+        stable = self.st.stable_version
+        if decision.inconclusive:
+            reason = shadow.INCONCLUSIVE
+            message = f"{entry.version} did not prove better than {stable} ({decision.why})"
+        else:
+            reason, message = shadow.REJECTED, f"{entry.version} is worse than {stable}"
+        message = f"{message}: {decision.evidence(test)}"
         if entry.version == self.spec.version:  # not retried until the spec changes
-            self._phase(entry, "Failed", shadow.REJECTED)
+            self._phase(entry, "Failed", reason)
             entry.message, entry.failed_generation, entry.replicas = message, self.gen, 0
         else:
             self._retain(entry)
-        self._event(shadow.REJECTED, f"{message}; scaled to zero")
+        self._event(reason, f"{message}; scaled to zero")
 
     # --- retiring old versions -------------------------------------------------------
 

@@ -136,6 +136,9 @@ class Decision:
     paired: Paired
     log_ratio: float
     why: str
+    inconclusive: bool = False
+    """A rejection for want of evidence (undecided at ``max_samples``, or at the
+    comparison's time bound), not because the candidate proved worse."""
 
     def evidence(self, test: SequentialTest) -> str:
         """The numbers behind the verdict, for an Event."""
@@ -162,5 +165,5 @@ def decide(test: SequentialTest, paired: Paired) -> Decision:
         return Decision("reject", paired, log_ratio, "the candidate is worse")
     if paired.samples >= test.max_samples:
         why = f"no decision after {paired.samples} labelled pairs (maxSamples)"
-        return Decision("reject", paired, log_ratio, why)
+        return Decision("reject", paired, log_ratio, why, inconclusive=True)
     return Decision("continue", paired, log_ratio, "not yet confident either way")

@@ -126,3 +126,18 @@ def test_turning_keep_best_off_drains_the_challengers() -> None:
     c.step(1)
     assert c.status.challengers == []
     assert c.phase("v1") == "Draining"
+
+
+def test_a_challenger_with_no_verdict_by_its_time_bound_is_retained_as_inconclusive() -> None:
+    c = v2_promoted()
+    assert c.spec.rollout.shadow.max_duration_seconds == 3600
+    report(c, v2_v1=Paired())
+    c.step(5)  # the comparison with v2 starts
+    report(c, v2_v1=Paired(wins=3, ties=3))
+    assert reasons(c.step(3590)) == []
+    plan = c.step(10)
+    assert reasons(plan) == ["ShadowInconclusive"]
+    assert "v1 did not prove better than v2" in plan.events[0].message
+    assert "n=6 labelled pairs" in plan.events[0].message
+    assert (c.status.challengers, c.phase("v1")) == ([], "Retained")
+    assert c.traffic() == {"v2": 100}

@@ -41,6 +41,7 @@ def test_an_undecided_test_rejects_at_the_maximum_samples() -> None:
     decision = decide(test, Paired(wins=50, losses=45, ties=5))
     assert decision.verdict == "reject"
     assert "maxSamples" in decision.why
+    assert decision.inconclusive  # no evidence either way: not "worse"
 
 
 def test_the_evidence_cites_the_numbers() -> None:
