@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from clipper.testing.frontend import post_json
 from clipper.testing.graded_models import train_forests
 from clipper.testing.local import (
     LocalRun,
@@ -148,7 +149,9 @@ def test_a_candidate_that_gets_no_labels_is_rejected_as_inconclusive_at_its_time
     apply(local, folder, forest("v2", forests["v2"], shadow={"maxDurationSeconds": 3}))
     pixels, _ = digits()
     for row in range(20):  # answered by v1, mirrored to v2, never labelled
-        assert not post(f"{local.url}/digits/predict", {"input": pixels[row].tolist()})["default"]
+        assert not post_json(f"{local.url}/digits/predict", {"input": pixels[row].tolist()})[
+            "default"
+        ]
     local.wait_status(phase("v2"), timeout=120, what="v2's verdict")
     state = local.status()
     message = event(state, "ShadowInconclusive")
