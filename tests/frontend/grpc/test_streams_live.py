@@ -271,3 +271,37 @@ async def test_a_client_that_cancels_mid_stream_leaves_the_frontend_serving(
     assert [a.infer_response.id for a in answers] == ["s"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert not unretrieved_task_errors(caplog)
+
+
+async def test_tritonclient_stopping_its_stream_mid_flight_leaves_the_frontend_serving(
+    echo_routes: Path, latency: LatencyControl, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tritonclient.grpc as triton
+
+    def start(address: str) -> Any:
+        client = triton.InferenceServerClient(url=address)
+        client.start_stream(callback=lambda result, error: None)
+        for i in range(5):
+            tensor = triton.InferInput("input", [1, 4], "FP64")
+            tensor.set_data_from_numpy(np.ones((1, 4)))
+            client.async_stream_infer("echo", [tensor], request_id=f"t-{i}")
+        return client
+
+    caplog.set_level(logging.INFO)
+    latency.set(1.0)
+    async with serving(echo_routes) as fe:
+        client = await asyncio.to_thread(start, fe.grpc_address)
+        try:
+            await eventually(lambda: gauge(fe, "clipper_frontend_grpc_stream_inflight") == 5)
+            await asyncio.to_thread(client.stop_stream, True)  # cancel_requests=True
+        finally:
+            await asyncio.to_thread(client.close)
+        await eventually(lambda: gauge(fe, "clipper_frontend_grpc_streams") == 0)
+        assert gauge(fe, "clipper_frontend_grpc_stream_inflight") == 0
+        latency.set(0.0)
+        rows = np.full((1, 4), 7.0)
+        answers = await asyncio.to_thread(triton_stream, fe.grpc_address, [("t", "echo", rows)])
+    assert list(answers) == ["t"]
+    np.testing.assert_array_equal(answers["t"][0], rows)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert not unretrieved_task_errors(caplog)
