@@ -71,9 +71,8 @@ class GrpcServer:
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(plane, metrics, limits.stream_max_inflight), self._server
-        )
+        self._servicer = InferenceServicer(plane, metrics, limits.stream_max_inflight)
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self._servicer, self._server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
 
@@ -87,6 +86,8 @@ class GrpcServer:
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace_s: float) -> None:
-        """NOT_SERVING, stop accepting calls, let those in flight finish within ``grace_s``."""
+        """NOT_SERVING, stop accepting calls, let those in flight finish within ``grace_s``;
+        ModelStreamInfer streams answer what they have read and end UNAVAILABLE."""
         await self._health.enter_graceful_shutdown()
+        self._servicer.streams.close()
         await self._server.stop(grace_s)

@@ -45,7 +45,7 @@ from clipper.common.errors import ClipperError, InvalidInput, Overloaded
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_outputs, decode_request
 from clipper.frontend.dataplane import DataPlane
-from clipper.frontend.grpc.streams import RequestStream, StreamCounts
+from clipper.frontend.grpc.streams import OpenStreams, RequestStream
 from clipper.frontend.metrics import Metrics
 from clipper.frontend.oip import (
     declared_inputs,
@@ -69,9 +69,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.plane = plane
         self.metrics = metrics
         self.stream_max_inflight = stream_max_inflight
-        self.streams = StreamCounts()
+        self.streams = OpenStreams()
         metrics.watch_streams(
-            lambda: self.streams.streams, lambda: self.streams.inflight, stream_max_inflight
+            lambda: len(self.streams.streams), lambda: self.streams.inflight, stream_max_inflight
         )
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> Any:

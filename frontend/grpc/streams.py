@@ -17,6 +17,12 @@ it back once the answer is written, so past the bound the stream is simply not
 read: the client's messages wait in HTTP/2 flow control (its send window and
 its own buffers), never in an unbounded queue here.
 
+Shutdown: a stream may stay open for good, and grpc.aio's stop would wait the
+whole grace period for it and then cut it, answers in flight and all. So when the
+server stops, every stream stops reading, writes the answers to what it has read,
+and ends UNAVAILABLE: the client learns that the requests it sent after those
+were not read and sends them again on a new stream (to a frontend that stays).
+
 Disconnects: grpc.aio cancels the handler when the client cancels or goes away.
 Everything the stream started lives in one ``asyncio.TaskGroup``, which then
 cancels the reader and every request in flight and waits for them, so nothing
@@ -30,7 +36,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -40,12 +47,26 @@ Answer = Callable[[pb.ModelInferRequest], Awaitable[pb.ModelStreamInferResponse]
 """Answers one request; never raises (an error is the response's ``error_message``)."""
 
 
-@dataclass(slots=True)
-class StreamCounts:
-    """Open streams and their requests in flight, over all streams (for /metrics)."""
+CLOSED = (
+    "the frontend is shutting down: requests not answered on this stream were not "
+    "read; send them again on a new stream"
+)
 
-    streams: int = 0
+
+@dataclass(slots=True)
+class OpenStreams:
+    """The open streams and their requests in flight, over all streams (for /metrics)."""
+
+    streams: set[RequestStream] = field(default_factory=set)
     inflight: int = 0
+    closing: bool = False
+
+    def close(self) -> None:
+        """The server stops: every stream stops reading, answers what it has read and
+        ends UNAVAILABLE; a stream that opens from now on ends so at once."""
+        self.closing = True
+        for stream in self.streams:
+            stream.close()
 
 
 class RequestStream:
@@ -56,7 +77,7 @@ class RequestStream:
         context: grpc.aio.ServicerContext,
         answer: Answer,
         max_inflight: int,
-        counts: StreamCounts,
+        open_streams: OpenStreams,
     ) -> None:
         self._context = context
         self._answer = answer
@@ -65,18 +86,34 @@ class RequestStream:
         """Answers ready to write (at most ``max_inflight``); None: the client closed
         its side."""
         self._pending = 0
-        self._counts = counts
+        self._open = open_streams
+        self._reader: asyncio.Task[Any] | None = None
+        self._closed = False
 
     async def serve(self) -> None:
-        """Until the client has closed its side and every answer is written."""
-        self._counts.streams += 1
+        """Until the client has closed its side (or the server stops) and every answer
+        to what was read is written."""
+        self._open.streams.add(self)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._read(group))
+                self._reader = group.create_task(self._read(group))
+                if self._open.closing:
+                    self.close()
                 await self._write()
         finally:
-            self._counts.streams -= 1
-            self._counts.inflight -= self._pending
+            self._open.streams.discard(self)
+            self._open.inflight -= self._pending
+        if self._closed:
+            self._context.set_code(grpc.StatusCode.UNAVAILABLE)
+            self._context.set_details(CLOSED)
+
+    def close(self) -> None:
+        """Read no more; the stream ends once what was read is answered."""
+        if self._reader is None or self._reader.done():
+            return  # not started, or the client closed its side: it ends by itself
+        self._reader.cancel()
+        self._closed = True
+        self._answers.put_nowait(None)
 
     async def _read(self, group: asyncio.TaskGroup) -> None:
         while True:
@@ -86,7 +123,7 @@ class RequestStream:
                 self._answers.put_nowait(None)
                 return
             self._pending += 1
-            self._counts.inflight += 1
+            self._open.inflight += 1
             group.create_task(self._run(request))
 
     async def _run(self, request: pb.ModelInferRequest) -> None:
@@ -101,5 +138,5 @@ class RequestStream:
                 continue
             await self._context.write(answer)
             self._pending -= 1
-            self._counts.inflight -= 1
+            self._open.inflight -= 1
             self._slots.release()

@@ -104,6 +104,12 @@ def request(model: str, rows: np.ndarray, request_id: str) -> pb.ModelInferReque
     return message
 
 
+async def read_into(call: Any, ids: list[str]) -> None:
+    """The ids of a stream's answers until it ends (raising its status, if not OK)."""
+    async for answer in call:
+        ids.append(answer.infer_response.id)
+
+
 def gauge(fe: Serving, name: str) -> float:
     return metric(fe.metrics(), name)
 
@@ -305,3 +311,46 @@ async def test_tritonclient_stopping_its_stream_mid_flight_leaves_the_frontend_s
     np.testing.assert_array_equal(answers["t"][0], rows)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert not unretrieved_task_errors(caplog)
+
+
+async def test_a_stopping_frontend_answers_what_a_stream_read_and_ends_it_unavailable(
+    echo_routes: Path, latency: LatencyControl
+) -> None:
+    """Without this, an open stream would hold the stop for the whole grace period
+    and then be cut, answers in flight and all."""
+    from clipper.frontend.runtime import Frontend
+    from clipper.frontend.settings import FrontendSettings
+
+    settings = FrontendSettings(
+        routes=echo_routes, http_port=0, grpc_port=0, grace_period_s=scaled(120)
+    )
+    frontend = Frontend(settings)
+    await frontend.start()
+    stopped = None
+    try:
+        await eventually(lambda: frontend.plane.ready)
+        latency.set(0.5)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.grpc.port}") as ch:
+            call = pb_grpc.GRPCInferenceServiceStub(ch).ModelStreamInfer(timeout=scaled(300))
+            for i in range(2):
+                await call.write(request("echo", np.full((1, 4), float(i)), f"d-{i}"))
+            await eventually(
+                lambda: (
+                    metric(
+                        frontend.metrics.exposition().decode(),
+                        "clipper_frontend_grpc_stream_inflight",
+                    )
+                    == 2
+                )
+            )
+            stopped = asyncio.create_task(frontend.stop())  # the client never closes its side
+            answers: list[str] = []
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await read_into(call, answers)
+            await stopped
+    finally:
+        if stopped is None:
+            await frontend.stop()
+    assert sorted(answers) == ["d-0", "d-1"]
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "shutting down" in str(ended.value.details())
