@@ -10,7 +10,16 @@ one with 2; single-row requests at concurrency 64 (``--concurrency``):
   "shape": [1, 64], "data": [...]}]}``) to ``/v2/models/digits/infer``;
 * OIP gRPC: ``ghz`` sending ``ModelInfer`` with a raw tensor over 8 connections
   (``--grpc-connections``: one connection would always land on one worker, since
-  SO_REUSEPORT spreads connections, not calls).
+  SO_REUSEPORT spreads connections, not calls);
+* OIP gRPC streamed: ``ghz`` sending the same request on ``ModelStreamInfer``
+  streams, one per connection (8), each of ``--stream-messages`` (200) requests
+  sent as fast as the frontend reads them; the frontends run with
+  ``--grpc-stream-max-inflight`` concurrency / connections (8), so 64 requests
+  are in flight as with the other APIs. ghz counts streams, not requests, so this
+  cell's req/s, errors and p99 come from the frontend's own counters (requests
+  answered on streams, their errors, and the p99 of its latency histogram: the
+  bucket's upper bound, from the read off the stream to the answer; the other
+  cells' p99 is the client's).
 
 Each cell (API x workers) runs ``--rounds`` times for ``--seconds`` each, the
 cells interleaved and their order reversed every other round, so a change in the
@@ -18,10 +27,14 @@ machine's load (it may be shared) reaches every cell alike; the tables give the
 median req/s and, per pair of cells, the median of the rounds' ratios. ``dflt`` counts
 default answers and errors, so an empty answer cannot pass for throughput.
 
+``client us/req`` is the load generator's CPU per request (ghz or wrk, from
+``RUSAGE_CHILDREN``), to check it is not what limits a cell.
+
 Tools as in ``benchmarks/frontend.py``: ``wrk`` (``apt-get install wrk``) and
 ``ghz`` (in ``~/.cache/clipper/bin`` or on the PATH).
 
     python benchmarks/workers.py [--seconds 3] [--rounds 3] [--concurrency 64]
+        [--apis clipper,oip_rest,grpc,oip_grpc_stream]
 """
 
 from __future__ import annotations
@@ -29,6 +42,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,14 +51,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from clipper.testing.frontend import FrontendProcess, route, start_model_servers, write_routes
+from clipper.testing.frontend import (
+    FrontendProcess,
+    metric,
+    route,
+    start_model_servers,
+    write_routes,
+)
 from clipper.testing.models import digits_batch, train_logistic_regression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.frontend's tools
 from benchmarks.frontend import PROTO, Result, measure, request_file, tool, wrk
 
 APP = "digits"
-APIS = ("clipper", "oip_rest", "grpc")
+APIS = ("clipper", "oip_rest", "grpc", "oip_grpc_stream")
+STREAM = "inference.GRPCInferenceService/ModelStreamInfer"
 WORKERS = (1, 2)
 
 
@@ -61,6 +83,64 @@ def ghz(address: str, request: Path, concurrency: int, seconds: float, connectio
     return Result(
         codes.get("OK", 0) / seconds, latencies.get(50, 0.0), latencies.get(99, 0.0), errors
     )
+
+
+def ghz_stream(
+    frontend: FrontendProcess,
+    request: Path,
+    seconds: float,
+    connections: int,
+    messages: int,
+) -> Result:
+    """One ModelStreamInfer stream per connection, ``messages`` requests each, again
+    and again for ``seconds``; counted by the frontend (see the module docstring)."""
+    command = [
+        tool("ghz") or "ghz", "--insecure", "--proto", str(PROTO), "--call", STREAM,
+        "-B", str(request), "-c", str(connections), "--connections", str(connections),
+        "--stream-call-count", str(messages), "-z", f"{max(1, round(seconds))}s",
+        "--format", "json", frontend.grpc_address,
+    ]  # fmt: skip
+    before = frontend.metrics()
+    report = json.loads(subprocess.run(command, capture_output=True, text=True).stdout)
+    after = frontend.metrics()
+    codes = report.get("statusCodeDistribution") or {}
+    broken = sum(n for code, n in codes.items() if code not in ("OK", "Unavailable", "Canceled"))
+
+    def delta(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    answered = delta(f"{LATENCY}_count", app=APP, api="oip_grpc_stream")
+    errors = delta("clipper_frontend_errors_total", api="oip_grpc_stream")
+    p50, p99 = (bucket_quantile(before, after, q) for q in (0.5, 0.99))
+    return Result(answered / seconds, p50, p99, int(errors) + broken)
+
+
+LATENCY = "clipper_frontend_request_duration_seconds"
+
+
+def bucket_quantile(before: str, after: str, q: float) -> float:
+    """The upper bound (ms) of the latency bucket holding quantile ``q`` of the
+    streamed requests answered between the two scrapes (summed over workers)."""
+    labels = {"app": APP, "api": "oip_grpc_stream"}
+    bounds = sorted(set(re.findall(rf'{LATENCY}_bucket{{[^}}]*le="([^"]+)"', after)), key=float)
+    counts = [
+        metric(after, f"{LATENCY}_bucket", le=le, **labels)
+        - metric(before, f"{LATENCY}_bucket", le=le, **labels)
+        for le in bounds
+    ]
+    if not counts or counts[-1] <= 0:
+        return 0.0
+    for le, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return float(le) * 1000
+    return float("inf")
+
+
+def client_cpu_seconds() -> float:
+    """CPU time of the finished children: the load generators (the frontends and the
+    model server are still running, so they do not count)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -94,6 +174,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per cell")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--grpc-connections", type=int, default=8)
+    parser.add_argument(
+        "--stream-messages", type=int, default=200, help="requests per ModelStreamInfer stream"
+    )
     parser.add_argument("--apis", default=",".join(APIS))
     args = parser.parse_args()
     apis = args.apis.split(",")
@@ -107,6 +190,8 @@ def main() -> int:
     started = time.monotonic()
     results: dict[tuple[str, int], list[Result]] = {(a, w): [] for a in apis for w in WORKERS}
     cpu_us: dict[tuple[str, int], list[float]] = {key: [] for key in results}
+    client_us: dict[tuple[str, int], list[float]] = {key: [] for key in results}
+    per_stream = max(1, args.concurrency // args.grpc_connections)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         spec = {
@@ -127,8 +212,9 @@ def main() -> int:
             )
             routes = write_routes(directory / "routes.yaml", app)
             grpc_request = request_file(directory, APP, digits_batch(64))
+            flags = ["--seed", "0", "--grpc-stream-max-inflight", str(per_stream)]
             frontends = {
-                w: FrontendProcess(routes, ["--seed", "0", "--workers", str(w)]).wait_ready()
+                w: FrontendProcess(routes, [*flags, "--workers", str(w)]).wait_ready()
                 for w in WORKERS
             }
             try:
@@ -140,21 +226,27 @@ def main() -> int:
                         if api == "grpc":
                             run = (ghz, frontend.grpc_address, grpc_request)
                             extra = (args.concurrency, args.seconds, args.grpc_connections)
+                        elif api == "oip_grpc_stream":
+                            run = (ghz_stream, frontend, grpc_request)
+                            extra = (args.seconds, args.grpc_connections, args.stream_messages)
                         else:
                             run = (wrk, f"{frontend.url}{path(api)}", bodies(api))
                             extra = (args.concurrency, args.seconds)
                         cpu = tree_cpu_seconds(frontend.process.pid)
+                        client = client_cpu_seconds()
                         result = measure(frontend, APP, *run, *extra)
                         spent = tree_cpu_seconds(frontend.process.pid) - cpu
+                        client = client_cpu_seconds() - client
                         answered = result.rps * args.seconds
                         cpu_us[(api, w)].append(spent * 1e6 / answered if answered else 0.0)
+                        client_us[(api, w)].append(client * 1e6 / answered if answered else 0.0)
                         results[(api, w)].append(result)
             finally:
                 for frontend in frontends.values():
                     frontend.stop()
         finally:
             server.stop()
-    report(results, cpu_us, apis)
+    report(results, cpu_us, client_us, apis)
     print(f"\n(took {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f})")
     return 0
 
@@ -166,17 +258,20 @@ def median_rps(runs: list[Result]) -> float:
 def report(
     results: dict[tuple[str, int], list[Result]],
     cpu_us: dict[tuple[str, int], list[float]],
+    client_us: dict[tuple[str, int], list[float]],
     apis: list[str],
 ) -> None:
     print("\nMedian req/s and its run's p99; the frontend's CPU per request (all its")
     print("processes; the machine's other load moves it less than req/s); dflt+errors:")
-    head = ["API", "workers", "req/s", "p99 ms", "CPU us/req", "dflt", "runs (req/s)"]
+    head = ["API", "workers", "req/s", "p99 ms", "CPU us/req", "client us/req", "dflt"]
+    head.append("runs (req/s)")
     table = []
     for (api, w), runs in results.items():
         middle = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
         table.append([
             api, str(w), f"{median_rps(runs):,.0f}", f"{middle.p99_ms:.1f}",
             f"{statistics.median(cpu_us[(api, w)]):.0f}",
+            f"{statistics.median(client_us[(api, w)]):.0f}",
             str(sum(r.errors + r.defaults for r in runs)),
             " ".join(f"{r.rps:,.0f}" for r in runs),
         ])  # fmt: skip
@@ -194,6 +289,9 @@ def report(
     if "clipper" in apis:
         rows.append(["vs Clipper REST, 1 worker", *(ratio((a, 1), ("clipper", 1)) for a in apis)])
         rows.append(["vs Clipper REST, 2 workers", *(ratio((a, 2), ("clipper", 2)) for a in apis)])
+    if "oip_rest" in apis:
+        rows.append(["vs OIP REST, 1 worker", *(ratio((a, 1), ("oip_rest", 1)) for a in apis)])
+        rows.append(["vs OIP REST, 2 workers", *(ratio((a, 2), ("oip_rest", 2)) for a in apis)])
     _print(["", *apis], rows)
 
 

@@ -182,6 +182,19 @@ class Metrics:
             "The bound on gRPC calls served at once (grpc_max_concurrent_rpcs).",
             registry=reg,
         )
+        self.grpc_streams = Gauge(
+            f"{PREFIX}_grpc_streams", "Open ModelStreamInfer streams.", registry=reg
+        )
+        self.grpc_stream_inflight = Gauge(
+            f"{PREFIX}_grpc_stream_inflight",
+            "Requests read from ModelStreamInfer streams and not yet answered (all streams).",
+            registry=reg,
+        )
+        self.grpc_stream_max_inflight = Gauge(
+            f"{PREFIX}_grpc_stream_max_inflight",
+            "The bound on one stream's requests in flight (grpc_stream_max_inflight).",
+            registry=reg,
+        )
         self._closed_children: dict[str, Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()
@@ -213,6 +226,15 @@ class Metrics:
         """Where the number of open REST connections is read, and their bound."""
         self.open_connections.set_function(count)
         self.max_connections.set(bound)
+
+    def watch_streams(
+        self, streams: Callable[[], float], inflight: Callable[[], float], bound: int
+    ) -> None:
+        """Where the open ModelStreamInfer streams and their requests in flight are
+        read, and the per-stream bound."""
+        self.grpc_streams.set_function(streams)
+        self.grpc_stream_inflight.set_function(inflight)
+        self.grpc_stream_max_inflight.set(bound)
 
     def connection_closed(self, reason: str) -> None:
         child = self._closed_children.get(reason)

@@ -101,6 +101,7 @@ class Frontend:
                 settings.grpc_max_concurrent_rpcs,
                 settings.header_timeout_s,
                 settings.keepalive_timeout_s,
+                settings.grpc_stream_max_inflight,
             ),
             settings.grpc_reuse_port or siblings is not None,
         )

@@ -74,6 +74,11 @@ class FrontendSettings(BaseSettings):
     grpc_max_concurrent_rpcs: int = Field(default=4096, ge=1)
     """gRPC calls served at once; past it a call gets RESOURCE_EXHAUSTED."""
 
+    grpc_stream_max_inflight: int = Field(default=64, ge=1)
+    """Requests one ModelStreamInfer stream has in flight (read, not yet answered), at
+    most; past it the frontend stops reading that stream until an answer is sent, so
+    HTTP/2 flow control holds the client back."""
+
     queue_capacity: int = Field(default=1024, ge=1)
     """Rows a model version's queue holds; when full, requests get 429 /
     RESOURCE_EXHAUSTED with Retry-After."""

@@ -135,6 +135,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self.metrics.inflight.dec()
             self.metrics.request_done(code, time.perf_counter() - start)
 
+    async def ModelStreamInfer(
+        self, request_iterator: object, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Not served here: the frontend batches and calls ModelInfer. The shared proto
+        declares it (Triton's streaming extension, for the frontend's clients); without
+        this, the generated base class would answer with an ERROR traceback in the log."""
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "model containers serve ModelInfer; ModelStreamInfer is the frontend's",
+        )
+
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         self.plane.check_model(request.model_name, request.model_version)
         with self.plane.admission.admit():  # before decoding: shed load before work

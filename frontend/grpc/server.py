@@ -10,7 +10,9 @@ before any work), an HTTP/2 handshake within ``header_timeout_s``, idle
 connections closed (GOAWAY) after ``keepalive_timeout_s``, and keepalive pings
 that close connections to clients that vanished. ``grpc.aio`` has no bound on
 open connections; with the handshake and idle timeouts they cannot linger, and
-their file descriptors come out of the reserve the REST bound leaves.
+their file descriptors come out of the reserve the REST bound leaves. A
+ModelStreamInfer stream is one call however many requests it carries; each
+stream holds at most ``grpc_stream_max_inflight`` of them in flight.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class GrpcLimits:
     max_concurrent_rpcs: int = 4096
     handshake_timeout_s: float = 10.0
     idle_timeout_s: float = 75.0
+    stream_max_inflight: int = 64
+    """Requests in flight on one ModelStreamInfer stream (``streams.py``)."""
 
 
 class GrpcServer:
@@ -67,9 +71,8 @@ class GrpcServer:
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(plane, metrics), self._server
-        )
+        self._servicer = InferenceServicer(plane, metrics, limits.stream_max_inflight)
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self._servicer, self._server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
 
@@ -83,6 +86,8 @@ class GrpcServer:
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace_s: float) -> None:
-        """NOT_SERVING, stop accepting calls, let those in flight finish within ``grace_s``."""
+        """NOT_SERVING, stop accepting calls, let those in flight finish within ``grace_s``;
+        ModelStreamInfer streams answer what they have read and end UNAVAILABLE."""
         await self._health.enter_graceful_shutdown()
+        self._servicer.streams.close()
         await self._server.stop(grace_s)

@@ -168,6 +168,18 @@ def test_typed_contents_are_accepted_too(digits_logistic_server: ModelServer) ->
     np.testing.assert_array_equal(decode_response(response)["output"], raw)
 
 
+def test_model_stream_infer_is_unimplemented_without_an_error_in_the_log(
+    digits_logistic_server: ModelServer,
+) -> None:
+    """The proto declares Triton's stream for the frontend; a container refuses it cleanly."""
+    request = digits_logistic_server.request({"input": digits_batch(1)})
+    with pytest.raises(grpc.RpcError) as refused:
+        list(digits_logistic_server.stub.ModelStreamInfer(iter([request]), timeout=scaled(10)))
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+    assert "ModelStreamInfer is the frontend's" in refused.value.details()  # type: ignore[attr-defined]
+    assert "NotImplementedError" not in digits_logistic_server.logs()
+
+
 def test_requested_outputs_are_honoured(digits_logistic_server: ModelServer) -> None:
     request = digits_logistic_server.request({"input": digits_batch(2)})
     request.outputs.add(name="output")

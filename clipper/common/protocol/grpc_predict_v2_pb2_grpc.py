@@ -64,6 +64,11 @@ class GRPCInferenceServiceStub(object):
                 request_serializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
                 response_deserializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
+        self.ModelStreamInfer = channel.stream_stream(
+                '/inference.GRPCInferenceService/ModelStreamInfer',
+                request_serializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.FromString,
+                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer(object):
@@ -111,6 +116,17 @@ class GRPCInferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModelStreamInfer(self, request_iterator, context):
+        """Many inference requests on one stream, each answered on the same stream
+        (in the order they finish, matched by `id`). Not in the OIP specification:
+        Triton's extension of this same service (triton-inference-server/common,
+        protobuf/grpc_service.proto), with its message and field numbers, so
+        tritonclient's start_stream / async_stream_infer work unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +159,11 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.ModelInfer,
                     request_deserializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
                     response_serializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
+            ),
+            'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
+                    servicer.ModelStreamInfer,
+                    request_deserializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
+                    response_serializer=clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +328,33 @@ class GRPCInferenceService(object):
             '/inference.GRPCInferenceService/ModelInfer',
             clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
             clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStreamInfer(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/inference.GRPCInferenceService/ModelStreamInfer',
+            clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+            clipper_dot_common_dot_protocol_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
