@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -159,12 +160,16 @@ def kind() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory, results: Results) -> Path:
-    """The example's models, trained now, in the folder the node mounts."""
-    directory = tmp_path_factory.mktemp("digits-models")
-    accuracy = train_models(directory)
-    results.note("held_out_accuracy", accuracy)
-    return directory
+def models_dir(results: Results) -> Iterator[Path]:
+    """The example's models, trained now, in the folder the node mounts. Not under
+    pytest's basetemp: a pytest session started meanwhile on the machine prunes all
+    but the newest three basetemps, and would take the models from under the node."""
+    with tempfile.TemporaryDirectory(prefix="clipper-e2e-models-") as made:
+        directory = Path(made)
+        directory.chmod(0o755)
+        accuracy = train_models(directory)
+        results.note("held_out_accuracy", accuracy)
+        yield directory
 
 
 def _missing_images() -> list[str]:
@@ -267,13 +272,19 @@ class Release:
 
 
 @pytest.fixture(scope="session")
-def release(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory, results: Results
-) -> Iterator[Release]:
+def helm_home() -> Iterator[Path]:
+    """Helm's config and cache for the session, outside pytest's basetemp (see
+    ``models_dir``)."""
+    with tempfile.TemporaryDirectory(prefix="clipper-e2e-helm-") as made:
+        yield Path(made)
+
+
+@pytest.fixture(scope="session")
+def release(cluster: Any, helm_home: Path, results: Results) -> Iterator[Release]:
     """``helm install`` of the chart with the loaded images (pull policy Never: an image
     that is not on the node fails at once instead of trying a registry), watching
     every namespace; uninstalled after, unless a test did."""
-    helm = Helm(require_helm(), tmp_path_factory.mktemp("helm-home"), cluster.kubeconfig)
+    helm = Helm(require_helm(), helm_home, cluster.kubeconfig)
     installed = Release(helm, OPERATOR_NAMESPACE)
     started = time.monotonic()
     try:

@@ -11,6 +11,7 @@ request proves the mount, the image and the network at once.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -83,10 +84,14 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("kind-mount")
-    folder.chmod(0o755)
-    return folder
+def shared() -> Iterator[Path]:
+    """The host folder mounted into the node. Not under pytest's basetemp: a pytest
+    session that starts meanwhile on the same machine prunes all but the newest three
+    basetemps, and took a served file away under a run (a 404 through the Service)."""
+    with tempfile.TemporaryDirectory(prefix="clipper-kind-mount-") as made:
+        folder = Path(made)
+        folder.chmod(0o755)
+        yield folder
 
 
 @pytest.fixture(scope="module")
