@@ -78,7 +78,8 @@ async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -
     from clipper.frontend.cache.lru import ENTRY_OVERHEAD
 
     block_bytes = 3 * 4 * 8  # a chunk's 3 rows of 4 float64 scores
-    cache = LRUCache(5 * (4 * 8 + ENTRY_OVERHEAD))  # room for 5 rows stored one by one
+    row = ENTRY_OVERHEAD + len(cache_keys("m", "1", np.zeros((1, 4)))[0])  # and its key
+    cache = LRUCache(5 * (4 * 8 + row))  # room for 5 rows stored one by one
     loop = asyncio.get_running_loop()
     for start in (0, 100):  # two chunks of 3 rows: 6 rows, room for 5
         rows = np.arange(start, start + 12.0).reshape(3, 4)
@@ -87,9 +88,9 @@ async def test_landed_chunks_stay_within_the_byte_bound_and_evict_the_oldest() -
         future.set_result(rows * 2)
         await asyncio.sleep(0)
     stats = cache.stats
-    # Evicting the oldest row freed 448 bytes of the 480 needed: the next oldest went too.
+    # Evicting the oldest row freed its entry, not its block's 32: the next oldest went too.
     assert (stats.entries, stats.evictions) == (4, 2)
-    assert stats.bytes == 2 * block_bytes + 4 * ENTRY_OVERHEAD <= cache.max_bytes
+    assert stats.bytes == 2 * block_bytes + 4 * row <= cache.max_bytes
     first = cache_keys("m", "1", np.arange(12.0).reshape(3, 4))
     assert await cache.lookup(first[:2]) == [None, None]  # the oldest rows went first
     (kept,) = await cache.lookup(first[2:])
