@@ -178,12 +178,18 @@ def _groups(evaluation: Evaluation, rng: random.Random) -> list[Group]:
 
 
 def _submit(
-    evaluation: Evaluation, version: VersionRuntime, rows: np.ndarray, now: float
+    evaluation: Evaluation,
+    version: VersionRuntime,
+    rows: np.ndarray,
+    now: float,
+    admitted: bool = False,
 ) -> asyncio.Future[np.ndarray]:
-    """Queue one chunk; ``Overloaded`` when the version cannot answer it in time."""
-    refusal = admission.too_late(version, evaluation.deadline, now)
-    if refusal is not None:
-        raise refusal
+    """Queue one chunk; ``Overloaded`` when the version cannot answer it in time
+    (``admitted``: the caller has just asked ``admission.too_late``)."""
+    if not admitted:
+        refusal = admission.too_late(version, evaluation.deadline, now)
+        if refusal is not None:
+            raise refusal
     return version.submit(rows, evaluation.deadline, now)
 
 
@@ -202,9 +208,10 @@ def _send(
     keys: list[RowKey] | None = None,
 ) -> None:
     """Queue ``chunk_rows`` as one chunk, ``members[j]``'s row at index ``j``; with
-    ``keys``, through the cache (identical rows join it, its outputs fill the cache)."""
+    ``keys``, through the cache (identical rows join it, its outputs fill the cache),
+    which has asked admission already."""
     try:
-        future = _submit(evaluation, version, chunk_rows, now)
+        future = _submit(evaluation, version, chunk_rows, now, admitted=keys is not None)
     except (Unavailable, Overloaded) as exc:
         _record(evaluation, members, exc)
         return
@@ -219,10 +226,20 @@ def _send(
 async def _through_cache(
     evaluation: Evaluation, groups: list[Group], rows: np.ndarray, now: float
 ) -> None:
-    """Per version, in one pass: hits answer, rows in flight join, misses go as one chunk."""
+    """Per version, in one pass: hits answer, rows in flight join, misses go as one chunk.
+
+    A version that admission refuses (its queue would hold the rows past the
+    deadline) gets no lookup: its rows are refused as they would have been at the
+    door, a moment earlier, and the keys and lookups would be work for rows already
+    lost -- under overload, most of the cache's work. A hit they might have had is
+    refused too, as the door refuses it: the door cannot look before the body."""
     cache = evaluation.app.cache
     sources = evaluation.sources
     for version, members in groups:
+        refusal = admission.too_late(version, evaluation.deadline, now)
+        if refusal is not None:
+            _record(evaluation, members, refusal)
+            continue
         chunk_rows = rows if len(members) == len(rows) else rows[[i for i, _ in members]]
         keys = cache_keys(members[0][1], version.version, chunk_rows)  # one model per version
         found = await cache.lookup(keys)
@@ -250,7 +267,7 @@ async def _through_cache(
         if not missed:
             continue
         try:
-            future = _submit(evaluation, version, chunk_rows[firsts], now)
+            future = _submit(evaluation, version, chunk_rows[firsts], now, admitted=True)
         except (Unavailable, Overloaded) as exc:
             _record(evaluation, [members[p] for p in waiting], exc)
             continue

@@ -13,6 +13,16 @@ the cache collapse under overload (a profile put 30% of the frontend's time in
 them). A key maps to its flight alone; the row's index in the chunk is looked up
 when a request joins, which most chunks never see.
 
+The cache is filled per model batch, not per chunk: a batch of single-row
+requests lands as many chunks at once (their futures resolve in one loop), and
+filling each alone paid the store's and the doorkeeper's fixed cost per row --
+the largest cost left on the cache path of ``benchmarks/overload.py``'s 1 x 256
+cell once keys stopped costing a SHA-256. A landed chunk forgets its keys at
+once and queues its outputs; the first to land schedules one ``_store`` right
+after the batch's other callbacks, which fills the cache from every chunk
+queued, those with outputs of one kind as one chunk. A row looked up in between
+misses (it is evaluated again, as a row arriving after the fill would not be).
+
 A flight counts the requests that wait on it. A request that leaves (its
 deadline passed, its client went away) leaves its flights; the last to leave
 cancels the chunk, so its rows are dropped from the queue before they reach a
@@ -27,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
-from itertools import repeat
+from itertools import chain, repeat
 from operator import is_
 from typing import Any
 
@@ -71,6 +81,8 @@ class Flights:
 
     def __init__(self) -> None:
         self._pending: dict[Hashable, Flight] = {}
+        self._landing: list[tuple[Sequence[Hashable], np.ndarray, Fill]] = []
+        """Landed chunks whose outputs ``_store`` has yet to put in the cache."""
 
     def find(self, key: Hashable) -> tuple[Flight, int] | None:
         """The flight evaluating ``key`` and the row's index in it, if one is on its way."""
@@ -101,4 +113,27 @@ class Flights:
                     pending[key] = other
         if future.cancelled() or future.exception() is not None:
             return  # nothing to store; the error reached its waiters through the future
-        fill(keys, future.result())
+        if not self._landing:
+            future.get_loop().call_soon(self._store)  # after the batch's other chunks
+        self._landing.append((keys, future.result(), fill))
+
+    def _store(self) -> None:
+        """Fill the cache from the chunks landed since the last call: those whose
+        outputs are of one kind (and go to one cache) as one chunk."""
+        landing, self._landing = self._landing, []
+        if len(landing) == 1:
+            keys, outputs, fill = landing[0]
+            fill(keys, outputs)
+            return
+        kinds: dict[tuple[Any, ...], list[tuple[Sequence[Hashable], np.ndarray]]] = {}
+        for keys, outputs, fill in landing:
+            kinds.setdefault((fill, outputs.dtype, outputs.shape[1:]), []).append((keys, outputs))
+        for (fill, _, _), chunks in kinds.items():
+            joined = list(chain.from_iterable(keys for keys, _ in chunks))
+            if len(chunks) == 1 or len(set(joined)) < len(joined):  # a key twice: one by one
+                for keys, outputs in chunks:
+                    fill(keys, outputs)
+                continue
+            outputs = np.concatenate([outputs for _, outputs in chunks])
+            outputs.flags.writeable = False  # a copy of its own: the cache may keep it
+            fill(joined, outputs)

@@ -1,28 +1,46 @@
 """Cache keys: which model version, and exactly what it was asked.
 
 A key is the model, its version, the row's kind (its dtype and shape, as text)
-and a 128-bit digest of the row's bytes. The kind is part of the key, because
-the same bytes mean different inputs as float32[16] and float64[8] or as [2, 8]
-and [4, 4]; it is a field of its own rather than hashed in, so that each row
-costs one hash call (continuing a copied hash state per row cost as much again).
-The per-request path packs a key into one ``bytes`` object (``RowKey``), which
-the garbage collector never tracks, unlike a tuple. The digest covers the row's own
-values (made contiguous first, so a row sliced out of a batch hashes like the
-same values built afresh). Text (BYTES) rows are numpy object arrays whose
-buffer holds pointers, so each element is hashed by value, length-prefixed so
-that ``["ab", "c"]`` and ``["a", "bc"]`` differ. A row of a model with several
-inputs is a record (``clipper.frontend.records``): its kind names each field,
-its dtype and shape, and the digest covers every field's bytes (field by field
-when one is text).
+and the row's identity: for a row of up to ``RAW_MAX_BYTES`` (a tabular row: 64
+float64 features), its bytes themselves; for a larger row, a 128-bit SHA-256
+digest of them. The kind is part of the key, because the same bytes mean
+different inputs as float32[16] and float64[8] or as [2, 8] and [4, 4]; it is a
+field of its own rather than hashed in. The per-request path packs a key into
+one ``bytes`` object (``RowKey``), which the garbage collector never tracks,
+unlike a tuple. The identity covers the row's own values (made contiguous
+first, so a row sliced out of a batch keys like the same values built afresh).
+Text (BYTES) rows are numpy object arrays whose buffer holds pointers, so each
+element is hashed by value, length-prefixed so that ``["ab", "c"]`` and
+``["a", "bc"]`` differ. A row of a model with several inputs is a record
+(``clipper.frontend.records``): its kind names each field, its dtype and shape,
+and the identity covers every field's bytes (field by field, and always a
+digest, when one is text).
 
-The hash is cryptographic because clients choose the inputs: with a fast
-non-cryptographic hash (xxHash) a client could craft an input that collides
-with someone else's and have its prediction served to them. SHA-256 (truncated
-to 128 bits) rather than BLAKE2b because x86 servers have SHA instructions
-(Intel since Ice Lake, AMD since Zen): on this project's machine it hashes large
-rows about twice as fast (``benchmarks/cache_and_selection_ops.py`` prints
-both). The kind is formatted once per (dtype, shape) and remembered: formatting
-it costs more than hashing a small row.
+Why a small row is its own key: clients choose the inputs, so a key must never
+let one client's row be taken for another's (with a fast non-cryptographic
+digest, xxHash, a client could craft a colliding input and have its prediction
+served to someone else). A SHA-256 per row was the safe answer, but it cost
+over half the cache's per-row work, on every miss (5.3% of the cache-on
+frontend's samples under ``benchmarks/overload.py``). A ``bytes`` key gets the
+same safety for less: dicts and sets find candidates by Python's hash of the
+bytes (SipHash, keyed per process, so a client cannot aim at a slot; computed
+once and kept by the object) and confirm a candidate by comparing the whole
+key, so two rows whose hashes collide are still two keys. A miss then costs a
+copy of the row's bytes and that hash, about a third of the digest path for a
+request of 16 digits rows. The price is memory: the cache counts each key's
+length in its byte bound (``clipper.frontend.cache.lru``), so a 512-byte row
+at most about doubles an entry of a class label; past ``RAW_MAX_BYTES`` a
+digest keeps the entry small, and there the hash is a small share of what a
+large row costs anyway. The kind fixes the row's width, so every row of one
+kind is keyed the same way; it is length-prefixed, so a kind and a row's bytes
+cannot run into each other.
+
+SHA-256 (truncated to 128 bits) rather than BLAKE2b for large rows because x86
+servers have SHA instructions (Intel since Ice Lake, AMD since Zen): on this
+project's machine it hashes large rows about twice as fast
+(``benchmarks/cache_and_selection_ops.py`` prints both). The kind is formatted
+once per (dtype, shape) and remembered: formatting it costs more than hashing
+a small row.
 
 Model and version stay separate fields (not ``"name@version"`` pasted into one
 string) so that a name containing ``@`` can never collide with another version,
@@ -39,6 +57,9 @@ from typing import NamedTuple
 import numpy as np
 
 DIGEST_SIZE = 16
+RAW_MAX_BYTES = 512
+"""Rows of up to this many bytes (and no text) are keyed by their bytes, larger
+ones by a SHA-256 digest."""
 _KINDS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
 _PREFIXES: dict[tuple[str, str, bytes], bytes] = {}
 _MAX_KINDS = 4096
@@ -54,6 +75,7 @@ class CacheKey(NamedTuple):
     kind: bytes
     """The row's dtype and shape, e.g. ``b"<f8(64,)"``."""
     digest: bytes
+    """The row's identity: its bytes (up to ``RAW_MAX_BYTES``), else their digest."""
 
     def __str__(self) -> str:
         return f"{self.model}@{self.version}/{self.kind.decode()}/{self.digest.hex()}"
@@ -65,9 +87,9 @@ class CacheKey(NamedTuple):
 
 
 RowKey = bytes
-"""A key as the cache stores it: one ``bytes`` object, the length-prefixed model
-and version, the kind, then the digest (fixed length, last, so the fields cannot
-run into each other). Not a tuple because the garbage collector tracks every new
+"""A key as the cache stores it: one ``bytes`` object, the length-prefixed model,
+version and kind, then the row's identity (last, so the fields cannot run into
+each other). Not a tuple because the garbage collector tracks every new
 tuple until a collection finds it holds nothing to track, so the cache's keys,
 which live long, were walked by young collections and moved into the oldest
 generation (see ``clipper.frontend.cache.lru``). A ``bytes`` object is never tracked."""
@@ -84,28 +106,30 @@ def owner(key: RowKey) -> tuple[str, str]:
 def cache_key(model: str, version: str, row: np.ndarray) -> CacheKey:
     """The key for ``model@version`` evaluated on ``row`` (one query's input)."""
     row = np.asarray(row)
-    h = sha256()
-    if row.dtype.names is not None and row.dtype.hasobject:
-        for name in row.dtype.names:  # records with text: field by field, by value
-            for chunk in _field_chunks(np.asarray(row[name])):
+    if row.dtype.hasobject:
+        h = sha256()
+        if row.dtype.names is not None:
+            for name in row.dtype.names:  # records with text: field by field, by value
+                for chunk in _field_chunks(np.asarray(row[name])):
+                    h.update(chunk)
+        else:
+            for chunk in _text_chunks(row):
                 h.update(chunk)
-    elif row.dtype.kind == "O":
-        for chunk in _text_chunks(row):
-            h.update(chunk)
-    else:
-        h.update(np.ascontiguousarray(row).data)
-    return CacheKey(model, version, _kind(row), h.digest()[:DIGEST_SIZE])
+        return CacheKey(model, version, _kind(row), h.digest()[:DIGEST_SIZE])
+    data = np.ascontiguousarray(row)
+    if data.nbytes <= RAW_MAX_BYTES:
+        return CacheKey(model, version, _kind(row), data.tobytes())
+    return CacheKey(model, version, _kind(row), sha256(data.data).digest()[:DIGEST_SIZE])
 
 
 def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     """The key of each row of ``rows`` (one request's rows for ``model@version``),
-    packed (``RowKey``), equal to ``cache_key``'s row by row: one hash call per row
-    and no Python bytecode per row. Rows up to ``_COPIED_ROW_BYTES`` are copied into
-    one ``bytes`` object each by numpy (``tolist`` of a void view) and go through C
-    loops (``map``) from hash to packed key: a slice of a ``memoryview`` per row
-    cost as much again as the copy (acquiring the buffer), and a comprehension's
-    bytecode per row more. Larger rows are hashed from slices of one byte view,
-    without a copy: there the hash itself is the cost."""
+    packed (``RowKey``), equal to ``cache_key``'s row by row, with no Python
+    bytecode per row. A small row's key is the prefix and its bytes: numpy copies
+    each row into one ``bytes`` object (``tolist`` of a void view) and a C loop
+    (``map``) prepends the prefix. A larger row's bytes go from ``tolist`` (up to
+    ``_COPIED_ROW_BYTES``) or from slices of one byte view (no copy: there the hash
+    is the cost) through SHA-256, in C loops from hash to packed key."""
     rows = np.asarray(rows)
     if rows.dtype.hasobject or len(rows) == 0:
         return [cache_key(model, version, row).packed for row in rows]
@@ -113,18 +137,26 @@ def cache_keys(model: str, version: str, rows: np.ndarray) -> list[RowKey]:
     prefix = _prefix(model, version, _kind(rows[0]))
     count = len(rows)
     width = rows.nbytes // count
-    if width == 0:  # rows without elements: all alike
-        return [prefix + sha256().digest()[:DIGEST_SIZE]] * count
-    if count == 1:
-        return [prefix + sha256(rows.data).digest()[:DIGEST_SIZE]]
+    if width <= RAW_MAX_BYTES:
+        if count == 1:
+            return [prefix + rows.tobytes()]
+        if width == 0:  # rows without elements: all alike
+            return [prefix] * count
+        return list(map(prefix.__add__, _blobs(rows, count, width)))
     if width <= _COPIED_ROW_BYTES:
-        blobs = rows.reshape(count, -1).view(_void(width)).ravel().tolist()
+        blobs = _blobs(rows, count, width)
         return list(map(prefix.__add__, map(_SHORT, map(_DIGEST, map(sha256, blobs)))))
     data = rows.reshape(-1).view(np.uint8).data
     return [
         prefix + sha256(data[start : start + width]).digest()[:DIGEST_SIZE]
         for start in range(0, len(data), width)
     ]
+
+
+def _blobs(rows: np.ndarray, count: int, width: int) -> list[bytes]:
+    """Each row of a contiguous array as one ``bytes`` object, copied by numpy."""
+    blobs: list[bytes] = rows.reshape(count, -1).view(_void(width)).ravel().tolist()
+    return blobs
 
 
 def _void(width: int) -> np.dtype:
@@ -144,7 +176,9 @@ def _prefix(model: str, version: str, kind: bytes) -> bytes:
         if len(_PREFIXES) >= _MAX_KINDS:
             _PREFIXES.clear()
         name, tag = model.encode(), version.encode()
-        prefix = _PREFIXES[key] = b"%d:%s%d:%s%s" % (len(name), name, len(tag), tag, kind)
+        prefix = _PREFIXES[key] = b"%d:%s%d:%s%d:%s" % (
+            len(name), name, len(tag), tag, len(kind), kind,
+        )  # fmt: skip
     return prefix
 
 

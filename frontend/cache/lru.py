@@ -4,9 +4,11 @@ True LRU: every hit moves the entry to the recent end of an ``OrderedDict``
 and eviction pops from the old end, so a hot entry survives a stream of
 one-off queries (FIFO eviction, MLServer's, would drop it). The bound is on
 memory, not on a count of entries, because outputs range from a class label to
-an image: each entry costs its array's bytes (plus the text for BYTES outputs)
-and ``ENTRY_OVERHEAD`` for the key, the array header and the dict slot. A value
-larger than the whole cache is served but not stored.
+an image: each entry costs its array's bytes (plus the text for BYTES outputs),
+its key's length (a small row's key holds the row's bytes:
+``clipper.frontend.cache.keys``) and ``ENTRY_OVERHEAD`` for the key's and the
+array's headers and the dict slot. A value larger than the whole cache is served
+but not stored.
 
 Stored values are read-only copies: a caller that mutates the array it was
 given cannot corrupt what later callers get, and a row sliced from a batch's
@@ -62,7 +64,8 @@ from clipper.frontend.cache.flights import Flight, Flights
 from clipper.frontend.cache.keys import CacheKey, RowKey, owner
 
 ENTRY_OVERHEAD = 448
-"""Bytes per entry besides the array data: key, ndarray header, OrderedDict node:
+"""Bytes per entry besides the array data and the key's length: key and ndarray
+headers, OrderedDict node:
 about 440 bytes measured with tracemalloc on CPython 3.11 and numpy 2.4 when an
 entry was a tuple of key tuple, array, size and expiry; packed keys and bare
 values take less, so the bound errs on the safe side."""
@@ -168,9 +171,10 @@ class LRUCache(PredictionCache):
         if not count:
             return
         size = outputs[0].nbytes + ENTRY_OVERHEAD
-        if size > self.max_bytes:
+        key_bytes = sum(map(len, keys))
+        if size + key_bytes // count > self.max_bytes:
             return
-        if self._bytes + size * count > self.max_bytes and self.doorkeeper_bytes:
+        if self._bytes + size * count + key_bytes > self.max_bytes and self.doorkeeper_bytes:
             admitted = self._admit(keys)
             if not any(admitted):
                 return
@@ -179,6 +183,7 @@ class LRUCache(PredictionCache):
                 outputs = outputs[np.fromiter(admitted, bool, count)]  # a copy of its own
                 outputs.flags.writeable = False
                 count = len(keys)
+                key_bytes = sum(map(len, keys))
         if outputs.dtype.hasobject or self.ttl_seconds:  # text, records with text; a TTL
             for key, output in zip(keys, outputs, strict=True):
                 self._store(key, frozen_copy(output))
@@ -190,16 +195,16 @@ class LRUCache(PredictionCache):
                     self._drop(key)
         if outputs.ndim == 1 and outputs.dtype.names is None:
             values: list[Cached] = list(outputs)  # numpy scalars, which own their value
-            self._bytes += size * count
+            self._bytes += size * count + key_bytes
         elif outputs.dtype.names is None:
             block = outputs if outputs.base is None and not outputs.flags.writeable else None
             block = frozen_copy(outputs) if block is None else block  # the admitted rows' copy
             values = list(block)  # row views of the one block
             self._blocks[id(block)] = count
-            self._bytes += block.nbytes + ENTRY_OVERHEAD * count
+            self._bytes += block.nbytes + ENTRY_OVERHEAD * count + key_bytes
         else:  # records: a read-only copy per row, as ``put`` stores them
             values = [frozen_copy(output) for output in outputs]
-            self._bytes += size * count
+            self._bytes += size * count + key_bytes
         entries.update(zip(keys, values, strict=True))  # C loops: runs for every missed row
         self._evict()
 
@@ -260,7 +265,7 @@ class LRUCache(PredictionCache):
         if key in self._entries:
             self._drop(key)
         text = text_bytes(value)
-        size = value.nbytes + ENTRY_OVERHEAD + text
+        size = value.nbytes + ENTRY_OVERHEAD + text + len(key)
         if size > self.max_bytes:
             return
         self._entries[key] = value
@@ -280,7 +285,7 @@ class LRUCache(PredictionCache):
             if side:
                 self._forget(key, value)
             else:
-                self._bytes -= value.nbytes + ENTRY_OVERHEAD
+                self._bytes -= value.nbytes + ENTRY_OVERHEAD + len(key)
             evicted += 1
         self._evictions += evicted
 
@@ -297,9 +302,9 @@ class LRUCache(PredictionCache):
             else:
                 del self._blocks[id(block)]
                 self._bytes -= block.nbytes
-            self._bytes -= ENTRY_OVERHEAD
+            self._bytes -= ENTRY_OVERHEAD + len(key)
             return
-        self._bytes -= value.nbytes + ENTRY_OVERHEAD
+        self._bytes -= value.nbytes + ENTRY_OVERHEAD + len(key)
         if self._text_bytes:
             self._bytes -= self._text_bytes.pop(key, 0)
         if self._expires:
@@ -332,6 +337,7 @@ def text_bytes(value: Cached) -> int:
     return 0
 
 
-def entry_size(value: Cached) -> int:
-    """Estimated bytes an entry holds (text elements of BYTES outputs included)."""
-    return value.nbytes + ENTRY_OVERHEAD + text_bytes(value)
+def entry_size(key: RowKey, value: Cached) -> int:
+    """Estimated bytes an entry holds (its key and the text elements of BYTES outputs
+    included)."""
+    return value.nbytes + ENTRY_OVERHEAD + len(key) + text_bytes(value)

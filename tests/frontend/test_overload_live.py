@@ -17,6 +17,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from clipper.common.errors import Overloaded
 from clipper.frontend.batching.queue import Chunk
 from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
 from clipper.testing.latency import URI, LatencyControl
@@ -111,6 +112,30 @@ async def test_expired_rows_never_reach_the_model(
         text = fe.metrics()
     assert {a.reason for a in late} == {"slo"}
     assert metric(text, "clipper_frontend_batch_size_sum", model="echo") == 2  # not the 8
+
+
+async def test_rows_admission_refuses_cost_the_cache_no_lookup(
+    routes: Path, echo_server: ModelServer
+) -> None:
+    """Past the door, a version whose queue would hold the rows past the deadline
+    refuses them before their keys are built or looked up: the lookups would be
+    work for rows already lost."""
+    write_routes(routes, echo_app(echo_server, slo_ms=300))
+    async with serving(routes) as fe:
+        plane = fe.frontend.plane
+        version = fe.frontend.router.versions[("echo", "1")]
+        loop = asyncio.get_running_loop()
+        standing = Chunk(rows(50, start=1000), loop.time() + 60, loop.create_future())
+        version.queue.put(standing, loop.time() - 1.0)  # queued a second ago
+        version.queue.note_drained(10, 1.0)  # 10 rows/s: 5 s of work queued
+        cache = plane.app("echo").cache
+        before = cache.stats.lookups
+        # No await yields to the loop before the refusal: the batcher cannot take
+        # the standing chunk meanwhile.
+        with pytest.raises(Overloaded, match="50 rows queued"):
+            await plane.predict("echo", rows(4))
+        assert cache.stats.lookups == before  # no key built, nothing looked up
+        await standing.future  # the batcher serves it once the loop runs
 
 
 async def test_the_deadline_counts_from_arrival_not_from_the_end_of_the_body(

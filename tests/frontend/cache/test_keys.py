@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clipper.frontend.cache import CacheKey, cache_key, cache_keys
-from clipper.frontend.cache.keys import owner
+from clipper.frontend.cache.keys import RAW_MAX_BYTES, owner
 
 
 def test_same_row_from_different_arrays_has_the_same_key() -> None:
@@ -71,17 +71,31 @@ def test_unhashable_object_elements_are_refused() -> None:
         cache_key("m", "1", np.array([{"a": 1}], dtype=object))
 
 
-def test_key_is_small_and_printable() -> None:
+def test_key_is_printable_and_small_for_a_large_row() -> None:
     key = cache_key("digits", "v3", np.zeros(4))
     assert isinstance(key, CacheKey)
-    assert len(key.digest) == 16
     assert str(key).startswith("digits@v3/")
     assert hash(key) == hash(cache_key("digits", "v3", np.zeros(4)))
+    assert len(cache_key("digits", "v3", np.zeros(RAW_MAX_BYTES // 8 + 1)).digest) == 16
+
+
+def test_a_small_row_is_keyed_by_its_bytes_a_large_one_by_a_digest() -> None:
+    """A miss on a small row pays no SHA-256: its key is its bytes, which dicts
+    confirm whole after Python's keyed hash finds a candidate."""
+    small = np.arange(RAW_MAX_BYTES // 8, dtype=np.float64)
+    large = np.arange(RAW_MAX_BYTES // 8 + 1, dtype=np.float64)
+    assert cache_key("m", "1", small).digest == small.tobytes()
+    assert cache_key("m", "1", large).digest == hashlib.sha256(large.tobytes()).digest()[:16]
+    keys = cache_keys("m", "1", np.stack([small, small + 1]))
+    assert [key[-small.nbytes :] for key in keys] == [small.tobytes(), (small + 1).tobytes()]
 
 
 def test_a_requests_keys_in_one_pass_equal_the_keys_row_by_row() -> None:
     wide = np.arange(48, dtype=np.float32).reshape(4, 12)
-    for rows in (wide, wide[:, ::2], wide[::2], np.array([["ab", "c"], ["a", "bc"]], dtype=object)):
+    text = np.array([["ab", "c"], ["a", "bc"]], dtype=object)
+    digested = np.arange(4 * 200, dtype=np.float32).reshape(4, 200)  # over RAW_MAX_BYTES
+    sliced = np.arange(4 * 2000, dtype=np.float32).reshape(4, 2000)  # over _COPIED_ROW_BYTES
+    for rows in (wide, wide[:, ::2], wide[::2], wide[:1], text, digested, sliced, sliced[:1]):
         assert cache_keys("m", "1", rows) == [cache_key("m", "1", row).packed for row in rows]
 
 
@@ -92,7 +106,7 @@ def test_the_kind_is_a_field_of_its_own_and_keys_are_packed_bytes() -> None:
     rows = np.arange(8.0).reshape(2, 4)
     first = cache_key("m", "1", rows[0])
     assert first.kind == b"<f8(4,)"
-    assert first.digest == hashlib.sha256(rows[0].tobytes()).digest()[:16]
+    assert first.digest == rows[0].tobytes()
     as_ints = cache_key("m", "1", rows[0].view(np.int64))
     assert as_ints.digest == first.digest
     assert as_ints.packed != first.packed  # same bytes, another kind
@@ -107,6 +121,12 @@ def test_model_and_version_cannot_run_into_each_other() -> None:
     row = np.zeros(2)
     assert cache_key("ab", "c", row).packed != cache_key("a", "bc", row).packed
     assert cache_key("1", "1:x", row).packed != cache_key("1:1", "x", row).packed
+
+
+def test_a_kind_and_a_rows_bytes_cannot_run_into_each_other() -> None:
+    """The row's bytes have no fixed length, so the kind before them is length-prefixed."""
+    key = cache_key("m", "1", np.zeros(2)).packed
+    assert key.startswith(b"1:m1:1%d:<f8(2,)" % len(b"<f8(2,)"))
 
 
 def test_rows_without_elements_have_one_key() -> None:

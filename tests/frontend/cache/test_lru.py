@@ -12,6 +12,13 @@ from clipper.frontend.cache import CacheKey, LRUCache, cache_key, cache_keys
 from clipper.frontend.cache.lru import ENTRY_OVERHEAD, entry_size
 
 
+async def settle() -> None:
+    """Let landed chunks fill the cache: their done callbacks run, then the one
+    ``_store`` the first of them scheduled."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 def key(i: int, model: str = "m", version: str = "1") -> CacheKey:
     return cache_key(model, version, np.array([i]))
 
@@ -20,7 +27,9 @@ def value(nbytes: int = 800, fill: float = 1.0) -> np.ndarray:
     return np.full(nbytes // 8, fill)
 
 
-ENTRY = entry_size(value())
+KEY = len(key(0).packed)
+"""A key's length: ``key(i)``'s row is 8 bytes, kept whole in the key."""
+ENTRY = entry_size(key(0).packed, value())
 
 
 async def test_a_miss_is_none_and_a_repeat_is_a_hit() -> None:
@@ -32,7 +41,7 @@ async def test_a_miss_is_none_and_a_repeat_is_a_hit() -> None:
     np.testing.assert_array_equal(got, value(fill=7.0))
     stats = cache.stats
     assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
-    assert stats.bytes == ENTRY == 800 + ENTRY_OVERHEAD
+    assert stats.bytes == ENTRY == 800 + ENTRY_OVERHEAD + KEY
     assert stats.hit_ratio == 0.5
 
 
@@ -59,7 +68,7 @@ async def test_bytes_stay_within_the_bound_for_mixed_sizes() -> None:
     assert stats.evictions > 0
     assert stats.entries == 300 - stats.evictions
     # The accounting matches what is really stored.
-    assert stats.bytes == sum(entry_size(value) for value in cache._entries.values())
+    assert stats.bytes == sum(entry_size(k, value) for k, value in cache._entries.items())
 
 
 async def test_a_value_larger_than_the_cache_is_not_stored() -> None:
@@ -175,7 +184,7 @@ async def test_storing_rows_leaves_no_object_for_the_collector_to_track() -> Non
             future: asyncio.Future[np.ndarray] = loop.create_future()
             cache.expect(chunk, future)
             future.set_result(np.arange(len(chunk)))
-            await asyncio.sleep(0)
+            await settle()
         del chunk, future
         grown = gc.get_count()[0] - before
     finally:
@@ -190,10 +199,14 @@ async def land(cache: LRUCache, start: int, count: int, outputs: np.ndarray | No
     future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
     cache.expect(cache_keys("m", "1", rows), future)
     future.set_result(np.arange(count) if outputs is None else outputs)
-    await asyncio.sleep(0)  # the fill runs as the future's done callback
+    await settle()  # the fill runs after the future's done callback
 
 
-LABEL = 8 + ENTRY_OVERHEAD  # one int64 class label
+ROW_KEY = len(cache_keys("m", "1", np.zeros((1, 1)))[0])
+"""The length of a key of ``land``'s rows (one float64, kept whole in the key)."""
+ROW = ENTRY_OVERHEAD + ROW_KEY
+"""What an entry costs besides its value."""
+LABEL = 8 + ROW  # one int64 class label
 
 
 async def test_a_full_cache_stores_a_landed_row_only_on_its_second_sighting() -> None:
@@ -231,7 +244,7 @@ async def test_a_2d_chunk_is_one_read_only_block_charged_until_its_last_row_goes
     row keeps its whole block charged after the other rows of the block are evicted."""
     scores = np.arange(40.0).reshape(4, 10)
     block = scores.nbytes
-    cache = LRUCache(block + ENTRY_OVERHEAD + 5 * LABEL, doorkeeper_bytes=0)
+    cache = LRUCache(block + ROW + 5 * LABEL, doorkeeper_bytes=0)
     await land(cache, 0, 4, scores)
     scores[:] = -1  # the chunk's buffer reused: the cache kept its own copy
     keys = cache_keys("m", "1", np.arange(4.0)[:, None])
@@ -240,12 +253,12 @@ async def test_a_2d_chunk_is_one_read_only_block_charged_until_its_last_row_goes
     assert len(bases) == 1  # one block, a view per row
     assert not any(row.flags.writeable for row in rows)  # type: ignore[union-attr]
     np.testing.assert_array_equal(np.stack(rows), np.arange(40.0).reshape(4, 10))  # type: ignore[arg-type]
-    assert cache.stats.bytes == block + 4 * ENTRY_OVERHEAD
+    assert cache.stats.bytes == block + 4 * ROW
     await cache.lookup(keys[:1])  # row 0 is now the most recently used
     await land(cache, 100, 5)  # 5 labels: rows 1-3 of the block are evicted, row 0 stays
     stats = cache.stats
     assert (stats.entries, stats.evictions) == (6, 3)
-    assert stats.bytes == block + ENTRY_OVERHEAD + 5 * LABEL  # the whole block, still held
+    assert stats.bytes == block + ROW + 5 * LABEL  # the whole block, still held
     assert stats.bytes <= stats.max_bytes
     (row0,) = await cache.lookup(keys[:1])
     np.testing.assert_array_equal(row0, np.arange(10.0))  # type: ignore[arg-type]
@@ -270,5 +283,5 @@ async def test_the_admitted_rows_of_a_2d_chunk_share_one_block_of_their_own() ->
     np.testing.assert_array_equal(np.stack(found[1:3]), scores[1:3])  # type: ignore[arg-type]
     stats = cache.stats
     evicted = stats.evictions - before.evictions
-    assert stats.bytes == before.bytes + 2 * 10 * 8 + 2 * ENTRY_OVERHEAD - evicted * LABEL
+    assert stats.bytes == before.bytes + 2 * 10 * 8 + 2 * ROW - evicted * LABEL
     assert stats.bytes <= stats.max_bytes
