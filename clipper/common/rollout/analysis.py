@@ -227,13 +227,6 @@ class Fleet:
         slos = [r.slo_ms for r in self.reports if r.slo_ms is not None]
         return min(slos) if slos else None
 
-    def paired(self, stable: str, candidate: str) -> Paired:
-        """A Shadow rollout's paired counts, summed over the frontends (cumulative)."""
-        total = Paired()
-        for counts in self.paired_by_frontend(stable, candidate).values():
-            total = total + counts
-        return total
-
     def paired_by_frontend(self, stable: str, candidate: str) -> dict[str, Paired]:
         """A Shadow rollout's cumulative paired counts by frontend instance id."""
         found: dict[str, Paired] = {}

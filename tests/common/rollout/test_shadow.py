@@ -156,8 +156,8 @@ def test_a_frontends_document_gives_the_pairs_of_its_model() -> None:
     ]
     report = report_of({"instance": "a", "versions": [], "shadows": shadows}, "digits")
     fleet = Fleet((report,))
-    assert fleet.paired("v1", "v2") == Paired(wins=3, losses=1, ties=1)
-    assert fleet.paired("v1", "v3") == Paired()
+    assert fleet.paired_by_frontend("v1", "v2") == {"a": Paired(wins=3, losses=1, ties=1)}
+    assert fleet.paired_by_frontend("v1", "v3") == {"a": Paired()}
 
 
 def test_a_shadow_without_enough_labels_is_rejected_as_inconclusive_at_its_time_bound() -> None:
