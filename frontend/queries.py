@@ -178,18 +178,14 @@ def _groups(evaluation: Evaluation, rng: random.Random) -> list[Group]:
 
 
 def _submit(
-    evaluation: Evaluation,
-    version: VersionRuntime,
-    rows: np.ndarray,
-    now: float,
-    admitted: bool = False,
+    evaluation: Evaluation, version: VersionRuntime, rows: np.ndarray, now: float
 ) -> asyncio.Future[np.ndarray]:
-    """Queue one chunk; ``Overloaded`` when the version cannot answer it in time
-    (``admitted``: the caller has just asked ``admission.too_late``)."""
-    if not admitted:
-        refusal = admission.too_late(version, evaluation.deadline, now)
-        if refusal is not None:
-            raise refusal
+    """Queue one chunk; ``Overloaded`` when the version cannot answer it in time. Asked
+    here too when the cache path asked before its lookup: the lookup may yield, and
+    the queue may have grown meanwhile."""
+    refusal = admission.too_late(version, evaluation.deadline, now)
+    if refusal is not None:
+        raise refusal
     return version.submit(rows, evaluation.deadline, now)
 
 
@@ -208,10 +204,9 @@ def _send(
     keys: list[RowKey] | None = None,
 ) -> None:
     """Queue ``chunk_rows`` as one chunk, ``members[j]``'s row at index ``j``; with
-    ``keys``, through the cache (identical rows join it, its outputs fill the cache),
-    which has asked admission already."""
+    ``keys``, through the cache (identical rows join it, its outputs fill the cache)."""
     try:
-        future = _submit(evaluation, version, chunk_rows, now, admitted=keys is not None)
+        future = _submit(evaluation, version, chunk_rows, now)
     except (Unavailable, Overloaded) as exc:
         _record(evaluation, members, exc)
         return
@@ -267,7 +262,7 @@ async def _through_cache(
         if not missed:
             continue
         try:
-            future = _submit(evaluation, version, chunk_rows[firsts], now, admitted=True)
+            future = _submit(evaluation, version, chunk_rows[firsts], now)
         except (Unavailable, Overloaded) as exc:
             _record(evaluation, [members[p] for p in waiting], exc)
             continue
