@@ -11,6 +11,10 @@ measured side by side in one run on one machine:
 * served, 4 in flight: four batches outstanding, so decoding, the network and
   the model overlap.
 
+Where torch sees a CUDA device, ``torch-mlp-cuda`` adds the MLP served with
+``--device cuda`` against the module on the GPU, rows copied there and answers
+back in both.
+
 ``ratio`` is served / in-process: the share of the model's own throughput that
 survives the container. Both sides use one CPU thread for the model
 (``--threads 1``), because client, server and model share the machine. The
@@ -70,7 +74,7 @@ def cases(models: DigitsModels) -> list[Case]:
             return mlp(torch.from_numpy(x)).numpy()
 
     proba = ["--method", "predict_proba"]
-    return [
+    found = [
         Case("sklearn-logistic", "sklearn", models.logistic_regression, proba, np.float64,
              logistic.predict_proba),
         Case("sklearn-forest", "sklearn", models.random_forest, proba, np.float64,
@@ -78,6 +82,17 @@ def cases(models: DigitsModels) -> list[Case]:
         Case("torch-mlp", "pytorch", models.torch_mlp.torchscript, ["--input-shape", "-1,64"],
              np.float32, torch_predict),
     ]  # fmt: skip
+    if torch.cuda.is_available():  # rows copied to the GPU and answers back, as served
+        on_gpu = torch.jit.load(str(models.torch_mlp.torchscript), map_location="cuda")
+
+        def cuda_predict(x: np.ndarray) -> object:
+            with torch.inference_mode():
+                return on_gpu(torch.from_numpy(x).cuda()).cpu().numpy()
+
+        cuda_args = ["--input-shape", "-1,64", "--device", "cuda"]
+        found.append(Case("torch-mlp-cuda", "pytorch", models.torch_mlp.torchscript, cuda_args,
+                          np.float32, cuda_predict))  # fmt: skip
+    return found
 
 
 def rows_per_second(call: Callable[[], object], rows: int, seconds: float) -> float:

@@ -594,12 +594,42 @@ def _gpu(data: dict[str, Any], figures: Path) -> Doc:
     if not device["available"]:
         return [f"No GPU was available to this run ({device['why']}): nothing measured.", ""]
     doc: Doc = [
-        f"Device: {device['name']}. The digits MLP in-process (no server), rows/s by batch:",
+        f"Device: **{device['name']}**. The digits MLP on CUDA. In process: rows copied to "
+        "the device, the module, answers copied back (the ceiling). Served: a "
+        "`clipper model serve --device cuda` process over gRPC, one batch in flight and "
+        "four, as a share of the ceiling.",
         "",
-        "| batch | rows/s |",
-        "|---|---|",
+        "| batch | in process rows/s | served x1 rows/s | share | served x4 rows/s | share |",
+        "|---|---|---|---|---|---|",
     ]
-    doc += [f"| {c['batch']} | {c['rows_per_s']:,.0f} |" for c in data["cells"]]
+    for c in data["cells"]:
+        if "served_1" not in c:  # results from before the served columns
+            doc.append(f"| {c['batch']} | {c['rows_per_s']:,.0f} | | | | |")
+            continue
+        doc.append(
+            f"| {c['batch']} | {c['rows_per_s']:,.0f} | {c['served_1']:,.0f} | "
+            f"{c['share_1']:.2f} | {c['served_4']:,.0f} | {c['share_4']:.2f} |"
+        )
+    summary = data.get("batching_summary") or []
+    if summary:
+        doc += [
+            "",
+            "AIMD against fixed batch sizes, one frontend per mode in front of that server, "
+            "single-row queries from wrk (closed loop):",
+            "",
+            "| clients | AIMD req/s | AIMD mean batch | AIMD limit | best fixed | its req/s "
+            "| AIMD ÷ best fixed | AIMD ÷ none |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in summary:
+            none = f"{r['vs_none']:.2f}" if r["vs_none"] else "-"
+            doc.append(
+                f"| {r['concurrency']} | {r['adaptive_rps']:,.0f} | "
+                f"{r['adaptive_mean_batch']:.1f} | {r['adaptive_limit']:.0f} | "
+                f"{r['best_fixed']} | {r['best_fixed_rps']:,.0f} | "
+                f"{r['vs_best_fixed']:.2f} | {none} |"
+            )
+    doc += [f"- {n}" for n in data.get("notes", [])]
     return [*doc, ""]
 
 
