@@ -246,11 +246,14 @@ async def test_worker_threads_keep_the_cpu_thread_limit(digits_models: DigitsMod
     from threadpoolctl import threadpool_info
 
     def openmp_threads() -> list[int]:  # torch's own OpenMP runtime, as this thread sees it
+        # By the library's folder (site-packages/torch/lib), not "torch" anywhere in the
+        # path: where Python itself lives under a folder named torch, scikit-learn's own
+        # libgomp would match too (seen on the GPU machine, /opt/torch/.venv).
         pools = threadpool_info()
         return [
             p["num_threads"]
             for p in pools
-            if p["user_api"] == "openmp" and "torch" in p["filepath"]
+            if p["user_api"] == "openmp" and Path(p["filepath"]).parent.match("torch/lib")
         ]
 
     uri = digits_models.torch_mlp.torchscript
