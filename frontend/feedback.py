@@ -18,6 +18,15 @@ The store keeps copies, never views: a model's answer to a batch is one
 buffer, and a row that is a view of it would pin the whole batch's response
 (and, behind it, the gRPC message) for as long as the row is remembered.
 
+The garbage collector never walks the store (``clipper.frontend.untracked``):
+each entry is a plain tuple of strings, numbers and arrays (``_Entry``) in a
+ring the collector does not traverse. As dataclass instances in an
+``OrderedDict`` (with their selections and dicts) three full stores of the
+default size were about 600,000 tracked objects, and each full collection walked
+them all: 50-150 ms during which no caller was answered (the caller p99 spikes
+that the Shadow benchmark and its A/A comparison showed). ``get`` rebuilds a
+``Remembered`` for the one query a label names.
+
 Ids start at a random 52-bit offset per process, so with several frontend
 replicas behind one address a label sent to the wrong one is almost surely an
 unknown id (404), not another query's.
@@ -28,14 +37,15 @@ from __future__ import annotations
 import itertools
 import random
 import sys
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from clipper.common.errors import NotFound
 from clipper.frontend.selection import Selection
+from clipper.frontend.untracked import UntrackedFifo, flatten, groups
 
 ENTRY_OVERHEAD = 600
 """Bytes counted per entry besides its output arrays: the entry, its dict slots,
@@ -57,6 +67,45 @@ class Remembered:
     shared between the rows of a request, never written."""
 
 
+_Entry = tuple[Any, ...]
+"""A remembered query as the store keeps it, one flat tuple of strings, numbers and
+arrays (``clipper.frontend.untracked`` says why flat): the context, the bytes
+counted, then the selection's models, its weights, the output rows and the
+versions, each as a count followed by its items."""
+
+
+def _entry(
+    context: str,
+    selection: Selection,
+    outputs: Mapping[str, np.ndarray],
+    nbytes: int,
+    versions: Mapping[str, str],
+) -> _Entry:
+    return (
+        context,
+        nbytes,
+        len(selection.models),
+        *selection.models,
+        len(selection.weights),
+        *flatten(list(selection.weights.items())),
+        len(outputs),
+        *flatten(list(outputs.items())),
+        *flatten(list(versions.items())),
+    )
+
+
+def _recall(entry: _Entry) -> Remembered:
+    context, nbytes, n = entry[0], entry[1], entry[2]
+    at = 3
+    models, at = entry[at : at + n], at + n
+    n, at = entry[at], at + 1
+    weights, at = dict(groups(entry[at : at + 2 * n], 2)), at + 2 * n
+    n, at = entry[at], at + 1
+    outputs, at = dict(groups(entry[at : at + 2 * n], 2)), at + 2 * n
+    versions = dict(groups(entry[at:], 2))
+    return Remembered(context, Selection(models, weights), outputs, nbytes, versions)
+
+
 @dataclass(frozen=True, slots=True)
 class FeedbackStats:
     """One app's store, as ``/metrics`` shows it."""
@@ -67,43 +116,16 @@ class FeedbackStats:
     evictions: int
 
 
-class _AppQueries:
-    """One app's remembered queries, oldest first."""
-
-    def __init__(self) -> None:
-        # An OrderedDict, not a dict: evicting the oldest of a plain dict means
-        # ``next(iter(d))``, which skips every slot deleted before it -- quadratic
-        # once the store is full. ``popitem(last=False)`` is O(1).
-        self.entries: OrderedDict[int, Remembered] = OrderedDict()
-        self.bytes = 0
-        self.evictions = 0
-        self.evicted_through = -1  # the newest id evicted so far
-
-    def add(self, query_id: int, entry: Remembered, max_bytes: int) -> None:
-        self.entries[query_id] = entry
-        self.bytes += entry.nbytes
-        while self.bytes > max_bytes and self.entries:
-            old_id, old = self.entries.popitem(last=False)
-            self.bytes -= old.nbytes
-            self.evictions += 1
-            self.evicted_through = max(self.evicted_through, old_id)
-
-    def pop(self, query_id: int) -> bool:
-        entry = self.entries.pop(query_id, None)
-        if entry is not None:
-            self.bytes -= entry.nbytes
-        return entry is not None
-
-
 class FeedbackStore:
     def __init__(self, max_bytes: int, seed: int | None = None) -> None:
         self.max_bytes = max_bytes
         start = random.Random(seed).getrandbits(20) << 32
         self._ids = itertools.count(start + 1)
-        self._apps: dict[str, _AppQueries] = {}
+        self._apps: dict[str, UntrackedFifo] = {}
+        """Per app: query id -> ``_Entry``, oldest first, bounded in bytes."""
 
     def __len__(self) -> int:
-        return sum(len(app.entries) for app in self._apps.values())
+        return sum(len(app) for app in self._apps.values())
 
     def new_id(self) -> int:
         return next(self._ids)
@@ -125,16 +147,15 @@ class FeedbackStore:
             return  # bound 0 (feedback by id off), or one row larger than the bound
         queries = self._apps.get(app)
         if queries is None:
-            queries = self._apps[app] = _AppQueries()
-        entry = Remembered(context, selection, copies, nbytes, versions or {})
-        queries.add(query_id, entry, self.max_bytes)
+            queries = self._apps[app] = UntrackedFifo(self.max_bytes)
+        queries.put(query_id, _entry(context, selection, copies, nbytes, versions or {}), nbytes)
 
     def get(self, app: str, query_id: int) -> Remembered:
         """The query's record; ``NotFound`` if unknown, used up, evicted or another app's."""
         queries = self._apps.get(app)
-        entry = None if queries is None else queries.entries.get(query_id)
+        entry = None if queries is None else queries.get(query_id)
         if entry is not None:
-            return entry
+            return _recall(entry)
         if queries is not None and query_id <= queries.evicted_through:
             raise NotFound(
                 f"query id {query_id} of app '{app}' was evicted: the frontend keeps the "
@@ -149,13 +170,10 @@ class FeedbackStore:
     def forget(self, app: str, query_id: int) -> bool:
         """Use the id up: its feedback has been received. False if it was not there."""
         queries = self._apps.get(app)
-        return queries is not None and queries.pop(query_id)
+        return queries is not None and queries.pop(query_id) is not None
 
     def stats(self) -> list[FeedbackStats]:
-        return [
-            FeedbackStats(app, len(q.entries), q.bytes, q.evictions)
-            for app, q in self._apps.items()
-        ]
+        return [FeedbackStats(app, len(q), q.bytes, q.evictions) for app, q in self._apps.items()]
 
 
 def _nbytes(output: np.ndarray) -> int:

@@ -24,8 +24,9 @@ Mirroring costs model capacity, never caller latency:
   how well they group). Waiting rows count as in flight, so the bound below
   bounds them too, and a label that comes first waits for them;
 - the answers awaiting labels are plain tuples the garbage collector stops
-  tracking (``Kept``): a full store adds nothing to the full collections that
-  pause the loop for every caller;
+  tracking (``KEPT_WIDTH``), kept where it never walks them
+  (``clipper.frontend.untracked``): a full store adds nothing to the full
+  collections that pause the loop for every caller;
 - the candidate has its own queue (its own ``VersionRuntime``), so the caller's
   version never queues behind mirrored rows;
 - mirrored rows in flight are bounded (``shadow_max_inflight_rows``); past the
@@ -51,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,6 +68,7 @@ from clipper.frontend.queries import Answer
 from clipper.frontend.records import primary
 from clipper.frontend.routing.apps import AppRuntime
 from clipper.frontend.routing.versions import VersionRuntime
+from clipper.frontend.untracked import UntrackedFifo, groups
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,15 @@ class PairCounts:
 
 Kept = tuple[Pair, "np.ndarray | None", int]
 """The candidate's answer to one mirrored query: (pair, its output or ``FAILED``,
-the bytes counted for it). A plain tuple of untracked values, not a class: the
-garbage collector stops tracking such a tuple, so a full store (tens of
-thousands of answers awaiting labels) adds nothing to each full collection. As
-a class instance per answer in a list per query it did: each collection walked
-them all, a pause of tens of milliseconds in the event loop that every caller in
+the bytes counted for it)."""
+
+KEPT_WIDTH = 6
+"""A ``Kept`` flattened, as the store holds it: app, model, stable version, candidate
+version, output, bytes. A query's answers (one per shadow) are one flat tuple of
+such groups, which the garbage collector stops tracking at once and never walks
+(``clipper.frontend.untracked``). As a class instance per answer in a list per
+query, a full store was tens of thousands of objects that each full collection
+walked, a pause of tens of milliseconds in the event loop that every caller in
 flight waited through: mirroring cost callers latency there."""
 
 
@@ -135,14 +140,14 @@ class ShadowMirror:
         self.wait_s = wait_s
         self.max_bytes = max_bytes
         self.inflight_rows = 0
-        self.bytes = 0
         self.mirrored: dict[Pair, int] = {}
         self.dropped: dict[tuple[Pair, str], int] = {}
         self.failed: dict[Pair, int] = {}
-        self.evictions = 0
         self.pairs: dict[Pair, PairCounts] = {}
-        self._kept: OrderedDict[tuple[str, int], tuple[Kept, ...]] = OrderedDict()
-        """Each mirrored query's shadow answers (one per shadow), by (app, query id)."""
+        self._kept = UntrackedFifo(max_bytes)
+        """Each mirrored query's shadow answers (one per shadow), flattened ``Kept``s
+        (``KEPT_WIDTH``), by query id (ids are unique across the process's apps; each
+        answer names its app)."""
         self._awaited: dict[tuple[str, int], int] = {}
         """Mirrors of a query still in flight, by (app, query id)."""
         self._early: dict[tuple[str, int], tuple[AppRuntime, Remembered, Any]] = {}
@@ -274,15 +279,17 @@ class ShadowMirror:
 
     def _keep(self, pair: Pair, query_id: int, output: np.ndarray | None) -> None:
         nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
-        if nbytes > self.max_bytes:
-            return
-        key = (pair[0], query_id)
-        self._kept[key] = (*self._kept.get(key, ()), (pair, output, nbytes))
-        self.bytes += nbytes
-        while self.bytes > self.max_bytes and self._kept:
-            _, old = self._kept.popitem(last=False)
-            self.bytes -= sum(nbytes for _, _, nbytes in old)
-            self.evictions += len(old)
+        kept = (*(self._kept.get(query_id) or ()), *pair, output, nbytes)
+        self._kept.put(query_id, kept, sum(kept[KEPT_WIDTH - 1 :: KEPT_WIDTH]))
+
+    @property
+    def bytes(self) -> int:
+        return self._kept.bytes
+
+    @property
+    def evictions(self) -> int:
+        """Queries whose kept answers were forgotten to stay within the bound."""
+        return self._kept.evictions
 
     # --- scoring on labels ----------------------------------------------------------
 
@@ -290,9 +297,9 @@ class ShadowMirror:
         """Compare the stable version with each shadow on a label for ``query_id``, if
         it was mirrored."""
         key = (app.name, query_id)
-        for kept in self._kept.pop(key, ()):
-            self.bytes -= kept[2]
-            self._score(app, kept, entry, label)
+        for *pair, output, nbytes in groups(self._kept.pop(query_id) or (), KEPT_WIDTH):
+            if pair[0] == app.name:
+                self._score(app, (tuple(pair), output, nbytes), entry, label)
         if key in self._awaited:  # a mirror still in flight: score it when it lands
             self._early[key] = (app, entry, label)
 
@@ -405,7 +412,8 @@ class ShadowCollector(Collector):
             gauge.add_metric([], value)
             yield gauge
         evictions = CounterMetricFamily(
-            f"{prefix}_store_evictions", "Candidates' answers forgotten to stay within the bound."
+            f"{prefix}_store_evictions",
+            "Mirrored queries whose candidates' answers were forgotten to stay within the bound.",
         )
         evictions.add_metric([], m.evictions)
         yield evictions
