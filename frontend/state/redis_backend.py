@@ -411,6 +411,17 @@ class RedisState(SelectionState):
                 self._log_bytes -= len(payload)
 
     async def _refresh(self) -> None:
+        """Reload each app's policy: Redis' totals plus what is still pending.
+
+        Under the flush lock, so that no flush is writing while Redis is read: a
+        flush takes the increments out of ``_pending`` before its write lands, and a
+        read between the two would see them in neither place -- the policy would
+        lose what this frontend had just learned until the next round (seen as a
+        restarted frontend that knew more than the one that learned it)."""
+        async with self._flush_lock:
+            await self._reload()
+
+    async def _reload(self) -> None:
         apps = list(self._apps().values())
         wanted = [(app, _recent(app.policy.contexts())) for app in apps]
         async with self._client.pipeline(transaction=False) as pipe:

@@ -9,6 +9,7 @@ test sleeps or races the background task.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,6 @@ def weights(fe: Any, context: str = "") -> dict[str, float]:
 
 
 async def until(condition: Any, what: str, within_s: float = 20.0) -> None:
-    import asyncio
-
     deadline = time.monotonic() + scaled(within_s)
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -99,6 +98,36 @@ async def test_a_restarted_frontend_keeps_what_the_fleet_learned(
         await restarted.frontend.state.sync_once()
         assert weights(restarted) == pytest.approx(learned, abs=1e-9)
     assert learned["good"] > learned["poor"]
+
+
+async def test_a_reload_never_loses_what_a_flush_in_flight_is_writing(
+    routes: Path, graded_servers: dict[str, ModelServer], redis: RedisServer
+) -> None:
+    """A feedback's increments leave the pending buffer when its flush starts and are
+    in Redis when the write lands. A reload that reads Redis in between saw them in
+    neither place: the policy forgot what it had just learned until the next round.
+    Redis' CLIENT PAUSE WRITE holds the write (scripts are writes) and lets reads
+    through, which is that interleaving, every time."""
+    write_routes(routes, graded_app(graded_servers))
+    pixels, labels = digits()
+    settings = shared(redis, state_refresh_s=60)  # no background round: the test drives
+    async with serving(routes, **settings, seed=1) as fe, aiohttp.ClientSession() as http:
+        state = fe.frontend.state
+        await label_rounds(http, fe.url, 5)
+        await state.sync_once()
+        answer = await post(http, f"{fe.url}/digits/predict", {"input": pixels[7].tolist()})
+        before = weights(fe)
+        with redis_py.Redis(port=redis.port) as admin:
+            admin.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+        body = {"query_id": answer["query_id"], "label": int(labels[7])}
+        feedback = asyncio.ensure_future(post(http, f"{fe.url}/digits/feedback", body))
+        await until(lambda: state._flushing is not None and not state._pending, "a flush to start")
+        await state._refresh()  # reads while the flush's write is held
+        reloaded = weights(fe)
+        await feedback
+        await state.sync_once()
+        assert reloaded != before  # the label moved the weights ...
+        assert reloaded == pytest.approx(weights(fe), abs=1e-12)  # ... and the reload kept it
 
 
 async def test_serving_goes_on_while_redis_is_down_and_learning_catches_up(
