@@ -57,6 +57,7 @@ class DataPlane:
             settings.shadow_max_inflight_rows,
             settings.shadow_max_bytes,
             settings.shadow_mirror_wait_ms / 1000,
+            settings.shadow_busy_lag_ms / 1000,
         )
         """Shadow rollouts: queries mirrored to candidates, compared on labels."""
         router.metrics.registry.register(ShadowCollector(self.mirror))

@@ -136,6 +136,12 @@ class FrontendSettings(BaseSettings):
     caller could pay on a busy frontend. Waiting rows count as in flight. 0: the
     rows of one turn of the event loop go together."""
 
+    shadow_busy_lag_ms: float = Field(default=1.0, ge=0, le=1000)
+    """Mirroring yields to callers: while a probe timer on the event loop runs more than
+    this late, the share of answered requests mirrored to Shadow candidates halves per
+    probe (down to 2%), and it grows back while the loop keeps up. 0: mirror every
+    request, however busy the frontend."""
+
     shadow_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     """Bytes of Shadow candidates' answers kept until their label arrives (output rows
     plus ~300 bytes each; oldest forgotten first)."""

@@ -34,6 +34,9 @@ from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import digits
 
 ROWS = 60
+EVERY = {"shadow_busy_lag_ms": 0}
+"""These tests count every mirror: none may be dropped because the test process's
+loop ran late (the busy share has its own tests, tests/frontend/test_mirror_share.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +97,7 @@ async def test_callers_get_only_the_stable_answers_and_labels_score_both(
     rows = pixels[:ROWS]
     fair = versions["fair"].infer({"input": rows})
     expected = next(iter(fair.values())).tolist()
-    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+    async with serving(routes, **EVERY) as fe, aiohttp.ClientSession() as http:
         answers = await predict_each(fe, http, rows)
         await mirrors_settled(fe)
         body = {
@@ -125,7 +128,7 @@ async def test_mirrors_past_the_bound_are_dropped_and_counted_never_queued(
     write_routes(routes, shadow_route(versions, "good", "poor"))
     pixels, _ = digits()
     async with (
-        serving(routes, shadow_max_inflight_rows=0) as fe,
+        serving(routes, **EVERY, shadow_max_inflight_rows=0) as fe,
         aiohttp.ClientSession() as http,
     ):
         answers = await predict_each(fe, http, pixels[:10])
@@ -144,7 +147,7 @@ async def test_a_label_for_a_query_the_shadow_never_got_compares_nothing(
     only = [{"version": "good", "replicas": [versions["good"].address]}]
     write_routes(routes, route("digits", {"digits": only}))
     pixels, labels = digits()
-    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+    async with serving(routes, **EVERY) as fe, aiohttp.ClientSession() as http:
         [answer] = await predict_each(fe, http, pixels[:1])
         body = {"query_id": answer["query_id"], "label": int(labels[0])}
         async with http.post(f"{fe.url}/digits/feedback", json=body) as r:
@@ -160,7 +163,7 @@ async def test_a_label_that_comes_before_the_shadow_answered_is_scored_when_it_l
     write_routes(routes, shadow_route(versions, "fair", "good"))
     pixels, labels = digits()
     candidate = versions["good"].process
-    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+    async with serving(routes, **EVERY) as fe, aiohttp.ClientSession() as http:
         candidate.signal(signal.SIGSTOP)
         try:
             answers = await predict_each(fe, http, pixels[:5])
@@ -186,7 +189,9 @@ async def test_rows_queued_within_the_wait_go_to_the_candidate_as_one_chunk(
     dropped at once, the earlier ones sent."""
     write_routes(routes, shadow_route(versions, "fair", "good"))
     pixels, _ = digits()
-    async with serving(routes, shadow_max_inflight_rows=3, shadow_mirror_wait_ms=1000) as fe:
+    async with serving(
+        routes, **EVERY, shadow_max_inflight_rows=3, shadow_mirror_wait_ms=1000
+    ) as fe:
         plane = fe.frontend.plane
         app = plane.app("digits")
         for i in range(5):
@@ -211,7 +216,7 @@ async def test_a_label_that_comes_while_its_rows_wait_to_be_mirrored_is_scored(
     write_routes(routes, shadow_route(versions, "fair", "good"))
     pixels, labels = digits()
     async with (
-        serving(routes, shadow_mirror_wait_ms=1000) as fe,
+        serving(routes, **EVERY, shadow_mirror_wait_ms=1000) as fe,
         aiohttp.ClientSession() as http,
     ):
         answers = await predict_each(fe, http, pixels[:5])
@@ -233,7 +238,7 @@ async def test_answers_awaiting_labels_leave_the_garbage_collectors_lists(
     store the collector does not walk."""
     write_routes(routes, shadow_route(versions, "fair", "good"))
     pixels, _ = digits()
-    async with serving(routes) as fe, aiohttp.ClientSession() as http:
+    async with serving(routes, **EVERY) as fe, aiohttp.ClientSession() as http:
         query_ids = [a["query_id"] for a in await predict_each(fe, http, pixels[:10])]
         await mirrors_settled(fe)
         store = fe.frontend.plane.mirror._kept

@@ -1,0 +1,57 @@
+"""MirrorShare: mirror everything while the event loop keeps up, a shrinking share while
+it is backlogged, and grow back once it keeps up again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from clipper.frontend.shadow import MIN_SHARE, PROBE_S, MirrorShare
+
+
+async def test_a_share_takes_exactly_its_fraction_without_a_draw() -> None:
+    share = MirrorShare(busy_lag_s=0.001)
+    loop = asyncio.get_running_loop()
+    share.share = 0.25
+    taken = [share.take(loop) for _ in range(100)]  # no await: no probe runs meanwhile
+    assert sum(taken) == 25
+    assert taken[:8] == [False, False, False, True] * 2
+
+
+async def test_no_busy_threshold_mirrors_everything() -> None:
+    share = MirrorShare(busy_lag_s=0.0)
+    loop = asyncio.get_running_loop()
+    assert all(share.take(loop) for _ in range(50))
+
+
+async def test_a_backlogged_loop_cuts_the_share_and_a_free_one_restores_it() -> None:
+    share = MirrorShare(busy_lag_s=0.002)
+    loop = asyncio.get_running_loop()
+    share.take(loop)  # starts the probe
+    for _ in range(8):  # callbacks that hold the loop 20 ms past each probe's time
+        time.sleep(PROBE_S + 0.02)  # noqa: ASYNC251 -- a backlogged loop, on purpose
+        await asyncio.sleep(0)
+        share.take(loop)
+    cut = share.share
+    assert MIN_SHARE <= cut <= 0.5
+    await asyncio.sleep(20 * PROBE_S + 0.5)  # free: a tenth back per probe on time
+    assert share.share > cut
+    for _ in range(40):
+        if share.share == 1.0:
+            break
+        await asyncio.sleep(PROBE_S)
+    assert share.share == 1.0
+
+
+async def test_the_probe_stops_when_nothing_is_mirrored(monkeypatch: pytest.MonkeyPatch) -> None:
+    import clipper.frontend.shadow as shadow
+
+    monkeypatch.setattr(shadow, "IDLE_S", 0.05)
+    share = MirrorShare(busy_lag_s=0.002)
+    share.take(asyncio.get_running_loop())
+    await asyncio.sleep(0.3)
+    assert share._due is None  # stopped; the next take starts it again
+    share.take(asyncio.get_running_loop())
+    assert share._due is not None
