@@ -11,10 +11,14 @@ answered in time. Two checks, both O(1):
   holds still cannot grow past what it answers within the objective; a request
   whose rows would pass the limit gets 429 at once (see ``Admission``).
 * a request that cannot make its deadline (``shed_late``): when the rows
-  already queued for a model version are expected to wait longer than the
-  request has left (``expected_wait``: the queue stands -- the chunk it serves
-  next has waited that long, and its rows take that long at the measured drain rate),
-  its rows would only wait and become defaults. For a single-model app the request
+  already queued for a model version are expected to wait, and then be served
+  (a batch's measured latency), longer than the request has left
+  (``expected_wait``: the queue stands -- the chunk it serves next has waited
+  that long, and its rows take that long at the measured drain rate), its rows
+  would only wait and become defaults. Without the service time, a request
+  whose wait just fitted was admitted, waited, and missed its deadline by the
+  batch it then needed: at 256 connections of 16 rows, three admitted rows in
+  four became defaults. For a single-model app the request
   gets 429 at the door; for an ensemble that model is a straggler and the others
   answer (``clipper.frontend.queries``).
 
@@ -42,10 +46,19 @@ class TooManyInFlight(Overloaded):
     """The frontend holds as many rows as it may."""
 
 
+class QueueFull(Overloaded):
+    """Every version of the model has a full queue (refused at the door)."""
+
+
 DECREASE = 0.9
 """Factor on the limit after a request that missed its objective."""
-INCREASE = 1.0
-"""Rows added to the limit per row answered in time (while under the bound)."""
+INCREASE = 64.0
+"""Rows added to the limit per limit's worth of rows answered in time (while under
+the bound): additive increase per round trip, as TCP's congestion avoidance adds
+one segment per window. One row per row answered, as before, doubled the limit
+every round trip: under a sustained overload half the requests on time outgrew
+the cuts of the late half, the limit stayed at its bound, and three admitted
+rows in four became defaults (256 connections of 16 rows)."""
 FLOOR = 0.1
 """The limit never drops below this share of ``max_rows``."""
 
@@ -56,10 +69,11 @@ class Admission:
     The limit adapts as AIMD does for a batch (and TCP for a window): a request
     that got a default because the objective passed (``slo``) cuts it by
     ``DECREASE`` -- at most once per objective, since the requests in flight
-    together miss together -- and rows answered in time raise it again, up to
-    ``max_rows``. So the rows held settle near what the frontend and its models
-    can answer within the objective (Little's law), whichever is the bottleneck,
-    and what is beyond gets 429 at once instead of a default later.
+    together miss together -- and rows answered in time raise it again by
+    ``INCREASE`` rows per limit's worth answered, up to ``max_rows``. So the rows
+    held settle near what the frontend and its models can answer within the
+    objective (Little's law), whichever is the bottleneck, and what is beyond
+    gets 429 at once instead of a default later.
     """
 
     def __init__(self, max_rows: int) -> None:
@@ -97,7 +111,7 @@ class Admission:
                 self.limit = max(self._floor, self.limit * DECREASE)
                 self._cut_at = now
         elif self.limit < self.max_rows:
-            self.limit = min(float(self.max_rows), self.limit + rows * INCREASE)
+            self.limit = min(float(self.max_rows), self.limit + rows * INCREASE / self.limit)
 
 
 def expected_wait(version: VersionRuntime, now: float) -> float:
@@ -130,11 +144,11 @@ def too_late(version: VersionRuntime, deadline: float, now: float) -> WouldMissD
     if not version.settings.shed_late:
         return None
     wait = expected_wait(version, now)
-    if wait <= deadline - now:
+    if wait <= 0 or wait + version.queue.service_s <= deadline - now:
         return None
     return WouldMissDeadline(
         f"model {version.name} has {version.queue.rows} rows queued, about "
-        f"{wait * 1000:.0f} ms of work, more than the {max(0.0, deadline - now) * 1000:.0f} ms "
-        "this request has left",
+        f"{wait * 1000:.0f} ms of work, and a batch takes {version.queue.service_s * 1000:.0f} "
+        f"ms: more than the {max(0.0, deadline - now) * 1000:.0f} ms this request has left",
         retry_after=wait,
     )

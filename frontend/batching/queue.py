@@ -141,6 +141,9 @@ class DeadlineQueue:
         self._seq = itertools.count()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._drain_rate = 0.0  # rows per second leaving the queue, smoothed
+        self.service_s = 0.0
+        """How long a batch takes once sent (seconds, smoothed): a row still needs this
+        after its wait in the queue."""
 
     def put(self, chunk: Chunk, now: float) -> None:
         """Enqueue, or raise ``Overloaded`` (full) / ``PayloadTooLarge`` (can never fit)."""
@@ -202,6 +205,10 @@ class DeadlineQueue:
             self.rows = 0  # nothing queued: the count cannot drift and spin a batcher
         return parts
 
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.capacity
+
     def oldest_enqueued(self) -> float | None:
         """When the head chunk was enqueued (delayed batching waits from there)."""
         return self._heap[0][2].enqueued if self._heap else None
@@ -232,10 +239,12 @@ class DeadlineQueue:
         return dropped
 
     def note_drained(self, rows: int, seconds: float) -> None:
-        """A batch of ``rows`` took ``seconds``: feeds the Retry-After estimate."""
+        """A batch of ``rows`` took ``seconds``: feeds the Retry-After estimate, and the
+        service time admission adds to a row's wait."""
         if seconds > 0:
             rate = rows / seconds
             self._drain_rate = rate if not self._drain_rate else 0.8 * self._drain_rate + 0.2 * rate
+            self.service_s = seconds if not self.service_s else 0.8 * self.service_s + 0.2 * seconds
 
     def expected_wait(self) -> float:
         """Seconds the rows queued now should take to drain at the measured rate (per

@@ -213,6 +213,27 @@ async def fill(queue: object, loop: asyncio.AbstractEventLoop) -> None:
     queue.put(Chunk(rows(2), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
 
 
+async def test_a_full_queue_is_refused_at_the_door_before_the_body_is_read(
+    routes: Path, echo_server: ModelServer, latency: LatencyControl
+) -> None:
+    """A single-model app whose queue is full: 429 before the body is read or decoded
+    (the malformed body would be a 400 if it were), counted as ``queue_full``."""
+    write_routes(routes, echo_app(echo_server, slo_ms=2000))
+    latency.set(3.0)
+    try:
+        async with serving(routes, queue_capacity=2) as fe, aiohttp.ClientSession() as http:
+            await fill(fe.frontend.router.versions[("echo", "1")].queue, asyncio.get_running_loop())
+            async with http.post(f"{fe.url}/echo/predict", data=b"{not json") as refused:
+                assert refused.status == 429, await refused.text()
+                assert "Retry-After" in refused.headers
+                assert "queue is full" in (await refused.json())["error"]
+            text = fe.metrics()
+    finally:
+        latency.set(0.0)
+    shed = metric(text, "clipper_frontend_shed_requests_total", app="echo", reason="queue_full")
+    assert shed == 1
+
+
 async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_are_full(
     routes: Path,
     echo_server: ModelServer,
