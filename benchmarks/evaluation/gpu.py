@@ -30,15 +30,14 @@ from clipper.testing.models import digits_batch, train_torch_mlp
 
 from . import load
 from . import ours as our_side
+from .batching import MODES as CPU_MODES
 from .batching import _cell, summarise
 from .record import Options, gpu
 
 BATCHES = [1, 4, 16, 64, 256, 1024]
 MODES: dict[str, dict[str, Any]] = {
-    "none": {"adaptive": False, "max_batch_size": 1},
-    "fixed-16": {"adaptive": False, "max_batch_size": 16},
-    "fixed-64": {"adaptive": False, "max_batch_size": 64},
-    "fixed-256": {"adaptive": False, "max_batch_size": 256},
+    **{mode: CPU_MODES[mode] for mode in ("none", "fixed-16", "fixed-64")},
+    "fixed-256": {"adaptive": False, "max_batch_size": 256},  # a GPU's batches are larger
     "adaptive": {"adaptive": True, "max_batch_size": 1024},
 }
 LEVELS = [16, 64, 256]
