@@ -39,6 +39,10 @@ Mirroring costs model capacity, never caller latency:
   mirroring everything cost about 15% more frontend CPU per request and the
   same in caller latency. Istio and Envoy mirror a configured percentage; this
   share is set by the load instead, and the Shadow test only needs a sample;
+- a candidate that fails most of its mirrors (too slow for the objective) is sent
+  only a sample, in proportion to its recent successes (``_failing_share``):
+  its failures are evidence either way, and each failed mirror cost the
+  frontend a queue, a batch, a call and a timeout (dropped as ``failing``);
 - mirrored rows in flight are bounded (``shadow_max_inflight_rows``); past the
   bound, or when the candidate's queue could not drain in time, or no replica of
   it is up, the mirror is *dropped*, never queued, and counted by reason in
@@ -132,6 +136,8 @@ MIN_SHARE = 0.02
 Shadow comparison still gathers evidence, slowly."""
 PROBE_S = 0.02
 """How often the busy probe looks at the event loop while mirroring is active."""
+FAILURE_WEIGHT = 0.1
+"""Weight of each landed chunk in a pair's failure rate (an EWMA over ~10 chunks)."""
 IDLE_S = 5.0
 """The probe stops after this long without a request to mirror."""
 
@@ -224,6 +230,9 @@ class ShadowMirror:
         each lands. Bounded by the mirrors in flight."""
         self._pending: dict[tuple[int, str, int], _Batch] = {}
         """Rows waiting to be mirrored, by (app, model, candidate); in flight already."""
+        self._failure_rate: dict[Pair, float] = {}
+        """Per pair, the share of recent mirrored chunks the candidate failed (EWMA)."""
+        self._failure_credit: dict[Pair, float] = {}
         self.chunks: dict[Pair, int] = {}
         """Chunks of mirrored rows queued, by pair: ``mirrored`` / ``chunks`` is how many
         rows each mirror carried."""
@@ -305,6 +314,8 @@ class ShadowMirror:
         now = asyncio.get_running_loop().time()
         deadline = now + batch.app.slo_s
         reason = "late" if too_late(batch.shadow, deadline, now) is not None else None
+        if reason is None and not self._failing_share(pair):
+            reason = "failing"
         if reason is None:
             try:
                 future = batch.shadow.submit(rows, deadline, now)
@@ -319,6 +330,21 @@ class ShadowMirror:
         self.mirrored[pair] = self.mirrored.get(pair, 0) + len(ids)
         self.chunks[pair] = self.chunks.get(pair, 0) + 1
         future.add_done_callback(partial(self._landed, pair, ids))
+
+    def _failing_share(self, pair: Pair) -> bool:
+        """Whether to send this chunk, given how many of the candidate's recent mirrors
+        failed: a chunk in ``1 / (1 - failure rate)`` goes (at least ``MIN_SHARE``).
+        A candidate too slow for the objective fails nearly every mirror it is sent,
+        after the frontend has queued, batched, sent and timed out each one; a sample
+        of them is the same evidence (each failure scores as a full loss) for a
+        fraction of that work."""
+        share = max(MIN_SHARE, 1.0 - self._failure_rate.get(pair, 0.0))
+        credit = self._failure_credit.get(pair, 0.0) + share
+        if credit >= 1.0:
+            self._failure_credit[pair] = credit - 1.0
+            return True
+        self._failure_credit[pair] = credit
+        return False
 
     def _count_drop(self, pair: Pair, reason: str, n: int) -> None:
         self.dropped[(pair, reason)] = self.dropped.get((pair, reason), 0) + n
@@ -343,6 +369,8 @@ class ShadowMirror:
             outputs = future.result()
         else:
             self.failed[pair] = self.failed.get(pair, 0) + len(ids)
+        rate = self._failure_rate.get(pair, 0.0)
+        self._failure_rate[pair] = (1 - FAILURE_WEIGHT) * rate + FAILURE_WEIGHT * (outputs is None)
         for position, query_id in enumerate(ids):
             output = None if outputs is None else np.array(outputs[position], copy=True)
             key = (pair[0], query_id)
@@ -444,7 +472,8 @@ class ShadowCollector(Collector):
             f"{prefix}_dropped_rows",
             "Rows not mirrored to a Shadow candidate, by reason (inflight: the bound on"
             " mirrored rows in flight; late/queue_full: the candidate's queue; unavailable;"
-            " busy: the frontend's event loop was backlogged).",
+            " busy: the frontend's event loop was backlogged; failing: a sample only goes to"
+            " a candidate that fails most mirrors).",
             labels=[*labels, "reason"],
         )
         failed = CounterMetricFamily(

@@ -1,5 +1,6 @@
-"""MirrorShare: mirror everything while the event loop keeps up, a shrinking share while
-it is backlogged, and grow back once it keeps up again."""
+"""What is mirrored: everything while the event loop keeps up, a shrinking share while
+it is backlogged (growing back once it keeps up again), and a sample to a candidate
+that fails most of its mirrors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from clipper.frontend.shadow import MIN_SHARE, PROBE_S, MirrorShare
+from clipper.frontend.shadow import MIN_SHARE, PROBE_S, MirrorShare, ShadowMirror
 
 
 async def test_a_share_takes_exactly_its_fraction_without_a_draw() -> None:
@@ -55,3 +56,16 @@ async def test_the_probe_stops_when_nothing_is_mirrored(monkeypatch: pytest.Monk
     assert share._due is None  # stopped; the next take starts it again
     share.take(asyncio.get_running_loop())
     assert share._due is not None
+
+
+def test_a_candidate_that_fails_most_mirrors_is_sent_a_sample() -> None:
+    """Chunks go in proportion to the candidate's recent successes: at a failure rate
+    of 3/4 one chunk in four, and never fewer than ``MIN_SHARE`` of them."""
+    mirror = ShadowMirror(max_inflight_rows=1024, max_bytes=1 << 20)
+    pair = ("app", "m", "v1", "v2")
+    assert all(mirror._failing_share(pair) for _ in range(10))  # nothing failed yet
+    mirror._failure_rate[pair] = 0.75
+    sent = [mirror._failing_share(pair) for _ in range(100)]
+    assert sum(sent) == 25
+    mirror._failure_rate[pair] = 1.0
+    assert sum(mirror._failing_share(pair) for _ in range(1000)) == 1000 * MIN_SHARE
