@@ -139,16 +139,24 @@ def expected_wait(version: VersionRuntime, now: float) -> float:
     return min(drain / replicas, now - oldest)
 
 
-def too_late(version: VersionRuntime, deadline: float, now: float) -> WouldMissDeadline | None:
-    """The refusal for rows that would wait in ``version``'s queue past ``deadline``."""
+def too_late(
+    version: VersionRuntime, deadline: float, now: float, service: bool = True
+) -> WouldMissDeadline | None:
+    """The refusal for rows that would wait in ``version``'s queue past ``deadline`` --
+    with ``service``, or could not then be served by it (the wait plus a batch's
+    measured time). The door asks with the service time, across an app's versions
+    (one that fits admits the request); a drawn version is asked without it
+    (``clipper.frontend.queries``), so one version's slow batches -- a canary's cold
+    replica -- never turn into 429s for requests another version would answer."""
     if not version.settings.shed_late:
         return None
     wait = expected_wait(version, now)
-    if wait <= 0 or wait + version.queue.service_s <= deadline - now:
+    if wait <= 0 or wait + (version.queue.service_s if service else 0.0) <= deadline - now:
         return None
     return WouldMissDeadline(
         f"model {version.name} has {version.queue.rows} rows queued, about "
-        f"{wait * 1000:.0f} ms of work, and a batch takes {version.queue.service_s * 1000:.0f} "
-        f"ms: more than the {max(0.0, deadline - now) * 1000:.0f} ms this request has left",
+        f"{wait * 1000:.0f} ms of work"
+        + (f", and a batch takes {version.queue.service_s * 1000:.0f} ms" if service else "")
+        + f": more than the {max(0.0, deadline - now) * 1000:.0f} ms this request has left",
         retry_after=wait,
     )

@@ -177,13 +177,21 @@ def _groups(evaluation: Evaluation, rng: random.Random) -> list[Group]:
     return list(groups.values())
 
 
+def _alone(evaluation: Evaluation, version: VersionRuntime) -> bool:
+    """Whether ``version`` is its model's only weighted version: then its batch time
+    counts in admission as at the door; a canary's versions are judged by their queues
+    alone, so one version's slow batches never refuse what the other would answer."""
+    model = evaluation.app.models.get(version.model)
+    return model is None or len(model.versions) == 1
+
+
 def _submit(
     evaluation: Evaluation, version: VersionRuntime, rows: np.ndarray, now: float
 ) -> asyncio.Future[np.ndarray]:
     """Queue one chunk; ``Overloaded`` when the version cannot answer it in time. Asked
     here too when the cache path asked before its lookup: the lookup may yield, and
     the queue may have grown meanwhile."""
-    refusal = admission.too_late(version, evaluation.deadline, now)
+    refusal = admission.too_late(version, evaluation.deadline, now, _alone(evaluation, version))
     if refusal is not None:
         raise refusal
     return version.submit(rows, evaluation.deadline, now)
@@ -231,7 +239,7 @@ async def _through_cache(
     cache = evaluation.app.cache
     sources = evaluation.sources
     for version, members in groups:
-        refusal = admission.too_late(version, evaluation.deadline, now)
+        refusal = admission.too_late(version, evaluation.deadline, now, _alone(evaluation, version))
         if refusal is not None:
             _record(evaluation, members, refusal)
             continue

@@ -54,6 +54,9 @@ async def test_a_request_that_would_wait_past_its_deadline_is_refused() -> None:
     assert too_late(version, deadline=1.6, now=1.0) is None  # 0.5 s of wait, 0.1 s a batch
     # The wait alone fits, the batch after it does not: it would be a default.
     assert isinstance(too_late(version, deadline=1.55, now=1.0), WouldMissDeadline)
+    # A drawn version is asked without the batch time: its slow batches (a canary's
+    # cold replica) must not refuse what its wait alone would let through.
+    assert too_late(version, deadline=1.55, now=1.0, service=False) is None
     assert too_late(version, deadline=0.15, now=0.1) is not None  # the burst, one batch short
     off = VersionRuntime("m", "1", FrontendSettings(shed_late=False), Metrics())
     off.queue.put(chunk(10, 100.0), 0.0)
