@@ -142,7 +142,7 @@ class FeedbackStore:
         """Keep copies of the output rows (never views of a batch's buffer), and which
         version of each model answered."""
         copies = {model: np.array(output, copy=True) for model, output in outputs.items()}
-        nbytes = ENTRY_OVERHEAD + sum(_nbytes(output) for output in copies.values())
+        nbytes = ENTRY_OVERHEAD + sum(output_bytes(output) for output in copies.values())
         if nbytes > self.max_bytes:
             return  # bound 0 (feedback by id off), or one row larger than the bound
         queries = self._apps.get(app)
@@ -176,7 +176,9 @@ class FeedbackStore:
         return [FeedbackStats(app, len(q), q.bytes, q.evictions) for app, q in self._apps.items()]
 
 
-def _nbytes(output: np.ndarray) -> int:
+def output_bytes(output: np.ndarray) -> int:
+    """Bytes counted for a kept output row: its data, the ndarray, and for BYTES
+    outputs the objects it points to (the Shadow store counts the same way)."""
     size = ARRAY_OVERHEAD + int(output.nbytes)
     if output.dtype.kind == "O":  # BYTES outputs: the objects the array points to
         size += sum(sys.getsizeof(value) for value in output.flat)

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -77,7 +76,7 @@ from prometheus_client.registry import Collector
 
 from clipper.common.errors import ClipperError, Overloaded, Unavailable
 from clipper.frontend.admission import too_late
-from clipper.frontend.feedback import Remembered
+from clipper.frontend.feedback import Remembered, output_bytes
 from clipper.frontend.queries import Answer
 from clipper.frontend.records import primary
 from clipper.frontend.routing.apps import AppRuntime
@@ -142,6 +141,23 @@ IDLE_S = 5.0
 """The probe stops after this long without a request to mirror."""
 
 
+class Credit:
+    """Deterministic sampling: ``take(share)`` is true for exactly one call in
+    ``1 / share``, with no random draw (the share may change between calls)."""
+
+    __slots__ = ("credit",)
+
+    def __init__(self) -> None:
+        self.credit = 0.0
+
+    def take(self, share: float) -> bool:
+        self.credit += share
+        if self.credit >= 1.0:
+            self.credit -= 1.0
+            return True
+        return False
+
+
 class MirrorShare:
     """The share of answered requests mirrored: all while the event loop keeps up, cut
     by half per probe that finds it backlogged, grown back by a tenth per probe that
@@ -153,7 +169,7 @@ class MirrorShare:
     def __init__(self, busy_lag_s: float) -> None:
         self.busy_lag_s = busy_lag_s
         self.share = 1.0
-        self._credit = 0.0
+        self._credit = Credit()
         self._due: float | None = None
         self._used = 0.0
 
@@ -165,11 +181,7 @@ class MirrorShare:
         if self._due is None:
             self._due = self._used + PROBE_S
             loop.call_at(self._due, self._probe, loop)
-        self._credit += self.share
-        if self._credit >= 1.0:
-            self._credit -= 1.0
-            return True
-        return False
+        return self._credit.take(self.share)
 
     def _probe(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -232,7 +244,7 @@ class ShadowMirror:
         """Rows waiting to be mirrored, by (app, model, candidate); in flight already."""
         self._failure_rate: dict[Pair, float] = {}
         """Per pair, the share of recent mirrored chunks the candidate failed (EWMA)."""
-        self._failure_credit: dict[Pair, float] = {}
+        self._failure_credit: dict[Pair, Credit] = {}
         self.chunks: dict[Pair, int] = {}
         """Chunks of mirrored rows queued, by pair: ``mirrored`` / ``chunks`` is how many
         rows each mirror carried."""
@@ -339,12 +351,10 @@ class ShadowMirror:
         of them is the same evidence (each failure scores as a full loss) for a
         fraction of that work."""
         share = max(MIN_SHARE, 1.0 - self._failure_rate.get(pair, 0.0))
-        credit = self._failure_credit.get(pair, 0.0) + share
-        if credit >= 1.0:
-            self._failure_credit[pair] = credit - 1.0
-            return True
-        self._failure_credit[pair] = credit
-        return False
+        credit = self._failure_credit.get(pair)
+        if credit is None:
+            credit = self._failure_credit[pair] = Credit()
+        return credit.take(share)
 
     def _count_drop(self, pair: Pair, reason: str, n: int) -> None:
         self.dropped[(pair, reason)] = self.dropped.get((pair, reason), 0) + n
@@ -382,7 +392,7 @@ class ShadowMirror:
             self._unawait(key)
 
     def _keep(self, pair: Pair, query_id: int, output: np.ndarray | None) -> None:
-        nbytes = ENTRY_OVERHEAD + (0 if output is None else _nbytes(output))
+        nbytes = ENTRY_OVERHEAD + (0 if output is None else output_bytes(output))
         kept = (*(self._kept.get(query_id) or ()), *pair, output, nbytes)
         self._kept.put(query_id, kept, sum(kept[KEPT_WIDTH - 1 :: KEPT_WIDTH]))
 
@@ -528,10 +538,3 @@ class ShadowCollector(Collector):
         )
         evictions.add_metric([], m.evictions)
         yield evictions
-
-
-def _nbytes(output: np.ndarray) -> int:
-    size = 128 + int(output.nbytes)
-    if output.dtype.kind == "O":
-        size += sum(sys.getsizeof(value) for value in output.flat)
-    return size
