@@ -111,6 +111,20 @@ async def serving(routes: Path, ready: bool = True, **settings: Any) -> AsyncIte
         await frontend.stop()
 
 
+WORKER_STARTED = re.compile(r"frontend worker (\d+) started \(pid (\d+)\)")
+"""What a ``--workers`` supervisor logs per start: the worker's index and pid."""
+
+
+def worker_running(pid: int) -> bool:
+    """Whether ``pid`` is a frontend worker still running (not a reused pid, not a zombie)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return b"--worker-group" in cmdline and state != "Z"
+
+
 _SERVING = re.compile(r"frontend serving REST on \S+:(\d+) and gRPC on \S+:(\d+)")
 
 

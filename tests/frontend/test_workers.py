@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -22,7 +21,14 @@ import grpc
 import numpy as np
 
 from clipper.common.protocol import pb, pb_grpc
-from clipper.testing.frontend import FrontendProcess, metric, route, write_routes
+from clipper.testing.frontend import (
+    WORKER_STARTED,
+    FrontendProcess,
+    metric,
+    route,
+    worker_running,
+    write_routes,
+)
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.models import digits
@@ -32,7 +38,6 @@ from clipper.testing.timeouts import scaled
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 REQUESTS = "clipper_frontend_request_duration_seconds_count"
-STARTED = re.compile(r"frontend worker (\d+) started \(pid (\d+)\)")
 
 
 def predict(url: str) -> tuple[int, dict]:
@@ -58,7 +63,7 @@ def infer_grpc(address: str) -> None:
 
 def workers_started(frontend: FrontendProcess) -> dict[int, int]:
     """Worker index -> pid of its latest start, from the supervisor's log."""
-    return {int(i): int(pid) for i, pid in STARTED.findall(frontend.process.logs())}
+    return {int(i): int(pid) for i, pid in WORKER_STARTED.findall(frontend.process.logs())}
 
 
 def readyz(url: str) -> tuple[int, dict]:
@@ -145,6 +150,16 @@ def test_sigterm_drains_every_worker_then_exits_0(
     assert log.count("shutting down: finishing requests in flight") == 2
     assert "frontend worker 0 stopped (exit status 0)" in log
     assert "frontend worker 1 stopped (exit status 0)" in log
+
+
+def test_workers_stop_when_their_supervisor_is_killed_outright(
+    routes: Path, echo_server: ModelServer
+) -> None:
+    with start(routes, echo_server) as frontend:
+        workers = workers_started(frontend)
+        assert all(map(worker_running, workers.values()))
+        os.killpg(frontend.process.pid, signal.SIGKILL)  # no forwarding: the kernel's signal
+        wait_for(lambda: not any(map(worker_running, workers.values())), what="every worker gone")
 
 
 def test_bad_worker_counts_are_refused_with_the_bound(tmp_path: Path) -> None:

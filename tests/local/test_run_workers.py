@@ -13,6 +13,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+from clipper.testing.frontend import WORKER_STARTED, worker_running
 from clipper.testing.local import LocalRun, clipper_app, model_deployment, write_manifests
 from clipper.testing.processes import ClipperProcess, wait_for
 from clipper.testing.redis_server import RedisServer
@@ -68,3 +69,7 @@ def test_a_run_serves_through_the_workers_its_app_asks_for(
         with urllib.request.urlopen(request, timeout=scaled(30)) as answer:
             assert json.loads(answer.read())["output"] == [1.0, 2.0]
         assert "frontend supervisor: 2 workers" in run.logs()
+        workers = [int(pid) for _, pid in WORKER_STARTED.findall(run.logs())]
+        assert len(workers) == 2
+    # The run waits for its frontend, which waits for its workers: none outlives it.
+    assert not any(map(worker_running, workers)), run.logs()

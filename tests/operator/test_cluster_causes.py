@@ -53,7 +53,9 @@ def test_an_unschedulable_version_rolls_back_with_the_schedulers_reason_and_json
         message = rollback_message(k8s, namespace, "digits")
         # A repair is a decision too: v1's Deployment deleted by hand comes back.
         client.AppsV1Api(k8s.api).delete_namespaced_deployment("digits-v1", namespace)
-        wait_for(lambda: proc.logs().count("created Deployment digits-v1") == 2, timeout=30,
+        # "recreated Deployment digits-v1" follows the apply's "created" line: wait
+        # for it, since a count of "created" alone could be caught at any of them.
+        wait_for(lambda: ": recreated Deployment digits-v1" in proc.logs(), timeout=30,
                  what="the repair logged")  # fmt: skip
     degraded = condition(failed, "Degraded")
     assert degraded["reason"] == "ProgressDeadlineExceeded"
