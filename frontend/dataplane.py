@@ -64,6 +64,7 @@ class DataPlane:
             settings.shadow_max_bytes,
             settings.shadow_mirror_wait_ms / 1000,
             settings.shadow_busy_lag_ms / 1000,
+            settings.shadow_busy_cpu_share,
         )
         """Shadow rollouts: queries mirrored to candidates, compared on labels."""
         router.metrics.registry.register(ShadowCollector(self.mirror))

@@ -31,13 +31,14 @@ Mirroring costs model capacity, never caller latency:
   version never queues behind mirrored rows;
 - mirroring yields to callers when the frontend is busy (``MirrorShare``): while
   the event loop is backlogged (a probe timer runs more than
-  ``shadow_busy_lag_ms`` late) the share of answered requests that are mirrored
-  halves, down to ``MIN_SHARE``, and it grows back while the loop keeps up; the
-  rest are dropped as ``busy``. On a frontend short of CPU the mirror's own work
-  (the candidate's call, keeping its answers) would otherwise lengthen every
-  caller's wait: measured at 16 closed-loop connections on a 2-core machine,
-  mirroring everything cost about 15% more frontend CPU per request and the
-  same in caller latency. Istio and Envoy mirror a configured percentage; this
+  ``shadow_busy_lag_ms`` late) or its thread is on a core for
+  ``shadow_busy_cpu_share`` of the time or more, the share of answered requests
+  that are mirrored halves, down to ``MIN_SHARE``, and it grows back while the
+  loop has time to spare; the rest are dropped as ``busy``. On a frontend short
+  of CPU the mirror's own work (the candidate's call, keeping its answers) would
+  otherwise lengthen every caller's wait: measured at 16 closed-loop connections
+  on a 2-core machine, mirroring everything cost about 15% more frontend CPU per
+  request and the same in caller latency. Istio and Envoy mirror a configured percentage; this
   share is set by the load instead, and the Shadow test only needs a sample;
 - a candidate that fails most of its mirrors (too slow for the objective) is sent
   only a sample, in proportion to its recent successes (``_failing_share``):
@@ -65,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -159,19 +161,31 @@ class Credit:
 
 
 class MirrorShare:
-    """The share of answered requests mirrored: all while the event loop keeps up, cut
-    by half per probe that finds it backlogged, grown back by a tenth per probe that
-    does not (AIMD, as for a batch). A timer that should fire every ``PROBE_S`` and
-    fires ``busy_lag_s`` late means callbacks queued ahead of it for that long: the
-    loop has no spare turn for a mirror. Taking is deterministic (a credit counter, no
-    random draw): at share ``s`` exactly one request in ``1/s`` is mirrored."""
+    """The share of answered requests mirrored: all while the event loop has time to
+    spare, cut by half per probe that finds it busy, grown back by a tenth per probe
+    that does not (AIMD, as for a batch). A timer that should fire every ``PROBE_S``
+    finds the loop busy when it
 
-    def __init__(self, busy_lag_s: float) -> None:
+    * fires ``busy_lag_s`` late: callbacks were queued ahead of it for that long (the
+      loop is backlogged, or the process waits for a core another holds); or
+    * finds that the loop's thread ran on a core for ``busy_cpu`` or more of the
+      period since the last probe: a loop full of callers' work, even one that
+      keeps every timer on time, has no turn to spare for a mirror without making
+      some caller wait for it (a closed loop of callers saturates it so).
+
+    Taking is deterministic (a credit counter, no random draw): at share ``s``
+    exactly one request in ``1/s`` is mirrored."""
+
+    def __init__(self, busy_lag_s: float, busy_cpu: float = 1.0) -> None:
         self.busy_lag_s = busy_lag_s
+        self.busy_cpu = busy_cpu
         self.share = 1.0
+        self.cpu = 0.0
+        """The loop thread's CPU share over the last probe period."""
         self._credit = Credit()
         self._due: float | None = None
         self._used = 0.0
+        self._since = (0.0, 0.0)  # (loop time, thread CPU time) at the last probe
 
     def take(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether to mirror the request answered now."""
@@ -180,13 +194,17 @@ class MirrorShare:
         self._used = loop.time()
         if self._due is None:
             self._due = self._used + PROBE_S
+            self._since = (self._used, time.thread_time())
             loop.call_at(self._due, self._probe, loop)
         return self._credit.take(self.share)
 
     def _probe(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
+        now, cpu = loop.time(), time.thread_time()
         lag = now - (self._due or now)
-        if lag > self.busy_lag_s:
+        since, cpu_since = self._since
+        self.cpu = (cpu - cpu_since) / max(now - since, 1e-6)
+        self._since = (now, cpu)
+        if lag > self.busy_lag_s or self.cpu >= self.busy_cpu:
             self.share = max(MIN_SHARE, self.share / 2)
         else:
             self.share = min(1.0, self.share + 0.1)
@@ -221,10 +239,11 @@ class ShadowMirror:
         max_bytes: int,
         wait_s: float = 0.0,
         busy_lag_s: float = 0.0,
+        busy_cpu: float = 1.0,
     ) -> None:
         self.max_inflight_rows = max_inflight_rows
         self.wait_s = wait_s
-        self.share = MirrorShare(busy_lag_s)
+        self.share = MirrorShare(busy_lag_s, busy_cpu)
         self.max_bytes = max_bytes
         self.inflight_rows = 0
         self.mirrored: dict[Pair, int] = {}

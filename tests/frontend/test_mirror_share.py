@@ -46,6 +46,32 @@ async def test_a_backlogged_loop_cuts_the_share_and_a_free_one_restores_it() -> 
     assert share.share == 1.0
 
 
+async def test_a_loop_full_of_work_but_on_time_cuts_the_share() -> None:
+    """Short callbacks one after another keep every timer nearly on time (the lag
+    bar here is a whole second) but the loop's thread on a core: that is busy too.
+    (A low bar, 0.25: on a loaded machine the spinning thread gets only part of a core.)"""
+    share = MirrorShare(busy_lag_s=1.0, busy_cpu=0.25)
+    loop = asyncio.get_running_loop()
+    share.take(loop)
+    until = time.monotonic() + 20 * PROBE_S
+
+    def work() -> None:  # 1 ms of CPU per callback, then the next
+        spin = time.thread_time() + 0.001
+        while time.thread_time() < spin:
+            pass
+        if time.monotonic() < until:
+            loop.call_soon(work)
+
+    loop.call_soon(work)
+    await asyncio.sleep(10 * PROBE_S)
+    assert share.cpu >= 0.25
+    assert share.share <= 0.5
+    cut = share.share
+    await asyncio.sleep(20 * PROBE_S)  # idle from the 20th probe: the share grows back
+    assert share.cpu < 0.25
+    assert share.share > cut
+
+
 async def test_the_probe_stops_when_nothing_is_mirrored(monkeypatch: pytest.MonkeyPatch) -> None:
     import clipper.frontend.shadow as shadow
 
