@@ -42,6 +42,7 @@ per run (default 3), six runs per round and concurrency (about four minutes in
 all with the defaults).
 
     python benchmarks/shadow_mirroring.py [--seconds 3] [--rounds 6] [--concurrency 1,16] [--no-pin]
+        [--frontend-arg=--shadow-mirror-wait-ms=50 ...]
 """
 
 from __future__ import annotations
@@ -90,13 +91,17 @@ def wrk(
 ) -> Cell:
     wrk_bin = shutil.which("wrk") or "wrk"
     command = [wrk_bin, "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s"]
-    out = subprocess.run(
+    done = subprocess.run(
         [*command, str(script), url],
         capture_output=True,
         text=True,
-        check=True,
         preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
-    ).stdout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(done.args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+        )
+    out = done.stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Cell(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
@@ -170,6 +175,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--frontend-arg", action="append", default=[], metavar="FLAG=VALUE",
+        help="a flag for the frontend, such as --frontend-arg=--shadow-mirror-wait-ms=50",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found (apt-get install wrk): nothing measured")
@@ -193,7 +202,7 @@ def main() -> int:
     try:
         routes = directory / "routes.yaml"
         write_routes(routes, *(app(name, stable, twin, slow) for name in APPS))
-        with FrontendProcess(routes).wait_ready() as frontend:
+        with FrontendProcess(routes, args.frontend_arg).wait_ready() as frontend:
             if cpus is not None:
                 for process in (frontend.process, servers[0].process):
                     pin(process.pid, cpus[0])

@@ -501,7 +501,7 @@ class ShadowCollector(Collector):
             f"{prefix}_dropped_rows",
             "Rows not mirrored to a Shadow candidate, by reason (inflight: the bound on"
             " mirrored rows in flight; late/queue_full: the candidate's queue; unavailable;"
-            " busy: the frontend's event loop was backlogged; failing: a sample only goes to"
+            " busy: the frontend's event loop was busy; failing: a sample only goes to"
             " a candidate that fails most mirrors).",
             labels=[*labels, "reason"],
         )
@@ -542,7 +542,7 @@ class ShadowCollector(Collector):
             ("max_inflight_rows", "The bound on mirrored rows in flight.", m.max_inflight_rows),
             (
                 "mirror_share",
-                "The share of answered requests mirrored: 1 unless the event loop is backlogged.",
+                "The share of answered requests mirrored: 1 unless the event loop is busy.",
                 m.share.share,
             ),
             ("store_bytes", "Bytes of candidates' answers awaiting labels.", m.bytes),
