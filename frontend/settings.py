@@ -144,11 +144,13 @@ class FrontendSettings(BaseSettings):
     probe (down to 2%), and it grows back while the loop keeps up. 0: mirror every
     request, however busy the frontend (and ignore ``shadow_busy_cpu_share``)."""
 
-    shadow_busy_cpu_share: float = Field(default=0.9, gt=0, le=1)
-    """Mirroring yields to callers on a saturated frontend too: while the event loop's
-    thread runs on a core for this share of a probe period or more (the loop is full
-    of callers' work, even if no timer runs late), the mirrored share halves as for a
-    late probe. 1: only a loop that never rests."""
+    shadow_busy_cpu_share: float = Field(default=0.5, gt=0, le=1)
+    """Mirroring yields to callers on a loaded frontend too: while the event loop's
+    thread runs on a core for this share of a probe period or more (a loop full of
+    callers' work keeps every timer on time), the mirrored share halves as for a late
+    probe. Why half, not near 1: a caller's wait grows with the loop's utilization u
+    as 1 / (1 - u), so the ~10% more work of mirroring everything already costs
+    callers ~10% at u = 0.5, and more above. 1: only a loop that never rests."""
 
     shadow_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     """Bytes of Shadow candidates' answers kept until their label arrives (output rows

@@ -545,6 +545,12 @@ class ShadowCollector(Collector):
                 "The share of answered requests mirrored: 1 unless the event loop is busy.",
                 m.share.share,
             ),
+            (
+                "loop_cpu_share",
+                "The event loop thread's CPU share over the busy probe's last period (while"
+                " mirroring; the share is cut at --shadow-busy-cpu-share).",
+                m.share.cpu,
+            ),
             ("store_bytes", "Bytes of candidates' answers awaiting labels.", m.bytes),
             ("store_max_bytes", "The byte bound of candidates' kept answers.", m.max_bytes),
         ):
