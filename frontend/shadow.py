@@ -38,8 +38,9 @@ Mirroring costs model capacity, never caller latency:
   of CPU the mirror's own work (the candidate's call, keeping its answers) would
   otherwise lengthen every caller's wait: measured at 16 closed-loop connections
   on a 2-core machine, mirroring everything cost about 15% more frontend CPU per
-  request and the same in caller latency. Istio and Envoy mirror a configured percentage; this
-  share is set by the load instead, and the Shadow test only needs a sample;
+  request and the same in caller latency. Istio and Envoy mirror a configured
+  percentage; this share is set by the load instead, and the Shadow test only
+  needs a sample;
 - a candidate that fails most of its mirrors (too slow for the objective) is sent
   only a sample, in proportion to its recent successes (``_failing_share``):
   its failures are evidence either way, and each failed mirror cost the
