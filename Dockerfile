@@ -5,7 +5,8 @@
 #   docker run clipper:0.1.0 frontend --routes /etc/clipper/routes.yaml --host 0.0.0.0
 #   docker run clipper:0.1.0 operator --all-namespaces    # in a cluster: its ServiceAccount
 #
-# The build context is NOT the repository: it is a folder of wheels that
+# The build context is NOT the repository: it is a folder of wheels (and the
+# clipper-grpc-front binary, scripts/build-grpc-front.sh) that
 # scripts/build-images.sh builds on the host (`pip wheel`, the same Python minor
 # version as the base) for REQUIREMENT below. The base is a debootstrapped Debian
 # (scripts/debian-base.sh) imported as BASE, because no image registry is reachable
@@ -30,6 +31,9 @@ RUN python3 -m venv /opt/clipper \
 
 FROM ${BASE}
 COPY --from=build /opt/clipper /opt/clipper
+# The frontend's native gRPC front (frontend/grpc/front, static Go), beside the
+# virtualenv's python, where `--grpc-server auto` finds it.
+COPY clipper-grpc-front /opt/clipper/bin/clipper-grpc-front
 ENV PATH=/opt/clipper/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -7,7 +7,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-.PHONY: help venv test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images kind-node e2e e2e-images clean
+GRPC_FRONT := $(BIN)/clipper-grpc-front
+
+.PHONY: help venv grpc-front test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images kind-node e2e e2e-images clean
 
 help:
 	@echo "make run-example  set up, train the example's models (once), serve examples/digits locally"
@@ -18,6 +20,7 @@ help:
 	@echo "make bench        run the benchmarks in benchmarks/"
 	@echo "make eval         measure beside MLServer and Ray Serve, write docs/evaluation.md (~30 min)"
 	@echo "make proto        regenerate the Open Inference Protocol gRPC code"
+	@echo "make grpc-front   build the native gRPC front (Go, cached) into .venv/bin"
 	@echo "make controlplane build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
 	@echo "make helm         build the helm CLI (cached) that the chart's tests run"
 	@echo "make chart        copy crds/ into helm/clipper/crds (the chart's CRDs are copies)"
@@ -35,17 +38,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The frontend's native gRPC front (frontend/grpc/front, Go): built once per source
+# into ~/.cache/clipper, copied beside the virtualenv's python, where the frontend
+# finds it. Without Go it says so, and the frontend serves gRPC with grpc.aio.
+grpc-front: venv
+	scripts/build-grpc-front.sh $(BIN)
+
 # The unit and control-plane tests, then the kind suite. Each step stops what it
 # started (build-images.sh and the e2e fixtures stop a dockerd they started; the
 # kind cluster is deleted unless E2E_ARGS has --keep-cluster).
-test: venv lint controlplane helm s3server redis
+test: venv grpc-front lint controlplane helm s3server redis
 	$(BIN)/pytest tests
 	$(MAKE) e2e
 
-test-stress: venv controlplane helm s3server redis
+test-stress: venv grpc-front controlplane helm s3server redis
 	BIN=$(BIN) scripts/test-stress.sh tests
 
 lint: venv
+	@! command -v gofmt >/dev/null || test -z "$$(gofmt -l frontend/grpc/front)" || \
+		{ gofmt -l frontend/grpc/front; echo "gofmt: the files above need gofmt -w"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -55,7 +66,7 @@ fmt: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: venv
+bench: venv grpc-front
 	$(PY) benchmarks/model_container.py
 	$(PY) benchmarks/frontend.py
 	$(PY) benchmarks/workers.py
@@ -70,10 +81,10 @@ bench: venv
 # Installs the peers (MLServer, Ray Serve) into their own virtualenvs under
 # ~/.cache/clipper/eval on first use; results go to ~/.cache/clipper/eval/results.
 # EVAL_ARGS: e.g. --quick, --only cache,selection, --report-only.
-eval: venv
+eval: venv grpc-front
 	$(PY) benchmarks/eval.py $(EVAL_ARGS)
 
-run-example: venv
+run-example: venv grpc-front
 	test ! -f $(EXAMPLE)/train.py || $(PY) $(EXAMPLE)/train.py
 	$(BIN)/clipper run -f $(EXAMPLE)
 
@@ -100,7 +111,7 @@ redis:
 
 # Installs docker.io and debootstrap with apt and starts dockerd when they are absent
 # (and stops the dockerd it started); caches the Debian base under ~/.cache/clipper.
-images: venv
+images: venv grpc-front
 	PY=$(abspath $(PY)) scripts/build-images.sh
 
 # Opt-in, not part of `make test`: a cold build takes many minutes (the CUDA image).
@@ -121,7 +132,7 @@ e2e: venv helm e2e-images kind-node
 	$(BIN)/pytest e2e --e2e $(E2E_ARGS)
 
 # build-images.sh's own smoke tests are skipped: the suite runs the images for real.
-e2e-images: venv
+e2e-images: venv grpc-front
 	PY=$(abspath $(PY)) CLIPPER_IMAGES_SMOKE=0 scripts/build-images.sh clipper clipper-model
 
 clean:

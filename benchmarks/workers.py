@@ -11,6 +11,16 @@ one with 2; single-row requests at concurrency 64 (``--concurrency``):
 * OIP gRPC: ``ghz`` sending ``ModelInfer`` with a raw tensor over 8 connections
   (``--grpc-connections``: one connection would always land on one worker, since
   SO_REUSEPORT spreads connections, not calls);
+* OIP gRPC from h2load (``grpc_h2load``): the same ``ModelInfer`` call, framed as
+  gRPC (``application/grpc``, a length-prefixed message) and sent by ``h2load``,
+  nghttp2's HTTP/2 load generator, 8 connections x 8 streams. Why a second gRPC
+  client: ``ghz`` (Go, general-purpose: it builds each message from the .proto at
+  run time) costs 4-7 times the CPU per call that ``wrk`` costs per REST request,
+  and here the client shares the frontend's two cores, so a gRPC cell measured
+  with ``ghz`` also measures ``ghz``. ``h2load`` is C and event-driven, as ``wrk``
+  is: REST against ``grpc_h2load`` is the like-for-like pair. ``h2load`` does not
+  read gRPC's status (it is in the trailers), so this cell's req/s, errors and p99
+  come from the frontend's counters, as the streamed cell's do;
 * OIP gRPC streamed: ``ghz`` sending the same request on ``ModelStreamInfer``
   streams, one per connection (8), each of ``--stream-messages`` (200) requests
   sent as fast as the frontend reads them; the frontends run with
@@ -30,11 +40,16 @@ default answers and errors, so an empty answer cannot pass for throughput.
 ``client us/req`` is the load generator's CPU per request (ghz or wrk, from
 ``RUSAGE_CHILDREN``), to check it is not what limits a cell.
 
+``--grpc-server python`` measures the frontends with gRPC served by ``grpc.aio``
+instead of the native front (``clipper-grpc-front``), for the comparison.
+
 Tools as in ``benchmarks/frontend.py``: ``wrk`` (``apt-get install wrk``) and
-``ghz`` (in ``~/.cache/clipper/bin`` or on the PATH).
+``ghz`` (in ``~/.cache/clipper/bin`` or on the PATH); ``h2load``
+(``apt-get install nghttp2-client``) for ``grpc_h2load``.
 
     python benchmarks/workers.py [--seconds 3] [--rounds 3] [--concurrency 64]
-        [--apis clipper,oip_rest,grpc,oip_grpc_stream]
+        [--apis clipper,oip_rest,grpc,grpc_h2load,oip_grpc_stream]
+        [--grpc-server native|python]
 """
 
 from __future__ import annotations
@@ -64,7 +79,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.fr
 from benchmarks.frontend import PROTO, Result, measure, request_file, tool, wrk
 
 APP = "digits"
-APIS = ("clipper", "oip_rest", "grpc", "oip_grpc_stream")
+APIS = ("clipper", "oip_rest", "grpc", "grpc_h2load", "oip_grpc_stream")
+INFER = "inference.GRPCInferenceService/ModelInfer"
 STREAM = "inference.GRPCInferenceService/ModelStreamInfer"
 WORKERS = (1, 2)
 
@@ -72,7 +88,7 @@ WORKERS = (1, 2)
 def ghz(address: str, request: Path, concurrency: int, seconds: float, connections: int) -> Result:
     command = [
         tool("ghz") or "ghz", "--insecure", "--proto", str(PROTO),
-        "--call", "inference.GRPCInferenceService/ModelInfer", "-B", str(request),
+        "--call", INFER, "-B", str(request),
         "-c", str(concurrency), "--connections", str(connections),
         "-z", f"{max(1, round(seconds))}s", "--format", "json", address,
     ]  # fmt: skip
@@ -105,23 +121,57 @@ def ghz_stream(
     after = frontend.metrics()
     codes = report.get("statusCodeDistribution") or {}
     broken = sum(n for code, n in codes.items() if code not in ("OK", "Unavailable", "Canceled"))
+    return counted(before, after, "oip_grpc_stream", seconds, broken)
+
+
+def h2load(
+    frontend: FrontendProcess, body: Path, concurrency: int, seconds: float, connections: int
+) -> Result:
+    """Unary ModelInfer calls from ``h2load``, ``concurrency`` at once over
+    ``connections`` connections; counted by the frontend (see the module docstring)."""
+    command = [
+        "h2load", "-D", str(max(1, round(seconds))), "-c", str(connections),
+        "-m", str(max(1, concurrency // connections)), "-t", "1", "-d", str(body),
+        "-H", "content-type: application/grpc", "-H", "te: trailers",
+        f"http://{frontend.grpc_address}/{INFER}",
+    ]  # fmt: skip
+    before = frontend.metrics()
+    output = subprocess.run(command, capture_output=True, text=True).stdout
+    after = frontend.metrics()
+    failed = re.search(r"(\d+) failed, (\d+) errored", output)
+    broken = int(failed.group(1)) + int(failed.group(2)) if failed else 0
+    return counted(before, after, "oip_grpc", seconds, broken)
+
+
+def counted(before: str, after: str, api: str, seconds: float, broken: int) -> Result:
+    """Req/s, p50, p99 and errors of ``api`` from the frontend's counters between two
+    scrapes, plus ``broken`` calls the client saw fail."""
 
     def delta(name: str, **labels: str) -> float:
         return metric(after, name, **labels) - metric(before, name, **labels)
 
-    answered = delta(f"{LATENCY}_count", app=APP, api="oip_grpc_stream")
-    errors = delta("clipper_frontend_errors_total", api="oip_grpc_stream")
-    p50, p99 = (bucket_quantile(before, after, q) for q in (0.5, 0.99))
+    answered = delta(f"{LATENCY}_count", app=APP, api=api)
+    errors = delta("clipper_frontend_errors_total", api=api)
+    p50, p99 = (bucket_quantile(before, after, api, q) for q in (0.5, 0.99))
     return Result(answered / seconds, p50, p99, int(errors) + broken)
+
+
+def grpc_body(directory: Path, request: Path) -> Path:
+    """``request`` (a serialized ModelInferRequest) as a gRPC message: uncompressed,
+    length-prefixed."""
+    message = request.read_bytes()
+    body = directory / "grpc-body.bin"
+    body.write_bytes(b"\0" + len(message).to_bytes(4, "big") + message)
+    return body
 
 
 LATENCY = "clipper_frontend_request_duration_seconds"
 
 
-def bucket_quantile(before: str, after: str, q: float) -> float:
+def bucket_quantile(before: str, after: str, api: str, q: float) -> float:
     """The upper bound (ms) of the latency bucket holding quantile ``q`` of the
-    streamed requests answered between the two scrapes (summed over workers)."""
-    labels = {"app": APP, "api": "oip_grpc_stream"}
+    requests of ``api`` answered between the two scrapes (summed over workers)."""
+    labels = {"app": APP, "api": api}
     bounds = sorted(set(re.findall(rf'{LATENCY}_bucket{{[^}}]*le="([^"]+)"', after)), key=float)
     counts = [
         metric(after, f"{LATENCY}_bucket", le=le, **labels)
@@ -178,14 +228,19 @@ def main() -> int:
         "--stream-messages", type=int, default=200, help="requests per ModelStreamInfer stream"
     )
     parser.add_argument("--apis", default=",".join(APIS))
+    parser.add_argument("--grpc-server", choices=("native", "python"), default="native")
     args = parser.parse_args()
     apis = args.apis.split(",")
     if tool("wrk") is None or tool("ghz") is None:
         print("needs wrk and ghz (see benchmarks/frontend.py)")
         return 1
+    if "grpc_h2load" in apis and tool("h2load") is None:
+        print("needs h2load for grpc_h2load (apt-get install nghttp2-client)")
+        return 1
     print(
         f"{os.cpu_count()} CPUs, {args.seconds:g} s per run, {args.rounds} rounds, "
-        f"concurrency {args.concurrency}; load average {os.getloadavg()[0]:.1f}"
+        f"concurrency {args.concurrency}; gRPC served by {args.grpc_server}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     started = time.monotonic()
     results: dict[tuple[str, int], list[Result]] = {(a, w): [] for a in apis for w in WORKERS}
@@ -212,7 +267,9 @@ def main() -> int:
             )
             routes = write_routes(directory / "routes.yaml", app)
             grpc_request = request_file(directory, APP, digits_batch(64))
+            grpc_message = grpc_body(directory, grpc_request)
             flags = ["--seed", "0", "--grpc-stream-max-inflight", str(per_stream)]
+            flags += ["--grpc-server", args.grpc_server]
             frontends = {
                 w: FrontendProcess(routes, [*flags, "--workers", str(w)]).wait_ready()
                 for w in WORKERS
@@ -225,6 +282,9 @@ def main() -> int:
                         frontend = frontends[w]
                         if api == "grpc":
                             run = (ghz, frontend.grpc_address, grpc_request)
+                            extra = (args.concurrency, args.seconds, args.grpc_connections)
+                        elif api == "grpc_h2load":
+                            run = (h2load, frontend, grpc_message)
                             extra = (args.concurrency, args.seconds, args.grpc_connections)
                         elif api == "oip_grpc_stream":
                             run = (ghz_stream, frontend, grpc_request)

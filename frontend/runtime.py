@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -44,6 +45,7 @@ from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
 from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
 from clipper.frontend.dataplane import DataPlane
+from clipper.frontend.grpc.native import ENV, PROGRAM, NativeGrpcServer, find_front
 from clipper.frontend.grpc.server import GrpcLimits, GrpcServer
 from clipper.frontend.metrics import Metrics
 from clipper.frontend.rest.connections import ConnectionLimits
@@ -91,20 +93,7 @@ class Frontend:
             self._http_socket(),
             siblings,
         )
-        self.grpc = GrpcServer(
-            self.plane,
-            self.metrics,
-            settings.host,
-            settings.grpc_port,
-            settings.max_body_bytes,
-            GrpcLimits(
-                settings.grpc_max_concurrent_rpcs,
-                settings.header_timeout_s,
-                settings.keepalive_timeout_s,
-                settings.grpc_stream_max_inflight,
-            ),
-            settings.grpc_reuse_port or siblings is not None,
-        )
+        self.grpc = self._grpc_server(settings, siblings is not None)
         self.control: ControlServer | None = None
         """A worker's control socket (``--workers``): its siblings ask it for its
         metrics and readiness."""
@@ -118,6 +107,41 @@ class Frontend:
         self._tables: AsyncIterator[RoutingTable] | None = None
         self._follower: Supervised | None = None
         self._listening = False
+
+    def _grpc_server(
+        self, settings: FrontendSettings, worker: bool
+    ) -> GrpcServer | NativeGrpcServer:
+        """grpc.aio, or the native front (``--grpc-server``; ``grpc/native.py``)."""
+        limits = GrpcLimits(
+            settings.grpc_max_concurrent_rpcs,
+            settings.header_timeout_s,
+            settings.keepalive_timeout_s,
+            settings.grpc_stream_max_inflight,
+        )
+        reuse_port = settings.grpc_reuse_port or worker
+        args = (
+            self.plane,
+            self.metrics,
+            settings.host,
+            settings.grpc_port,
+            settings.max_body_bytes,
+        )
+        if settings.grpc_server != "python":
+            program = find_front()
+            if program is not None:
+                return NativeGrpcServer(program, *args, limits, reuse_port, self.tasks, worker)
+            if settings.grpc_server == "native":
+                raise ConfigError(
+                    f"--grpc-server native: {PROGRAM} is not installed (beside {sys.executable}, "
+                    f"on the PATH or at ${ENV}); build it with `make grpc-front`, or use "
+                    "--grpc-server python"
+                )
+            log.warning(
+                "gRPC served by grpc.aio: %s is not installed (build it with `make grpc-front`); "
+                "native serves 2-4x more calls per core",
+                PROGRAM,
+            )
+        return GrpcServer(*args, limits, reuse_port)
 
     def _http_socket(self) -> socket.socket | None:
         """The inherited REST listener (``--http-fd``), if the supervisor passed one."""

@@ -47,7 +47,11 @@ STUCK_LOOP_MARGIN_S = 5.0
 
 
 async def serve(settings: FrontendSettings) -> int:
-    frontend = Frontend(settings)
+    try:
+        frontend = Frontend(settings)
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         await frontend.start()
     except ConfigError as exc:

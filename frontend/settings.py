@@ -205,6 +205,13 @@ class FrontendSettings(BaseSettings):
     grace_period_s. A second signal, or SIGINT, skips the delay. Kubernetes needs a
     few seconds to remove a terminating pod from its Service's endpoints."""
 
+    grpc_server: Literal["auto", "native", "python"] = "auto"
+    """What serves the gRPC port. native: clipper-grpc-front, a Go program this
+    process runs beside it, which relays each call's raw message to it over a Unix
+    socket (2-4x cheaper per call than grpcio in Python); python: grpc.aio in this
+    process; auto: native when the program is installed (beside this Python, or on
+    the PATH, or at $CLIPPER_GRPC_FRONT), else python, saying so in the log."""
+
     grpc_reuse_port: bool = False
     """Bind the gRPC port with SO_REUSEPORT, so that a replacement frontend listens
     beside this one while it drains (local mode's frontend restarts). Off by default:

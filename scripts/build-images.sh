@@ -10,6 +10,8 @@
 #     `dockerd` is started when none answers, and stopped again on exit (a trap);
 #   - the base is a debootstrapped Debian of this machine's release
 #     (scripts/debian-base.sh, cached), `docker import`ed as clipper-base:RELEASE-KEY;
+#   - the clipper image also gets clipper-grpc-front, the frontend's native gRPC
+#     front (scripts/build-grpc-front.sh: static Go, cached);
 #   - the wheels are built on the host (`pip wheel`, this Python: the same minor
 #     version as the base's, which is checked) into a folder that is the build
 #     context, and installed offline (`--network none`, `pip --no-index`).
@@ -174,6 +176,9 @@ build() {
         [[ -e "$work/wheelhouse/$(basename "$wheel")" ]] || mv "$wheel" "$work/wheelhouse/"
         ln -f "$work/wheelhouse/$(basename "$wheel")" "$wheel"
     done
+    if [[ "$name" == clipper ]]; then # the frontend's native gRPC front (Go, static)
+        cp "$("$repo/scripts/build-grpc-front.sh" --print)" "$context/clipper-grpc-front"
+    fi
     log "$tag: docker build ($(du -sh "$context" | cut -f1) of wheels)"
     quietly docker build --network none --quiet --force-rm --file "$dockerfile" --tag "$tag" \
         --build-arg BASE="$base" --build-arg VERSION="$version" \

@@ -54,4 +54,6 @@ def _frontend(spec: FrontendSpec) -> list[str]:
         str(spec.drain_delay_seconds),
         "--workers",
         str(spec.workers),
+        "--grpc-server",
+        spec.grpc_server,
     ]

@@ -73,17 +73,34 @@ class Serving:
     grpc_address: str
 
     async def wait_ready(self, within_s: float = 60.0) -> None:
-        """Until every app has a replica up (health checked, metadata read);
-        ``within_s`` in quiet-machine seconds (scaled)."""
+        """Until every app has a replica up (health checked, metadata read) and every
+        replica has had its first health check; ``within_s`` in quiet-machine seconds
+        (scaled).
+
+        Why the second half: an app is ready with one model up, and a test that asks
+        an ensemble at once, or stops a model and waits to see it down, must not race
+        the other replicas' first checks (availability-aware selection skips a model
+        that is not up yet; a check in flight may mark a stopped model up)."""
         limit = scaled(within_s)
         deadline = time.monotonic() + limit
-        while not self.frontend.plane.ready:
+        while not self.frontend.plane.ready or self.starting():
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"timed out after {limit:.1f}s waiting for the frontend ready; "
-                    f"last seen: plane.ready={self.frontend.plane.ready!r}"
+                    f"last seen: plane.ready={self.frontend.plane.ready!r}, "
+                    f"replicas not yet checked: {self.starting()}"
                 )
             await asyncio.sleep(0.05)
+
+    def starting(self) -> list[str]:
+        """Model versions with a replica not health-checked yet."""
+        return [
+            version.name
+            for app in self.frontend.router.apps.values()
+            for model in app.models.values()
+            for version, _ in model.versions
+            if version.starting
+        ]
 
     def metrics(self) -> str:
         return str(self.frontend.metrics.exposition().decode())

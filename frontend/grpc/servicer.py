@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 import numpy as np
@@ -59,6 +59,20 @@ from clipper.frontend.signature import check_tensor
 
 log = logging.getLogger(__name__)
 
+
+class CallContext(Protocol):
+    """What the servicer asks of a call: ``grpc.aio``'s context, or the native front's
+    (``bridge.py``)."""
+
+    def invocation_metadata(self) -> Any: ...
+
+    def time_remaining(self) -> float | None: ...
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = ..., trailing_metadata: Any = ...
+    ) -> NoReturn: ...
+
+
 SERVER_NAME = "clipper-frontend"
 API = "oip_grpc"
 STREAM_API = "oip_grpc_stream"
@@ -71,7 +85,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.stream_max_inflight = stream_max_inflight
         self.streams = OpenStreams()
         metrics.watch_streams(
-            lambda: len(self.streams.streams), lambda: self.streams.inflight, stream_max_inflight
+            lambda: len(self.streams.streams) + self.streams.relayed,
+            lambda: self.streams.inflight,
+            stream_max_inflight,
         )
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> Any:
@@ -95,9 +111,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         except ClipperError as exc:
             await self._abort(context, exc)
 
-    async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> Any:
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: CallContext) -> Any:
         loop = asyncio.get_running_loop()
         start = loop.time()
         metadata = dict(context.invocation_metadata() or ())
@@ -114,12 +128,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request_iterator: Any, context: grpc.aio.ServicerContext
     ) -> None:
         metadata = dict(context.invocation_metadata() or ())
-        answer = partial(self._answer, context, metadata)
+        answer = partial(self.answer_stream_request, context, metadata)
         await RequestStream(context, answer, self.stream_max_inflight, self.streams).serve()
 
-    async def _answer(
+    async def answer_stream_request(
         self,
-        context: grpc.aio.ServicerContext,
+        context: CallContext,
         metadata: dict[str, Any],
         request: pb.ModelInferRequest,
     ) -> pb.ModelStreamInferResponse:
@@ -131,18 +145,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             app = await self._infer(request, context, metadata, start, answer.infer_response)
         except ClipperError as exc:
-            return await self._stream_error(context, request, exc)
+            return await self.stream_error(context, request, exc)
         except Exception as exc:  # a bug: this request fails, the stream goes on
             log.exception("stream request %r failed", request.id)
             error = ClipperError(f"{type(exc).__name__}: {exc}")
-            return await self._stream_error(context, request, error)
+            return await self.stream_error(context, request, error)
         app.metrics.latency(STREAM_API).observe(loop.time() - start)
         return answer
 
     async def _infer(
         self,
         request: pb.ModelInferRequest,
-        context: grpc.aio.ServicerContext,
+        context: CallContext,
         metadata: dict[str, Any],
         arrived: float,
         response: pb.ModelInferResponse,
@@ -167,7 +181,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             _set_parameter(response.parameters[key], value)
         return app
 
-    async def _abort(self, context: grpc.aio.ServicerContext, exc: ClipperError) -> NoReturn:
+    async def _abort(self, context: CallContext, exc: ClipperError) -> NoReturn:
         self.metrics.error(API, exc.grpc_code.name)
         trailing: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, Overloaded):
@@ -176,8 +190,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
         raise AssertionError("context.abort returns by raising")
 
-    async def _stream_error(
-        self, context: grpc.aio.ServicerContext, request: pb.ModelInferRequest, exc: ClipperError
+    async def stream_error(
+        self, context: CallContext, request: pb.ModelInferRequest, exc: ClipperError
     ) -> pb.ModelStreamInferResponse:
         """``exc`` as one stream answer: Triton's ``error_message``, and the request's id,
         model name and status code in ``infer_response`` (see the module docstring)."""
@@ -198,7 +212,7 @@ def _retry_after(refusal: Overloaded) -> int:
     return max(1, round(refusal.retry_after))
 
 
-async def _hold(context: grpc.aio.ServicerContext, refusal: Overloaded) -> None:
+async def _hold(context: CallContext, refusal: Overloaded) -> None:
     """Pace a refusal (``FrontendSettings.pace_refusals``), within the caller's deadline."""
     remaining = context.time_remaining()
     hold = refusal.hold_s if remaining is None else min(refusal.hold_s, remaining / 2)

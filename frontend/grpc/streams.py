@@ -58,6 +58,8 @@ class OpenStreams:
     """The open streams and their requests in flight, over all streams (for /metrics)."""
 
     streams: set[RequestStream] = field(default_factory=set)
+    relayed: int = 0
+    """Streams open on the native gRPC front (``bridge.py``), which reads them itself."""
     inflight: int = 0
     closing: bool = False
 

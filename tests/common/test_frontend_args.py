@@ -21,6 +21,7 @@ KNOBS = {
     "feedbackMaxBytes": "feedback_max_bytes",
     "drainDelaySeconds": "drain_delay_s",
     "workers": "workers",
+    "grpcServer": "grpc_server",
 }
 # A cluster needs a drain delay (endpoint propagation); a frontend run by hand does not.
 DEFAULTS_DIFFER = {"drainDelaySeconds"}
@@ -45,6 +46,7 @@ def test_the_flags_carry_the_spec_values() -> None:
             "feedbackMaxBytes": 0,
             "drainDelaySeconds": 12,
             "workers": 3,
+            "grpcServer": "python",
         }
     )
     settings = parse(frontend_flags(spec))
@@ -53,6 +55,7 @@ def test_the_flags_carry_the_spec_values() -> None:
     assert settings.feedback_max_bytes == 0
     assert settings.drain_delay_s == 12
     assert settings.workers == 3
+    assert settings.grpc_server == "python"
 
 
 @pytest.mark.parametrize("crd_field", sorted(KNOBS))

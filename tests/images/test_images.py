@@ -125,6 +125,13 @@ def test_clipper_runs_locked_down(name: str) -> None:
     assert out.strip() == f"clipper {__version__}"
 
 
+def test_the_clipper_image_has_the_native_grpc_front_where_the_frontend_finds_it() -> None:
+    _image("clipper")
+    probe = "from clipper.frontend.grpc.native import find_front; print(find_front())"
+    out = _run_locked_down(TAGS["clipper"], "python3", "-c", probe)
+    assert out.strip() == "/opt/clipper/bin/clipper-grpc-front"
+
+
 def test_the_cuda_image_has_cuda_torch() -> None:
     _image("clipper-model-cuda")
     probe = "import torch; print(torch.version.cuda or '')"

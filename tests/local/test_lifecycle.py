@@ -61,7 +61,8 @@ def test_a_signal_stops_every_child_and_exits_0(tmp_path: Path, signum: signal.S
 def test_children_die_with_a_killed_runner(tmp_path: Path) -> None:
     with LocalRun([echo_app(tmp_path)], tmp_path / "cache") as run:
         run.wait_serving()
-        assert len(children(run)) == 2
+        # The frontend, the model server and the frontend's gRPC front.
+        assert len(children(run)) == 3
         run.process.proc.kill()  # SIGKILL: no handler runs, no cleanup
         run.process.wait(timeout=10)
         wait_for(lambda: not children(run), timeout=60, what="children gone after SIGKILL")

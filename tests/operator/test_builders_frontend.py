@@ -108,9 +108,10 @@ def test_frontend_may_only_read_what_its_discovery_watches() -> None:
 
 def test_frontend_knobs_of_the_app_become_flags() -> None:
     knobs = {"queueCapacity": 9, "aimdBudgetFraction": 0.3, "drainDelaySeconds": 11, "workers": 2}
-    obj = build_frontend_deployment(app(frontend=knobs), SETTINGS)
+    obj = build_frontend_deployment(app(frontend={**knobs, "grpcServer": "python"}), SETTINGS)
     args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--workers") + 1] == "2"
+    assert args[args.index("--grpc-server") + 1] == "python"
     assert args[args.index("--queue-capacity") + 1] == "9"
     assert args[args.index("--aimd-budget-fraction") + 1] == "0.3"
     assert args[args.index("--drain-delay-s") + 1] == "11"

@@ -67,6 +67,7 @@ class FrontendSpec(ApiModel):
 
     replicas: int = 1
     workers: int = 1
+    grpc_server: Literal["auto", "native", "python"] = "auto"
     image: str | None = None
     resources: ResourceRequirements | None = None
     queue_capacity: int = 1024

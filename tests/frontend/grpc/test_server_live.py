@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pytest
 
 from clipper.common.protocol import pb, pb_grpc
 from clipper.common.protocol.tensors import add_raw_inputs
@@ -14,6 +15,8 @@ from clipper.testing.frontend import metric, route, serving, write_routes
 from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.timeouts import scaled
+
+pytestmark = pytest.mark.usefixtures("grpc_server")  # both servers: conftest.py
 
 
 async def test_calls_past_the_concurrency_bound_are_resource_exhausted(

@@ -36,6 +36,8 @@ from clipper.testing.models import DigitsModels, digits_batch
 from clipper.testing.timeouts import scaled
 from clipper.testing.waiting import eventually, polls
 
+pytestmark = pytest.mark.usefixtures("grpc_server")  # both servers: conftest.py
+
 
 @pytest.fixture
 def digits_routes(routes: Path, digits_logistic_server: ModelServer) -> Path:
