@@ -195,6 +195,12 @@ class Metrics:
             "The bound on one stream's requests in flight (grpc_stream_max_inflight).",
             registry=reg,
         )
+        self.grpc_front_links = Gauge(
+            f"{PREFIX}_grpc_front_links",
+            "Links from the native gRPC front to this process (1 while it can reach this "
+            "process; 0 under grpc.aio, or while the front restarts).",
+            registry=reg,
+        )
         self._closed_children: dict[str, Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._state = _StateCollector()

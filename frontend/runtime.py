@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -45,7 +44,7 @@ from clipper.common.errors import ConfigError
 from clipper.common.routing import RoutingTable
 from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
 from clipper.frontend.dataplane import DataPlane
-from clipper.frontend.grpc.native import ENV, PROGRAM, NativeGrpcServer, find_front
+from clipper.frontend.grpc.native import NativeGrpcServer, WorkerLink, front_program
 from clipper.frontend.grpc.server import GrpcLimits, GrpcServer
 from clipper.frontend.metrics import Metrics
 from clipper.frontend.rest.connections import ConnectionLimits
@@ -110,14 +109,10 @@ class Frontend:
 
     def _grpc_server(
         self, settings: FrontendSettings, worker: bool
-    ) -> GrpcServer | NativeGrpcServer:
-        """grpc.aio, or the native front (``--grpc-server``; ``grpc/native.py``)."""
-        limits = GrpcLimits(
-            settings.grpc_max_concurrent_rpcs,
-            settings.header_timeout_s,
-            settings.keepalive_timeout_s,
-            settings.grpc_stream_max_inflight,
-        )
+    ) -> GrpcServer | NativeGrpcServer | WorkerLink:
+        """grpc.aio, or the native front (``--grpc-server``; ``grpc/native.py``). A worker
+        is told which by its supervisor, which runs the front for every worker."""
+        limits = GrpcLimits.of(settings)
         reuse_port = settings.grpc_reuse_port or worker
         args = (
             self.plane,
@@ -126,21 +121,23 @@ class Frontend:
             settings.grpc_port,
             settings.max_body_bytes,
         )
-        if settings.grpc_server != "python":
-            program = find_front()
-            if program is not None:
-                return NativeGrpcServer(program, *args, limits, reuse_port, self.tasks, worker)
-            if settings.grpc_server == "native":
-                raise ConfigError(
-                    f"--grpc-server native: {PROGRAM} is not installed (beside {sys.executable}, "
-                    f"on the PATH or at ${ENV}); build it with `make grpc-front`, or use "
-                    "--grpc-server python"
-                )
-            log.warning(
-                "gRPC served by grpc.aio: %s is not installed (build it with `make grpc-front`); "
-                "native serves 2-4x more calls per core",
-                PROGRAM,
+        if worker and settings.grpc_server == "native":
+            assert settings.worker_group is not None
+            assert settings.worker is not None
+            return WorkerLink(
+                self.plane,
+                self.metrics,
+                settings.grpc_port,
+                limits,
+                settings.worker_group,
+                settings.worker,
             )
+        if settings.grpc_server != "python" and not worker:
+            program = front_program(settings.grpc_server)
+            if program is not None:
+                return NativeGrpcServer(
+                    program, *args, limits, reuse_port, self.tasks, settings.grace_period_s
+                )
         return GrpcServer(*args, limits, reuse_port)
 
     def _http_socket(self) -> socket.socket | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -221,3 +222,11 @@ def _finished_background(registry: TaskRegistry, name: str) -> Callable[[asyncio
             log.error("background task %s failed: %s", name, exc, exc_info=exc)
 
     return finished
+
+
+def describe_exit(returncode: int | None) -> str:
+    """A child process's exit status, as a log line says it: ``exit status 1``,
+    ``killed by SIGKILL``."""
+    if returncode is not None and returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"

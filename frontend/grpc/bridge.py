@@ -38,13 +38,11 @@ from clipper.frontend.grpc.servicer import InferenceServicer
 log = logging.getLogger(__name__)
 
 CALL, STREAM_REQUEST, CANCEL, STREAM_OPENED, STREAM_CLOSED = 1, 2, 3, 4, 5
-ANSWER, DRAIN, STOP = 1, 2, 3
+ANSWER = 1
 _HEAD = struct.Struct("<IBQ")  # size, kind, id
 _SECONDS = struct.Struct("<d")
 _U16 = struct.Struct("<H")
 _ANSWER = struct.Struct("<IBQBII")  # size, kind, id, code, retry-after, message length
-_STOP = struct.Struct("<IBd")
-_DRAIN = struct.Struct("<IB")
 MAX_FRAME = 1 << 31
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 
@@ -98,14 +96,6 @@ def unary_methods(servicer: InferenceServicer) -> dict[str, tuple[Any, Handler]]
     return methods
 
 
-def drain_frame() -> bytes:
-    return _DRAIN.pack(_DRAIN.size - 4, DRAIN)
-
-
-def stop_frame(grace_s: float) -> bytes:
-    return _STOP.pack(_STOP.size - 4, STOP, grace_s)
-
-
 class Link(asyncio.Protocol):
     """One front's connection: frames in, calls run, answers out."""
 
@@ -157,11 +147,6 @@ class Link(asyncio.Protocol):
         self._streams.clear()
         self.closed.set()
         self._on_lost(self)
-
-    def send(self, frame: bytes) -> None:
-        """A control frame (drain, stop), written at once."""
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(frame)
 
     # --- frames ---------------------------------------------------------------
 

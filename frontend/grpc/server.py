@@ -27,6 +27,7 @@ from clipper.common.protocol import pb_grpc
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.grpc.servicer import InferenceServicer
 from clipper.frontend.metrics import Metrics
+from clipper.frontend.settings import FrontendSettings
 
 KEEPALIVE_TIME_MS = 60_000
 """Ping a connection with no traffic for a minute, to find clients that vanished."""
@@ -43,6 +44,15 @@ class GrpcLimits:
     idle_timeout_s: float = 75.0
     stream_max_inflight: int = 64
     """Requests in flight on one ModelStreamInfer stream (``streams.py``)."""
+
+    @classmethod
+    def of(cls, settings: FrontendSettings) -> GrpcLimits:
+        return cls(
+            settings.grpc_max_concurrent_rpcs,
+            settings.header_timeout_s,
+            settings.keepalive_timeout_s,
+            settings.grpc_stream_max_inflight,
+        )
 
 
 class GrpcServer:

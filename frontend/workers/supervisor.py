@@ -43,7 +43,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clipper.common import logs
-from clipper.common.tasks import Backoff, Supervised, TaskRegistry, supervise
+from clipper.common.errors import ConfigError
+from clipper.common.tasks import (
+    Backoff,
+    Supervised,
+    TaskRegistry,
+    describe_exit,
+    spawn,
+    supervise,
+)
+from clipper.frontend.grpc.native import FrontRunner, front_program, worker_link_address
+from clipper.frontend.grpc.server import GrpcLimits
 from clipper.frontend.settings import FrontendSettings
 
 log = logging.getLogger(__name__)
@@ -51,17 +61,11 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF = Backoff(first_s=0.5, max_s=30.0, healthy_after_s=30.0)
 CONFIG_EXITS = (1, 2)
 """``clipper frontend`` exits 1 for an invalid routes file, 2 for invalid flags."""
-OWN_FLAGS = ("worker", "worker_group", "http_port", "grpc_port", "grpc_reuse_port")
+OWN_FLAGS = ("worker", "worker_group", "http_port", "grpc_port", "grpc_reuse_port", "grpc_server")
 
 
 class WorkerExited(Exception):
     """A worker exited while nobody asked it to."""
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
-    return f"exit status {returncode}"
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -131,6 +135,11 @@ class WorkerPool:
         self._stopping: signal.Signals | None = None
         self._config_exit: int | None = None
         self._exits: dict[int, int] = {}
+        self.front: FrontRunner | None = None
+        """The native gRPC front, serving every worker (``--grpc-server``)."""
+        self._grpc_server = "python"
+        self._front_stop: asyncio.TimerHandle | None = None
+        self._front_stopping = False
 
     def command(self, index: int) -> list[str]:
         http_port, grpc_port = self._ports
@@ -139,6 +148,7 @@ class WorkerPool:
             *settings_flags(self.settings),
             *("--http-port", str(http_port), "--grpc-port", str(grpc_port)),
             *("--worker", str(index), "--worker-group", self.group),
+            *("--grpc-server", self._grpc_server),
         ]
 
     def _reserve(self) -> None:
@@ -160,13 +170,22 @@ class WorkerPool:
                 "the query; use --state-backend redis (a ClipperApp requires it)",
                 self.settings.workers,
             )
+        try:
+            program = None
+            if self.settings.grpc_server != "python":
+                program = front_program(self.settings.grpc_server)
+        except ConfigError as exc:
+            log.error("frontend supervisor: cannot start: %s", exc)
+            return 1
+        self._grpc_server = "python" if program is None else "native"
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop, signum)
         log.info(
-            "frontend supervisor: %d workers on ports %d (REST) and %d (gRPC)",
+            "frontend supervisor: %d workers on ports %d (REST) and %d (gRPC, %s)",
             self.settings.workers,
             *self._ports,
+            "one native front for all workers" if program else "grpc.aio in each worker",
         )
         self._slots = [
             supervise(
@@ -177,19 +196,69 @@ class WorkerPool:
             )
             for i in range(self.settings.workers)
         ]
-        await asyncio.wait([slot.task for slot in self._slots])
+        tasks = [slot.task for slot in self._slots]
+        front = None if program is None else await self._start_front(program)
+        if front is not None:
+            tasks.append(front)
+        await asyncio.wait(tasks)
         for sock in self._reserved:
             sock.close()
         if self._config_exit is not None:
             return self._config_exit
         return 0 if not any(self._exits.values()) else 1
 
+    async def _start_front(self, program: Path) -> asyncio.Task[None] | None:
+        """Start the gRPC front for every worker's link: the task that keeps it running
+        (done once it has stopped); None if it cannot start: then the workers stop
+        too, and the parent exits 1."""
+        settings = self.settings
+        self.front = FrontRunner(
+            program,
+            [worker_link_address(self.group, i) for i in range(settings.workers)],
+            settings.host,
+            self._ports[1],
+            settings.max_body_bytes,
+            GrpcLimits.of(settings),
+            settings.grace_period_s,
+            True,
+            self.tasks,
+        )
+        try:
+            await self.front.start()
+        except ConfigError as exc:
+            log.error("frontend supervisor: cannot start: %s", exc)
+            self._config_exit = 1
+            self.front = None
+            self.stop(signal.SIGINT)
+            return None
+        return self.front.task
+
+    def _stop_front(self, signum: signal.Signals) -> None:
+        """The front drains with the workers (NOT_SERVING through their drain delay),
+        then stops; SIGINT or a second signal stops it at once."""
+        front = self.front
+        if front is None or self._front_stopping:
+            return
+        delay = self.settings.drain_delay_s
+        if signum == signal.SIGTERM and self._stopping is None and delay > 0:
+            front.drain()
+            self._front_stop = asyncio.get_running_loop().call_later(
+                delay, self._stop_front, signal.SIGINT
+            )
+            return
+        if self._front_stop is not None:
+            self._front_stop.cancel()
+        self._front_stopping = True
+        spawn(front.stop(), "grpc_front stop", self.tasks)
+
     def stop(self, signum: signal.Signals = signal.SIGTERM) -> None:
         """Forward ``signum`` to every worker (again on a second signal: they then skip
-        their drain delay); workers waiting for a restart are not restarted."""
+        their drain delay); workers waiting for a restart are not restarted; the gRPC
+        front drains and stops with them."""
         log.info(
             "frontend supervisor: %s, forwarding it to %d workers", signum.name, len(self.processes)
         )
+        self._stop_front(signum)
         self._stopping = signum
         for index, slot in enumerate(self._slots):
             if index not in self.processes:

@@ -51,14 +51,16 @@ def predict(url: str) -> tuple[int, dict]:
         return answer.status, json.loads(answer.read())
 
 
-def infer_grpc(address: str) -> None:
-    """One OIP ModelInfer on a channel (a connection) of its own."""
+def infer_grpc(address: str, calls: int = 1) -> None:
+    """``calls`` OIP ModelInfer calls, one after another, on one channel (a connection)."""
     request = pb.ModelInferRequest(model_name="echo")
     tensor = request.inputs.add(name="input", datatype="FP64", shape=[1, 4])
     tensor.contents.fp64_contents.extend(ROW)
     with grpc.insecure_channel(address) as channel:
-        answer = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=scaled(30))
-    assert np.frombuffer(answer.raw_output_contents[0], "<f8").tolist() == ROW
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for _ in range(calls):
+            answer = stub.ModelInfer(request, timeout=scaled(30))
+            assert np.frombuffer(answer.raw_output_contents[0], "<f8").tolist() == ROW
 
 
 def workers_started(frontend: FrontendProcess) -> dict[int, int]:
@@ -82,6 +84,12 @@ def start(routes: Path, echo_server: ModelServer, *args: str) -> FrontendProcess
     write_routes(routes, route("echo", {"echo": [echo_server.address]}, latency_slo_ms=10_000))
     frontend = FrontendProcess(routes, ["--workers", "2", *args]).wait_ready()
     wait_for(lambda: readyz(frontend.url)[0] == 200, what="both workers ready")
+    if "--grpc-server" not in args:  # the native front, linked to each worker
+        links = "clipper_frontend_grpc_front_links"
+        wait_for(
+            lambda: all(metric(frontend.metrics(), links, worker=w) == 1 for w in "01"),
+            what="the gRPC front linked to both workers",
+        )
     return frontend
 
 
@@ -91,6 +99,20 @@ def both_serving(frontend: FrontendProcess) -> bool:
         assert predict(frontend.url)[0] == 200
     text = frontend.metrics()
     return all(metric(text, REQUESTS, worker=w, api="clipper") > 0 for w in ("0", "1"))
+
+
+def test_one_grpc_channel_is_served_by_every_worker_through_the_native_front(
+    routes: Path, echo_server: ModelServer
+) -> None:
+    """SO_REUSEPORT would give one connection to one worker; the front picks a worker
+    per call (the one with the fewest unanswered; ties in turn)."""
+    with start(routes, echo_server) as frontend:
+        assert "one native front for all workers" in frontend.process.logs()
+        infer_grpc(frontend.grpc_address, calls=20)
+        text = frontend.metrics()
+    calls = [metric(text, REQUESTS, worker=w, api="oip_grpc") for w in ("0", "1")]
+    assert sum(calls) == 20
+    assert min(calls) > 0, calls
 
 
 def test_two_workers_share_the_rest_and_grpc_ports(routes: Path, echo_server: ModelServer) -> None:

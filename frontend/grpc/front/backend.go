@@ -1,7 +1,8 @@
 package main
 
-// The link to the Python frontend that runs this front: one Unix stream socket,
-// frames both ways, many calls in flight on it at once.
+// A link to one Python frontend process (a worker, or the frontend that runs this
+// front): one Unix stream socket, frames both ways, many calls in flight on it at
+// once. pool.go keeps one link per frontend process and picks among them.
 //
 // Why frames and not gRPC again: the point of the front is that a call costs the
 // Python process one frame read and one frame written, not grpcio's per-call
@@ -16,10 +17,12 @@ package main
 //	  1 call, 2 stream request: u8 len + method, f64 seconds left (< 0: no
 //	    deadline), u16 len + x-request-id, u16 len + x-clipper-context, message
 //	  3 cancel (the caller went away), 4 stream opened, 5 stream closed: nothing
-//	frontend -> front: u32 size, u8 kind, then by kind
-//	  1 answer: u64 id, u8 status code, u32 retry-after seconds (0: none),
-//	    u32 len + status message, message (when the code is OK)
-//	  2 drain (health NOT_SERVING, still serving), 3 stop: f64 grace seconds
+//	frontend -> front: u32 size, u8 kind 1 (answer), u64 id, u8 status code,
+//	  u32 retry-after seconds (0: none), u32 len + status message, message
+//	  (when the code is OK)
+//
+// Ids are the front's, unique over all links. Drain and stop are signals, not
+// frames (main.go): one front may serve several frontend processes.
 
 import (
 	"bufio"
@@ -43,8 +46,6 @@ const (
 	kindStreamClosed  = 5
 
 	kindAnswer = 1
-	kindDrain  = 2
-	kindStop   = 3
 
 	// maxFrame bounds what the frontend may send in one frame (a message is bounded
 	// by --max-message-bytes; this is a guard against a corrupt length).
@@ -65,27 +66,23 @@ type answer struct {
 	body       []byte
 }
 
-// control receives the frontend's drain and stop frames.
-type control interface {
-	drain()
-	stop(graceSeconds float64)
-}
-
 type backend struct {
-	conn    net.Conn
-	out     chan []byte
-	nextID  atomic.Uint64
-	mu      sync.Mutex
-	pending map[uint64]chan<- answer // each channel has room for every id it waits for
-	closed  bool
-	gone    chan struct{}
-	once    sync.Once
-	err     error
+	conn        net.Conn
+	out         chan []byte
+	ids         *atomic.Uint64 // shared by every link
+	outstanding atomic.Int64   // requests sent and not answered: what pool.pick compares
+	mu          sync.Mutex
+	pending     map[uint64]chan<- answer // each channel has room for every id it waits for
+	closed      bool
+	gone        chan struct{}
+	once        sync.Once
+	err         error
 }
 
-func newBackend(conn net.Conn) *backend {
+func newBackend(conn net.Conn, ids *atomic.Uint64) *backend {
 	return &backend{
 		conn:    conn,
+		ids:     ids,
 		out:     make(chan []byte, queued),
 		pending: make(map[uint64]chan<- answer),
 		gone:    make(chan struct{}),
@@ -93,9 +90,9 @@ func newBackend(conn net.Conn) *backend {
 }
 
 // run reads and writes frames until the link ends; it returns why it ended.
-func (b *backend) run(ctl control) error {
+func (b *backend) run() error {
 	go b.writeLoop()
-	b.readLoop(ctl)
+	b.readLoop()
 	<-b.gone
 	return b.err
 }
@@ -125,7 +122,7 @@ func (b *backend) writeLoop() {
 	}
 }
 
-func (b *backend) readLoop(ctl control) {
+func (b *backend) readLoop() {
 	r := bufio.NewReaderSize(b.conn, 256<<10)
 	var header [4]byte
 	for {
@@ -146,14 +143,14 @@ func (b *backend) readLoop(ctl control) {
 			b.fail(fmt.Errorf("reading from the frontend: %w", err))
 			return
 		}
-		if err := b.dispatch(frame, ctl); err != nil {
+		if err := b.dispatch(frame); err != nil {
 			b.fail(err)
 			return
 		}
 	}
 }
 
-func (b *backend) dispatch(frame []byte, ctl control) error {
+func (b *backend) dispatch(frame []byte) error {
 	switch frame[0] {
 	case kindAnswer:
 		if len(frame) < 1+8+1+4+4 {
@@ -176,15 +173,9 @@ func (b *backend) dispatch(frame []byte, ctl control) error {
 		delete(b.pending, id)
 		b.mu.Unlock()
 		if ch != nil { // nil: the caller went away meanwhile
+			b.outstanding.Add(-1)
 			ch <- a
 		}
-	case kindDrain:
-		ctl.drain()
-	case kindStop:
-		if len(frame) < 9 {
-			return fmt.Errorf("a short stop frame")
-		}
-		ctl.stop(math.Float64frombits(binary.LittleEndian.Uint64(frame[1:])))
 	default:
 		return fmt.Errorf("a frame of unknown kind %d from the frontend", frame[0])
 	}
@@ -200,6 +191,7 @@ func (b *backend) fail(err error) {
 		waiting := b.pending
 		b.pending = nil
 		b.mu.Unlock()
+		b.outstanding.Store(0)
 		for id, ch := range waiting {
 			ch <- answer{id: id, code: codes.Unavailable, message: errGone.Error() + "; retry the call"}
 		}
@@ -221,13 +213,14 @@ type request struct {
 // submit sends a request; its answer will arrive on ch. It returns the request's
 // id (for cancel), or an error when the link is gone.
 func (b *backend) submit(r *request, ch chan<- answer) (uint64, error) {
-	id := b.nextID.Add(1)
+	id := b.ids.Add(1)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return 0, errGone
 	}
 	b.pending[id] = ch
+	b.outstanding.Add(1)
 	b.mu.Unlock()
 	requestID, qctx := clip(r.requestID, math.MaxUint16), clip(r.context, math.MaxUint16)
 	method := clip(r.method, math.MaxUint8)
@@ -267,8 +260,6 @@ func (b *backend) notify(kind byte, id uint64) {
 	b.send(frame)
 }
 
-func (b *backend) newID() uint64 { return b.nextID.Add(1) }
-
 func (b *backend) send(frame []byte) bool {
 	select {
 	case b.out <- frame:
@@ -283,7 +274,10 @@ func (b *backend) forget(id uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.pending[id]
-	delete(b.pending, id)
+	if ok {
+		delete(b.pending, id)
+		b.outstanding.Add(-1)
+	}
 	return ok
 }
 

@@ -4,14 +4,20 @@
 // throughput (a do-nothing grpc.aio servicer answers ~3,000 calls/s per core,
 // less than the frontend's whole REST path), and on a stream its per-message
 // read and write cost more than a REST request does. grpc-go answers a call for
-// a fraction of that. So a frontend started with --grpc-server native runs this
-// program as its child: it terminates HTTP/2 and gRPC, and relays each call's raw
-// message to the frontend over one Unix socket, many calls per read and write
-// (backend.go). Everything that makes an answer stays in Python (service.go).
+// a fraction of that. So the frontend runs this program as its child: it
+// terminates HTTP/2 and gRPC, and relays each call's raw message to a frontend
+// process over a Unix socket, many calls per read and write (backend.go).
+// Everything that makes an answer stays in Python (service.go).
 //
-// One front per frontend process: it binds the gRPC port with SO_REUSEPORT when
-// the frontend does (workers), and it lives and dies with its frontend: it exits
-// when the link closes, and the frontend restarts it if it dies.
+// One front per pod: a single frontend runs its own; with --workers N the
+// supervising parent runs one for all N workers, and every call goes to the
+// worker with the fewest requests unanswered (pool.go).
+//
+// Its lifecycle is its parent's to drive, by signal: SIGUSR1 drains (health
+// NOT_SERVING, still serving); SIGTERM or SIGINT stops (no new calls, streams
+// answer what they read and end UNAVAILABLE, calls in flight get
+// --grace-period, then it exits 0). It gets SIGTERM when its parent dies
+// (PR_SET_PDEATHSIG), so it never outlives the process that would restart it.
 package main
 
 import (
@@ -21,6 +27,8 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,42 +49,64 @@ const (
 	keepaliveTimeout = 20 * time.Second
 )
 
+type config struct {
+	listen     string
+	reusePort  bool
+	backends   []string
+	maxMessage int
+	maxCalls   int64
+	handshake  time.Duration
+	idle       time.Duration
+	streamMax  int
+	grace      time.Duration
+}
+
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("clipper-grpc-front: ")
-	listen := flag.String("listen", "127.0.0.1:8081", "host:port of the gRPC port (port 0: any)")
-	reusePort := flag.Bool("reuse-port", false, "bind with SO_REUSEPORT (frontend workers share the port)")
-	link := flag.String("backend", "", "the frontend's Unix socket (@name: an abstract one)")
-	maxMessage := flag.Int("max-message-bytes", 64<<20, "largest message received or sent")
-	maxCalls := flag.Int64("max-concurrent-rpcs", 4096, "calls at once (RESOURCE_EXHAUSTED past it)")
-	handshake := flag.Duration("handshake-timeout", 10*time.Second, "HTTP/2 handshake limit")
-	idle := flag.Duration("idle-timeout", 75*time.Second, "close a connection idle this long (GOAWAY)")
-	streamMax := flag.Int("stream-max-inflight", 64, "requests in flight on one ModelStreamInfer stream")
+	var c config
+	var backends string
+	parent := flag.Int("parent", 0, "the parent's pid: exit at once if it is already gone")
+	flag.StringVar(&c.listen, "listen", "127.0.0.1:8081", "host:port of the gRPC port (port 0: any)")
+	flag.BoolVar(&c.reusePort, "reuse-port", false, "bind with SO_REUSEPORT")
+	flag.StringVar(&backends, "backend", "", "the frontend processes' Unix sockets, comma-separated (@name: abstract)")
+	flag.IntVar(&c.maxMessage, "max-message-bytes", 64<<20, "largest message received or sent")
+	flag.Int64Var(&c.maxCalls, "max-concurrent-rpcs", 4096, "calls at once (RESOURCE_EXHAUSTED past it)")
+	flag.DurationVar(&c.handshake, "handshake-timeout", 10*time.Second, "HTTP/2 handshake limit")
+	flag.DurationVar(&c.idle, "idle-timeout", 75*time.Second, "close a connection idle this long (GOAWAY)")
+	flag.IntVar(&c.streamMax, "stream-max-inflight", 64, "requests in flight on one ModelStreamInfer stream")
+	flag.DurationVar(&c.grace, "grace-period", 30*time.Second, "how long calls in flight may take once stopping")
 	flag.Parse()
-	if *link == "" || *maxCalls < 1 || *streamMax < 1 || *maxMessage < 1 {
+	c.backends = strings.Split(backends, ",")
+	if backends == "" || c.maxCalls < 1 || c.streamMax < 1 || c.maxMessage < 1 {
 		log.Print("--backend is required; --max-concurrent-rpcs, --stream-max-inflight and " +
 			"--max-message-bytes must be positive")
 		os.Exit(2)
 	}
-	if err := run(*listen, *reusePort, *link, *maxMessage, *maxCalls, *handshake, *idle, *streamMax); err != nil {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
+		log.Printf("cannot ask for SIGTERM when the parent dies: %v", err)
+	}
+	if *parent != 0 && os.Getppid() != *parent {
+		log.Print("the process that started this front is gone; not starting")
+		os.Exit(1)
+	}
+	if err := run(c); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
 }
 
-func run(listen string, reusePort bool, link string, maxMessage int, maxCalls int64,
-	handshake, idle time.Duration, streamMax int) error {
-	conn, err := net.Dial("unix", link)
-	if err != nil {
-		return fmt.Errorf("cannot reach the frontend at %s: %w", link, err)
-	}
-	b := newBackend(conn)
-	f := &front{backend: b, maxCalls: maxCalls, streamMax: streamMax, closing: make(chan struct{})}
+func run(c config) error {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	links := newPool(c.backends)
+	links.connect()
+	f := &front{pool: links, maxCalls: c.maxCalls, streamMax: c.streamMax, closing: make(chan struct{})}
 	lc := net.ListenConfig{}
-	if reusePort {
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
+	if c.reusePort {
+		lc.Control = func(_, _ string, raw syscall.RawConn) error {
 			var serr error
-			err := c.Control(func(fd uintptr) {
+			err := raw.Control(func(fd uintptr) {
 				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 			})
 			if err != nil {
@@ -85,46 +115,47 @@ func run(listen string, reusePort bool, link string, maxMessage int, maxCalls in
 			return serr
 		}
 	}
-	listener, err := lc.Listen(context.Background(), "tcp", listen)
+	listener, err := lc.Listen(context.Background(), "tcp", c.listen)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", listen, err)
+		return fmt.Errorf("cannot listen on %s: %w", c.listen, err)
 	}
 	server := grpc.NewServer(
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.UnknownServiceHandler(f.handle),
-		grpc.MaxRecvMsgSize(maxMessage),
-		grpc.MaxSendMsgSize(maxMessage),
-		grpc.ConnectionTimeout(handshake),
+		grpc.MaxRecvMsgSize(c.maxMessage),
+		grpc.MaxSendMsgSize(c.maxMessage),
+		grpc.ConnectionTimeout(c.handshake),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: idle,
+			MaxConnectionIdle: c.idle,
 			Time:              keepaliveTime,
 			Timeout:           keepaliveTimeout,
 		}),
 	)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(server, healthServer)
-	ctl := &lifecycle{server: server, health: healthServer, front: f, stopped: make(chan struct{})}
-	linkDone := make(chan error, 1)
-	go func() { linkDone <- b.run(ctl) }()
+	life := &lifecycle{server: server, health: healthServer, front: f, stopped: make(chan struct{})}
 	// The frontend reads the port from this line (port 0 becomes a concrete one).
 	fmt.Printf("clipper-grpc-front listening on %s\n", listener.Addr())
-	os.Stdout.Sync()
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
-	select {
-	case err := <-linkDone: // the frontend went away without asking us to stop
-		server.Stop()
-		return fmt.Errorf("the link to the frontend closed: %w", err)
-	case err := <-served:
-		if err != nil {
-			return err
+	go func() {
+		for sig := range signals {
+			if sig == syscall.SIGUSR1 {
+				life.drain()
+			} else {
+				life.stop(c.grace)
+			}
 		}
+	}()
+	if err := <-served; err != nil {
+		return err
 	}
-	<-ctl.stopped // Serve returns as the stop begins: wait for the calls in flight
+	<-life.stopped // Serve returns as the stop begins: wait for the calls in flight
+	links.close()
 	return nil
 }
 
-// lifecycle carries out the frontend's drain and stop.
+// lifecycle carries out the parent's drain and stop.
 type lifecycle struct {
 	server  *grpc.Server
 	health  *health.Server
@@ -138,13 +169,13 @@ func (l *lifecycle) drain() {
 }
 
 // stop: NOT_SERVING, no new calls, streams stop reading and end once what they
-// read is answered, calls in flight get grace seconds, then everything is cut.
-func (l *lifecycle) stop(grace float64) {
+// read is answered, calls in flight get grace, then everything is cut.
+func (l *lifecycle) stop(grace time.Duration) {
 	l.once.Do(func() {
 		l.health.Shutdown()
 		l.front.close()
 		go func() {
-			timer := time.AfterFunc(time.Duration(grace*float64(time.Second)), l.server.Stop)
+			timer := time.AfterFunc(grace, l.server.Stop)
 			l.server.GracefulStop()
 			timer.Stop()
 			close(l.stopped)

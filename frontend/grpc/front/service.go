@@ -28,10 +28,12 @@ const (
 	// closedMessage is what a stream that the server's stop ends says (as grpc.aio did).
 	closedMessage = "the frontend is shutting down: requests not answered on this stream " +
 		"were not read; send them again on a new stream"
+	// errNone: no frontend process is linked (they are all restarting).
+	errNone = "no frontend process is serving this gRPC front right now; retry the call"
 )
 
 type front struct {
-	backend   *backend
+	pool      *pool
 	maxCalls  int64
 	calls     atomic.Int64
 	streamMax int
@@ -64,7 +66,11 @@ func (f *front) handle(_ any, ss grpc.ServerStream) error {
 	}
 	head.kind, head.message = kindCall, message
 	answers := make(chan answer, 1)
-	id, err := f.backend.submit(head, answers)
+	b := f.pool.pick()
+	if b == nil {
+		return status.Error(codes.Unavailable, errNone)
+	}
+	id, err := b.submit(head, answers)
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error()+"; retry the call")
 	}
@@ -78,7 +84,7 @@ func (f *front) handle(_ any, ss grpc.ServerStream) error {
 		}
 		return ss.SendMsg(&a.body)
 	case <-ss.Context().Done():
-		f.backend.cancel(id)
+		b.cancel(id)
 		return status.FromContextError(ss.Context().Err()).Err()
 	}
 }
@@ -112,21 +118,24 @@ func first(values []string) string {
 // closed its side and every answer is written, or, when the server stops, once
 // the answers to what was read are written, UNAVAILABLE.
 func (f *front) stream(ss grpc.ServerStream, head *request) error {
-	streamID := f.backend.newID()
-	f.backend.notify(kindStreamOpened, streamID)
-	defer f.backend.notify(kindStreamClosed, streamID)
+	// One frontend process counts the stream (clipper_frontend_grpc_streams).
+	if home := f.pool.pick(); home != nil {
+		streamID := f.pool.ids.Add(1)
+		home.notify(kindStreamOpened, streamID)
+		defer home.notify(kindStreamClosed, streamID)
+	}
 	ctx := ss.Context()
 	answers := make(chan answer, f.streamMax)
 	slots := make(chan struct{}, f.streamMax)
 	type state struct {
 		sync.Mutex
-		ids     map[uint64]struct{} // sent, not answered
+		ids     map[uint64]*backend // sent, not answered: where
 		reading bool
 		stopped bool // the server stops: read nothing more
 		readErr error
 		wake    chan struct{}
 	}
-	s := &state{ids: make(map[uint64]struct{}), reading: true, wake: make(chan struct{}, 1)}
+	s := &state{ids: make(map[uint64]*backend), reading: true, wake: make(chan struct{}, 1)}
 	poke := func() {
 		select {
 		case s.wake <- struct{}{}:
@@ -159,13 +168,19 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 			}
 			r := *head
 			r.kind, r.message = kindStreamRequest, message
-			id, err := f.backend.submit(&r, answers)
+			b := f.pool.pick()
+			if b == nil {
+				s.reading, s.readErr = false, status.Error(codes.Unavailable, errNone)
+				s.Unlock()
+				return
+			}
+			id, err := b.submit(&r, answers)
 			if err != nil {
 				s.reading, s.readErr = false, status.Error(codes.Unavailable, err.Error())
 				s.Unlock()
 				return
 			}
-			s.ids[id] = struct{}{}
+			s.ids[id] = b
 			s.Unlock()
 		}
 	}()
@@ -186,7 +201,7 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 		}
 		select {
 		case a := <-answers:
-			if a.code != codes.OK { // the link to the frontend is gone
+			if a.code != codes.OK { // the link to a frontend process is gone
 				f.cancelAll(s.ids, &s.Mutex)
 				return status.Error(a.code, a.message)
 			}
@@ -213,11 +228,11 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 	}
 }
 
-func (f *front) cancelAll(ids map[uint64]struct{}, mu *sync.Mutex) {
+func (f *front) cancelAll(ids map[uint64]*backend, mu *sync.Mutex) {
 	mu.Lock()
 	defer mu.Unlock()
-	for id := range ids {
-		f.backend.cancel(id)
+	for id, b := range ids {
+		b.cancel(id)
 	}
 	clear(ids)
 }

@@ -27,7 +27,7 @@ from clipper.frontend.runtime import Frontend
 from clipper.frontend.settings import FrontendSettings
 from clipper.testing.frontend import FrontendProcess, metric, route, serving, write_routes
 from clipper.testing.model_servers import ModelServer
-from clipper.testing.processes import wait_for
+from clipper.testing.processes import port_open, wait_for
 from clipper.testing.timeouts import scaled
 from clipper.testing.waiting import eventually
 
@@ -70,13 +70,15 @@ async def test_a_front_that_dies_is_logged_and_restarted_on_the_same_port(
     async with serving(echo_routes, grpc_server="native") as fe:
         server = fe.frontend.grpc
         assert isinstance(server, NativeGrpcServer)
-        first = server.pid
+        first = server.front.pid
         assert first is not None
         assert running(first)
         assert list(await infer(fe.grpc_address)) == [0.0, 1.0, 2.0, 3.0]
 
         os.kill(first, signal.SIGKILL)
-        await eventually(lambda: server.pid not in (None, first), 30, what="a restarted front")
+        await eventually(
+            lambda: server.front.pid not in (None, first), 30, what="a restarted front"
+        )
         # The same address: clients reconnect to the port they knew.
         assert list(await infer(fe.grpc_address)) == [0.0, 1.0, 2.0, 3.0]
         crashes = metric(fe.metrics(), "clipper_frontend_task_crashes_total", task="grpc_front")
@@ -96,11 +98,11 @@ def test_a_frontend_killed_outright_leaves_no_front_holding_its_port(echo_routes
         assert port == frontend.grpc_port
         assert running(pid)
         frontend.process.signal(signal.SIGKILL)
-        # The link closes with the frontend, and the front exits on its own.
+        # The kernel tells the front (PR_SET_PDEATHSIG), and it stops on its own.
         wait_for(lambda: not running(pid), timeout=30, what="the front to exit")
+        assert not port_open(port)
     finally:
         frontend.stop()
-    assert "the link to the frontend closed" in frontend.process.logs()
 
 
 async def test_a_message_that_is_not_the_methods_type_is_invalid_argument(

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from clipper.common.settings_cli import add_settings_flags, settings_from
+from clipper.common.tasks import describe_exit
 from clipper.frontend.settings import FrontendSettings
-from clipper.frontend.workers.supervisor import WorkerPool, describe_exit, worker_env
+from clipper.frontend.workers.supervisor import WorkerPool, worker_env
 
 
 def parse(flags: list[str]) -> FrontendSettings:
@@ -31,7 +32,9 @@ def test_a_worker_gets_every_setting_of_its_parent_and_its_own_identity() -> Non
     worker = parse(command[command.index("frontend") + 1 :])
     assert (worker.worker, worker.worker_group, worker.workers) == (2, pool.group, 3)
     assert worker.grpc_reuse_port is False  # a worker binds with SO_REUSEPORT regardless
-    own = {"worker", "worker_group"}
+    # The parent resolves auto when it starts (native: it runs the front for all).
+    assert worker.grpc_server == "python"
+    own = {"worker", "worker_group", "grpc_server"}
     assert worker.model_dump(exclude=own) == parent.model_dump(exclude=own)
 
 
