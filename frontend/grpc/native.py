@@ -355,6 +355,7 @@ class Front:
         self.pid = process.pid
         self.stdout = stdout
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiter: asyncio.Future[int] | None = None
 
     @classmethod
     async def spawn(cls, command: list[str]) -> Front:
@@ -376,14 +377,23 @@ class Front:
 
     def _watch(self, pipe: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(self.pid)
+
+        def reaped(code: int) -> None:
+            pipe.close()
+            if not self.exited.done():
+                self.exited.set_result(code)
+
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except OSError:  # a kernel before 5.3, or a seccomp profile without it: a thread waits
+            self._waiter = asyncio.ensure_future(asyncio.to_thread(self._process.wait))
+            self._waiter.add_done_callback(lambda done: reaped(done.result()))
+            return
 
         def reap() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            pipe.close()
-            if not self.exited.done():
-                self.exited.set_result(self._process.wait())
+            reaped(self._process.wait())
 
         loop.add_reader(pidfd, reap)
 
