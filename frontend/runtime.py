@@ -113,14 +113,6 @@ class Frontend:
         """grpc.aio, or the native front (``--grpc-server``; ``grpc/native.py``). A worker
         is told which by its supervisor, which runs the front for every worker."""
         limits = GrpcLimits.of(settings)
-        reuse_port = settings.grpc_reuse_port or worker
-        args = (
-            self.plane,
-            self.metrics,
-            settings.host,
-            settings.grpc_port,
-            settings.max_body_bytes,
-        )
         if worker and settings.grpc_server == "native":
             assert settings.worker_group is not None
             assert settings.worker is not None
@@ -132,12 +124,19 @@ class Frontend:
                 settings.worker_group,
                 settings.worker,
             )
-        if settings.grpc_server != "python" and not worker:
-            program = front_program(settings.grpc_server)
-            if program is not None:
-                return NativeGrpcServer(
-                    program, *args, limits, reuse_port, self.tasks, settings.grace_period_s
-                )
+        reuse_port = settings.grpc_reuse_port or worker
+        args = (
+            self.plane,
+            self.metrics,
+            settings.host,
+            settings.grpc_port,
+            settings.max_body_bytes,
+        )
+        program = None if worker else front_program(settings.grpc_server)
+        if program is not None:
+            return NativeGrpcServer(
+                program, *args, limits, reuse_port, self.tasks, settings.grace_period_s
+            )
         return GrpcServer(*args, limits, reuse_port)
 
     def _http_socket(self) -> socket.socket | None:

@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 PolicyType = Literal["exp3", "exp4", "epsilon_greedy", "thompson", "fixed"]
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a replica is addressed here (``[host]:port`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -45,6 +45,7 @@ import sys
 from pathlib import Path
 
 from clipper.common.errors import ConfigError
+from clipper.common.routing import host_port
 from clipper.common.tasks import Backoff, Supervised, TaskRegistry, describe_exit, supervise
 from clipper.frontend.dataplane import DataPlane
 from clipper.frontend.grpc.bridge import Link
@@ -87,9 +88,11 @@ def find_front() -> Path | None:
 
 
 def front_program(choice: str) -> Path | None:
-    """The front to run for ``--grpc-server choice`` (auto or native), or None: serve
-    with grpc.aio (auto without the program, said in the log). ``ConfigError`` for
+    """The front to run for ``--grpc-server choice``, or None: serve with grpc.aio
+    (python; or auto without the program, said in the log). ``ConfigError`` for
     native without it."""
+    if choice == "python":
+        return None
     program = find_front()
     if program is None and choice == "native":
         raise ConfigError(
@@ -112,11 +115,15 @@ def worker_link_address(group: str, index: int) -> str:
 
 
 class LinkServer:
-    """A frontend process's end of the links: accepts the front's connections."""
+    """A frontend process's end of the links: accepts the front's connections and
+    answers them through an ``InferenceServicer`` of its own."""
 
-    def __init__(self, servicer: InferenceServicer, address: str, metrics: Metrics) -> None:
+    def __init__(
+        self, plane: DataPlane, metrics: Metrics, limits: GrpcLimits, address: str
+    ) -> None:
         self.address = address
-        self._servicer = servicer
+        metrics.grpc_max_concurrent_rpcs.set(limits.max_concurrent_rpcs)
+        self._servicer = InferenceServicer(plane, metrics, limits.stream_max_inflight)
         self._server: asyncio.AbstractServer | None = None
         self._links: set[Link] = set()
         metrics.grpc_front_links.set_function(lambda: len(self._links))
@@ -144,7 +151,6 @@ class LinkServer:
         if links:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*links), wait_s)
-        self._servicer.streams.close()
 
 
 class FrontRunner:
@@ -189,7 +195,7 @@ class FrontRunner:
         limits = self._limits
         return [
             str(self.program),
-            *("--listen", _join(self.host, self.port)),
+            *("--listen", host_port(self.host, self.port)),
             f"--reuse-port={'true' if self._reuse_port else 'false'}",
             *("--backend", ",".join("@" + address[1:] for address in self._backends)),
             *("--parent", str(os.getpid())),
@@ -278,10 +284,8 @@ class NativeGrpcServer:
         tasks: TaskRegistry,
         grace_s: float,
     ) -> None:
-        metrics.grpc_max_concurrent_rpcs.set(limits.max_concurrent_rpcs)
-        servicer = InferenceServicer(plane, metrics, limits.stream_max_inflight)
         address = f"\0clipper-grpc-front-{os.getpid()}-{secrets.token_hex(4)}"
-        self._links = LinkServer(servicer, address, metrics)
+        self._links = LinkServer(plane, metrics, limits, address)
         self.front = FrontRunner(
             program,
             [address],
@@ -324,9 +328,7 @@ class WorkerLink:
         index: int,
     ) -> None:
         self.port = port
-        metrics.grpc_max_concurrent_rpcs.set(limits.max_concurrent_rpcs)
-        servicer = InferenceServicer(plane, metrics, limits.stream_max_inflight)
-        self._links = LinkServer(servicer, worker_link_address(group, index), metrics)
+        self._links = LinkServer(plane, metrics, limits, worker_link_address(group, index))
 
     async def start(self) -> None:
         await self._links.start()
@@ -404,7 +406,3 @@ class Front:
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

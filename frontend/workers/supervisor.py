@@ -171,9 +171,7 @@ class WorkerPool:
                 self.settings.workers,
             )
         try:
-            program = None
-            if self.settings.grpc_server != "python":
-                program = front_program(self.settings.grpc_server)
+            program = front_program(self.settings.grpc_server)
         except ConfigError as exc:
             log.error("frontend supervisor: cannot start: %s", exc)
             return 1

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from clipper.common import api
 from clipper.common.cluster import GRPC_PORT_NAME, LABEL_MODEL, LABEL_VERSION
 from clipper.common.errors import ConfigError
-from clipper.common.routing import RoutingTable
+from clipper.common.routing import RoutingTable, host_port
 from clipper.common.routing_builder import Endpoints, routing_table
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ Obj = dict[str, Any]
 
 APP, MODELS, SLICES = "clipperapp", "modeldeployments", "endpointslices"
 """The three kinds of objects the view holds."""
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def slice_endpoints(obj: Obj) -> tuple[tuple[str, str], list[str]] | None:
@@ -55,7 +51,7 @@ def slice_endpoints(obj: Obj) -> tuple[tuple[str, str], list[str]] | None:
             continue
         addresses = endpoint.get("addresses") or []
         if addresses:  # all addresses of an endpoint are the same pod: use the first
-            ready.append(_address(addresses[0], int(port)))
+            ready.append(host_port(addresses[0], int(port)))
     return (str(key[0]), str(key[1])), ready
 
 
