@@ -8,6 +8,7 @@ package main
 // once, and ModelStreamInfer's stream (reading, the in-flight bound, writing).
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -91,16 +92,21 @@ func (f *front) handle(_ any, ss grpc.ServerStream) error {
 
 // callHead: what the frontend needs of a call besides its message.
 func callHead(ss grpc.ServerStream, method string) *request {
-	head := &request{method: method[len(service):], seconds: -1}
 	ctx := ss.Context()
-	if deadline, ok := ctx.Deadline(); ok {
-		head.seconds = max(0, time.Until(deadline).Seconds())
-	}
+	head := &request{method: method[len(service):], seconds: secondsLeft(ctx)}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		head.requestID = first(md.Get("x-request-id"))
 		head.context = first(md.Get("x-clipper-context"))
 	}
 	return head
+}
+
+// secondsLeft: until the call's deadline, now; -1 for none.
+func secondsLeft(ctx context.Context) float64 {
+	if deadline, ok := ctx.Deadline(); ok {
+		return max(0, time.Until(deadline).Seconds())
+	}
+	return -1
 }
 
 func first(values []string) string {
@@ -166,8 +172,8 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 				s.Unlock()
 				return
 			}
-			r := *head
-			r.kind, r.message = kindStreamRequest, message
+			r := *head // the stream's deadline, as it stands when this request is read
+			r.kind, r.message, r.seconds = kindStreamRequest, message, secondsLeft(ctx)
 			b := f.pool.pick()
 			if b == nil {
 				s.reading, s.readErr = false, status.Error(codes.Unavailable, errNone)
