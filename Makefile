@@ -7,8 +7,6 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/digits
 
-GRPC_FRONT := $(BIN)/clipper-grpc-front
-
 .PHONY: help venv grpc-front test test-stress redis lint fmt bench eval run-example proto controlplane helm chart s3server images test-images kind-node e2e e2e-images clean
 
 help:
