@@ -72,7 +72,7 @@ func (p *pool) attach(i int, conn net.Conn) {
 		default:
 		}
 		log.Printf("link to %s ended (%v); calls it carried failed UNAVAILABLE; reconnecting",
-			printable(p.addresses[i]), err)
+			p.addresses[i], err)
 		go p.redial(i)
 	}()
 }
@@ -87,7 +87,7 @@ func (p *pool) redial(i int) {
 		}
 		conn, err := net.Dial("unix", p.addresses[i])
 		if err == nil {
-			log.Printf("link to %s is back", printable(p.addresses[i]))
+			log.Printf("link to %s is back", p.addresses[i])
 			p.attach(i, conn)
 			return
 		}
@@ -119,12 +119,4 @@ func (p *pool) close() {
 	default:
 		close(p.closing)
 	}
-}
-
-// printable: an abstract socket's name starts with a NUL byte (written @ here).
-func printable(address string) string {
-	if address != "" && address[0] == 0 {
-		return "@" + address[1:]
-	}
-	return address
 }
