@@ -348,6 +348,8 @@ class VersionAnalysis(ApiModel):
     version: str
     requests: int = 0
     error_rate: float | None = None
+    default_rates: dict[str, float] | None = None
+    """Default answers / queries, by reason (``slo``, ...): what the default gate compares."""
     p99_millis: float | None = None
     labels: int = 0
     loss: float | None = None

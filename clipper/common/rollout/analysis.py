@@ -406,6 +406,7 @@ def _numbers(version: str, stats: VersionStats) -> VersionAnalysis:
         version=version,
         requests=stats.requests,
         error_rate=None if rate is None else round(rate, 4),
+        default_rates={r: round(stats.default_rate(r), 4) for r in sorted(stats.defaults)} or None,
         p99_millis=None if p99 is None else round(p99, 1),
         labels=stats.labels,
         loss=None if loss is None else round(loss, 4),

@@ -189,6 +189,20 @@ def test_a_canary_slower_than_the_slo_is_rolled_back_by_the_latency_gate() -> No
     assert (c.status.analysis.verdict, c.status.analysis.samples) == ("Failed", 60)
 
 
+def test_the_status_shows_each_versions_default_rates_that_the_gate_compared() -> None:
+    c = analysed_canary()
+    c.fleet = fleet(
+        ("a", {"v1": stats(1400, defaults={"slo": 4}), "v2": stats(100, defaults={"slo": 9})})
+    )
+    assert reasons(c.step(5)) == ["RolledBack"]
+    assert c.status.analysis is not None
+    rates = {v.version: v.default_rates for v in c.status.analysis.versions}
+    assert rates == {"v1": {"slo": 0.01}, "v2": {"slo": 0.09}}
+    assert "default answers (slo): v2 0.090 (n=100) vs v1 0.010 (n=400)" in (
+        c.status.analysis.message or ""
+    )
+
+
 def test_a_canary_as_good_as_the_stable_version_passes_each_step_then_is_promoted() -> None:
     c = analysed_canary()
     c.fleet = fleet(("a", {"v1": stats(1500, labels=30, loss=0.1), "v2": stats(60, labels=20)}))
