@@ -175,6 +175,16 @@ def _retained(obj: dict[str, Any], version: str) -> bool:
     return any(v["version"] == version and v["phase"] == "Retained" for v in versions)
 
 
+def _analysis_summary(analysis: dict[str, Any]) -> str:
+    """One line of a step's analysis: the verdict, and each version's numbers."""
+    numbers = "; ".join(
+        f"{v['version']}: n={v.get('requests', 0)} p99={v.get('p99Millis')} ms"
+        f" defaults={v.get('defaultRates') or {}} errors={v.get('errorRate', 0)}"
+        for v in analysis.get("versions") or []
+    )
+    return f"{analysis.get('verdict')} ({numbers}) {analysis.get('message') or ''}".strip()
+
+
 def _failed(obj: dict[str, Any], version: str) -> dict[str, Any] | None:
     """``version``'s entry in the status once the operator gave up on it (rolled back)."""
     versions = (obj.get("status") or {}).get("versions") or []
@@ -188,6 +198,7 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
     example.wait("modeldeployment", FOREST, lambda o: serving(o, "v1"), "v1 serving")
     seen = ["v1=100"]
     failed: list[dict[str, Any]] = []
+    judged: dict[str, Any] = {}  # each step's latest analysis, for the results and a failure
     load = under_load(deployed, 420, "v1=100 before")
     with load:
         wait_for(lambda: load.current.requests >= 100, timeout=60, what="load flowing")
@@ -200,6 +211,9 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
             if summary and summary != seen[-1]:
                 seen.append(summary)
                 load.phase(summary)
+            analysis = (obj.get("status") or {}).get("analysis") or {}
+            if analysis.get("version") == "v2":
+                judged[f"step {analysis.get('step')}"] = _analysis_summary(analysis)
             failed[:] = [obj] if _failed(obj, "v2") else []
             return bool(failed) or (serving(obj, "v2") and _retained(obj, "v1"))
 
@@ -216,7 +230,8 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
             pytest.fail(
                 f"v2 was rolled back: {_failed(failed[0], 'v2')}; analysis:"
                 f" {json.dumps(status.get('analysis'))};"
-                f" Degraded: {condition(failed[0], 'Degraded')}; traffic seen: {seen}"
+                f" Degraded: {condition(failed[0], 'Degraded')}; traffic seen: {seen};"
+                f" steps judged: {judged}"
             )
         load.phase("v2=100 after (v1 retained)")
         after = load.current
@@ -239,6 +254,7 @@ def test_swap_forest_v1_to_v2_by_canary_steps_under_load_fails_no_request(
             "defaults": total.defaults,
             "seconds": round(swap_seconds, 1),
             "traffic_summaries": seen,
+            "analysis": judged,
         },
     )
     assert total.failed == 0, total.failures
