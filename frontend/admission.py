@@ -19,8 +19,9 @@ answered in time. Two checks, both O(1):
   whose wait just fitted was admitted, waited, and missed its deadline by the
   batch it then needed: at 256 connections of 16 rows, three admitted rows in
   four became defaults. For a single-model app the request
-  gets 429 at the door; for an ensemble that model is a straggler and the others
-  answer (``clipper.frontend.queries``).
+  gets 429 at the door; an app that selects among models passes that model over
+  while another could answer in time, and refuses only when none could
+  (``clipper.frontend.queries``).
 
 The deadline counts from the request's arrival (the transport records it
 before reading the body), so time spent reading a slow body or waiting for the

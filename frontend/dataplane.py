@@ -134,7 +134,7 @@ class DataPlane:
             app.metrics.shed("inflight")
             raise self.admission.refusal()
         if app.single is None:
-            return  # an ensemble: an overloaded model is a straggler, decided per row
+            return  # several models: an overloaded one is passed over, decided per request
         now = asyncio.get_running_loop().time()
         deadline = arrived + app.slo_s
         refusal: Overloaded | None = None

@@ -115,6 +115,14 @@ class Metrics:
             ["app", "reason"],
             registry=reg,
         )
+        self.passed_over = Counter(
+            f"{PREFIX}_passed_over_requests",
+            "Requests whose model selection left out a model that could not answer them"
+            " in time (every version's queue full, or longer than the request had left)"
+            " while another model could, by app and model.",
+            ["app", "model"],
+            registry=reg,
+        )
         self.inflight_rows = Gauge(
             f"{PREFIX}_inflight_rows", "Rows admitted and not yet answered.", registry=reg
         )
@@ -281,6 +289,7 @@ class AppMetrics:
         self._latency: dict[str, Any] = {}
         self._defaults: dict[str, Any] = {}
         self._shed: dict[str, Any] = {}
+        self._passed_over: dict[str, Any] = {}
         self.feedback = metrics.feedback.labels(app)
 
     def latency(self, api: str) -> Any:
@@ -299,6 +308,12 @@ class AppMetrics:
         child = self._shed.get(reason)
         if child is None:
             child = self._shed[reason] = self._metrics.shed.labels(self.app, reason)
+        child.inc()
+
+    def passed_over(self, model: str) -> None:
+        child = self._passed_over.get(model)
+        if child is None:
+            child = self._passed_over[model] = self._metrics.passed_over.labels(self.app, model)
         child.inc()
 
 

@@ -135,7 +135,8 @@ async def start(
     if app.single is not None:
         evaluation.selections = [app.single] * len(rows)
     else:
-        select, down = app.policy.select, app.unavailable()
+        down = _passed_over(app, deadline, asyncio.get_running_loop().time())
+        select = app.policy.select
         evaluation.selections = [select(context, down) for _ in range(len(rows))]
     evaluation.sources = [{} for _ in range(len(rows))]
     try:
@@ -150,6 +151,37 @@ async def start(
         evaluation.abandon()
         raise
     return evaluation
+
+
+def _passed_over(app: AppRuntime, deadline: float, now: float) -> frozenset[str]:
+    """The models selection leaves out for this request, while another model remains:
+    those with no ready replica, and those that could not answer it in time -- every
+    weighted version's queue is full or holds more work than the request has left,
+    the refusal ``_submit`` would give.
+
+    Selection chooses among models that all answer the query; one that is down or
+    overloaded for this deadline is passed over as a down one is, so a request that
+    another model can answer in time gets its answer rather than a 429 (an ensemble
+    answers with the models that can). When no model could, none is passed over
+    for being late: the rows are refused at once, and the client backs off.
+    """
+    down = app.unavailable()
+    late = [
+        name
+        for name, model in app.models.items()
+        if name not in down
+        and model.versions
+        and all(_refuses(v, deadline, now, len(model.versions) == 1) for v, _ in model.versions)
+    ]
+    if not late or len(down) + len(late) >= len(app.models):
+        return down
+    for name in late:
+        app.metrics.passed_over(name)
+    return down.union(late)
+
+
+def _refuses(version: VersionRuntime, deadline: float, now: float, alone: bool) -> bool:
+    return version.queue.full or admission.too_late(version, deadline, now, alone) is not None
 
 
 Group = tuple[VersionRuntime, list[tuple[int, str]]]

@@ -234,7 +234,7 @@ async def test_a_full_queue_is_refused_at_the_door_before_the_body_is_read(
     assert shed == 1
 
 
-async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_are_full(
+async def test_an_ensemble_leaves_out_a_model_whose_queue_is_full_and_429s_when_all_are_full(
     routes: Path,
     echo_server: ModelServer,
     latency: LatencyControl,
@@ -269,8 +269,67 @@ async def test_an_ensemble_treats_a_full_queue_as_a_straggler_and_429s_when_all_
     finally:
         m_control.set(0.0)
     assert metric(text, "clipper_frontend_shed_requests_total", app="both") == 1
+    assert metric(text, "clipper_frontend_passed_over_requests_total", app="both", model="m") == 1
     gc.collect()
     assert "never retrieved" not in caplog.text
+
+
+async def stand(queue: object, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    """Make the queue stand: its replica held by one row, a batch timed at ``seconds``
+    a row, and two rows behind that have waited ``seconds`` -- about ``seconds`` of
+    work that admission sees, whatever the batcher does meanwhile."""
+    now = loop.time()
+    queue.put(Chunk(rows(1), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
+    await until(lambda: queue.rows == 0, "the filler row taken")  # type: ignore[attr-defined]
+    for _ in range(50):  # the estimates are smoothed: forget the batches before
+        queue.note_drained(1, seconds)  # type: ignore[attr-defined]
+    late = Chunk(rows(2), now + 5, loop.create_future())
+    queue.put(late, now - seconds)  # type: ignore[attr-defined]
+
+
+async def test_selection_passes_over_a_model_that_cannot_answer_in_time(
+    routes: Path,
+    echo_server: ModelServer,
+    latency: LatencyControl,
+    m_server: ModelServer,
+    m_control: LatencyControl,
+) -> None:
+    """Exp3 picks one model per query. When one model's queue holds more work than a
+    request has left, the request goes to a model that can answer it in time -- not a
+    429 while that model idles -- and the passing over is counted. When no model can,
+    the request is refused at once, as a single-model app's is."""
+    models = {"m": [m_server.address], "echo": [echo_server.address]}
+    write_routes(routes, route("pick", models, latency_slo_ms=500, selection={"type": "exp3"}))
+    m_control.set(3.0)
+    try:
+        async with serving(routes, seed=0) as fe, aiohttp.ClientSession() as http:
+            loop = asyncio.get_running_loop()
+            await stand(fe.frontend.router.versions[("m", "1")].queue, loop, 1.0)
+            url = f"{fe.url}/pick/predict"
+            for i in range(20):  # exp3 starts uniform: m would be drawn for about half
+                async with http.post(url, json={"input": [float(i), 1.0, 2.0, 3.0]}) as r:
+                    assert r.status == 200, await r.text()
+                    body = await r.json()
+                assert (body["models"], body["default"]) == (["echo"], False), body
+                assert body["output"] == [float(i), 1.0, 2.0, 3.0]
+            text = fe.metrics()
+            passed_over = metric(
+                text, "clipper_frontend_passed_over_requests_total", app="pick", model="m"
+            )
+            assert passed_over == 20
+
+            latency.set(3.0)
+            await stand(fe.frontend.router.versions[("echo", "1")].queue, loop, 1.0)
+            async with http.post(url, json={"input": [99.0, 1.0, 2.0, 3.0]}) as refused:  # no hit
+                assert refused.status == 429, await refused.text()
+                assert "Retry-After" in refused.headers
+                assert "rows queued" in (await refused.json())["error"]
+            text = fe.metrics()
+    finally:
+        m_control.set(0.0)
+        latency.set(0.0)
+    assert metric(text, "clipper_frontend_shed_requests_total", app="pick", reason="late") == 1
+    assert metric(text, "clipper_frontend_passed_over_requests_total", app="pick", model="m") == 20
 
 
 @pytest.mark.parametrize("paced", [True, False])
