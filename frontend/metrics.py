@@ -264,11 +264,11 @@ class Metrics:
         self.inflight_rows_limit.set_function(limit)
         self.inflight_rows_bound.set(bound)
 
-    def error(self, api: str, code: str) -> None:
+    def error(self, api: str, code: str, count: int = 1) -> None:
         child = self._error_children.get((api, code))
         if child is None:
             child = self._error_children[(api, code)] = self.errors.labels(api, code)
-        child.inc()
+        child.inc(count)
 
     def app(self, name: str) -> AppMetrics:
         return AppMetrics(self, name)

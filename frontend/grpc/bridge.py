@@ -13,6 +13,10 @@ event-loop iteration goes out in one ``write``, and the front does the same, so
 under load one system call carries many calls. The frame layout is documented
 once, in ``front/backend.go``.
 
+Calls the front answers itself with an error (past its bound on calls at once, a
+method outside the service, no process linked) arrive as counts, added to
+``clipper_frontend_errors_total`` as the servicer's own errors are.
+
 Each call and each stream request is a task of its own, as under grpc.aio; the
 front sends a cancel when its caller goes away, which cancels the task. A
 request that is not a valid message is answered INVALID_ARGUMENT (on a stream:
@@ -33,11 +37,11 @@ from google.protobuf.message import DecodeError
 
 from clipper.common.errors import InvalidInput
 from clipper.common.protocol import pb
-from clipper.frontend.grpc.servicer import InferenceServicer
+from clipper.frontend.grpc.servicer import API, STREAM_API, InferenceServicer
 
 log = logging.getLogger(__name__)
 
-CALL, STREAM_REQUEST, CANCEL, STREAM_OPENED, STREAM_CLOSED = 1, 2, 3, 4, 5
+CALL, STREAM_REQUEST, CANCEL, STREAM_OPENED, STREAM_CLOSED, REFUSED = 1, 2, 3, 4, 5, 6
 ANSWER = 1
 _HEAD = struct.Struct("<IBQ")  # size, kind, id
 _SECONDS = struct.Struct("<d")
@@ -45,6 +49,9 @@ _U16 = struct.Struct("<H")
 _ANSWER = struct.Struct("<IBQBII")  # size, kind, id, code, retry-after, message length
 MAX_FRAME = 1 << 31
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+REFUSED_APIS = (API, STREAM_API)
+"""A refused frame's api byte -> the ``api`` label of ``clipper_frontend_errors_total``."""
+CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 class Aborted(Exception):
@@ -186,6 +193,9 @@ class Link(asyncio.Protocol):
             if ident in self._streams:
                 self._streams.discard(ident)
                 self._servicer.streams.relayed -= 1
+        elif kind == REFUSED:  # calls the front answered itself; ident is their count
+            api, code = REFUSED_APIS[view[position]], CODE_NAMES[view[position + 1]]
+            self._servicer.metrics.error(api, code, ident)
         else:
             raise ValueError(f"a frame of unknown kind {kind}")
 

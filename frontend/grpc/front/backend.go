@@ -17,6 +17,8 @@ package main
 //	  1 call, 2 stream request: u8 len + method, f64 seconds left (< 0: no
 //	    deadline), u16 len + x-request-id, u16 len + x-clipper-context, message
 //	  3 cancel (the caller went away), 4 stream opened, 5 stream closed: nothing
+//	  6 refused (refusals.go; the id field is a count): u8 api (0 call, 1
+//	    stream), u8 status code
 //	frontend -> front: u32 size, u8 kind 1 (answer), u64 id, u8 status code,
 //	  u32 retry-after seconds (0: none), u32 len + status message, message
 //	  (when the code is OK)
@@ -64,6 +66,7 @@ type answer struct {
 	retryAfter uint32
 	message    string
 	body       []byte
+	local      bool // the front's own (the link ended), not the frontend's
 }
 
 type backend struct {
@@ -193,7 +196,9 @@ func (b *backend) fail(err error) {
 		b.mu.Unlock()
 		b.outstanding.Store(0)
 		for id, ch := range waiting {
-			ch <- answer{id: id, code: codes.Unavailable, message: errGone.Error() + "; retry the call"}
+			ch <- answer{
+				id: id, code: codes.Unavailable, message: errGone.Error() + "; retry the call", local: true,
+			}
 		}
 		close(b.gone)
 		_ = b.conn.Close()

@@ -102,6 +102,7 @@ func run(c config) error {
 	links := newPool(c.backends)
 	links.connect()
 	f := &front{pool: links, maxCalls: c.maxCalls, streamMax: c.streamMax, closing: make(chan struct{})}
+	go f.refused.report(links)
 	lc := net.ListenConfig{}
 	if c.reusePort {
 		lc.Control = func(_, _ string, raw syscall.RawConn) error {

@@ -38,6 +38,7 @@ type front struct {
 	maxCalls  int64
 	calls     atomic.Int64
 	streamMax int
+	refused   refusals      // errors the front answered itself (refusals.go)
 	closing   chan struct{} // closed when the server stops: streams stop reading
 	closeOnce sync.Once
 }
@@ -48,10 +49,16 @@ func (f *front) close() { f.closeOnce.Do(func() { close(f.closing) }) }
 func (f *front) handle(_ any, ss grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(ss)
 	if !strings.HasPrefix(method, service) {
+		f.refused.count(apiCall, codes.Unimplemented)
 		return status.Errorf(codes.Unimplemented, "unknown service or method %s", method)
+	}
+	api := apiCall
+	if method == streamMethod {
+		api = apiStream
 	}
 	if f.calls.Add(1) > f.maxCalls {
 		f.calls.Add(-1)
+		f.refused.count(api, codes.ResourceExhausted)
 		return status.Errorf(codes.ResourceExhausted,
 			"the frontend is serving its limit of %d gRPC calls at once "+
 				"(--grpc-max-concurrent-rpcs); retry later", f.maxCalls)
@@ -69,14 +76,19 @@ func (f *front) handle(_ any, ss grpc.ServerStream) error {
 	answers := make(chan answer, 1)
 	b := f.pool.pick()
 	if b == nil {
+		f.refused.count(apiCall, codes.Unavailable)
 		return status.Error(codes.Unavailable, errNone)
 	}
 	id, err := b.submit(head, answers)
 	if err != nil {
+		f.refused.count(apiCall, codes.Unavailable)
 		return status.Error(codes.Unavailable, err.Error()+"; retry the call")
 	}
 	select {
 	case a := <-answers:
+		if a.local {
+			f.refused.count(apiCall, a.code)
+		}
 		if a.code != codes.OK {
 			if a.retryAfter > 0 {
 				ss.SetTrailer(metadata.Pairs("retry-after", strconv.Itoa(int(a.retryAfter))))
@@ -176,12 +188,14 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 			r.kind, r.message, r.seconds = kindStreamRequest, message, secondsLeft(ctx)
 			b := f.pool.pick()
 			if b == nil {
+				f.refused.count(apiStream, codes.Unavailable)
 				s.reading, s.readErr = false, status.Error(codes.Unavailable, errNone)
 				s.Unlock()
 				return
 			}
 			id, err := b.submit(&r, answers)
 			if err != nil {
+				f.refused.count(apiStream, codes.Unavailable)
 				s.reading, s.readErr = false, status.Error(codes.Unavailable, err.Error())
 				s.Unlock()
 				return
@@ -208,6 +222,7 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 		select {
 		case a := <-answers:
 			if a.code != codes.OK { // the link to a frontend process is gone
+				f.refused.count(apiStream, a.code)
 				f.cancelAll(s.ids, &s.Mutex)
 				return status.Error(a.code, a.message)
 			}

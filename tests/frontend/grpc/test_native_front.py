@@ -7,6 +7,7 @@ restarted when it dies, gone when its frontend dies) and the messages it relays 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from clipper.frontend.grpc.server import GrpcServer
 from clipper.frontend.runtime import Frontend
 from clipper.frontend.settings import FrontendSettings
 from clipper.testing.frontend import FrontendProcess, metric, route, serving, write_routes
+from clipper.testing.latency import LatencyControl
 from clipper.testing.model_servers import ModelServer
 from clipper.testing.processes import port_open, wait_for
 from clipper.testing.timeouts import scaled
@@ -131,6 +133,41 @@ async def test_methods_outside_the_service_are_unimplemented(echo_routes: Path) 
                 await channel.unary_unary(method)(b"", timeout=scaled(10))
             assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
         assert list(await infer(fe.grpc_address)) == [0.0, 1.0, 2.0, 3.0]
+
+
+async def test_errors_the_front_answers_itself_are_counted_by_the_frontend(
+    echo_routes: Path, latency: LatencyControl
+) -> None:
+    """Calls the front refuses never reach Python; it reports their counts over the
+    link, so ``clipper_frontend_errors_total`` shows every error a client saw."""
+    latency.set(1.0)  # the first call holds the only slot while the second arrives
+    async with (
+        serving(echo_routes, grpc_server="native", grpc_max_concurrent_rpcs=1) as fe,
+        grpc.aio.insecure_channel(fe.grpc_address) as channel,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        held = asyncio.ensure_future(stub.ModelInfer(echo_request(), timeout=scaled(30)))
+        plane = fe.frontend.plane
+        await eventually(lambda: plane.admission.rows == 1, what="the first call in")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ModelInfer(echo_request(), timeout=scaled(30))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await held
+        latency.set(0.0)
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await channel.unary_unary("/other.Service/Call")(b"", timeout=scaled(10))
+        assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+        def counted() -> tuple[float, float] | None:
+            text = fe.metrics()
+            found = (
+                metric(text, "clipper_frontend_errors_total", api="oip_grpc", code=code)
+                for code in ("RESOURCE_EXHAUSTED", "UNIMPLEMENTED")
+            )
+            numbers = tuple(found)
+            return numbers if numbers == (1.0, 1.0) else None
+
+        assert await eventually(counted, within_s=10, what="the front's refusals counted")
 
 
 async def test_where_the_front_is_found_and_what_happens_without_it(
