@@ -38,6 +38,13 @@ async def until(condition: Callable[[], bool], what: str) -> None:
     raise TimeoutError(f"waiting for {what}")
 
 
+async def is_429(response: aiohttp.ClientResponse, reason: str) -> None:
+    """``response`` is a refusal that says ``reason`` and when to retry."""
+    assert response.status == 429, await response.text()
+    assert "Retry-After" in response.headers
+    assert reason in (await response.json())["error"]
+
+
 def echo_app(server: ModelServer, cache: bool = True, slo_ms: float = 5000) -> dict[str, object]:
     return route(
         "echo",
@@ -177,9 +184,8 @@ async def test_admission_answers_429_with_retry_after_and_keeps_serving(
         held = asyncio.ensure_future(plane.predict("echo", rows(4)))
         await until(lambda: plane.admission.rows == 4, "4 rows in flight")
         async with http.post(f"{fe.url}/echo/predict", json={"input": [9.0] * 4}) as refused:
-            assert refused.status == 429
+            await is_429(refused, "rows in flight")
             assert int(refused.headers["Retry-After"]) >= 1
-            assert "rows in flight" in (await refused.json())["error"]
         await held
         latency.set(0.0)
         async with http.post(f"{fe.url}/echo/predict", json={"input": [9.0] * 4}) as served:
@@ -224,9 +230,7 @@ async def test_a_full_queue_is_refused_at_the_door_before_the_body_is_read(
         async with serving(routes, queue_capacity=2) as fe, aiohttp.ClientSession() as http:
             await fill(fe.frontend.router.versions[("echo", "1")].queue, asyncio.get_running_loop())
             async with http.post(f"{fe.url}/echo/predict", data=b"{not json") as refused:
-                assert refused.status == 429, await refused.text()
-                assert "Retry-After" in refused.headers
-                assert "queue is full" in (await refused.json())["error"]
+                await is_429(refused, "queue is full")
             text = fe.metrics()
     finally:
         latency.set(0.0)
@@ -262,9 +266,7 @@ async def test_an_ensemble_leaves_out_a_model_whose_queue_is_full_and_429s_when_
             latency.set(3.0)
             await fill(fe.frontend.router.versions[("echo", "1")].queue, loop)
             async with http.post(url, json={"input": [5.0, 6.0, 7.0, 8.0]}) as refused:
-                assert refused.status == 429
-                assert "Retry-After" in refused.headers
-                assert "queue is full" in (await refused.json())["error"]
+                await is_429(refused, "queue is full")
             text = fe.metrics()
     finally:
         m_control.set(0.0)
@@ -321,9 +323,7 @@ async def test_selection_passes_over_a_model_that_cannot_answer_in_time(
             latency.set(3.0)
             await stand(fe.frontend.router.versions[("echo", "1")].queue, loop, 1.0)
             async with http.post(url, json={"input": [99.0, 1.0, 2.0, 3.0]}) as refused:  # no hit
-                assert refused.status == 429, await refused.text()
-                assert "Retry-After" in refused.headers
-                assert "rows queued" in (await refused.json())["error"]
+                await is_429(refused, "rows queued")
             text = fe.metrics()
     finally:
         m_control.set(0.0)
