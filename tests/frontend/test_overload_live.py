@@ -302,7 +302,7 @@ async def test_selection_passes_over_a_model_that_cannot_answer_in_time(
     the request is refused at once, as a single-model app's is."""
     models = {"m": [m_server.address], "echo": [echo_server.address]}
     write_routes(routes, route("pick", models, latency_slo_ms=500, selection={"type": "exp3"}))
-    m_control.set(3.0)
+    m_control.set(10.0)  # m stays swamped while the 20 requests are sent
     try:
         async with serving(routes, seed=0) as fe, aiohttp.ClientSession() as http:
             loop = asyncio.get_running_loop()

@@ -140,7 +140,7 @@ async def test_errors_the_front_answers_itself_are_counted_by_the_frontend(
 ) -> None:
     """Calls the front refuses never reach Python; it reports their counts over the
     link, so ``clipper_frontend_errors_total`` shows every error a client saw."""
-    latency.set(1.0)  # the first call holds the only slot while the second arrives
+    latency.set(3.0)  # the first call holds the only slot while the second arrives
     async with (
         serving(echo_routes, grpc_server="native", grpc_max_concurrent_rpcs=1) as fe,
         grpc.aio.insecure_channel(fe.grpc_address) as channel,
