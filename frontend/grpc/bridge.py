@@ -194,8 +194,12 @@ class Link(asyncio.Protocol):
                 self._streams.discard(ident)
                 self._servicer.streams.relayed -= 1
         elif kind == REFUSED:  # calls the front answered itself; ident is their count
-            api, code = REFUSED_APIS[view[position]], CODE_NAMES[view[position + 1]]
-            self._servicer.metrics.error(api, code, ident)
+            if end - position < 2:
+                raise ValueError("a short refused frame")
+            api, code = view[position], view[position + 1]
+            if api >= len(REFUSED_APIS):
+                raise ValueError(f"a refused frame for an unknown API {api}")
+            self._servicer.metrics.error(REFUSED_APIS[api], CODE_NAMES.get(code, str(code)), ident)
         else:
             raise ValueError(f"a frame of unknown kind {kind}")
 
