@@ -222,7 +222,9 @@ func (f *front) stream(ss grpc.ServerStream, head *request) error {
 		select {
 		case a := <-answers:
 			if a.code != codes.OK { // the link to a frontend process is gone
-				f.refused.count(apiStream, a.code)
+				if a.local {
+					f.refused.count(apiStream, a.code)
+				}
 				f.cancelAll(s.ids, &s.Mutex)
 				return status.Error(a.code, a.message)
 			}
