@@ -12,7 +12,7 @@ The defaults are for a production cluster; the tests shorten only the timings
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,8 +52,10 @@ class OperatorSettings(BaseSettings):
     frontend_image: str = f"clipper:{__version__}"
     """Default frontend image, for ClipperApps that set no spec.frontend.image."""
 
-    image_pull_policy: str = "IfNotPresent"
-    """imagePullPolicy of the containers the operator creates."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """imagePullPolicy of the containers the operator creates (and of its own, in the
+    manifests it prints). Never: only images already on the node (an air-gapped or
+    kind cluster), so a missing image fails at once instead of trying a registry."""
 
     workers: int = Field(default=4, ge=1, le=64)
     """Objects reconciled at once (one object is never reconciled twice at once)."""

@@ -173,6 +173,7 @@ def _env(settings: OperatorSettings) -> list[dict[str, Any]]:
         {"name": "CLIPPER_OPERATOR_MODEL_IMAGE", "value": settings.model_image},
         {"name": "CLIPPER_OPERATOR_MODEL_IMAGE_CUDA", "value": settings.model_image_cuda},
         {"name": "CLIPPER_OPERATOR_FRONTEND_IMAGE", "value": settings.frontend_image},
+        {"name": "CLIPPER_OPERATOR_IMAGE_PULL_POLICY", "value": settings.image_pull_policy},
         {"name": "CLIPPER_OPERATOR_NAMESPACES", "value": ",".join(settings.namespaces)},
         {
             "name": "CLIPPER_OPERATOR_LIVENESS_ENDPOINT",

@@ -24,6 +24,7 @@ def test_lint_strict_with_non_default_values(helm: Helm) -> None:
     ("setting", "field"),
     [
         ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("defaultImages.pullPolicy=Sometimes", "pullPolicy"),
         ("securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
         ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
         ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),

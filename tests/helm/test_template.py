@@ -107,3 +107,17 @@ def test_images_default_to_the_app_version(helm: Helm) -> None:
     [container] = custom["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example/clipper:9.9.9"
     assert container["imagePullPolicy"] == "Always"
+
+
+def test_created_containers_pull_as_the_operator_does_unless_told_otherwise(
+    helm: Helm,
+) -> None:
+    def policies(*sets: str) -> tuple[str, str]:
+        [deployment] = by_kind(helm.template(*sets), "Deployment")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        return container["imagePullPolicy"], env["CLIPPER_OPERATOR_IMAGE_PULL_POLICY"]
+
+    assert policies() == ("IfNotPresent", "IfNotPresent")
+    assert policies("image.pullPolicy=Never") == ("Never", "Never")
+    assert policies("defaultImages.pullPolicy=Never") == ("IfNotPresent", "Never")

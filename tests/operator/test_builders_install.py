@@ -119,6 +119,15 @@ def test_watching_given_namespaces_grants_roles_there_and_only_reads_cluster_wid
     assert env["CLIPPER_OPERATOR_NAMESPACES"] == "team-a,team-b"
 
 
+def test_the_pull_policy_reaches_the_operator_and_the_containers_it_creates() -> None:
+    settings = OperatorSettings(image_pull_policy="Never")
+    deployment = list(yaml.safe_load_all(install_manifests("ops", settings)))[-1]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["imagePullPolicy"] == "Never"
+    assert env["CLIPPER_OPERATOR_IMAGE_PULL_POLICY"] == "Never"
+
+
 @pytest.mark.parametrize("namespaces", [(), ("team-*",), ("prod", "team-?")])
 def test_every_namespace_or_a_glob_needs_the_cluster_role(namespaces: tuple[str, ...]) -> None:
     (account, role, binding) = build_operator_rbac("ops", OperatorSettings(namespaces=namespaces))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -56,6 +57,15 @@ def test_invalid_settings_exit_2_with_the_flag_named() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "invalid --workers" in result.stderr
+    result = subprocess.run(  # from the environment, as the chart sets it
+        [sys.executable, "-m", "clipper", "operator"],
+        env={**os.environ, "CLIPPER_OPERATOR_IMAGE_PULL_POLICY": "Sometimes"},
+        capture_output=True, text=True, timeout=scaled(60), check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid --image-pull-policy: Input should be 'Always', 'IfNotPresent'" in (
+        result.stderr
+    )
 
 
 def test_manifests_print_a_yaml_stream_for_kubectl() -> None:
