@@ -58,6 +58,10 @@ from .timeline import WINDOW_S, Counters, TimedLoad, grown, phases, read_counter
 
 IDENTITY = "clipper.testing.functions:identity"
 DEADLINE_S = 120.0
+SLO_MS = 1000
+AFTER_S = SLO_MS / 1000 + 2 * WINDOW_S
+"""The least the load runs on after v2 is stable: a v1 answer still in flight may land
+up to the objective later, so only then do whole windows of v2 alone follow."""
 """The most a rollout may take, from the apply to v2 stable, before the run fails."""
 Status = dict[str, Any]
 PROMOTED = "ShadowPromoted"
@@ -123,7 +127,7 @@ def swap(strategy: str, options: Options, serve: Callable[[Path], Served]) -> di
         app = clipper_app(
             served.app,
             [served.model],
-            latencySLOMillis=1000,
+            latencySLOMillis=SLO_MS,
             cache={"enabled": False},
             frontend={"service": service},
         )
@@ -147,7 +151,7 @@ def swap(strategy: str, options: Options, serve: Callable[[Path], Served]) -> di
                 final = watch.until(lambda s: _stable(s, served.model), "v2 stable")
                 if strategy == "Shadow":  # when the run itself started and ended the test
                     watch.retime(final, {"v2 shadowing": "ShadowStarted", "v2 promoted": PROMOTED})
-                watch.sleep(settle)
+                watch.sleep(max(settle, AFTER_S))
             finally:
                 samples = load.stop()
     return watch.result(strategy, rollout, samples, final)
