@@ -58,11 +58,11 @@ from .timeline import WINDOW_S, Counters, TimedLoad, grown, phases, read_counter
 
 IDENTITY = "clipper.testing.functions:identity"
 DEADLINE_S = 120.0
+"""The most a rollout may take, from the apply to v2 stable, before the run fails."""
 SLO_MS = 1000
 AFTER_S = SLO_MS / 1000 + 2 * WINDOW_S
 """The least the load runs on after v2 is stable: a v1 answer still in flight may land
 up to the objective later, so only then do whole windows of v2 alone follow."""
-"""The most a rollout may take, from the apply to v2 stable, before the run fails."""
 Status = dict[str, Any]
 PROMOTED = "ShadowPromoted"
 
