@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from clipper.common.errors import Overloaded
-from clipper.frontend.batching.queue import Chunk
+from clipper.frontend.batching.queue import Chunk, DeadlineQueue
 from clipper.testing.frontend import metric, route, serving, start_model_servers, write_routes
 from clipper.testing.latency import URI, LatencyControl
 from clipper.testing.model_servers import ModelServer
@@ -211,12 +211,18 @@ def m_server(m_control: LatencyControl) -> Iterator[ModelServer]:
     server.stop()
 
 
-async def fill(queue: object, loop: asyncio.AbstractEventLoop) -> None:
-    """Hold the replica with one row, then fill the queue (capacity 2) behind it."""
+async def hold(queue: DeadlineQueue, loop: asyncio.AbstractEventLoop) -> float:
+    """Hold the queue's replica with one row (the model is slow); returns when it was sent."""
     now = loop.time()
-    queue.put(Chunk(rows(1), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
-    await until(lambda: queue.rows == 0, "the filler row taken")  # type: ignore[attr-defined]
-    queue.put(Chunk(rows(2), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
+    queue.put(Chunk(rows(1), now + 5, loop.create_future()), now)
+    await until(lambda: queue.rows == 0, "the filler row taken")
+    return now
+
+
+async def fill(queue: DeadlineQueue, loop: asyncio.AbstractEventLoop) -> None:
+    """Hold the replica with one row, then fill the queue (capacity 2) behind it."""
+    now = await hold(queue, loop)
+    queue.put(Chunk(rows(2), now + 5, loop.create_future()), now)
 
 
 async def test_a_full_queue_is_refused_at_the_door_before_the_body_is_read(
@@ -276,17 +282,14 @@ async def test_an_ensemble_leaves_out_a_model_whose_queue_is_full_and_429s_when_
     assert "never retrieved" not in caplog.text
 
 
-async def stand(queue: object, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+async def stand(queue: DeadlineQueue, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
     """Make the queue stand: its replica held by one row, a batch timed at ``seconds``
     a row, and two rows behind that have waited ``seconds`` -- about ``seconds`` of
     work that admission sees, whatever the batcher does meanwhile."""
-    now = loop.time()
-    queue.put(Chunk(rows(1), now + 5, loop.create_future()), now)  # type: ignore[attr-defined]
-    await until(lambda: queue.rows == 0, "the filler row taken")  # type: ignore[attr-defined]
+    now = await hold(queue, loop)
     for _ in range(50):  # the estimates are smoothed: forget the batches before
-        queue.note_drained(1, seconds)  # type: ignore[attr-defined]
-    late = Chunk(rows(2), now + 5, loop.create_future())
-    queue.put(late, now - seconds)  # type: ignore[attr-defined]
+        queue.note_drained(1, seconds)
+    queue.put(Chunk(rows(2), now + 5, loop.create_future()), now - seconds)
 
 
 async def test_selection_passes_over_a_model_that_cannot_answer_in_time(
